@@ -1,0 +1,202 @@
+"""The in-memory dataset object every part of the platform accepts wherever a name is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from automl_chars.data.sampling import stratified_split, stratified_subset
+from automl_chars.errors import InvalidConfigError
+
+#: Side length every image is brought to: the CNN space, portfolio models and transfer assume it.
+IMAGE_SIZE = 28
+#: Largest side accepted by :func:`from_arrays`.
+MAX_INPUT_SIZE = 64
+#: Share of the training set held out for validation when a dataset has no validation split.
+VALIDATION_FRACTION = 0.1
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Grayscale character images held as tensors, with fixed train/validation/test splits.
+
+    Images are ``uint8`` tensors of shape ``(N, 1, 28, 28)`` (white strokes on black); labels are
+    ``int64`` in ``[0, num_classes)``. Trials move the tensors to their device once and slice
+    batches from them.
+    """
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: tuple[str, ...]
+    source: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for split in SPLITS:
+            x, y = self.split(split)
+            if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != 1:
+                raise InvalidConfigError(
+                    f"Dataset {self.name!r}: x_{split} must be uint8 of shape (N, 1, H, W), "
+                    f"got {tuple(x.shape)} {x.dtype}."
+                )
+            if y.dtype != torch.int64 or y.ndim != 1 or len(y) != len(x):
+                raise InvalidConfigError(
+                    f"Dataset {self.name!r}: y_{split} must be int64 of shape ({len(x)},), "
+                    f"got {tuple(y.shape)} {y.dtype}."
+                )
+            if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(self.classes)):
+                raise InvalidConfigError(
+                    f"Dataset {self.name!r}: y_{split} has labels outside [0, {len(self.classes)})."
+                )
+        if len(self.y_train) == 0:
+            raise InvalidConfigError(f"Dataset {self.name!r} has an empty training split.")
+
+    # -- description -------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {s: len(self.split(s)[1]) for s in SPLITS}
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns ``(x, y)`` of the split ``name`` (train, val or test)."""
+        if name not in SPLITS:
+            raise InvalidConfigError(f"Unknown split {name!r}; use one of {SPLITS}.")
+        return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
+
+    def class_counts(self, split: str = "train") -> np.ndarray:
+        return np.bincount(self.split(split)[1].numpy(), minlength=self.num_classes)
+
+    def describe(self) -> dict:
+        """A plain-dict summary: name, classes, sizes, shape, source."""
+        return {
+            "name": self.name,
+            "num_classes": self.num_classes,
+            "image_shape": list(self.image_shape),
+            **{f"n_{k}": v for k, v in self.sizes.items()},
+            "source": self.source,
+        }
+
+    def stratified_sample(
+        self, fraction: float, split: str = "train", seed: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A stratified ``fraction`` of a split, as ``(x, y)``; nested across fractions."""
+        x, y = self.split(split)
+        idx = torch.from_numpy(stratified_subset(y.numpy(), fraction, seed))
+        return x[idx], y[idx]
+
+    def __repr__(self) -> str:
+        s = self.sizes
+        return (
+            f"Dataset({self.name!r}, classes={self.num_classes}, train={s['train']}, "
+            f"val={s['val']}, test={s['test']})"
+        )
+
+
+def to_uint8_images(x: np.ndarray | torch.Tensor, name: str, what: str) -> torch.Tensor:
+    """Brings grayscale images of any supported layout to ``uint8 (N, 1, 28, 28)``.
+
+    Accepts ``(N, H, W)``, ``(N, 1, H, W)`` or ``(N, H, W, 1)`` with ``H, W <= 64``, as ``uint8``
+    (0..255) or floats in ``[0, 1]``. Non-square images are zero-padded to a square (centred),
+    then resized to 28x28 with antialiased bilinear interpolation; 28x28 inputs are untouched.
+    """
+    t = torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x
+    if t.ndim == 4 and t.shape[-1] == 1 and t.shape[1] != 1:
+        t = t.permute(0, 3, 1, 2)
+    elif t.ndim == 3:
+        t = t.unsqueeze(1)
+    if t.ndim != 4 or t.shape[1] != 1:
+        raise InvalidConfigError(
+            f"{name}: {what} must be grayscale images shaped (N, H, W), (N, 1, H, W) or "
+            f"(N, H, W, 1); got shape {tuple(t.shape)}. Convert colour images to grayscale first."
+        )
+    h, w = t.shape[-2:]
+    if max(h, w) > MAX_INPUT_SIZE:
+        raise InvalidConfigError(
+            f"{name}: {what} images are {h}x{w}; the largest supported size is "
+            f"{MAX_INPUT_SIZE}x{MAX_INPUT_SIZE}. Downscale them first."
+        )
+    if t.dtype == torch.uint8:
+        f = t
+    elif t.is_floating_point():
+        if len(t) and (float(t.min()) < 0.0 or float(t.max()) > 1.0):
+            raise InvalidConfigError(
+                f"{name}: float {what} must lie in [0, 1]; got [{float(t.min()):.3g}, "
+                f"{float(t.max()):.3g}]. Scale them, or pass uint8 images."
+            )
+        f = (t * 255).round().to(torch.uint8)
+    else:
+        raise InvalidConfigError(f"{name}: {what} must be uint8 or float, got {t.dtype}.")
+    if (h, w) == (IMAGE_SIZE, IMAGE_SIZE):
+        return f.contiguous()
+    side = max(h, w)
+    top, left = (side - h) // 2, (side - w) // 2
+    f = F.pad(f.float(), (left, side - w - left, top, side - h - top))
+    f = F.interpolate(f, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", antialias=True, align_corners=False)
+    return f.round().clamp(0, 255).to(torch.uint8).contiguous()
+
+
+def _labels(y: np.ndarray | torch.Tensor, name: str, what: str, n: int) -> np.ndarray:
+    arr = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
+    if arr.ndim != 1 or len(arr) != n:
+        raise InvalidConfigError(f"{name}: {what} must be 1-D with {n} labels (one per image), got shape {arr.shape}.")
+    return arr
+
+
+def from_arrays(
+    name: str,
+    x_train,
+    y_train,
+    x_test,
+    y_test,
+    x_val=None,
+    y_val=None,
+    *,
+    val_fraction: float = VALIDATION_FRACTION,
+    seed: int = 0,
+) -> Dataset:
+    """Wraps your own grayscale images and labels as a :class:`Dataset`.
+
+    Images up to 64x64 are padded to a square and resized to 28x28 (see :func:`to_uint8_images`).
+    Labels may be any sortable values; they are mapped to ``0..C-1`` in sorted order and the
+    originals kept as class names. Without a validation split, a stratified ``val_fraction`` of
+    the training set is held out (fixed by ``seed``).
+    """
+    if (x_val is None) != (y_val is None):
+        raise InvalidConfigError(f"{name}: pass both x_val and y_val, or neither.")
+    xs = {"train": to_uint8_images(x_train, name, "x_train"), "test": to_uint8_images(x_test, name, "x_test")}
+    ys = {"train": _labels(y_train, name, "y_train", len(xs["train"])),
+          "test": _labels(y_test, name, "y_test", len(xs["test"]))}
+    if x_val is not None:
+        xs["val"] = to_uint8_images(x_val, name, "x_val")
+        ys["val"] = _labels(y_val, name, "y_val", len(xs["val"]))
+    classes = np.unique(np.concatenate([ys[k] for k in ys]))
+    lookup = {v: i for i, v in enumerate(classes.tolist())}
+    yt = {k: torch.tensor([lookup[v] for v in ys[k].tolist()], dtype=torch.int64) for k in ys}
+    if x_val is None:
+        keep, held = stratified_split(yt["train"].numpy(), val_fraction, seed)
+        xs["val"], yt["val"] = xs["train"][held], yt["train"][held]
+        xs["train"], yt["train"] = xs["train"][keep], yt["train"][keep]
+    return Dataset(
+        name=name,
+        x_train=xs["train"], y_train=yt["train"],
+        x_val=xs["val"], y_val=yt["val"],
+        x_test=xs["test"], y_test=yt["test"],
+        classes=tuple(str(c) for c in classes.tolist()),
+        source="arrays",
+    )

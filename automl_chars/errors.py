@@ -1,0 +1,56 @@
+"""Errors the platform raises on bad input: each names what was wrong and how to fix it."""
+
+from __future__ import annotations
+
+
+class AutomlCharsError(Exception):
+    """Base class of every error raised on purpose by automl_chars."""
+
+
+class UnknownNameError(AutomlCharsError, ValueError):
+    """A name (dataset, preset, model, ...) that is not registered."""
+
+    def __init__(self, kind: str, name: str, known: list[str], suggestions: list[str]):
+        self.kind, self.name, self.known, self.suggestions = kind, name, known, suggestions
+        hint = f" Did you mean {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""
+        listing = ", ".join(known) if len(known) <= 40 else ", ".join(known[:40]) + ", ..."
+        super().__init__(f"Unknown {kind} {name!r}.{hint} Known {kind}s: {listing}.")
+
+
+class DuplicateNameError(AutomlCharsError, ValueError):
+    """A second registration under a name that is already taken."""
+
+
+class DatasetUnavailableError(AutomlCharsError, FileNotFoundError):
+    """A dataset's files are missing locally and were not (or could not be) downloaded."""
+
+    def __init__(self, name: str, folder: str, urls: list[str], reason: str = ""):
+        self.dataset, self.folder, self.urls = name, folder, urls
+        where = "\n".join(f"  {u}" for u in urls) or "  (no public address)"
+        extra = f" ({reason})" if reason else ""
+        super().__init__(
+            f"Dataset {name!r} is not available in {folder}{extra}.\n"
+            f"Fetch its files from:\n{where}\n"
+            f"and place them in {folder}, or call load({name!r}, download=True) "
+            f"(CLI: --download) on a machine with internet access. The data root is set by "
+            f"the `root` argument or the AUTOML_CHARS_DATA environment variable."
+        )
+
+
+class CorruptDatasetError(AutomlCharsError):
+    """A dataset file exists but cannot be read or fails its checksum."""
+
+    def __init__(self, name: str, path: str, reason: str, urls: list[str] = ()):  # type: ignore[assignment]
+        self.dataset, self.path = name, path
+        src = f" Download it again from {', '.join(urls)}." if urls else ""
+        super().__init__(
+            f"Dataset {name!r}: file {path} is corrupt ({reason}). Delete it and fetch it again.{src}"
+        )
+
+
+class InvalidConfigError(AutomlCharsError, ValueError):
+    """Settings (a preset, a sweep option, a configuration) that cannot be used."""
+
+
+class ExperimentStateError(AutomlCharsError):
+    """An experiment folder that cannot be resumed or read."""
