@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -99,6 +101,24 @@ class Dataset:
         x, y = self.split(split)
         idx = torch.from_numpy(stratified_subset(y.numpy(), fraction, seed))
         return x[idx], y[idx]
+
+    def save(self, path: str | Path) -> Path:
+        """Writes the dataset to one ``.npz`` file (atomically), e.g. as a processed cache."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {f"{k}_{s}": getattr(self, f"{k}_{s}").numpy() for s in SPLITS for k in "xy"}
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez_compressed(tmp, classes=np.array(self.classes), source=np.array(self.source), **arrays)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load_file(cls, path: str | Path, name: str) -> Dataset:
+        """Reads a file written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as z:
+            tensors = {k: torch.from_numpy(z[k].copy()) for k in z.files if k[:2] in ("x_", "y_")}
+            return cls(name=name, classes=tuple(str(c) for c in z["classes"]),
+                       source=str(z["source"]), **tensors)
 
     def __repr__(self) -> str:
         s = self.sizes

@@ -1,0 +1,87 @@
+"""BOHB presets named as in seed 001's tables: ``eta_minbudget_maxbudget_iterations``.
+
+BOHB's "iterations" are successive-halving brackets, as in hpbandster: iteration ``i`` runs the
+bracket ``s = s_max - (i mod (s_max + 1))`` with ``s_max = floor(log_eta(max / min))``, which
+starts ``n_s = ceil((s_max + 1) / (s + 1) * eta**s)`` configurations at budget
+``max * eta**-s``. Ray Tune's ``HyperBandForBOHB`` fills brackets in the same order from the
+trials it is given, so a preset maps to ``num_samples = sum of n_s over its iterations`` Ray
+trials (:attr:`BOHBPreset.num_samples`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from automl_chars.errors import InvalidConfigError
+from automl_chars.registry import Registry
+
+
+@dataclass(frozen=True)
+class BOHBPreset:
+    """BOHB's settings: reduction factor ``eta``, budget range and number of brackets."""
+
+    eta: int
+    min_budget: int
+    max_budget: int
+    iterations: int
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.eta < 2:
+            problems.append(f"eta must be >= 2 (got {self.eta})")
+        if self.min_budget < 1:
+            problems.append(f"min_budget must be >= 1 (got {self.min_budget})")
+        if self.max_budget < self.min_budget:
+            problems.append(f"max_budget ({self.max_budget}) must be >= min_budget ({self.min_budget})")
+        if self.iterations < 1:
+            problems.append(f"iterations must be >= 1 (got {self.iterations})")
+        if problems:
+            raise InvalidConfigError(f"Invalid BOHB preset {self.name}: " + "; ".join(problems) + ".")
+
+    @property
+    def name(self) -> str:
+        return f"{self.eta}_{self.min_budget}_{self.max_budget}_{self.iterations}"
+
+    @property
+    def s_max(self) -> int:
+        """Index of the largest bracket: ``floor(log_eta(max_budget / min_budget))``."""
+        return int(math.floor(math.log(self.max_budget / self.min_budget) / math.log(self.eta) + 1e-9))
+
+    def bracket_sizes(self) -> list[tuple[int, int]]:
+        """``(n_configs, first_budget)`` of each iteration's bracket, in order."""
+        out = []
+        for i in range(self.iterations):
+            s = self.s_max - (i % (self.s_max + 1))
+            n = int(math.ceil((self.s_max + 1) / (s + 1) * self.eta**s))
+            out.append((n, int(self.max_budget * self.eta ** (-s))))
+        return out
+
+    @property
+    def num_samples(self) -> int:
+        """Ray trials needed for ``iterations`` brackets."""
+        return sum(n for n, _ in self.bracket_sizes())
+
+    @classmethod
+    def parse(cls, text: str) -> BOHBPreset:
+        """A preset from its name, e.g. ``"3_1_9_20"`` (a name in :data:`PRESETS` or any such)."""
+        m = re.fullmatch(r"\s*(\d+)_(\d+)_(\d+)_(\d+)\s*", str(text))
+        if not m:
+            raise InvalidConfigError(
+                f"Invalid BOHB preset {text!r}: write it as eta_min_max_iterations, e.g. "
+                f"'3_1_9_20'. Seed 001's presets: {', '.join(PRESETS.names())}."
+            )
+        return cls(*(int(g) for g in m.groups()))
+
+
+PRESETS: Registry[BOHBPreset] = Registry("BOHB preset")
+for _name in ("2_1_16_10", "3_1_9_20", "4_1_16_20", "2_1_10_14", "3_2_20_20", "3_1_9_10", "2_1_10_10"):
+    PRESETS.add(_name, BOHBPreset(*(int(p) for p in _name.split("_"))))
+
+
+def get_preset(preset: str | BOHBPreset) -> BOHBPreset:
+    """A preset object from a name (registered or of the form ``eta_min_max_iterations``)."""
+    if isinstance(preset, BOHBPreset):
+        return preset
+    return PRESETS.get(preset) if preset in PRESETS else BOHBPreset.parse(preset)

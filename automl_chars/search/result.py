@@ -1,0 +1,129 @@
+"""``SweepResult``: the trials of a sweep as a DataFrame, its incumbent, and seed 001's table row.
+
+Files written to the experiment folder (beside Ray's own state):
+
+- ``automl_chars.json``: the sweep's settings (written at start, read on resume);
+- ``trials.csv``: :attr:`SweepResult.trials`;
+- ``summary.json``: incumbent, its test accuracy, the table row, counts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from automl_chars.errors import ExperimentStateError
+from automl_chars.spaces.values import SUGGESTED_BY, plain_value
+
+SETTINGS_FILE = "automl_chars.json"
+TRIALS_FILE = "trials.csv"
+SUMMARY_FILE = "summary.json"
+#: Metric columns of :attr:`SweepResult.trials`, in order.
+METRIC_COLUMNS = ("val_acc", "val_loss", "train_acc", "train_loss", "epoch_s", "num_params",
+                  "data_fraction", "samples_seen", "shape_adjustments", "time_total_s")
+#: Columns of seed 001's results table (:attr:`SweepResult.table`).
+TABLE_COLUMNS = ("dataset", "preset", "val_acc", "train_acc", "test_acc", "runtime_s")
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Writes ``data`` as JSON atomically (a killed driver never leaves half a file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(plain_value(data), indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+@dataclass
+class SweepResult:
+    """The outcome of :func:`automl_chars.run_bohb`.
+
+    Attributes:
+        trials: one row per trial: ``trial_id``, ``status``, ``suggested_by`` (model / random /
+            given), ``budget`` (budget units reached), the metrics of its last result
+            (:data:`METRIC_COLUMNS`), ``error``, and its configuration as ``config/<name>``.
+        incumbent: the best configuration (best ``val_acc`` among the trials that reached the
+            highest budget), plain Python values.
+        incumbent_trial_id: Ray's id of that trial.
+        test_accuracy: the incumbent's accuracy on the test split, evaluated once at the end.
+        path: the experiment folder.
+        settings: the sweep settings (dataset, preset, fidelity, seed, ...).
+    """
+
+    trials: pd.DataFrame
+    incumbent: dict
+    incumbent_trial_id: str
+    test_accuracy: float
+    path: Path
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def n_model_based(self) -> int:
+        """How many configurations BOHB's model proposed (the rest were random)."""
+        return int((self.trials[SUGGESTED_BY] == "model").sum())
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """Seed 001's table row: validation, train and test accuracy of the incumbent, runtime."""
+        inc = self.trials.set_index("trial_id").loc[self.incumbent_trial_id]
+        row = {
+            "dataset": self.settings.get("dataset"),
+            "preset": self.settings.get("preset"),
+            "val_acc": float(inc["val_acc"]),
+            "train_acc": float(inc["train_acc"]),
+            "test_acc": float(self.test_accuracy),
+            "runtime_s": runtime_seconds(self.trials, self.settings.get("started_at")),
+        }
+        return pd.DataFrame([row], columns=list(TABLE_COLUMNS))
+
+    def save(self) -> None:
+        """Writes ``trials.csv`` and ``summary.json`` into :attr:`path`."""
+        self.trials.to_csv(self.path / TRIALS_FILE, index=False)
+        write_json(self.path / SUMMARY_FILE, {
+            "incumbent": self.incumbent,
+            "incumbent_trial_id": self.incumbent_trial_id,
+            "test_accuracy": self.test_accuracy,
+            "n_trials": len(self.trials),
+            "n_model_based": self.n_model_based,
+            "table": self.table.iloc[0].to_dict(),
+            "settings": self.settings,
+        })
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SweepResult:
+        """Reads a finished sweep's folder (as written by :meth:`save`)."""
+        path = Path(path).expanduser().resolve()
+        summary_file, trials_file = path / SUMMARY_FILE, path / TRIALS_FILE
+        if not summary_file.exists() or not trials_file.exists():
+            state = "an unfinished sweep (resume it with --resume)" if (path / SETTINGS_FILE).exists() \
+                else "not a sweep folder"
+            raise ExperimentStateError(
+                f"{path} has no {SUMMARY_FILE}/{TRIALS_FILE}: {state}."
+            )
+        summary = json.loads(summary_file.read_text())
+        trials = pd.read_csv(trials_file, dtype={"trial_id": str})
+        return cls(trials, summary["incumbent"], summary["incumbent_trial_id"],
+                   summary["test_accuracy"], path, summary.get("settings", {}))
+
+    def __repr__(self) -> str:
+        return (f"SweepResult({len(self.trials)} trials, {self.n_model_based} from the model, "
+                f"test_accuracy={self.test_accuracy:.4f}, path={str(self.path)!r})")
+
+
+def runtime_seconds(trials: pd.DataFrame, started_at: float | None) -> float:
+    """Wall time from the sweep's first start to its last result (a resumed sweep's downtime
+    included, as the runtimes of seed 001's tables would)."""
+    if started_at is None or "timestamp" not in trials or trials["timestamp"].isna().all():
+        return float("nan")
+    return float(trials["timestamp"].max() - started_at)
+
+
+def pick_incumbent(trials: pd.DataFrame, metric: str = "val_acc") -> str:
+    """Trial id of the best ``metric`` among the trials that reached the highest budget."""
+    done = trials.dropna(subset=[metric])
+    if done.empty:
+        raise ExperimentStateError("No trial reported a result; see the trials' errors.")
+    top = done[done["budget"] == done["budget"].max()]
+    return str(top.sort_values([metric, "trial_id"], ascending=[False, True]).iloc[0]["trial_id"])

@@ -1,0 +1,135 @@
+"""``HyperBandForBOHB`` that honours a minimum budget and survives a killed driver.
+
+Ray's ``HyperBandForBOHB`` has no ``save``/``restore`` and ``Tuner.restore`` of a BOHB sweep
+re-adds every trial to fresh brackets (ray issue 39900). This subclass snapshots its bracket state
+as plain data (trial ids, budgets, metrics) and :class:`SchedulerStateCallback` stores that
+snapshot beside Ray's experiment state, in the same ``save_to_dir`` call, so the two never
+disagree. On restore, each re-added trial is put back into its bracket; trials that were waiting
+for their bracket's halving are set ``PAUSED`` again instead of being rerun past their rung.
+
+Ray's ``HyperBand`` also assumes a minimum budget of 1 (``s_max = round(log_eta(max_t))``); the
+subclass computes ``s_max`` from ``min_t`` as hpbandster does, so presets such as ``3_2_20_20``
+get the brackets of seed 001.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+from ray.tune.callback import Callback
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import HyperBandForBOHB
+from ray.tune.schedulers.hyperband import _Bracket
+
+SNAPSHOT_VERSION = 1
+
+
+class _Slot(NamedTuple):
+    """Where a restored trial belongs, until Tune re-adds it."""
+
+    bracket: _Bracket
+    band_idx: int
+    live: bool
+    result: dict | None
+    to_unpause: bool
+
+
+class ResumableHyperBandForBOHB(HyperBandForBOHB):
+    """``HyperBandForBOHB`` with ``min_t`` and :meth:`snapshot` / :meth:`load_snapshot`."""
+
+    def __init__(self, *, min_t: int = 1, max_t: int = 81, reduction_factor: float = 3, **kwargs: Any):
+        super().__init__(max_t=max_t, reduction_factor=reduction_factor, **kwargs)
+        if not 1 <= min_t <= max_t:
+            raise ValueError(f"need 1 <= min_t <= max_t, got min_t={min_t}, max_t={max_t}")
+        self._min_t = min_t
+        # hpbandster's s_max; the base class rounds log_eta(max_t) and ignores min_t.
+        self._s_max_1 = int(math.floor(math.log(max_t / min_t) / math.log(reduction_factor) + 1e-9)) + 1
+        self._restored: dict[str, _Slot] = {}
+
+    # -- snapshot -------------------------------------------------------------------------
+    def snapshot(self) -> dict:
+        """The bracket state as JSON-able data keyed by trial id."""
+        keys = (self._time_attr, self._metric)
+        current = None
+        bands = []
+        for bi, band in enumerate(self._hyperbands):
+            out = []
+            for pos, b in enumerate(band):
+                if b is None:
+                    out.append(None)
+                    continue
+                if b is self._state["bracket"]:
+                    current = [bi, pos]
+                out.append({
+                    "n": b._n, "n0": b._n0, "r": b._r, "r0": b._r0, "cumul_r": b._cumul_r,
+                    "halves": b._halves, "progress": b._completed_progress,
+                    "processed": b.is_being_processed,
+                    "all": [t.trial_id for t in b._all_trials],
+                    "live": {t.trial_id: (None if r is None else {k: r[k] for k in keys if k in r})
+                             for t, r in b._live_trials.items()},
+                    "to_unpause": [t.trial_id for t in b.trials_to_unpause],
+                })
+            bands.append(out)
+        return {"version": SNAPSHOT_VERSION, "bands": bands, "current": current,
+                "band_idx": self._state["band_idx"], "num_stopped": self._num_stopped}
+
+    def load_snapshot(self, snap: dict) -> None:
+        """Rebuilds the brackets; trials rejoin them as Tune re-adds them (:meth:`on_trial_add`)."""
+        if snap.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"unsupported scheduler snapshot version {snap.get('version')}")
+        self._hyperbands, self._restored = [], {}
+        for bi, band in enumerate(snap["bands"]):
+            rebuilt = []
+            for data in band:
+                if data is None:
+                    rebuilt.append(None)
+                    continue
+                b = _Bracket(self._time_attr, data["n0"], data["r0"], self._max_t_attr, self._eta,
+                             data["halves"], self._stop_last_trials)
+                b._n, b._r, b._cumul_r = data["n"], data["r"], data["cumul_r"]
+                b._completed_progress, b.is_being_processed = data["progress"], data["processed"]
+                for tid in data["all"]:
+                    self._restored[tid] = _Slot(b, bi, tid in data["live"], data["live"].get(tid),
+                                                tid in data["to_unpause"])
+                rebuilt.append(b)
+            self._hyperbands.append(rebuilt)
+        self._hyperbands = self._hyperbands or [[]]
+        self._state = {"band_idx": snap["band_idx"], "bracket": None}
+        if snap["current"] is not None:
+            bi, pos = snap["current"]
+            self._state["bracket"] = self._hyperbands[bi][pos]
+        self._num_stopped = snap["num_stopped"]
+
+    def on_trial_add(self, tune_controller, trial: Trial) -> None:
+        entry = self._restored.pop(trial.trial_id, None)
+        if entry is None:
+            return super().on_trial_add(tune_controller, trial)
+        bracket = entry.bracket
+        bracket._all_trials.append(trial)
+        self._trial_info[trial] = bracket, entry.band_idx
+        if not entry.live:
+            return
+        bracket._live_trials[trial] = entry.result
+        if entry.to_unpause:
+            bracket.trials_to_unpause.add(trial)
+        elif entry.result is not None and entry.result.get(self._time_attr, 0) >= bracket._cumul_r:
+            # It had reached its rung and was waiting for the halving: keep it waiting.
+            trial.set_status(Trial.PAUSED)
+
+
+class SchedulerStateCallback(Callback):
+    """Saves the scheduler's snapshot with Tune's experiment state and restores it first.
+
+    Tune saves callback state in the same ``save_to_dir`` call as the trials and the searcher, and
+    restores it before re-adding trials, which is exactly the order the scheduler needs.
+    """
+
+    def __init__(self, scheduler: ResumableHyperBandForBOHB):
+        self.scheduler = scheduler
+
+    def get_state(self) -> dict | None:
+        return {"scheduler": self.scheduler.snapshot()}
+
+    def set_state(self, state: dict) -> None:
+        self.scheduler.load_snapshot(state["scheduler"])

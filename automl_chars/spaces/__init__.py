@@ -1,0 +1,26 @@
+"""Search spaces as ConfigSpace objects, and the boundary that turns configurations into plain values."""
+
+from automl_chars.spaces.cnn import (
+    ACTIVATIONS,
+    MAX_CONV_LAYERS,
+    MAX_FC_LAYERS,
+    OPTIMIZERS,
+    cnn_space,
+    default_config,
+    resolve,
+)
+from automl_chars.spaces.subspace import subspace
+from automl_chars.spaces.values import plain_config, plain_value
+
+__all__ = [
+    "ACTIVATIONS",
+    "MAX_CONV_LAYERS",
+    "MAX_FC_LAYERS",
+    "OPTIMIZERS",
+    "cnn_space",
+    "default_config",
+    "plain_config",
+    "plain_value",
+    "resolve",
+    "subspace",
+]

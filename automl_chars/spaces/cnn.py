@@ -1,0 +1,123 @@
+"""Seed 001's conditional CNN space as a ConfigSpace ``ConfigurationSpace``.
+
+``[CONV -> BATCHNORM? -> ACTIVATION -> DROPOUT? -> MAXPOOL?] * M ->
+[FC -> BATCHNORM? -> ACTIVATION -> DROPOUT?] * K -> OUTPUT``, with ``M`` in {1, 2, 3} and ``K`` in
+{0, 1, 2}. Layer ``i``'s hyperparameters are active only when ``M >= i`` (``K >= i`` for fully
+connected layers); dropout rates and pool sizes only when their switch is on.
+"""
+
+from __future__ import annotations
+
+from ConfigSpace import (
+    Categorical,
+    ConfigurationSpace,
+    EqualsCondition,
+    Float,
+    GreaterThanCondition,
+    Integer,
+)
+
+MAX_CONV_LAYERS = 3
+MAX_FC_LAYERS = 2
+ACTIVATIONS = ("relu", "sigmoid", "tanh")
+OPTIMIZERS = ("sgd", "adam")
+
+
+def _conv_layer(i: int) -> list:
+    p = f"conv{i}_"
+    return [
+        Integer(p + "channels", (4, 64), log=True, default=8 if i == 1 else 16),
+        Categorical(p + "kernel_size", [3, 5, 7], default=5),
+        Integer(p + "padding", (0, 3), default=0),
+        Integer(p + "stride", (1, 2), default=1),
+        Categorical(p + "batchnorm", [False, True], default=False),
+        Categorical(p + "dropout", [False, True], default=False),
+        Float(p + "dropout_rate", (0.05, 0.6), default=0.25),
+        Categorical(p + "maxpool", [False, True], default=True),
+        Integer(p + "pool_size", (2, 3), default=2),
+    ]
+
+
+def _fc_layer(j: int) -> list:
+    p = f"fc{j}_"
+    return [
+        Integer(p + "units", (16, 512), log=True, default=128),
+        Categorical(p + "batchnorm", [False, True], default=False),
+        Categorical(p + "dropout", [False, True], default=False),
+        Float(p + "dropout_rate", (0.05, 0.6), default=0.25),
+    ]
+
+
+def cnn_space(seed: int | None = None) -> ConfigurationSpace:
+    """The full conditional CNN space (47 hyperparameters).
+
+    Its default configuration (see :func:`default_config`) is the untuned baseline of seed 001's
+    final table: one 8-channel 5x5 convolution with 2x2 max-pooling, ReLU, no hidden FC layer,
+    SGD (lr 1e-3, momentum 0.9), batch size 128, no augmentation.
+    """
+    cs = ConfigurationSpace(seed=seed)
+    n_conv = Integer("n_conv_layers", (1, MAX_CONV_LAYERS), default=1)
+    n_fc = Integer("n_fc_layers", (0, MAX_FC_LAYERS), default=0)
+    optimizer = Categorical("optimizer", list(OPTIMIZERS), default="sgd")
+    momentum = Float("momentum", (0.0, 0.99), default=0.9)
+    augment = Categorical("augment", [False, True], default=False)
+    aug = [
+        Float("aug_rotation", (0.0, 30.0), default=10.0),  # degrees
+        Float("aug_translate", (0.0, 0.2), default=0.1),  # fraction of the image side
+        Float("aug_scale", (0.0, 0.3), default=0.1),  # +- relative zoom
+    ]
+    cs.add([
+        n_conv, n_fc, optimizer, momentum, augment, *aug,
+        Categorical("activation", list(ACTIVATIONS), default="relu"),
+        Float("learning_rate", (1e-4, 1e-1), log=True, default=1e-3),
+        Float("weight_decay", (1e-6, 1e-2), log=True, default=1e-5),
+        Integer("batch_size", (16, 512), log=True, default=128),
+        EqualsCondition(momentum, optimizer, "sgd"),
+        *[EqualsCondition(h, augment, True) for h in aug],
+    ])
+    for i in range(1, MAX_CONV_LAYERS + 1):
+        layer = {h.name: h for h in _conv_layer(i)}
+        cs.add(list(layer.values()))
+        p = f"conv{i}_"
+        cs.add([
+            EqualsCondition(layer[p + "dropout_rate"], layer[p + "dropout"], True),
+            EqualsCondition(layer[p + "pool_size"], layer[p + "maxpool"], True),
+        ])
+        if i > 1:  # conditions on the layer's root switches; the rest follow hierarchically
+            roots = [h for n, h in layer.items() if n not in (p + "dropout_rate", p + "pool_size")]
+            cs.add([GreaterThanCondition(h, n_conv, i - 1) for h in roots])
+    for j in range(1, MAX_FC_LAYERS + 1):
+        layer = {h.name: h for h in _fc_layer(j)}
+        cs.add(list(layer.values()))
+        p = f"fc{j}_"
+        cs.add(EqualsCondition(layer[p + "dropout_rate"], layer[p + "dropout"], True))
+        roots = [h for n, h in layer.items() if n != p + "dropout_rate"]
+        cs.add([GreaterThanCondition(h, n_fc, j - 1) for h in roots])
+    return cs
+
+
+def default_config() -> dict:
+    """The documented default configuration, as plain values (active hyperparameters only)."""
+    from automl_chars.spaces.values import plain_config
+
+    return plain_config(cnn_space().get_default_configuration())
+
+
+def resolve(config: dict) -> dict:
+    """A full configuration: ``config``'s values over the value every hyperparameter defaults to.
+
+    Sweeps may search a subspace (see :func:`subspace`); the hyperparameters they leave out take
+    the space's defaults. Unknown names raise, so a typo never passes silently.
+    """
+    from automl_chars.errors import InvalidConfigError
+    from automl_chars.spaces.values import plain_config, strip_meta
+
+    config = strip_meta(config)
+    space = cnn_space()
+    unknown = sorted(set(config) - set(space))
+    if unknown:
+        raise InvalidConfigError(
+            f"Unknown hyperparameter(s) {unknown}; the CNN space has {sorted(space)}."
+        )
+    defaults = {name: hp.default_value for name, hp in space.items()}
+    return plain_config({**defaults, **config})

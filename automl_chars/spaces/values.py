@@ -1,0 +1,41 @@
+"""The one place where configuration values become plain Python values.
+
+ConfigSpace 1.x (and so ``TuneBOHB``) hands out numpy scalars (``np.str_``, ``np.int64``,
+``np.bool_``); trials, result tables and saved JSON must see ``str``, ``int``, ``bool``, ``float``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+
+def plain_value(value: Any) -> Any:
+    """``value`` with numpy scalars, arrays and nested containers turned into Python values."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Mapping):
+        return {str(k): plain_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_value(v) for v in value]
+    return value
+
+
+def plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A configuration (dict or ``ConfigSpace.Configuration``) as a dict of plain values."""
+    return {str(k): plain_value(v) for k, v in dict(config).items()}
+
+
+#: Configuration keys that describe a trial rather than set a hyperparameter: the searcher adds
+#: ``suggested_by`` ("model" or "random") so every trial records where its configuration came from.
+SUGGESTED_BY = "suggested_by"
+META_KEYS = (SUGGESTED_BY,)
+
+
+def strip_meta(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` without the :data:`META_KEYS`."""
+    return {k: v for k, v in dict(config).items() if k not in META_KEYS}

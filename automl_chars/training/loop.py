@@ -1,0 +1,132 @@
+"""The one training loop: epochs over in-memory tensors, evaluation, and its checkpoint state.
+
+Every Trainable reuses these functions; they know nothing of Ray. Images stay ``uint8`` on the
+device (4x less memory than float) and each batch is converted and normalised when sliced.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from automl_chars.training.augment import random_affine
+from automl_chars.training.settings import AugmentSettings
+
+EVAL_BATCH_SIZE = 2048
+
+
+@dataclass(frozen=True)
+class DeviceData:
+    """One split on a device: ``uint8`` images, ``int64`` labels, normalisation constants."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    mean: float
+    std: float
+
+    @classmethod
+    def create(cls, x: torch.Tensor, y: torch.Tensor, device: torch.device,
+               mean: float | None = None, std: float | None = None) -> DeviceData:
+        """Moves ``x``/``y`` to ``device``; mean/std default to those of ``x`` itself."""
+        if mean is None or std is None:
+            xf = x.float() / 255.0
+            mean, std = float(xf.mean()), float(xf.std().clamp_min(1e-3))
+        return cls(x.to(device), y.to(device), mean, std)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, idx: torch.Tensor) -> DeviceData:
+        idx = idx.to(self.x.device)
+        return DeviceData(self.x[idx], self.y[idx], self.mean, self.std)
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Float, normalised images and labels at ``idx``."""
+        x = self.x[idx].float().div_(255.0).sub_(self.mean).div_(self.std)
+        return x, self.y[idx]
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    loss: float
+    accuracy: float
+    samples: int
+    seconds: float
+
+
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: DeviceData,
+    batch_size: int,
+    generator: torch.Generator,
+    augment: AugmentSettings = AugmentSettings(),
+) -> EpochStats:
+    """One pass over ``data`` in a random order drawn from ``generator``.
+
+    Loss and accuracy are running means over the epoch's batches (in training mode), the
+    "train accuracy" of the result tables; no extra pass over the data is made.
+    """
+    start = time.perf_counter()
+    model.train()
+    n = len(data)
+    order = torch.randperm(n, generator=generator, device=generator.device).to(data.x.device)
+    loss_sum = torch.zeros((), device=data.x.device)
+    correct = torch.zeros((), device=data.x.device, dtype=torch.int64)
+    for i in range(0, n, batch_size):
+        idx = order[i : i + batch_size]
+        if len(idx) < 2 and n >= 2:  # BatchNorm cannot train on a single sample
+            continue
+        x, y = data.batch(idx)
+        x = random_affine(x, augment, generator)
+        out = model(x)
+        loss = F.cross_entropy(out, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(y)
+        correct += (out.argmax(1) == y).sum()
+    _sync(data.x.device)
+    return EpochStats(float(loss_sum) / n, float(correct) / n, n, time.perf_counter() - start)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: DeviceData, batch_size: int = EVAL_BATCH_SIZE) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` on ``data`` (evaluation mode)."""
+    model.eval()
+    n = len(data)
+    if n == 0:
+        return float("nan"), float("nan")
+    loss_sum = torch.zeros((), device=data.x.device)
+    correct = torch.zeros((), device=data.x.device, dtype=torch.int64)
+    for i in range(0, n, batch_size):
+        idx = torch.arange(i, min(i + batch_size, n), device=data.x.device)
+        x, y = data.batch(idx)
+        out = model(x)
+        loss_sum += F.cross_entropy(out, y, reduction="sum")
+        correct += (out.argmax(1) == y).sum()
+    return float(loss_sum) / n, float(correct) / n
+
+
+def rng_state(generator: torch.Generator) -> dict:
+    """Every random state training depends on: the shuffling generator and torch's global RNGs."""
+    state = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(generator: torch.Generator, state: dict) -> None:
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -1,0 +1,66 @@
+"""Shared fixtures.
+
+Rules of this suite:
+- Ray starts once per session (``ray_session``), with ``num_cpus`` explicit; tests that need Ray
+  take that fixture and are marked ``slow``.
+- Data is tiny: ``make_dataset`` builds a few hundred 28x28 images in memory; nothing downloads.
+- Every test that touches the data root gets its own ``data_root`` (``AUTOML_CHARS_DATA`` set to a
+  temporary folder), so no test reads the user's cache.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+
+
+@pytest.fixture
+def data_root(tmp_path, monkeypatch):
+    """A fresh, empty data root, also exported as ``AUTOML_CHARS_DATA``."""
+    root = tmp_path / "data"
+    root.mkdir()
+    monkeypatch.setenv("AUTOML_CHARS_DATA", str(root))
+    return root
+
+
+def _make_dataset(name="toy", num_classes=4, per_class=30, size=28, seed=0, test_per_class=10):
+    """A learnable toy dataset: each class is a bright bar at its own position, plus noise."""
+    from automl_chars.data import from_arrays
+
+    rng = np.random.default_rng(seed)
+
+    def draw(n):
+        y = np.repeat(np.arange(num_classes), n)
+        x = rng.integers(0, 60, size=(len(y), size, size)).astype(np.uint8)
+        for i, c in enumerate(y):
+            r = 2 + (c * (size - 6)) // max(1, num_classes - 1)
+            x[i, r : r + 3, 3 : size - 3] = 230
+        return x, y
+
+    xtr, ytr = draw(per_class)
+    xte, yte = draw(test_per_class)
+    return from_arrays(name, xtr, ytr, xte, yte, seed=seed)
+
+
+@pytest.fixture
+def make_dataset():
+    """Factory of small in-memory datasets: ``make_dataset(num_classes=4, per_class=30)``."""
+    return _make_dataset
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray instance for the whole session (2 CPUs, no GPU, no dashboard)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    yield ray
+    ray.shutdown()
