@@ -7,7 +7,28 @@ class AutomlCharsError(Exception):
     """Base class of every error raised on purpose by automl_chars."""
 
 
-class UnknownNameError(AutomlCharsError, ValueError):
+class _StructuredError(AutomlCharsError):
+    """An error built from fields: pickles by its constructor arguments, so it crosses Ray."""
+
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls)
+        self._init_args = (args, kwargs)
+        return self
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.args = (message,)  # OSError subclasses otherwise keep args from __new__
+
+    def __reduce__(self):
+        args, kwargs = self._init_args
+        return (_rebuild, (type(self), args, kwargs))
+
+
+def _rebuild(cls, args, kwargs):
+    return cls(*args, **kwargs)
+
+
+class UnknownNameError(_StructuredError, ValueError):
     """A name (dataset, preset, model, ...) that is not registered."""
 
     def __init__(self, kind: str, name: str, known: list[str], suggestions: list[str]):
@@ -21,7 +42,7 @@ class DuplicateNameError(AutomlCharsError, ValueError):
     """A second registration under a name that is already taken."""
 
 
-class DatasetUnavailableError(AutomlCharsError, FileNotFoundError):
+class DatasetUnavailableError(_StructuredError, FileNotFoundError):
     """A dataset's files are missing locally and were not (or could not be) downloaded."""
 
     def __init__(self, name: str, folder: str, urls: list[str], reason: str = ""):
@@ -37,7 +58,7 @@ class DatasetUnavailableError(AutomlCharsError, FileNotFoundError):
         )
 
 
-class CorruptDatasetError(AutomlCharsError):
+class CorruptDatasetError(_StructuredError):
     """A dataset file exists but cannot be read or fails its checksum."""
 
     def __init__(self, name: str, path: str, reason: str, urls: list[str] = ()):  # type: ignore[assignment]

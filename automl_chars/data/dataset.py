@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,7 @@ class Dataset:
     y_test: torch.Tensor
     classes: tuple[str, ...]
     source: str = ""
+    #: Loader-specific facts (e.g. generation settings); not stored by :meth:`save`.
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -107,8 +109,9 @@ class Dataset:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {f"{k}_{s}": getattr(self, f"{k}_{s}").numpy() for s in SPLITS for k in "xy"}
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, classes=np.array(self.classes), source=np.array(self.source), **arrays)
+        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)  # unique: parallel writers
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, classes=np.array(self.classes), source=np.array(self.source), **arrays)
         os.replace(tmp, path)
         return path
 

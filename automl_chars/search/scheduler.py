@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+from pyarrow.fs import FileType
 from ray.tune.callback import Callback
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import HyperBandForBOHB
@@ -105,10 +106,15 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
         entry = self._restored.pop(trial.trial_id, None)
         if entry is None:
             return super().on_trial_add(tune_controller, trial)
+        forget_deleted_checkpoints(trial)
         bracket = entry.bracket
         bracket._all_trials.append(trial)
         self._trial_info[trial] = bracket, entry.band_idx
         if not entry.live:
+            if trial.status not in (Trial.TERMINATED, Trial.ERROR):
+                # Halving had already stopped it; Tune's graceful stop had not finished when the
+                # state was saved, so it came back PAUSED/PENDING. It must not run again.
+                trial.set_status(Trial.TERMINATED)
             return
         bracket._live_trials[trial] = entry.result
         if entry.to_unpause:
@@ -116,6 +122,24 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
         elif entry.result is not None and entry.result.get(self._time_attr, 0) >= bracket._cumul_r:
             # It had reached its rung and was waiting for the halving: keep it waiting.
             trial.set_status(Trial.PAUSED)
+
+
+def forget_deleted_checkpoints(trial: Trial) -> int:
+    """Drops checkpoints that no longer exist from a restored trial's checkpoint list.
+
+    Workaround for a Ray bug: the experiment state can be saved before Tune deletes a trial's
+    oldest checkpoint (``num_to_keep``); after a restore, Tune tries to delete it again and
+    ``_delete_fs_path`` raises ``FileNotFoundError`` outside its own ``try``, which aborts the
+    bookkeeping of the trial's next checkpoint. Returns how many entries were dropped.
+    """
+    manager = getattr(getattr(trial, "run_metadata", None), "checkpoint_manager", None)
+    results = getattr(manager, "_checkpoint_results", None)
+    if not results:
+        return 0
+    kept = [r for r in results
+            if r.checkpoint.filesystem.get_file_info(r.checkpoint.path).type != FileType.NotFound]
+    manager._checkpoint_results = kept
+    return len(results) - len(kept)
 
 
 class SchedulerStateCallback(Callback):
