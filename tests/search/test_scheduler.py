@@ -1,0 +1,125 @@
+"""The resumable HyperBandForBOHB, driven by hand (no Ray cluster needed)."""
+
+from types import SimpleNamespace
+
+from pyarrow.fs import LocalFileSystem
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import HyperBandForBOHB, TrialScheduler
+
+from automl_chars.search.scheduler import ResumableHyperBandForBOHB, forget_deleted_checkpoints
+
+
+class FakeController:
+    """What HyperBandForBOHB calls on Tune's controller."""
+
+    def __init__(self, scheduler=None):
+        self.scheduler = scheduler
+        self.paused, self.stopped = [], []
+        searcher = SimpleNamespace(on_pause=self.paused.append, on_unpause=lambda tid: None)
+        self.search_alg = SimpleNamespace(searcher=searcher)
+
+    def stop_trial(self, trial):
+        self.stopped.append(trial.trial_id)
+        if self.scheduler is not None:  # as Tune does for PAUSED/PENDING trials
+            self.scheduler.on_trial_remove(self, trial)
+        trial.set_status(Trial.TERMINATED)
+
+    def get_trials(self):
+        return []
+
+
+def _scheduler():
+    return ResumableHyperBandForBOHB(time_attr="training_iteration", metric="val_acc", mode="max",
+                                     min_t=1, max_t=9, reduction_factor=3)
+
+
+def _trials(n):
+    return [Trial("CNNTrainable", stub=True, trial_id=f"t{i}") for i in range(n)]
+
+
+def _report(sched, ctrl, trial, it, acc):
+    trial.set_status(Trial.RUNNING)
+    action = sched.on_trial_result(ctrl, trial, {"training_iteration": it, "val_acc": acc})
+    if action == TrialScheduler.PAUSE:
+        trial.set_status(Trial.PAUSED)
+    return action
+
+
+def test_min_budget_sets_the_brackets_like_hpbandster():
+    ours = ResumableHyperBandForBOHB(metric="m", mode="max", min_t=2, max_t=20, reduction_factor=3)
+    ray_s = HyperBandForBOHB(metric="m", mode="max", max_t=20, reduction_factor=3)
+    assert ours._s_max_1 == 3  # hpbandster: floor(log3(20 / 2)) + 1
+    assert ray_s._s_max_1 == 4  # Ray assumes min budget 1
+    assert ours._get_n0(2) == 9 and ours._get_r0(2) == 2
+
+
+def test_snapshot_restores_brackets_and_keeps_waiting_trials_paused():
+    accs = [0.1, 0.9, 0.5, 0.3, 0.8, 0.2, 0.7, 0.4, 0.6]
+    # Reference: one scheduler, no interruption.
+    ref, ref_trials = _scheduler(), _trials(9)
+    ref_ctrl = FakeController(ref)
+    for t in ref_trials:
+        ref.on_trial_add(ref_ctrl, t)
+    ref_actions = [_report(ref, ref_ctrl, t, 1, a) for t, a in zip(ref_trials, accs)]
+
+    # Interrupted after four results; the snapshot goes through JSON like Tune's state does.
+    import json
+
+    first, ctrl, trials = _scheduler(), FakeController(), _trials(9)
+    for t in trials:
+        first.on_trial_add(ctrl, t)
+    for t, a in zip(trials[:4], accs[:4]):
+        _report(first, ctrl, t, 1, a)
+    snap = json.loads(json.dumps(first.snapshot()))
+
+    restored = _scheduler()
+    ctrl2 = FakeController(restored)
+    restored.load_snapshot(snap)
+    again = _trials(9)
+    for t in reversed(again):  # Tune re-adds trials by recency, not in their original order
+        t.set_status(Trial.PENDING)
+        restored.on_trial_add(ctrl2, t)
+    assert [t.status for t in again[:4]] == [Trial.PAUSED] * 4  # waiting at their rung
+    assert all(t.status == Trial.PENDING for t in again[4:])
+    bracket, _ = restored._trial_info[again[0]]
+    assert all(restored._trial_info[t][0] is bracket for t in again)
+    assert restored._state["bracket"] is bracket
+
+    actions = [_report(restored, ctrl2, t, 1, a) for t, a in zip(again[4:], accs[4:])]
+    assert actions == ref_actions[4:]
+    assert sorted(ctrl2.stopped) == sorted(ref_ctrl.stopped)  # same trials halved away
+    # The next trial opens the second bracket in both.
+    extra_ref, extra = _trials(10)[9], _trials(10)[9]
+    ref.on_trial_add(ref_ctrl, extra_ref)
+    restored.on_trial_add(ctrl2, extra)
+    assert ref._trial_info[extra_ref][0]._n0 == restored._trial_info[extra][0]._n0 == 5
+
+
+def test_trial_stopped_before_the_snapshot_does_not_run_again():
+    sched, ctrl, trials = _scheduler(), FakeController(), _trials(3)
+    for t in trials:
+        sched.on_trial_add(ctrl, t)
+    bracket, _ = sched._trial_info[trials[0]]
+    bracket.cleanup_trial(trials[0])  # halving removed it; Tune had not finished stopping it
+    restored = _scheduler()
+    restored.load_snapshot(sched.snapshot())
+    again = _trials(3)
+    for t in again:
+        t.set_status(Trial.PENDING)
+        restored.on_trial_add(ctrl, t)
+    assert again[0].status == Trial.TERMINATED
+    assert again[1].status == Trial.PENDING
+
+
+def test_forget_deleted_checkpoints(tmp_path):
+    kept = tmp_path / "checkpoint_000002"
+    kept.mkdir()
+    fs = LocalFileSystem()
+
+    def result(path):
+        return SimpleNamespace(checkpoint=SimpleNamespace(filesystem=fs, path=str(path)))
+
+    manager = SimpleNamespace(_checkpoint_results=[result(tmp_path / "checkpoint_000001"), result(kept)])
+    trial = SimpleNamespace(run_metadata=SimpleNamespace(checkpoint_manager=manager))
+    assert forget_deleted_checkpoints(trial) == 1
+    assert [r.checkpoint.path for r in manager._checkpoint_results] == [str(kept)]

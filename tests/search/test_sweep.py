@@ -1,0 +1,143 @@
+"""End-to-end BOHB sweeps on a built-in glyph dataset (Ray started once for the session)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from automl_chars import SweepResult, data, run_bohb
+from automl_chars.errors import ExperimentStateError, InvalidConfigError
+from automl_chars.spaces import cnn_space, subspace
+
+pytestmark = pytest.mark.slow
+
+KEEP = ["learning_rate", "batch_size", "conv1_channels"]
+GLYPHS = {"samples_per_class": 12}
+
+
+@pytest.fixture(scope="module")
+def glyph_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    data.load("glyphs-digits", root=root, **GLYPHS)  # generate the cache once
+    return root
+
+
+def _small_space():
+    return subspace(cnn_space(), KEEP, seed=0)
+
+
+def test_sweep_fits_bohb_model_with_more_trials_than_slots(ray_session, glyph_root, tmp_path):
+    ds = data.load("glyphs-digits", root=glyph_root, **GLYPHS)
+    # s_max = 1: brackets of 3 configs at budget 1 and 2 at budget 3; 8 iterations = 20 trials on
+    # 2 CPU slots. BOHB fits its KDE once a budget has more than 2 * (3 + 1) results.
+    result = run_bohb(ds, space=_small_space(), preset="3_1_3_8", storage_path=tmp_path,
+                      name="e2e", verbose=0)
+    t = result.trials
+    assert len(t) == 20 and (t["status"] == "TERMINATED").all()
+    assert result.n_model_based > 0, "BOHB's model never proposed a configuration"
+    assert set(t["suggested_by"]) <= {"model", "random"}
+    assert t["budget"].max() == 3 and t["budget"].min() >= 1
+    assert (t.loc[t["suggested_by"] == "model", "budget"] >= 1).all()
+    assert set(result.incumbent) == set(KEEP)
+    assert all(type(v) in (int, float, str, bool) for v in result.incumbent.values())
+    assert 0.0 <= result.test_accuracy <= 1.0
+    row = result.table.iloc[0]
+    assert row["dataset"] == "glyphs-digits" and row["preset"] == "3_1_3_8" and row["runtime_s"] > 0
+
+    exp = Path(result.path)
+    assert (exp / "trials.csv").exists() and (exp / "summary.json").exists()
+    summary = json.loads((exp / "summary.json").read_text())
+    assert summary["n_model_based"] == result.n_model_based
+    loaded = SweepResult.load(exp)
+    assert loaded.incumbent == result.incumbent and len(loaded.trials) == 20
+    events = list(exp.glob("CNNTrainable_*/events.out.tfevents*"))
+    assert events, "no TensorBoard event files"
+
+    with pytest.raises(ExperimentStateError, match="resume"):
+        run_bohb(ds, space=_small_space(), preset="3_1_3_8", storage_path=tmp_path, name="e2e",
+                 verbose=0)
+
+
+DRIVER = textwrap.dedent("""
+    import ray
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from automl_chars import data, run_bohb
+    from automl_chars.spaces import cnn_space, subspace
+    ds = data.load("glyphs-digits", samples_per_class=12)
+    run_bohb(ds, space=subspace(cnn_space(), {keep!r}, seed=0), preset="3_1_9_2",
+             storage_path={storage!r}, name="killed", verbose=0)
+""")
+
+
+def _statuses(exp: Path) -> dict[str, str]:
+    states = sorted(exp.glob("experiment_state*.json"))
+    if not states:
+        return {}
+    try:
+        trial_data = json.loads(states[-1].read_text())["trial_data"]
+    except (json.JSONDecodeError, KeyError):
+        return {}
+    out = {}
+    for trial_json, _ in trial_data:
+        trial = json.loads(trial_json)
+        out[trial["trial_id"]] = trial["status"]
+    return out
+
+
+def test_resume_after_the_driver_is_killed(ray_session, glyph_root, tmp_path):
+    exp = tmp_path / "killed"
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER.format(keep=KEEP, storage=str(tmp_path)))
+    env = {**os.environ, "AUTOML_CHARS_DATA": str(glyph_root)}
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    try:
+        while time.time() < deadline:
+            statuses = _statuses(exp)
+            if list(statuses.values()).count("TERMINATED") >= 3:
+                break
+            assert proc.poll() is None, "the driver finished before it could be killed"
+            time.sleep(0.3)
+        else:
+            pytest.fail("the sweep never finished 3 trials")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its Ray processes, no clean stop
+        proc.wait()
+    before = json.loads(sorted(exp.glob("experiment_state*.json"))[-1].read_text())
+    finished = {json.loads(tj)["trial_id"] for tj, _ in before["trial_data"]
+                if json.loads(tj)["status"] == "TERMINATED"}
+    assert not (exp / "summary.json").exists()
+
+    ds = data.load("glyphs-digits", root=glyph_root, **GLYPHS)
+    result = run_bohb(ds, space=subspace(cnn_space(), KEEP, seed=0), preset="3_1_9_2",
+                      storage_path=tmp_path, name="killed", resume=True, verbose=0)
+    t = result.trials.set_index("trial_id")
+    assert len(t) == 14  # the preset's 9 + 5 trials, none lost, none duplicated
+    assert finished <= set(t.index)
+    assert (t["status"] == "TERMINATED").all(), t["error"].to_dict()
+    assert t["budget"].max() <= 9
+    # Finished trials were kept, not rerun: their folders hold a single run's results.
+    for tid in finished:
+        progress = (exp / f"CNNTrainable_{tid}" / "progress.csv").read_text().strip().splitlines()
+        assert len(progress) - 1 == t.loc[tid, "budget"]
+
+
+def test_resume_with_nothing_to_resume(ray_session, glyph_root, tmp_path):
+    with pytest.raises(ExperimentStateError, match="Nothing to resume"):
+        run_bohb("glyphs-digits", space=_small_space(), preset="3_1_3_1", storage_path=tmp_path,
+                 name="none", resume=True, data_root=glyph_root, verbose=0)
+
+
+def test_gpus_requested_without_a_gpu(ray_session, glyph_root, tmp_path):
+    with pytest.raises(InvalidConfigError, match="no GPU"):
+        run_bohb("glyphs-digits", space=_small_space(), preset="3_1_3_1", storage_path=tmp_path,
+                 gpus_per_trial=0.5, data_root=glyph_root, verbose=0)

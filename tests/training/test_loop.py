@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+import torch
+
+from automl_chars.errors import InvalidConfigError
+from automl_chars.models import build_cnn
+from automl_chars.spaces import default_config
+from automl_chars.training import (
+    AugmentSettings,
+    DeviceData,
+    OptimizerSettings,
+    evaluate,
+    random_affine,
+    rng_state,
+    set_rng_state,
+    train_epoch,
+)
+from automl_chars.training.fidelity import Fidelity
+
+
+def _setup(ds, lr=0.01):
+    config = {**default_config(), "optimizer": "adam", "learning_rate": lr}
+    torch.manual_seed(0)
+    model = build_cnn(config, ds.num_classes)
+    opt = OptimizerSettings.from_config(config).make(model)
+    train = DeviceData.create(ds.x_train, ds.y_train, torch.device("cpu"))
+    val = DeviceData.create(ds.x_val, ds.y_val, torch.device("cpu"), train.mean, train.std)
+    return model, opt, train, val
+
+
+def test_training_learns_the_toy_task(make_dataset):
+    ds = make_dataset(num_classes=4, per_class=40)
+    model, opt, train, val = _setup(ds)
+    before = evaluate(model, val)[0]
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        stats = train_epoch(model, opt, train, 32, gen)
+    loss, acc = evaluate(model, val)
+    assert loss < before and acc >= 0.9
+    assert stats.samples == len(train) and 0.0 <= stats.accuracy <= 1.0
+
+
+def test_rng_state_roundtrip_reproduces_an_epoch(make_dataset):
+    ds = make_dataset()
+    model, opt, train, _ = _setup(ds)
+    gen = torch.Generator().manual_seed(1)
+    state = rng_state(gen)
+    snapshot = ({k: v.clone() for k, v in model.state_dict().items()}, opt.state_dict())
+    a = train_epoch(model, opt, train, 16, gen, AugmentSettings(enabled=True))
+    model.load_state_dict(snapshot[0])
+    opt.load_state_dict(snapshot[1])
+    set_rng_state(gen, state)
+    b = train_epoch(model, opt, train, 16, gen, AugmentSettings(enabled=True))
+    assert a.loss == b.loss and a.accuracy == b.accuracy
+
+
+def test_random_affine_is_per_image_and_seeded():
+    x = torch.zeros(4, 1, 28, 28)
+    x[:, :, 10:18, 4:24] = 1.0
+    on = AugmentSettings(enabled=True, rotation=30, translate=0.1, scale=0.2)
+    y1 = random_affine(x, on, torch.Generator().manual_seed(0))
+    y2 = random_affine(x, on, torch.Generator().manual_seed(0))
+    assert torch.equal(y1, y2)
+    assert not torch.allclose(y1[0], y1[1])  # each image gets its own transform
+    assert not torch.allclose(y1, x)
+    assert torch.equal(random_affine(x, AugmentSettings(enabled=False), torch.Generator()), x)
+
+
+def test_optimizer_settings():
+    sgd = OptimizerSettings.from_config({"optimizer": "sgd", "momentum": 0.5})
+    model = torch.nn.Linear(2, 2)
+    assert isinstance(sgd.make(model), torch.optim.SGD) and sgd.make(model).defaults["momentum"] == 0.5
+    assert isinstance(OptimizerSettings(optimizer="adam").make(model), torch.optim.Adam)
+    with pytest.raises(ValueError):
+        OptimizerSettings(optimizer="lbfgs")
+
+
+def test_subset_fidelity_is_nested_and_stratified():
+    labels = np.repeat(np.arange(5), [40, 40, 20, 20, 80])
+    fid = Fidelity("subset", max_budget=4)
+    order = fid.order(labels)
+    prev = set()
+    for unit in (1, 2, 3):
+        idx = fid.indices(unit, order)
+        assert set(prev) <= set(idx)
+        counts = np.bincount(labels[idx], minlength=5)
+        expected = np.bincount(labels, minlength=5) * unit / 4
+        assert np.abs(counts - expected).max() <= 1
+        prev = idx
+    assert fid.indices(4, order) is None and fid.fraction(4) == 1.0
+    assert Fidelity("epochs", 4).indices(1, Fidelity("epochs", 4).order(labels)) is None
+    with pytest.raises(InvalidConfigError, match="fidelity"):
+        Fidelity("pixels", 4)
