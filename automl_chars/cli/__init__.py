@@ -1,0 +1,1 @@
+"""Command line: ``automl-chars`` and the shared runner of the experiment scripts."""

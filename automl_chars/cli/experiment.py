@@ -1,0 +1,70 @@
+"""The shared runner behind ``experiments/*.py``: seed 001's sweeps, a table, a plot.
+
+Each script names a dataset and the presets of its seed-001 table; ``--smoke`` swaps in a tiny
+budget on built-in data so the tests can run every script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from automl_chars.cli.main import add_sweep_arguments, load_dataset, sweep
+from automl_chars.errors import AutomlCharsError
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """One experiment script: its dataset and presets, and the smoke-test substitutes."""
+
+    name: str
+    dataset: str
+    presets: tuple[str, ...]
+    description: str
+    smoke_dataset: str = "glyphs-latin-upper"
+    smoke_preset: str = "2_1_2_2"
+    smoke_samples_per_class: int = 6
+
+
+def run_experiment(spec: ExperimentSpec, argv: Sequence[str] | None = None) -> int:
+    """Runs ``spec``'s sweeps (or the one ``--preset``), prints and saves the combined table."""
+    parser = argparse.ArgumentParser(prog=spec.name, description=spec.description)
+    add_sweep_arguments(parser)
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny budget on built-in data (what the tests run)")
+    args = parser.parse_args(argv)
+    try:
+        return _run(spec, args)
+    except AutomlCharsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(spec: ExperimentSpec, args: argparse.Namespace) -> int:
+    from automl_chars.reporting import format_table, plot_learning_curves, results_table
+
+    if args.smoke:
+        dataset_name, presets = spec.smoke_dataset, [spec.smoke_preset]
+        if args.samples_per_class is None:
+            args.samples_per_class = spec.smoke_samples_per_class
+    else:
+        dataset_name, presets = spec.dataset, [args.preset] if args.preset else list(spec.presets)
+    ds = load_dataset(dataset_name, args)
+    results = []
+    for preset in presets:
+        name = f"{args.name or spec.name}-{preset}"
+        result = sweep(ds, args, preset, name=name)
+        plot = plot_learning_curves(result.path)
+        print(f"{preset}: {result.path} ({result.n_model_based} of {len(result.trials)} "
+              f"configurations from BOHB's model; learning curves: {plot})")
+        results.append(result)
+    table = results_table(results)
+    out = Path(results[0].path).parent / f"{args.name or spec.name}-table.csv"
+    table.to_csv(out, index=False)
+    print()
+    print(format_table(table))
+    print(f"\nTable saved to {out}")
+    return 0

@@ -1,0 +1,146 @@
+"""The ``automl-chars`` command: ``datasets``, ``bohb``, ``show``.
+
+Errors the platform raises on purpose (unknown names, missing data, bad presets, experiments that
+cannot be resumed) are printed as one clear message with exit status 2, not as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from automl_chars.errors import AutomlCharsError
+
+
+def add_sweep_arguments(p: argparse.ArgumentParser, *, preset_default: str | None = None) -> None:
+    """The options shared by ``automl-chars bohb`` and the experiment scripts."""
+    p.add_argument("--preset", default=preset_default,
+                   help="BOHB preset eta_min_max_iterations, e.g. 3_1_9_20 (seed 001's names)")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0,
+                   help="GPU share per trial, e.g. 0.25 for four trials per GPU (0 = CPU only)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--fidelity", choices=("epochs", "subset"), default="epochs",
+                   help="what a budget unit is: an epoch, or a growing stratified data subset")
+    p.add_argument("--num-samples", type=int, default=None,
+                   help="Ray trials (default: what the preset's iterations need)")
+    p.add_argument("--storage", default=None, help="results root (default ~/automl_chars_results)")
+    p.add_argument("--name", default=None, help="experiment folder name")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+    p.add_argument("--root", default=None, help="data root (default $AUTOML_CHARS_DATA)")
+    p.add_argument("--download", action="store_true", help="download missing public data")
+    p.add_argument("--samples-per-class", type=int, default=None,
+                   help="glyphs-* only: training images per class")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: local or $RAY_ADDRESS)")
+    p.add_argument("--verbose", type=int, default=1, help="Ray Tune console verbosity 0-3")
+
+
+def load_dataset(name: str, args: argparse.Namespace):
+    """The dataset named on the command line, with ``--root``/``--download``/``--samples-per-class``."""
+    from automl_chars import data
+
+    options = {} if args.samples_per_class is None else {"samples_per_class": args.samples_per_class}
+    return data.load(name, root=args.root, download=args.download, **options)
+
+
+def init_ray(address: str | None) -> None:
+    import ray
+
+    if not ray.is_initialized():
+        # WARNING in the workers: Tune's trainables log every checkpoint at INFO.
+        ray.init(address=address, logging_config=ray.LoggingConfig(log_level="WARNING"))
+
+
+def sweep(dataset, args: argparse.Namespace, preset: str, name: str | None = None, space=None):
+    """Runs one sweep from parsed arguments; returns its :class:`SweepResult`."""
+    from automl_chars import run_bohb
+    from automl_chars.search.presets import get_preset
+
+    get_preset(preset)  # a bad preset fails before Ray starts
+    init_ray(args.address)
+    return run_bohb(
+        dataset, space=space, preset=preset, num_samples=args.num_samples, fidelity=args.fidelity,
+        gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial,
+        storage_path=args.storage, name=name or args.name, seed=args.seed, resume=args.resume,
+        verbose=args.verbose,
+    )
+
+
+def print_result(result) -> None:
+    from automl_chars.reporting import format_table, top_trials
+
+    print(f"\nExperiment: {result.path}")
+    print(f"Trials: {len(result.trials)} ({result.n_model_based} proposed by BOHB's model)")
+    print("\nBest trials:")
+    print(top_trials(result, 5).to_string(index=False))
+    print("\nIncumbent:", result.incumbent)
+    print()
+    print(format_table(result.table))
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from automl_chars import data
+
+    root = data.data_root(args.root)
+    print(f"Data root: {root}\n")
+    rows = []
+    for name in data.names():
+        s = data.spec(name)
+        status = "built-in" if s.builtin else ("available" if s.available(root) else "missing")
+        rows.append((name, status, s.description))
+    width = max(len(r[0]) for r in rows)
+    for name, status, desc in rows:
+        print(f"{name:<{width}}  {status:<9}  {desc}")
+    return 0
+
+
+def cmd_bohb(args: argparse.Namespace) -> int:
+    ds = load_dataset(args.dataset, args)
+    result = sweep(ds, args, args.preset)
+    print_result(result)
+    if args.plot:
+        from automl_chars.reporting import plot_learning_curves
+
+        print(f"\nLearning curves: {plot_learning_curves(result.path)}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from automl_chars.search.result import SweepResult
+
+    print_result(SweepResult.load(args.path))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="automl-chars", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("datasets", help="list every dataset and whether it is available locally")
+    p.add_argument("--root", default=None, help="data root (default $AUTOML_CHARS_DATA)")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("bohb", help="run a BOHB sweep of the CNN space and print its table")
+    p.add_argument("--dataset", required=True, help="a name from `automl-chars datasets`")
+    add_sweep_arguments(p, preset_default="3_1_9_20")
+    p.add_argument("--plot", action="store_true", help="also save learning curves as PNG")
+    p.set_defaults(func=cmd_bohb)
+
+    p = sub.add_parser("show", help="print the table of a finished sweep")
+    p.add_argument("path", help="experiment folder")
+    p.set_defaults(func=cmd_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except AutomlCharsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

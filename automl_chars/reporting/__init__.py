@@ -1,0 +1,6 @@
+"""Tables and plots of finished sweeps."""
+
+from automl_chars.reporting.plots import learning_curves, plot_learning_curves
+from automl_chars.reporting.tables import format_table, results_table, top_trials
+
+__all__ = ["format_table", "learning_curves", "plot_learning_curves", "results_table", "top_trials"]

@@ -1,0 +1,49 @@
+"""Plots of a sweep from its trials' ``progress.csv`` files (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # write files; never open a window
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def learning_curves(exp_dir: str | os.PathLike) -> pd.DataFrame:
+    """Every trial's per-budget metrics: ``trial_id``, ``budget``, train/val loss and accuracy."""
+    frames = []
+    for progress in sorted(Path(exp_dir).glob("*/progress.csv")):
+        df = pd.read_csv(progress)
+        if df.empty or "budget" not in df:
+            continue
+        df["trial_id"] = progress.parent.name.rsplit("_", 1)[-1]
+        frames.append(df[["trial_id", "budget", "train_loss", "val_loss", "train_acc", "val_acc"]])
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def plot_learning_curves(exp_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+    """Train and validation loss over the budget for every trial (seed 001's loss comparison).
+
+    Saved to ``out`` (default ``<exp_dir>/learning_curves.png``); returns the path.
+    """
+    curves = learning_curves(exp_dir)
+    out = Path(out) if out else Path(exp_dir) / "learning_curves.png"
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
+    for _, trial in curves.groupby("trial_id"):
+        trial = trial.sort_values("budget")
+        axes[0].plot(trial["budget"], trial["train_loss"], color="tab:blue", alpha=0.35, lw=1)
+        axes[0].plot(trial["budget"], trial["val_loss"], color="tab:orange", alpha=0.35, lw=1)
+        axes[1].plot(trial["budget"], trial["val_acc"], color="tab:green", alpha=0.45, lw=1, marker=".")
+    axes[0].plot([], [], color="tab:blue", label="train loss")
+    axes[0].plot([], [], color="tab:orange", label="validation loss")
+    axes[0].set(xlabel="budget", ylabel="cross-entropy", yscale="log",
+                title="Train vs validation loss per trial")
+    axes[0].legend()
+    axes[1].set(xlabel="budget", ylabel="validation accuracy", title="Validation accuracy per trial")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -1,0 +1,52 @@
+"""Seed 001's results tables from sweep results, as DataFrames and as text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+
+from automl_chars.search.result import SweepResult
+
+#: Column names as in seed 001's tables.
+SEED_001_COLUMNS = {
+    "dataset": "Dataset",
+    "preset": "eta_min_max_iter (BOHB)",
+    "val_acc": "Validation Accuracy",
+    "train_acc": "Train Accuracy",
+    "test_acc": "Test Accuracy",
+    "runtime_s": "BOHB Runtime",
+}
+
+
+def results_table(results: Iterable[SweepResult]) -> pd.DataFrame:
+    """One row per sweep: dataset, preset, validation/train/test accuracy, runtime in seconds."""
+    frames = [r.table for r in results]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(SEED_001_COLUMNS))
+
+
+def format_runtime(seconds: float) -> str:
+    """``"42s"``, ``"12.5min"`` or ``"3.2h"``."""
+    if seconds != seconds:  # NaN
+        return "?"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}min"
+    return f"{seconds / 3600:.1f}h"
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """The table as seed 001 prints it: accuracies in percent, runtimes in readable units."""
+    shown = table.copy()
+    for col in ("val_acc", "train_acc", "test_acc"):
+        shown[col] = shown[col].map(lambda v: f"{100 * v:.2f}%")
+    shown["runtime_s"] = shown["runtime_s"].map(format_runtime)
+    return shown.rename(columns=SEED_001_COLUMNS).to_string(index=False)
+
+
+def top_trials(result: SweepResult, n: int = 10) -> pd.DataFrame:
+    """The ``n`` best trials at the highest budget each reached, best first."""
+    cols = ["trial_id", "suggested_by", "budget", "val_acc", "train_acc", "num_params", "status"]
+    t = result.trials
+    return t.sort_values(["budget", "val_acc"], ascending=[False, False])[cols].head(n)

@@ -1,0 +1,43 @@
+import pytest
+
+from automl_chars.cli.main import main
+
+GLYPH_ARGS = ["--samples-per-class", "6", "--verbose", "0"]
+
+
+def test_datasets_lists_every_dataset_with_availability(data_root, capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert str(data_root) in out
+    for name, status in (("kmnist", "missing"), ("k49", "missing"), ("emnist-letters", "missing"),
+                         ("omniglot-background", "missing"), ("glyphs-greek", "built-in")):
+        line = next(line for line in out.splitlines() if line.startswith(name + " "))
+        assert status in line
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["bohb", "--dataset", "kmnsit"], "Did you mean 'kmnist'"),
+    (["bohb", "--dataset", "kmnist"], "http"),
+    (["bohb", "--dataset", "glyphs-digits", "--preset", "3_1_9"], "eta_min_max_iterations"),
+    (["bohb", "--dataset", "kmnist", "--samples-per-class", "5"], "does not take"),
+    (["show", "/nonexistent/sweep"], "not a sweep folder"),
+])
+def test_bad_input_is_one_clear_error(data_root, capsys, argv, fragment):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and fragment in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_bohb_then_show(ray_session, data_root, tmp_path, capsys):
+    argv = ["bohb", "--dataset", "glyphs-digits", "--preset", "2_1_2_1", "--storage",
+            str(tmp_path), "--name", "cli", "--plot", *GLYPH_ARGS]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Validation Accuracy" in out and "Test Accuracy" in out and "glyphs-digits" in out
+    assert (tmp_path / "cli" / "learning_curves.png").exists()
+    assert main(["show", str(tmp_path / "cli")]) == 0
+    shown = capsys.readouterr().out
+    assert "Incumbent:" in shown and "2_1_2_1" in shown
+    assert main(argv) == 2  # exists already: needs --resume
+    assert "--resume" in capsys.readouterr().err

@@ -1,0 +1,33 @@
+"""Every experiment script runs end to end with --smoke (tiny budget, built-in data)."""
+
+import runpy
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+EXPERIMENTS = sorted((Path(__file__).parents[1] / "experiments").glob("*.py"))
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_experiment_is_covered():
+    assert {p.name for p in EXPERIMENTS} >= {"bohb_kmnist.py", "bohb_k49.py"}
+
+
+@pytest.mark.parametrize("script", EXPERIMENTS, ids=lambda p: p.stem)
+def test_experiment_smoke(script, ray_session, data_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", [str(script), "--smoke", "--storage", str(tmp_path),
+                                      "--verbose", "0"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(script), run_name="__main__")
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "Test Accuracy" in out
+    tables = list(tmp_path.glob("*-table.csv"))
+    assert len(tables) == 1
+    table = pd.read_csv(tables[0])
+    assert list(table.columns) == ["dataset", "preset", "val_acc", "train_acc", "test_acc", "runtime_s"]
+    assert table["dataset"].iloc[0].startswith("glyphs-")
+    assert list(tmp_path.glob("*/learning_curves.png"))
