@@ -33,7 +33,8 @@ def add_sweep_arguments(p: argparse.ArgumentParser, *, preset_default: str | Non
     p.add_argument("--samples-per-class", type=int, default=None,
                    help="glyphs-* only: training images per class")
     p.add_argument("--address", default=None, help="Ray cluster address (default: local or $RAY_ADDRESS)")
-    p.add_argument("--verbose", type=int, default=1, help="Ray Tune console verbosity 0-3")
+    p.add_argument("--verbose", type=int, default=1,
+                   help="0 silent, 1 a line per finished trial (default), 2-4 Ray Tune's own output")
 
 
 def load_dataset(name: str, args: argparse.Namespace):

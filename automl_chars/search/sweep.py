@@ -23,6 +23,7 @@ from ray.tune.logger import TBXLoggerCallback
 from automl_chars.data import Dataset, load
 from automl_chars.errors import ExperimentStateError, InvalidConfigError
 from automl_chars.search.presets import BOHBPreset, get_preset
+from automl_chars.search.progress import TrialLineCallback
 from automl_chars.search.result import (
     METRIC_COLUMNS,
     SETTINGS_FILE,
@@ -154,7 +155,8 @@ def run_bohb(
         resume: continue an interrupted sweep in ``storage_path/name``; finished trials are kept.
         data_root: data folder for datasets given by name.
         bohb_config: extra options of hpbandster's BOHB config generator (e.g. ``top_n_percent``).
-        verbose: Ray Tune's console verbosity (0-3).
+        verbose: 0 silent, 1 one line per finished trial, 2-4 Ray Tune's own output (its
+            verbosity 1-3) instead.
     """
     bohb = resolve_preset(preset, eta, min_budget, max_budget)
     fid = Fidelity(fidelity, bohb.max_budget, data_seed=seed)
@@ -193,8 +195,9 @@ def run_bohb(
                 reuse_actors=True, trial_dirname_creator=trial_dirname,
             ),
             run_config=tune.RunConfig(
-                name=exp_dir.name, storage_path=str(exp_dir.parent), verbose=verbose,
-                callbacks=[SchedulerStateCallback(scheduler), TBXLoggerCallback()],
+                name=exp_dir.name, storage_path=str(exp_dir.parent), verbose=max(0, verbose - 1),
+                callbacks=[SchedulerStateCallback(scheduler), TBXLoggerCallback(),
+                           *([TrialLineCallback(settings.num_samples)] if verbose >= 1 else [])],
                 checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=2),
                 failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
             ),

@@ -59,7 +59,8 @@ def test_sweep_fits_bohb_model_with_more_trials_than_slots(ray_session, glyph_ro
     loaded = SweepResult.load(exp)
     assert loaded.incumbent == result.incumbent and len(loaded.trials) == 20
     events = list(exp.glob("CNNTrainable_*/events.out.tfevents*"))
-    assert events, "no TensorBoard event files"
+    assert len({e.parent for e in events}) == 20, "every trial needs TensorBoard event files"
+    assert any(b"_hparams_/session_start_info" in e.read_bytes() for e in events), "no hparams"
 
     with pytest.raises(ExperimentStateError, match="resume"):
         run_bohb(ds, space=_small_space(), preset="3_1_3_8", storage_path=tmp_path, name="e2e",
