@@ -1,3 +1,4 @@
+import pandas as pd
 import pytest
 
 from automl_chars.cli.main import main
@@ -31,11 +32,14 @@ def test_bad_input_is_one_clear_error(data_root, capsys, argv, fragment):
 @pytest.mark.slow
 def test_bohb_then_show(ray_session, data_root, tmp_path, capsys):
     argv = ["bohb", "--dataset", "glyphs-digits", "--preset", "2_1_2_1", "--storage",
-            str(tmp_path), "--name", "cli", "--plot", *GLYPH_ARGS]
+            str(tmp_path), "--name", "cli", "--plot", "--fidelity", "subset", *GLYPH_ARGS]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "Validation Accuracy" in out and "Test Accuracy" in out and "glyphs-digits" in out
     assert (tmp_path / "cli" / "learning_curves.png").exists()
+    trials = pd.read_csv(tmp_path / "cli" / "trials.csv")
+    # Data-subset budgets: budget 1 of 2 trains on half of the training set.
+    assert set(trials["data_fraction"]) <= {0.5, 1.0} and 0.5 in set(trials["data_fraction"])
     assert main(["show", str(tmp_path / "cli")]) == 0
     shown = capsys.readouterr().out
     assert "Incumbent:" in shown and "2_1_2_1" in shown

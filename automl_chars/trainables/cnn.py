@@ -129,7 +129,6 @@ class CNNTrainable(tune.Trainable):
     def reset_config(self, new_config: dict) -> bool:
         # The dataset stays on the device; only the model and optimizer are rebuilt.
         self._build(new_config)
-        self.config = new_config
         return True
 
 

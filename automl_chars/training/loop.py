@@ -33,8 +33,7 @@ class DeviceData:
                mean: float | None = None, std: float | None = None) -> DeviceData:
         """Moves ``x``/``y`` to ``device``; mean/std default to those of ``x`` itself."""
         if mean is None or std is None:
-            xf = x.float() / 255.0
-            mean, std = float(xf.mean()), float(xf.std().clamp_min(1e-3))
+            mean, std = pixel_mean_std(x)
         return cls(x.to(device), y.to(device), mean, std)
 
     def __len__(self) -> int:
@@ -48,6 +47,19 @@ class DeviceData:
         """Float, normalised images and labels at ``idx``."""
         x = self.x[idx].float().div_(255.0).sub_(self.mean).div_(self.std)
         return x, self.y[idx]
+
+
+def pixel_mean_std(x: torch.Tensor, chunk: int = 8192) -> tuple[float, float]:
+    """Mean and standard deviation of ``uint8`` images scaled to [0, 1], computed in chunks so
+    that a large dataset (K49: 232k images) is never copied to float all at once."""
+    total = total_sq = 0.0
+    for i in range(0, len(x), chunk):
+        part = x[i : i + chunk].to(torch.float64).div_(255.0)
+        total += float(part.sum())
+        total_sq += float(part.square().sum())
+    n = max(1, x.numel())
+    mean = total / n
+    return mean, max(1e-3, (max(0.0, total_sq / n - mean * mean)) ** 0.5)
 
 
 @dataclass(frozen=True)

@@ -91,3 +91,13 @@ def test_subset_fidelity_is_nested_and_stratified():
     assert Fidelity("epochs", 4).indices(1, Fidelity("epochs", 4).order(labels)) is None
     with pytest.raises(InvalidConfigError, match="fidelity"):
         Fidelity("pixels", 4)
+
+
+def test_pixel_stats_are_computed_in_chunks_exactly():
+    from automl_chars.training.loop import pixel_mean_std
+
+    x = torch.randint(0, 256, (1000, 1, 28, 28), dtype=torch.uint8)
+    mean, std = pixel_mean_std(x, chunk=300)
+    xf = x.double() / 255
+    assert mean == pytest.approx(float(xf.mean()), rel=1e-9)
+    assert std == pytest.approx(float(xf.std(unbiased=False)), rel=1e-6)
