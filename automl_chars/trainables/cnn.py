@@ -72,7 +72,8 @@ class CNNTrainable(tune.Trainable):
         self.full_config = resolve(config)
         trial_seed = config_seed(self.full_config, self.seed)
         torch.manual_seed(trial_seed)
-        self.generator = torch.Generator().manual_seed(trial_seed)
+        # On the trial's device, so shuffling and augmentation draw without host-device copies.
+        self.generator = torch.Generator(device=self.device).manual_seed(trial_seed)
         self.model = build_model(self.model_name, self.full_config, self.dataset.num_classes,
                                  self.dataset.image_shape).to(self.device)
         self.opt_settings = OptimizerSettings.from_config(self.full_config)
@@ -109,7 +110,7 @@ class CNNTrainable(tune.Trainable):
             {
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
-                "rng": rng_state(self.generator),
+                "rng": rng_state(self.generator, self.device),
                 "units_done": self.units_done,
                 "samples_seen": self.samples_seen,
                 "config": self.full_config,
@@ -118,11 +119,12 @@ class CNNTrainable(tune.Trainable):
         )
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
-        state = torch.load(os.path.join(checkpoint_dir, CHECKPOINT_FILE), map_location=self.device,
+        # CPU first: RNG states must stay CPU tensors; load_state_dict copies to the model's device.
+        state = torch.load(os.path.join(checkpoint_dir, CHECKPOINT_FILE), map_location="cpu",
                            weights_only=False)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        set_rng_state(self.generator, state["rng"])
+        set_rng_state(self.generator, state["rng"], self.device)
         self.units_done = state["units_done"]
         self.samples_seen = state["samples_seen"]
 

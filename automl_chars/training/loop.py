@@ -124,19 +124,21 @@ def evaluate(model: nn.Module, data: DeviceData, batch_size: int = EVAL_BATCH_SI
     return float(loss_sum) / n, float(correct) / n
 
 
-def rng_state(generator: torch.Generator) -> dict:
-    """Every random state training depends on: the shuffling generator and torch's global RNGs."""
+def rng_state(generator: torch.Generator, device: torch.device) -> dict:
+    """Every random state training on ``device`` depends on: the shuffling/augmentation generator,
+    torch's CPU RNG and, on a GPU, that GPU's RNG (dropout). All are CPU byte tensors."""
     state = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device.type == "cuda":  # only the trial's own GPU: touching others would create contexts
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(generator: torch.Generator, state: dict) -> None:
+def set_rng_state(generator: torch.Generator, state: dict, device: torch.device) -> None:
+    """Restores :func:`rng_state`; pass tensors loaded with ``map_location="cpu"``."""
     generator.set_state(state["generator"])
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def _sync(device: torch.device) -> None:

@@ -8,8 +8,9 @@ from automl_chars.training.fidelity import Fidelity
 
 pytestmark = pytest.mark.slow
 
+# Dropout (torch's global RNG) and augmentation (the trial's generator) make every RNG matter.
 CONFIG = {"optimizer": "adam", "learning_rate": 0.003, "batch_size": 16, "augment": True,
-          "suggested_by": "random"}
+          "conv1_dropout": True, "conv1_dropout_rate": 0.3, "suggested_by": "random"}
 METRICS = ("val_acc", "val_loss", "train_acc", "train_loss", "epoch_s", "num_params", "budget")
 
 

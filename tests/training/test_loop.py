@@ -18,8 +18,8 @@ from automl_chars.training import (
 from automl_chars.training.fidelity import Fidelity
 
 
-def _setup(ds, lr=0.01):
-    config = {**default_config(), "optimizer": "adam", "learning_rate": lr}
+def _setup(ds, lr=0.01, **extra):
+    config = {**default_config(), "optimizer": "adam", "learning_rate": lr, **extra}
     torch.manual_seed(0)
     model = build_cnn(config, ds.num_classes)
     opt = OptimizerSettings.from_config(config).make(model)
@@ -42,14 +42,17 @@ def test_training_learns_the_toy_task(make_dataset):
 
 def test_rng_state_roundtrip_reproduces_an_epoch(make_dataset):
     ds = make_dataset()
-    model, opt, train, _ = _setup(ds)
+    # Dropout draws from torch's global RNG, augmentation and shuffling from the generator.
+    model, opt, train, _ = _setup(ds, conv1_dropout=True, conv1_dropout_rate=0.5)
+    cpu = torch.device("cpu")
     gen = torch.Generator().manual_seed(1)
-    state = rng_state(gen)
+    state = rng_state(gen, cpu)
     snapshot = ({k: v.clone() for k, v in model.state_dict().items()}, opt.state_dict())
     a = train_epoch(model, opt, train, 16, gen, AugmentSettings(enabled=True))
     model.load_state_dict(snapshot[0])
     opt.load_state_dict(snapshot[1])
-    set_rng_state(gen, state)
+    torch.manual_seed(12345)  # disturb the global RNG: the restore must undo this
+    set_rng_state(gen, state, cpu)
     b = train_epoch(model, opt, train, 16, gen, AugmentSettings(enabled=True))
     assert a.loss == b.loss and a.accuracy == b.accuracy
 
