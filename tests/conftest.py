@@ -56,11 +56,22 @@ def make_dataset():
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """One local Ray instance for the whole session (2 CPUs, no GPU, no dashboard)."""
+    """One local Ray instance for the whole session (2 CPUs, no dashboard; the machine's GPUs,
+    if any, so that the ``gpu`` tests can run fractional-GPU trials)."""
     import ray
+    import torch
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+        ray.init(num_cpus=2, num_gpus=torch.cuda.device_count(), include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def needs_gpu():
+    """Skips a test where torch sees no CUDA device (CI); the device machine runs them."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")

@@ -31,3 +31,16 @@ def test_experiment_smoke(script, ray_session, data_root, tmp_path, monkeypatch,
     assert list(table.columns) == ["dataset", "preset", "val_acc", "train_acc", "test_acc", "runtime_s"]
     assert table["dataset"].iloc[0].startswith("glyphs-")
     assert list(tmp_path.glob("*/learning_curves.png"))
+
+
+def test_resume_continues_each_preset_where_it_is(ray_session, data_root, tmp_path, monkeypatch,
+                                                  capsys):
+    """--resume on a fresh storage starts the sweep; on a finished one it reads it back."""
+    script = next(p for p in EXPERIMENTS if p.name == "bohb_k49.py")
+    argv = [str(script), "--smoke", "--resume", "--storage", str(tmp_path), "--verbose", "0"]
+    for expected in ("configurations from BOHB's model", "finished earlier"):
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as done:
+            runpy.run_path(str(script), run_name="__main__")
+        assert done.value.code == 0
+        assert expected in capsys.readouterr().out

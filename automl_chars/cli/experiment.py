@@ -56,7 +56,7 @@ def _run(spec: ExperimentSpec, args: argparse.Namespace) -> int:
     results = []
     for preset in presets:
         name = f"{args.name or spec.name}-{preset}"
-        result = sweep(ds, args, preset, name=name)
+        result = _sweep_or_reuse(ds, args, preset, name)
         plot = plot_learning_curves(result.path)
         print(f"{preset}: {result.path} ({result.n_model_based} of {len(result.trials)} "
               f"configurations from BOHB's model; learning curves: {plot})")
@@ -68,3 +68,18 @@ def _run(spec: ExperimentSpec, args: argparse.Namespace) -> int:
     print(format_table(table))
     print(f"\nTable saved to {out}")
     return 0
+
+
+def _sweep_or_reuse(ds, args: argparse.Namespace, preset: str, name: str):
+    """With ``--resume``, each preset's sweep continues where it is: finished ones are read back,
+    interrupted ones resumed, ones never started begin. Without it, any existing sweep raises."""
+    from automl_chars.search.result import SUMMARY_FILE, SweepResult
+    from automl_chars.search.sweep import can_resume, experiment_dir
+
+    if not args.resume:
+        return sweep(ds, args, preset, name=name)
+    exp = experiment_dir(args.storage, name)
+    if (exp / SUMMARY_FILE).exists():
+        print(f"{preset}: finished earlier, reading {exp}")
+        return SweepResult.load(exp)
+    return sweep(ds, args, preset, name=name, resume=can_resume(exp))

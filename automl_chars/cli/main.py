@@ -53,8 +53,9 @@ def init_ray(address: str | None) -> None:
         ray.init(address=address, logging_config=ray.LoggingConfig(log_level="WARNING"))
 
 
-def sweep(dataset, args: argparse.Namespace, preset: str, name: str | None = None, space=None):
-    """Runs one sweep from parsed arguments; returns its :class:`SweepResult`."""
+def sweep(dataset, args: argparse.Namespace, preset: str, name: str | None = None, space=None,
+          resume: bool | None = None):
+    """Runs one sweep from parsed arguments (``resume`` overrides ``--resume``)."""
     from automl_chars import run_bohb
     from automl_chars.search.presets import get_preset
 
@@ -63,7 +64,8 @@ def sweep(dataset, args: argparse.Namespace, preset: str, name: str | None = Non
     return run_bohb(
         dataset, space=space, preset=preset, num_samples=args.num_samples, fidelity=args.fidelity,
         gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial,
-        storage_path=args.storage, name=name or args.name, seed=args.seed, resume=args.resume,
+        storage_path=args.storage, name=name or args.name, seed=args.seed,
+        resume=args.resume if resume is None else resume,
         verbose=args.verbose,
     )
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +23,7 @@ MAX_INPUT_SIZE = 64
 #: Share of the training set held out for validation when a dataset has no validation split.
 VALIDATION_FRACTION = 0.1
 SPLITS = ("train", "val", "test")
+_RESIZE_CHUNK = 4096
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,6 +99,15 @@ class Dataset:
             "source": self.source,
         }
 
+    def fingerprint(self) -> str:
+        """A short id of the contents (sizes, labels, a sample of pixels); resume checks it."""
+        h = zlib.crc32(repr((self.name, self.classes, self.sizes)).encode())
+        for split in SPLITS:
+            x, y = self.split(split)
+            h = zlib.crc32(y.numpy().tobytes(), h)
+            h = zlib.crc32(x[:: max(1, len(x) // 64)].numpy().tobytes(), h)
+        return f"{h:08x}"
+
     def stratified_sample(
         self, fraction: float, split: str = "train", seed: int = 0
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,11 +146,12 @@ class Dataset:
 def to_uint8_images(x: np.ndarray | torch.Tensor, name: str, what: str) -> torch.Tensor:
     """Brings grayscale images of any supported layout to ``uint8 (N, 1, 28, 28)``.
 
-    Accepts ``(N, H, W)``, ``(N, 1, H, W)`` or ``(N, H, W, 1)`` with ``H, W <= 64``, as ``uint8``
-    (0..255) or floats in ``[0, 1]``. Non-square images are zero-padded to a square (centred),
-    then resized to 28x28 with antialiased bilinear interpolation; 28x28 inputs are untouched.
+    Accepts ``(N, H, W)``, ``(N, 1, H, W)`` or ``(N, H, W, 1)`` with ``H, W <= 64``, as integers
+    in 0..255 or floats in ``[0, 1]``, numpy or torch (any device). Non-square images are
+    zero-padded to a square (centred), then resized to 28x28 with antialiased bilinear
+    interpolation; 28x28 inputs are untouched.
     """
-    t = torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x
+    t = x.detach().cpu() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
     if t.ndim == 4 and t.shape[-1] == 1 and t.shape[1] != 1:
         t = t.permute(0, 3, 1, 2)
     elif t.ndim == 3:
@@ -156,6 +169,12 @@ def to_uint8_images(x: np.ndarray | torch.Tensor, name: str, what: str) -> torch
         )
     if t.dtype == torch.uint8:
         f = t
+    elif t.dtype != torch.bool and not t.is_floating_point() and not t.is_complex():
+        if len(t) and (int(t.min()) < 0 or int(t.max()) > 255):
+            raise InvalidConfigError(
+                f"{name}: integer {what} must lie in [0, 255]; got [{int(t.min())}, {int(t.max())}]."
+            )
+        f = t.to(torch.uint8)
     elif t.is_floating_point():
         if len(t) and (float(t.min()) < 0.0 or float(t.max()) > 1.0):
             raise InvalidConfigError(
@@ -169,9 +188,13 @@ def to_uint8_images(x: np.ndarray | torch.Tensor, name: str, what: str) -> torch
         return f.contiguous()
     side = max(h, w)
     top, left = (side - h) // 2, (side - w) // 2
-    f = F.pad(f.float(), (left, side - w - left, top, side - h - top))
-    f = F.interpolate(f, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", antialias=True, align_corners=False)
-    return f.round().clamp(0, 255).to(torch.uint8).contiguous()
+    out = torch.empty((len(f), 1, IMAGE_SIZE, IMAGE_SIZE), dtype=torch.uint8)
+    for i in range(0, len(f), _RESIZE_CHUNK):  # chunks: never the whole set as float at once
+        part = F.pad(f[i : i + _RESIZE_CHUNK].float(), (left, side - w - left, top, side - h - top))
+        part = F.interpolate(part, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", antialias=True,
+                             align_corners=False)
+        out[i : i + _RESIZE_CHUNK] = part.round().clamp(0, 255).to(torch.uint8)
+    return out
 
 
 def _labels(y: np.ndarray | torch.Tensor, name: str, what: str, n: int) -> np.ndarray:
@@ -209,6 +232,10 @@ def from_arrays(
         xs["val"] = to_uint8_images(x_val, name, "x_val")
         ys["val"] = _labels(y_val, name, "y_val", len(xs["val"]))
     classes = np.unique(np.concatenate([ys[k] for k in ys]))
+    unseen = sorted(set(classes.tolist()) - set(np.unique(ys["train"]).tolist()))
+    if unseen:
+        warnings.warn(f"{name}: labels {unseen[:10]} never occur in y_train; those classes "
+                      f"cannot be learned.", stacklevel=2)
     lookup = {v: i for i, v in enumerate(classes.tolist())}
     yt = {k: torch.tensor([lookup[v] for v in ys[k].tolist()], dtype=torch.int64) for k in ys}
     if x_val is None:

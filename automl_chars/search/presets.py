@@ -18,6 +18,20 @@ from automl_chars.errors import InvalidConfigError
 from automl_chars.registry import Registry
 
 
+def rung_budgets(eta: float, max_budget: int, s: int) -> list[int]:
+    """The budgets at which bracket ``s`` halves: hpbandster's ``max * eta**-i`` for
+    ``i = s..0``, rounded to whole budget units (at least 1) and ending exactly at ``max_budget``.
+
+    Ray's HyperBand floors the first budget and multiplies by ``eta``, so e.g. preset
+    ``3_2_20_20`` would halve at 2, 6, 18 and never reach 20; these rungs are 2, 7, 20.
+    """
+    rungs = [max(1, math.floor(max_budget * eta ** (-i) + 0.5)) for i in range(s, -1, -1)]
+    for k in range(1, len(rungs)):  # strictly increasing even where rounding collides
+        rungs[k] = max(rungs[k], rungs[k - 1] + 1)
+    rungs[-1] = max_budget
+    return rungs
+
+
 @dataclass(frozen=True)
 class BOHBPreset:
     """BOHB's settings: reduction factor ``eta``, budget range and number of brackets."""
@@ -55,7 +69,7 @@ class BOHBPreset:
         for i in range(self.iterations):
             s = self.s_max - (i % (self.s_max + 1))
             n = int(math.ceil((self.s_max + 1) / (s + 1) * self.eta**s))
-            out.append((n, int(self.max_budget * self.eta ** (-s))))
+            out.append((n, rung_budgets(self.eta, self.max_budget, s)[0]))
         return out
 
     @property

@@ -3,17 +3,20 @@
 Ray's ``HyperBandForBOHB`` has no ``save``/``restore`` and ``Tuner.restore`` of a BOHB sweep
 re-adds every trial to fresh brackets (ray issue 39900). This subclass snapshots its bracket state
 as plain data (trial ids, budgets, metrics) and :class:`SchedulerStateCallback` stores that
-snapshot beside Ray's experiment state, in the same ``save_to_dir`` call, so the two never
-disagree. On restore, each re-added trial is put back into its bracket; trials that were waiting
+snapshot beside Ray's experiment state, in the same ``save_to_dir`` call. (Tune copies those
+files to storage one after the other, so a kill can still leave them a moment apart; a trial that
+finished after the snapshot keeps its result and joins no bracket.) On restore, each re-added trial is put back into its bracket; trials that were waiting
 for their bracket's halving are set ``PAUSED`` again instead of being rerun past their rung.
 
-Ray's ``HyperBand`` also assumes a minimum budget of 1 (``s_max = round(log_eta(max_t))``); the
-subclass computes ``s_max`` from ``min_t`` as hpbandster does, so presets such as ``3_2_20_20``
-get the brackets of seed 001.
+Ray's ``HyperBand`` also assumes a minimum budget of 1 (``s_max = round(log_eta(max_t))``) and
+builds its rungs by flooring the first budget and multiplying by ``eta``, so some presets never
+reach ``max_t`` (``3_2_20_20`` halves at 2, 6, 18). The subclass computes ``s_max`` from ``min_t``
+and halves at hpbandster's budgets rounded to whole units (:func:`rung_budgets`: 2, 7, 20).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, NamedTuple
 
@@ -23,7 +26,10 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import HyperBandForBOHB
 from ray.tune.schedulers.hyperband import _Bracket
 
+from automl_chars.search.presets import rung_budgets
+
 SNAPSHOT_VERSION = 1
+logger = logging.getLogger(__name__)
 
 
 class _Slot(NamedTuple):
@@ -36,6 +42,19 @@ class _Slot(NamedTuple):
     to_unpause: bool
 
 
+class _RungBracket(_Bracket):
+    """A bracket that halves at explicit rungs instead of ``r0 * eta**k`` (floored)."""
+
+    def __init__(self, *args, rungs: list[int], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rungs = list(rungs)
+
+    def successive_halving(self, metric, metric_op):
+        good, bad = super().successive_halving(metric, metric_op)
+        self._r = self._cumul_r = self.rungs[len(self.rungs) - 1 - self._halves]
+        return good, bad
+
+
 class ResumableHyperBandForBOHB(HyperBandForBOHB):
     """``HyperBandForBOHB`` with ``min_t`` and :meth:`snapshot` / :meth:`load_snapshot`."""
 
@@ -46,7 +65,16 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
         self._min_t = min_t
         # hpbandster's s_max; the base class rounds log_eta(max_t) and ignores min_t.
         self._s_max_1 = int(math.floor(math.log(max_t / min_t) / math.log(reduction_factor) + 1e-9)) + 1
+        self._get_r0 = lambda s: rung_budgets(self._eta, self._max_t_attr, s)[0]
         self._restored: dict[str, _Slot] = {}
+        self._restoring = False
+
+    def _create_bracket(self, s: int) -> _RungBracket:
+        return _RungBracket(
+            time_attr=self._time_attr, max_trials=self._get_n0(s), init_t_attr=self._get_r0(s),
+            max_t_attr=self._max_t_attr, eta=self._eta, s=s, stop_last_trials=self._stop_last_trials,
+            rungs=rung_budgets(self._eta, self._max_t_attr, s),
+        )
 
     # -- snapshot -------------------------------------------------------------------------
     def snapshot(self) -> dict:
@@ -70,6 +98,7 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
                     "live": {t.trial_id: (None if r is None else {k: r[k] for k in keys if k in r})
                              for t, r in b._live_trials.items()},
                     "to_unpause": [t.trial_id for t in b.trials_to_unpause],
+                    "rungs": b.rungs,
                 })
             bands.append(out)
         return {"version": SNAPSHOT_VERSION, "bands": bands, "current": current,
@@ -86,8 +115,9 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
                 if data is None:
                     rebuilt.append(None)
                     continue
-                b = _Bracket(self._time_attr, data["n0"], data["r0"], self._max_t_attr, self._eta,
-                             data["halves"], self._stop_last_trials)
+                b = _RungBracket(self._time_attr, data["n0"], data["r0"], self._max_t_attr,
+                                 self._eta, data["halves"], self._stop_last_trials,
+                                 rungs=data["rungs"])
                 b._n, b._r, b._cumul_r = data["n"], data["r"], data["cumul_r"]
                 b._completed_progress, b.is_being_processed = data["progress"], data["processed"]
                 for tid in data["all"]:
@@ -101,10 +131,18 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
             bi, pos = snap["current"]
             self._state["bracket"] = self._hyperbands[bi][pos]
         self._num_stopped = snap["num_stopped"]
+        self._restoring = True
 
     def on_trial_add(self, tune_controller, trial: Trial) -> None:
         entry = self._restored.pop(trial.trial_id, None)
         if entry is None:
+            if self._restoring and trial.status in (Trial.TERMINATED, Trial.ERROR):
+                # Finished after the snapshot was taken (Tune syncs its state files one by one,
+                # so a kill can leave them apart). As a live member of a fresh bracket it would
+                # hold that bracket's halving forever.
+                logger.warning("Trial %s finished after the scheduler's last snapshot; "
+                               "it keeps its result but joins no bracket.", trial.trial_id)
+                return None
             return super().on_trial_add(tune_controller, trial)
         forget_deleted_checkpoints(trial)
         bracket = entry.bracket

@@ -50,6 +50,7 @@ class SweepSettings:
     """Everything that defines a sweep; saved as ``automl_chars.json`` and checked on resume."""
 
     dataset: str
+    dataset_fingerprint: str
     preset: str
     eta: int
     min_budget: int
@@ -103,17 +104,49 @@ def trial_dirname(trial) -> str:
     return f"{trial.trainable_name}_{trial.trial_id}"
 
 
-def _storage(storage_path: str | os.PathLike | None) -> Path:
-    raw = storage_path or os.environ.get("AUTOML_CHARS_RESULTS") or DEFAULT_STORAGE
-    return Path(raw).expanduser().resolve()
+def experiment_dir(storage_path: str | os.PathLike | None, name: str) -> Path:
+    """``<storage>/<name>``; storage defaults to ``$AUTOML_CHARS_RESULTS`` or ``~/automl_chars_results``.
 
-
-def _check_gpus(gpus_per_trial: float) -> None:
-    if gpus_per_trial > 0 and ray.cluster_resources().get("GPU", 0) <= 0:
+    On a multi-node cluster, use a folder every node mounts (NFS, EFS): Ray rejects a path
+    local to the head node. Cloud URIs (``s3://``) are not supported yet.
+    """
+    raw = str(storage_path or os.environ.get("AUTOML_CHARS_RESULTS") or DEFAULT_STORAGE)
+    if "://" in raw:
         raise InvalidConfigError(
-            f"gpus_per_trial={gpus_per_trial} but the Ray cluster has no GPU. Use "
-            f"gpus_per_trial=0 (CPU only) or connect to a cluster with GPU nodes (ray up cluster.yaml)."
+            f"storage_path {raw!r}: cloud URIs are not supported yet; use a folder on a "
+            f"filesystem every node mounts (e.g. NFS or EFS)."
         )
+    return Path(raw).expanduser().resolve() / name
+
+
+def can_resume(exp_dir: Path) -> bool:
+    """Whether ``exp_dir`` holds Ray Tune state that :func:`run_bohb` can resume."""
+    return tune.Tuner.can_restore(str(exp_dir))
+
+
+def check_gpus(gpus_per_trial: float, cluster_gpus: float, autoscaling: bool) -> None:
+    """Raises when trials ask for a GPU that the cluster neither has nor can add.
+
+    On an autoscaling cluster (``ray up``) GPU workers may still be launched, so trials wait
+    for them, as Ray Tune itself does.
+    """
+    if gpus_per_trial <= 0 or cluster_gpus > 0:
+        return
+    if autoscaling:
+        logger.warning("No GPU in the cluster yet; trials wait until the autoscaler adds GPU nodes.")
+        return
+    raise InvalidConfigError(
+        f"gpus_per_trial={gpus_per_trial} but the Ray cluster has no GPU. Use "
+        f"gpus_per_trial=0 (CPU only) or connect to a cluster with GPU nodes (ray up cluster.yaml)."
+    )
+
+
+def _autoscaling() -> bool:
+    # Tune's own test for a cluster-launcher cluster (the head keeps ~/ray_bootstrap_config.yaml).
+    # Not the autoscaler's status key: every local head publishes that one too.
+    from ray.tune.execution.cluster_info import _is_ray_cluster
+
+    return _is_ray_cluster()
 
 
 def run_bohb(
@@ -162,15 +195,15 @@ def run_bohb(
     fid = Fidelity(fidelity, bohb.max_budget, data_seed=seed)
     ds = load(dataset, root=data_root)
     settings = SweepSettings(
-        dataset=ds.name, preset=bohb.name, eta=bohb.eta, min_budget=bohb.min_budget,
+        dataset=ds.name, dataset_fingerprint=ds.fingerprint(), preset=bohb.name, eta=bohb.eta, min_budget=bohb.min_budget,
         max_budget=bohb.max_budget, num_samples=num_samples or bohb.num_samples,
         fidelity=fid.kind, gpus_per_trial=float(gpus_per_trial),
         cpus_per_trial=float(cpus_per_trial), seed=seed,
     )
-    exp_dir = _storage(storage_path) / (name or f"bohb-{ds.name}-{bohb.name}")
+    exp_dir = experiment_dir(storage_path, name or f"bohb-{ds.name}-{bohb.name}")
     if not ray.is_initialized():
         ray.init(configure_logging=False)
-    _check_gpus(settings.gpus_per_trial)
+    check_gpus(settings.gpus_per_trial, ray.cluster_resources().get("GPU", 0), _autoscaling())
 
     trainable = tune.with_resources(
         tune.with_parameters(CNNTrainable, dataset=ds, fidelity=fid, seed=seed), settings.resources
@@ -178,7 +211,8 @@ def run_bohb(
     if resume:
         tuner = _restore(exp_dir, trainable, settings)
     else:
-        if tune.Tuner.can_restore(str(exp_dir)) or (exp_dir / SETTINGS_FILE).exists():
+        # A settings file alone (killed before Ray saved anything) is simply started again.
+        if can_resume(exp_dir):
             raise ExperimentStateError(
                 f"An experiment already exists in {exp_dir}. Pass resume=True (CLI: --resume) to "
                 f"continue it, or choose another name/storage path."
@@ -210,7 +244,7 @@ def run_bohb(
 
 
 def _restore(exp_dir: Path, trainable, settings: SweepSettings) -> tune.Tuner:
-    if not tune.Tuner.can_restore(str(exp_dir)):
+    if not can_resume(exp_dir):
         raise ExperimentStateError(
             f"Nothing to resume in {exp_dir}: no Ray Tune experiment state there. Run without "
             f"resume to start it."
@@ -218,7 +252,7 @@ def _restore(exp_dir: Path, trainable, settings: SweepSettings) -> tune.Tuner:
     saved_file = exp_dir / SETTINGS_FILE
     if saved_file.exists():
         saved = json.loads(saved_file.read_text())
-        keys = ("dataset", "preset", "fidelity", "seed", "num_samples")
+        keys = ("dataset", "dataset_fingerprint", "preset", "fidelity", "seed", "num_samples")
         diff = {k: (saved.get(k), getattr(settings, k)) for k in keys if saved.get(k) != getattr(settings, k)}
         if diff:
             raise ExperimentStateError(
@@ -244,6 +278,7 @@ def trials_frame(grid) -> pd.DataFrame:
             "status": "ERROR" if r.error else "TERMINATED",
             SUGGESTED_BY: config.get(SUGGESTED_BY, "given"),
             "budget": m.get("training_iteration", 0),
+            "device": m.get("device"),
             **{k: m.get(k) for k in METRIC_COLUMNS},
             "timestamp": m.get("timestamp"),
             "error": str(r.error).splitlines()[0][:300] if r.error else "",

@@ -7,6 +7,7 @@ device (4x less memory than float) and each batch is converted and normalised wh
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass
 
 import torch
@@ -127,15 +128,25 @@ def evaluate(model: nn.Module, data: DeviceData, batch_size: int = EVAL_BATCH_SI
 def rng_state(generator: torch.Generator, device: torch.device) -> dict:
     """Every random state training on ``device`` depends on: the shuffling/augmentation generator,
     torch's CPU RNG and, on a GPU, that GPU's RNG (dropout). All are CPU byte tensors."""
-    state = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
+    state = {"generator": generator.get_state(), "generator_device": generator.device.type,
+             "torch": torch.get_rng_state()}
     if device.type == "cuda":  # only the trial's own GPU: touching others would create contexts
         state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
 def set_rng_state(generator: torch.Generator, state: dict, device: torch.device) -> None:
-    """Restores :func:`rng_state`; pass tensors loaded with ``map_location="cpu"``."""
-    generator.set_state(state["generator"])
+    """Restores :func:`rng_state`; pass tensors loaded with ``map_location="cpu"``.
+
+    A state saved on another kind of device (a GPU trial resumed on a CPU, or back) cannot be
+    loaded: CPU and CUDA generators keep incompatible states. The generator is then seeded from
+    the saved state, so the trial continues reproducibly, though not as it would have there.
+    """
+    saved = state["generator"]
+    if state.get("generator_device", generator.device.type) == generator.device.type:
+        generator.set_state(saved)
+    else:
+        generator.manual_seed(zlib.crc32(saved.numpy().tobytes()))
     torch.set_rng_state(state["torch"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)

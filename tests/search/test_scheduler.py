@@ -123,3 +123,51 @@ def test_forget_deleted_checkpoints(tmp_path):
     trial = SimpleNamespace(run_metadata=SimpleNamespace(checkpoint_manager=manager))
     assert forget_deleted_checkpoints(trial) == 1
     assert [r.checkpoint.path for r in manager._checkpoint_results] == [str(kept)]
+
+
+def test_every_preset_halves_at_hpbandster_budgets_and_reaches_max():
+    from automl_chars.search import PRESETS
+
+    for name in PRESETS.names():
+        p = PRESETS.get(name)
+        sched = ResumableHyperBandForBOHB(metric="val_acc", mode="max", min_t=p.min_budget,
+                                          max_t=p.max_budget, reduction_factor=p.eta)
+        assert sched._s_max_1 == p.s_max + 1
+        for s in range(p.s_max, -1, -1):
+            bracket = sched._create_bracket(s)
+            trials = _trials(bracket._n0)
+            for t in trials:
+                bracket.add_trial(t)
+            seen = [bracket._cumul_r]
+            while bracket._halves > 0:
+                for i, t in enumerate(bracket._live_trials):
+                    bracket._live_trials[t] = {"val_acc": i, "training_iteration": bracket._cumul_r}
+                good, bad = bracket.successive_halving("val_acc", 1.0)
+                for t in bad:
+                    bracket.cleanup_trial(t)
+                seen.append(bracket._cumul_r)
+            hpbandster = [p.max_budget * p.eta ** (-i) for i in range(s, -1, -1)]
+            assert seen[-1] == p.max_budget, (name, s, seen)
+            assert seen == sorted(set(seen)), (name, s, seen)
+            assert all(abs(a - b) <= 0.5 + 1e-9 or a == b + 1 for a, b in zip(seen, hpbandster)), \
+                (name, s, seen, hpbandster)
+    assert ResumableHyperBandForBOHB(metric="m", mode="max", min_t=2, max_t=20,
+                                     reduction_factor=3)._create_bracket(2).rungs == [2, 7, 20]
+
+
+def test_trial_unknown_to_the_snapshot():
+    sched, ctrl, trials = _scheduler(), FakeController(), _trials(2)
+    for t in trials:
+        sched.on_trial_add(ctrl, t)
+    restored = _scheduler()
+    restored.load_snapshot(sched.snapshot())
+    for t in _trials(2):
+        t.set_status(Trial.PENDING)
+        restored.on_trial_add(ctrl, t)
+    late_finished = Trial("CNNTrainable", stub=True, trial_id="late")
+    late_finished.set_status(Trial.TERMINATED)
+    restored.on_trial_add(ctrl, late_finished)
+    assert late_finished not in restored._trial_info  # must not hold a bracket's halving
+    newer = Trial("CNNTrainable", stub=True, trial_id="newer")
+    restored.on_trial_add(ctrl, newer)
+    assert newer in restored._trial_info

@@ -57,6 +57,22 @@ def test_rng_state_roundtrip_reproduces_an_epoch(make_dataset):
     assert a.loss == b.loss and a.accuracy == b.accuracy
 
 
+def test_rng_state_from_another_device_type_reseeds_reproducibly():
+    """A GPU trial's checkpoint resumed on a CPU: a CUDA generator's state (16 bytes: seed and
+    offset) cannot load into a CPU generator, so the generator is seeded from it instead."""
+    cpu = torch.device("cpu")
+    saved = {**rng_state(torch.Generator(), cpu), "generator_device": "cuda",
+             "generator": torch.tensor([7, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0],
+                                       dtype=torch.uint8)}
+    draws = []
+    for _ in range(2):
+        gen = torch.Generator().manual_seed(99)
+        set_rng_state(gen, saved, cpu)
+        draws.append(torch.randperm(50, generator=gen))
+    assert torch.equal(draws[0], draws[1])
+    assert not torch.equal(draws[0], torch.randperm(50, generator=torch.Generator().manual_seed(99)))
+
+
 def test_random_affine_is_per_image_and_seeded():
     x = torch.zeros(4, 1, 28, 28)
     x[:, :, 10:18, 4:24] = 1.0
