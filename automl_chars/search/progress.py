@@ -12,12 +12,20 @@ from automl_chars.spaces.values import SUGGESTED_BY
 
 
 class TrialLineCallback(Callback):
-    """Prints ``[done/total] trial_id budget val_acc (model|random)`` as trials end."""
+    """Prints where the sweep writes, then ``[done/total] trial_id budget val_acc (model|random)``
+    as trials end."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, experiment_path: str):
         # No stream attribute: Tune pickles callbacks into tuner.pkl, and files do not pickle.
         self.total, self.done, self.best = total, 0, float("-inf")
+        self.experiment_path = experiment_path
         self.start = time.time()
+
+    def setup(self, **info) -> None:
+        # Also called when a sweep is resumed (Tune restores this object from tuner.pkl).
+        self.start = time.time()
+        print(f"Sweep of {self.total} trials in {self.experiment_path}\n"
+              f"TensorBoard: tensorboard --logdir {self.experiment_path}", flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self._line(trial, "")

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -231,16 +232,41 @@ def run_bohb(
             run_config=tune.RunConfig(
                 name=exp_dir.name, storage_path=str(exp_dir.parent), verbose=max(0, verbose - 1),
                 callbacks=[SchedulerStateCallback(scheduler), TBXLoggerCallback(),
-                           *([TrialLineCallback(settings.num_samples)] if verbose >= 1 else [])],
+                           *([TrialLineCallback(settings.num_samples, str(exp_dir))]
+                             if verbose >= 1 else [])],
                 checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=2),
                 failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
             ),
         )
-    # Tune forces an experiment snapshot whenever a trial saved num_to_keep checkpoints since the
-    # last one; with a checkpoint every budget unit that is frequent by design (resume needs it).
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    grid = tuner.fit()
+    with _environment(_tune_environment(verbose)):
+        grid = tuner.fit()
     return finish(grid, ds, exp_dir, settings)
+
+
+def _tune_environment(verbose: int) -> dict[str, str]:
+    """Settings Tune reads from the environment during ``fit()``; the user's own values win."""
+    env = {
+        # Tune forces an experiment snapshot whenever a trial saved num_to_keep checkpoints since
+        # the last one; with a checkpoint every budget unit that is frequent by design (resume
+        # needs it), so its warning about it is noise.
+        "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    }
+    if verbose <= 1:
+        # Tune's newer console output prints a heading even at verbose=0, with a TensorBoard
+        # path outside the experiment folder; TrialLineCallback prints the right one instead.
+        env["RAY_AIR_NEW_OUTPUT"] = "0"
+    return {k: v for k, v in env.items() if k not in os.environ}
+
+
+@contextmanager
+def _environment(env: dict[str, str]):
+    """Sets ``env`` for the duration of the block, then removes it again."""
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key in env:
+            os.environ.pop(key, None)
 
 
 def _restore(exp_dir: Path, trainable, settings: SweepSettings) -> tune.Tuner:

@@ -1,11 +1,13 @@
-"""``check_gpus``: GPU trials on a cluster without GPUs fail fast unless GPU nodes can come."""
+"""The sweep's small helpers: the GPU check (GPU trials on a cluster without GPUs fail fast
+unless GPU nodes can come) and the environment Tune runs under."""
 
 import logging
+import os
 
 import pytest
 
 from automl_chars.errors import InvalidConfigError
-from automl_chars.search.sweep import check_gpus
+from automl_chars.search.sweep import _environment, _tune_environment, check_gpus
 
 
 def test_gpu_trials_without_gpus_fail_fast_on_a_fixed_cluster():
@@ -39,3 +41,19 @@ def test_autoscaling_means_a_cluster_launcher_config(tmp_path, monkeypatch):
         assert _autoscaling() is True
     finally:
         _is_ray_cluster.cache_clear()
+
+
+def test_tune_output_below_verbose_2_is_ours_alone(monkeypatch):
+    monkeypatch.delenv("RAY_AIR_NEW_OUTPUT", raising=False)
+    assert _tune_environment(1)["RAY_AIR_NEW_OUTPUT"] == "0"
+    assert "RAY_AIR_NEW_OUTPUT" not in _tune_environment(2)  # Tune's own output, as asked
+    monkeypatch.setenv("RAY_AIR_NEW_OUTPUT", "1")
+    assert "RAY_AIR_NEW_OUTPUT" not in _tune_environment(1)  # the user's setting wins
+
+
+def test_environment_is_set_only_inside_the_block(monkeypatch):
+    monkeypatch.delenv("AUTOML_CHARS_TEST_VAR", raising=False)
+    with pytest.raises(RuntimeError), _environment({"AUTOML_CHARS_TEST_VAR": "1"}):
+        assert os.environ["AUTOML_CHARS_TEST_VAR"] == "1"
+        raise RuntimeError("a failed fit() must not leave it set either")
+    assert "AUTOML_CHARS_TEST_VAR" not in os.environ
