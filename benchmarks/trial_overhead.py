@@ -7,7 +7,7 @@ the same sweep twice through ``tune.Tuner`` on ``CNNTrainable``:
 
 * ``--trials`` trials (default 16) of a tiny CNN on tiny data (``--per-class`` random 28x28
   images per class, 4 classes), one training step each (``stop={"training_iteration": 1}``),
-  ``cpus_per_trial=1`` on a local Ray with ``num_cpus=2`` (so ``parallelism`` = 2), Tune's
+  ``cpus_per_trial=1`` on a local Ray with ``num_cpus=2`` (``--cpus``; ``parallelism`` = 2), Tune's
   default loggers, a temporary ``storage_path``; with ``--gpus-per-trial F`` each trial also
   holds ``F`` of the machine's GPUs and trains there (parallelism = what both resources allow);
 * once with ``reuse_actors=True`` (an actor is kept and ``reset_config()`` rebuilds the model

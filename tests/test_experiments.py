@@ -44,3 +44,9 @@ def test_resume_continues_each_preset_where_it_is(ray_session, data_root, tmp_pa
             runpy.run_path(str(script), run_name="__main__")
         assert done.value.code == 0
         assert expected in capsys.readouterr().out
+    # A finished sweep is only read back for the same settings: another seed is another sweep.
+    monkeypatch.setattr(sys, "argv", [*argv, "--seed", "1"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(script), run_name="__main__")
+    assert done.value.code == 2
+    assert "different settings" in capsys.readouterr().err

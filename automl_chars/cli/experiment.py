@@ -72,14 +72,15 @@ def _run(spec: ExperimentSpec, args: argparse.Namespace) -> int:
 
 def _sweep_or_reuse(ds, args: argparse.Namespace, preset: str, name: str):
     """With ``--resume``, each preset's sweep continues where it is: finished ones are read back,
-    interrupted ones resumed, ones never started begin. Without it, any existing sweep raises."""
-    from automl_chars.search.result import SUMMARY_FILE, SweepResult
+    interrupted ones resumed, ones never started begin (each checked against its saved settings).
+    Without it, any existing sweep raises."""
+    from automl_chars.search.result import SUMMARY_FILE
     from automl_chars.search.sweep import can_resume, experiment_dir
 
     if not args.resume:
         return sweep(ds, args, preset, name=name)
     exp = experiment_dir(args.storage, name)
-    if (exp / SUMMARY_FILE).exists():
+    finished = (exp / SUMMARY_FILE).exists()
+    if finished:
         print(f"{preset}: finished earlier, reading {exp}")
-        return SweepResult.load(exp)
-    return sweep(ds, args, preset, name=name, resume=can_resume(exp))
+    return sweep(ds, args, preset, name=name, resume=finished or can_resume(exp))

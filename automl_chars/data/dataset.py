@@ -170,9 +170,12 @@ def to_uint8_images(x: np.ndarray | torch.Tensor, name: str, what: str) -> torch
     if t.dtype == torch.uint8:
         f = t
     elif t.dtype != torch.bool and not t.is_floating_point() and not t.is_complex():
-        if len(t) and (int(t.min()) < 0 or int(t.max()) > 255):
+        wide = t.to(torch.int64)  # torch has no min/max for uint16/32/64
+        lo, hi = (int(wide.min()), int(wide.max())) if len(t) else (0, 0)
+        if lo < 0 or hi > 255:
             raise InvalidConfigError(
-                f"{name}: integer {what} must lie in [0, 255]; got [{int(t.min())}, {int(t.max())}]."
+                f"{name}: integer {what} must lie in [0, 255]; got [{lo}, {hi}]. Scale them "
+                f"(e.g. 16-bit images: x // 257), or pass floats in [0, 1]."
             )
         f = t.to(torch.uint8)
     elif t.is_floating_point():

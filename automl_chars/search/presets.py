@@ -20,16 +20,14 @@ from automl_chars.registry import Registry
 
 def rung_budgets(eta: float, max_budget: int, s: int) -> list[int]:
     """The budgets at which bracket ``s`` halves: hpbandster's ``max * eta**-i`` for
-    ``i = s..0``, rounded to whole budget units (at least 1) and ending exactly at ``max_budget``.
+    ``i = s..0``, rounded to whole budget units; the last is ``max_budget`` itself.
 
     Ray's HyperBand floors the first budget and multiplies by ``eta``, so e.g. preset
-    ``3_2_20_20`` would halve at 2, 6, 18 and never reach 20; these rungs are 2, 7, 20.
+    ``3_2_20_20`` would halve at 2, 6, 18 and never reach 20; these rungs are 2, 7, 20. (For
+    ``s <= s_max`` every rung is at least ``min_budget >= 1`` before rounding, and ``eta >= 2``
+    keeps rounded rungs strictly increasing.)
     """
-    rungs = [max(1, math.floor(max_budget * eta ** (-i) + 0.5)) for i in range(s, -1, -1)]
-    for k in range(1, len(rungs)):  # strictly increasing even where rounding collides
-        rungs[k] = max(rungs[k], rungs[k - 1] + 1)
-    rungs[-1] = max_budget
-    return rungs
+    return [math.floor(max_budget * eta ** (-i) + 0.5) for i in range(s, -1, -1)]
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,12 @@
 Ray's ``HyperBandForBOHB`` has no ``save``/``restore`` and ``Tuner.restore`` of a BOHB sweep
 re-adds every trial to fresh brackets (ray issue 39900). This subclass snapshots its bracket state
 as plain data (trial ids, budgets, metrics) and :class:`SchedulerStateCallback` stores that
-snapshot beside Ray's experiment state, in the same ``save_to_dir`` call. (Tune copies those
-files to storage one after the other, so a kill can still leave them a moment apart; a trial that
-finished after the snapshot keeps its result and joins no bracket.) On restore, each re-added trial is put back into its bracket; trials that were waiting
-for their bracket's halving are set ``PAUSED`` again instead of being rerun past their rung.
+snapshot beside Ray's experiment state, in the same ``save_to_dir`` call. On restore, each
+re-added trial is put back into its bracket; trials that were waiting for their bracket's halving
+are set ``PAUSED`` again instead of being rerun past their rung. Tune copies its state files to
+storage one after the other, so a kill can leave them a moment apart: a trial that Tune records as
+finished (or errored) is never revived, whatever the snapshot says; it leaves its bracket as it
+would have had the scheduler seen it end.
 
 Ray's ``HyperBand`` also assumes a minimum budget of 1 (``s_max = round(log_eta(max_t))``) and
 builds its rungs by flooring the first budget and multiplying by ``eta``, so some presets never
@@ -28,7 +30,7 @@ from ray.tune.schedulers.hyperband import _Bracket
 
 from automl_chars.search.presets import rung_budgets
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: brackets carry their rungs
 logger = logging.getLogger(__name__)
 
 
@@ -67,7 +69,6 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
         self._s_max_1 = int(math.floor(math.log(max_t / min_t) / math.log(reduction_factor) + 1e-9)) + 1
         self._get_r0 = lambda s: rung_budgets(self._eta, self._max_t_attr, s)[0]
         self._restored: dict[str, _Slot] = {}
-        self._restoring = False
 
     def _create_bracket(self, s: int) -> _RungBracket:
         return _RungBracket(
@@ -131,28 +132,30 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
             bi, pos = snap["current"]
             self._state["bracket"] = self._hyperbands[bi][pos]
         self._num_stopped = snap["num_stopped"]
-        self._restoring = True
 
     def on_trial_add(self, tune_controller, trial: Trial) -> None:
+        forget_deleted_checkpoints(trial)
         entry = self._restored.pop(trial.trial_id, None)
+        ended = trial.status in (Trial.TERMINATED, Trial.ERROR)
         if entry is None:
-            if self._restoring and trial.status in (Trial.TERMINATED, Trial.ERROR):
-                # Finished after the snapshot was taken (Tune syncs its state files one by one,
-                # so a kill can leave them apart). As a live member of a fresh bracket it would
-                # hold that bracket's halving forever.
+            if ended:
+                # Re-added by a restore, but unknown to the snapshot: it finished after the last
+                # one. As a live member of a fresh bracket it would hold that bracket's halving.
                 logger.warning("Trial %s finished after the scheduler's last snapshot; "
                                "it keeps its result but joins no bracket.", trial.trial_id)
                 return None
             return super().on_trial_add(tune_controller, trial)
-        forget_deleted_checkpoints(trial)
         bracket = entry.bracket
         bracket._all_trials.append(trial)
         self._trial_info[trial] = bracket, entry.band_idx
+        if ended:
+            # Ended after the snapshot that still counts it live: leave it out of the bracket's
+            # live trials, as on_trial_remove would have (halving then goes on without it).
+            return
         if not entry.live:
-            if trial.status not in (Trial.TERMINATED, Trial.ERROR):
-                # Halving had already stopped it; Tune's graceful stop had not finished when the
-                # state was saved, so it came back PAUSED/PENDING. It must not run again.
-                trial.set_status(Trial.TERMINATED)
+            # Halving had already stopped it; Tune's graceful stop had not finished when the
+            # state was saved, so it came back PAUSED/PENDING. It must not run again.
+            trial.set_status(Trial.TERMINATED)
             return
         bracket._live_trials[trial] = entry.result
         if entry.to_unpause:

@@ -28,6 +28,7 @@ from automl_chars.search.progress import TrialLineCallback
 from automl_chars.search.result import (
     METRIC_COLUMNS,
     SETTINGS_FILE,
+    SUMMARY_FILE,
     SweepResult,
     pick_incumbent,
     write_json,
@@ -74,6 +75,26 @@ class SweepSettings:
     @property
     def resources(self) -> dict[str, float]:
         return {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
+
+
+#: The settings that make a sweep what it is; resuming with other values is refused.
+#: (Resources may change between runs: a sweep can resume on another cluster.)
+DEFINING_SETTINGS = ("dataset", "dataset_fingerprint", "preset", "fidelity", "seed", "num_samples")
+
+
+def check_same_sweep(exp_dir: Path, settings: SweepSettings) -> None:
+    """Raises :class:`ExperimentStateError` if ``exp_dir`` holds a sweep defined otherwise."""
+    saved_file = exp_dir / SETTINGS_FILE
+    if not saved_file.exists():
+        return
+    saved = json.loads(saved_file.read_text())
+    diff = {k: (saved[k], getattr(settings, k)) for k in DEFINING_SETTINGS
+            if k in saved and saved[k] != getattr(settings, k)}
+    if diff:
+        raise ExperimentStateError(
+            f"Cannot resume {exp_dir} with different settings (saved, given): {diff}. Use the "
+            f"saved ones, or another name/storage path for a new sweep."
+        )
 
 
 def resolve_preset(preset: str | BOHBPreset | None, eta: int | None, min_budget: int | None,
@@ -125,29 +146,40 @@ def can_resume(exp_dir: Path) -> bool:
     return tune.Tuner.can_restore(str(exp_dir))
 
 
-def check_gpus(gpus_per_trial: float, cluster_gpus: float, autoscaling: bool) -> None:
-    """Raises when trials ask for a GPU that the cluster neither has nor can add.
+def check_gpus(gpus_per_trial: float, node_gpus: list[float], autoscaling: bool) -> None:
+    """Raises when trials ask for more GPUs than any node has (``node_gpus``: each live node's)
+    and the cluster cannot add such nodes.
 
     On an autoscaling cluster (``ray up``) GPU workers may still be launched, so trials wait
     for them, as Ray Tune itself does.
     """
-    if gpus_per_trial <= 0 or cluster_gpus > 0:
+    largest = max(node_gpus, default=0)
+    if gpus_per_trial <= 0 or largest >= gpus_per_trial:
         return
     if autoscaling:
-        logger.warning("No GPU in the cluster yet; trials wait until the autoscaler adds GPU nodes.")
+        logger.warning("No node has %s GPU(s) yet; trials wait until the autoscaler adds one.",
+                       gpus_per_trial)
         return
+    if largest == 0:
+        raise InvalidConfigError(
+            f"gpus_per_trial={gpus_per_trial} but the Ray cluster has no GPU. Use "
+            f"gpus_per_trial=0 (CPU only) or connect to a cluster with GPU nodes (ray up cluster.yaml)."
+        )
     raise InvalidConfigError(
-        f"gpus_per_trial={gpus_per_trial} but the Ray cluster has no GPU. Use "
-        f"gpus_per_trial=0 (CPU only) or connect to a cluster with GPU nodes (ray up cluster.yaml)."
+        f"gpus_per_trial={gpus_per_trial} but the largest node has {largest:g} GPU(s), and a "
+        f"trial runs on one node. Use gpus_per_trial <= {largest:g}."
     )
 
 
 def _autoscaling() -> bool:
-    # Tune's own test for a cluster-launcher cluster (the head keeps ~/ray_bootstrap_config.yaml).
-    # Not the autoscaler's status key: every local head publishes that one too.
-    from ray.tune.execution.cluster_info import _is_ray_cluster
+    # The cluster launcher (`ray up`) leaves its config on the head node; Ray Tune tells an
+    # autoscaling cluster from a fixed one by this file too (ray.tune.execution.cluster_info).
+    # Not the autoscaler's status key in Ray's KV store: every local head publishes that one.
+    return Path("~/ray_bootstrap_config.yaml").expanduser().exists()
 
-    return _is_ray_cluster()
+
+def _node_gpus() -> list[float]:
+    return [float(n["Resources"].get("GPU", 0)) for n in ray.nodes() if n.get("Alive")]
 
 
 def run_bohb(
@@ -187,6 +219,8 @@ def run_bohb(
         name: experiment folder name (default ``bohb-<dataset>-<preset>``).
         seed: seeds the space, BOHB's sampling and every trial's initialisation.
         resume: continue an interrupted sweep in ``storage_path/name``; finished trials are kept.
+            A sweep that had finished is read back. Either way its defining settings
+            (:data:`DEFINING_SETTINGS`, the dataset's contents included) must be the same.
         data_root: data folder for datasets given by name.
         bohb_config: extra options of hpbandster's BOHB config generator (e.g. ``top_n_percent``).
         verbose: 0 silent, 1 one line per finished trial, 2-4 Ray Tune's own output (its
@@ -202,9 +236,12 @@ def run_bohb(
         cpus_per_trial=float(cpus_per_trial), seed=seed,
     )
     exp_dir = experiment_dir(storage_path, name or f"bohb-{ds.name}-{bohb.name}")
+    if resume and (exp_dir / SUMMARY_FILE).exists():  # finished earlier: nothing left to run
+        check_same_sweep(exp_dir, settings)
+        return SweepResult.load(exp_dir)
     if not ray.is_initialized():
         ray.init(configure_logging=False)
-    check_gpus(settings.gpus_per_trial, ray.cluster_resources().get("GPU", 0), _autoscaling())
+    check_gpus(settings.gpus_per_trial, _node_gpus(), _autoscaling())
 
     trainable = tune.with_resources(
         tune.with_parameters(CNNTrainable, dataset=ds, fidelity=fid, seed=seed), settings.resources
@@ -275,15 +312,7 @@ def _restore(exp_dir: Path, trainable, settings: SweepSettings) -> tune.Tuner:
             f"Nothing to resume in {exp_dir}: no Ray Tune experiment state there. Run without "
             f"resume to start it."
         )
-    saved_file = exp_dir / SETTINGS_FILE
-    if saved_file.exists():
-        saved = json.loads(saved_file.read_text())
-        keys = ("dataset", "dataset_fingerprint", "preset", "fidelity", "seed", "num_samples")
-        diff = {k: (saved.get(k), getattr(settings, k)) for k in keys if saved.get(k) != getattr(settings, k)}
-        if diff:
-            raise ExperimentStateError(
-                f"Cannot resume {exp_dir} with different settings (saved, given): {diff}."
-            )
+    check_same_sweep(exp_dir, settings)
     return tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True,
                               resume_errored=False)
 
@@ -325,6 +354,7 @@ def finish(grid, dataset: Dataset, exp_dir: Path, settings: SweepSettings) -> Sw
     with best.checkpoint.as_directory() as ckpt:
         test_acc = evaluate_checkpoint(ckpt, dataset, split="test")
     saved = json.loads((exp_dir / SETTINGS_FILE).read_text())
-    result = SweepResult(trials, incumbent, best_id, test_acc, exp_dir, {**asdict(settings), **saved})
+    # The saved start time, the current resources (a resumed sweep may run on other hardware).
+    result = SweepResult(trials, incumbent, best_id, test_acc, exp_dir, {**saved, **asdict(settings)})
     result.save()
     return result

@@ -85,7 +85,9 @@ def train_epoch(
 
     Loss and accuracy are running means over the epoch's batches (in training mode), the
     "train accuracy" of the result tables; no extra pass over the data is made. Both stay on the
-    device (one kernel per batch each) and are read once, at the end.
+    device (one kernel per batch each) and are read once, at the end. A last batch of a single
+    sample is skipped (BatchNorm cannot train on one) and left out of the statistics and of
+    ``samples``.
     """
     start = time.perf_counter()
     model.train()
@@ -94,9 +96,10 @@ def train_epoch(
     order = torch.randperm(n, generator=generator, device=generator.device).to(device)
     loss_sum = torch.zeros((), device=device)
     predicted = torch.full((n,), -1, dtype=torch.int64, device=device)  # -1: batch skipped
+    trained = 0
     for i in range(0, n, batch_size):
         idx = order[i : i + batch_size]
-        if len(idx) < 2 and n >= 2:  # BatchNorm cannot train on a single sample
+        if len(idx) < 2:
             continue
         x, y = data.batch(idx)
         x = random_affine(x, augment, generator)
@@ -107,9 +110,12 @@ def train_epoch(
         optimizer.step()
         loss_sum.add_(loss.detach(), alpha=len(y))
         torch.argmax(out.detach(), 1, out=predicted[i : i + len(y)])
+        trained += len(y)
+    if trained == 0:
+        return EpochStats(float("nan"), float("nan"), 0, time.perf_counter() - start)
     correct = (predicted == data.y[order]).sum()
-    _sync(device)
-    return EpochStats(float(loss_sum) / n, float(correct) / n, n, time.perf_counter() - start)
+    loss_mean, accuracy = float(loss_sum) / trained, float(correct) / trained  # waits for the GPU
+    return EpochStats(loss_mean, accuracy, trained, time.perf_counter() - start)
 
 
 @torch.no_grad()
@@ -132,8 +138,7 @@ def evaluate(model: nn.Module, data: DeviceData, batch_size: int = EVAL_BATCH_SI
 def rng_state(generator: torch.Generator, device: torch.device) -> dict:
     """Every random state training on ``device`` depends on: the shuffling/augmentation generator,
     torch's CPU RNG and, on a GPU, that GPU's RNG (dropout). All are CPU byte tensors."""
-    state = {"generator": generator.get_state(), "generator_device": generator.device.type,
-             "torch": torch.get_rng_state()}
+    state = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
     if device.type == "cuda":  # only the trial's own GPU: touching others would create contexts
         state["cuda"] = torch.cuda.get_rng_state(device)
     return state
@@ -147,15 +152,10 @@ def set_rng_state(generator: torch.Generator, state: dict, device: torch.device)
     the saved state, so the trial continues reproducibly, though not as it would have there.
     """
     saved = state["generator"]
-    if state.get("generator_device", generator.device.type) == generator.device.type:
+    if saved.numel() == generator.get_state().numel():  # CPU: 5056 bytes, CUDA: 16
         generator.set_state(saved)
     else:
         generator.manual_seed(zlib.crc32(saved.numpy().tobytes()))
     torch.set_rng_state(state["torch"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

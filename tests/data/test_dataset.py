@@ -29,6 +29,10 @@ def test_floats_and_wide_integers_convert_to_uint8():
         to_uint8_images(x.astype(np.float32), "t", "x")
     with pytest.raises(InvalidConfigError, match=r"\[0, 255\]"):
         to_uint8_images(x.astype(np.int64) * 2, "t", "x")
+    # Unsigned types torch has no min/max for: still checked and converted.
+    assert torch.equal(to_uint8_images(x.astype(np.uint16), "t", "x"), to_uint8_images(x, "t", "x"))
+    with pytest.raises(InvalidConfigError, match=r"16-bit"):
+        to_uint8_images(x.astype(np.uint16) * 257, "t", "x")
 
 
 def test_non_square_images_are_padded_then_resized():

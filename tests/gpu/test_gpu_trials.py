@@ -34,7 +34,8 @@ def test_trial_on_a_gpu_share_pauses_and_resumes_on_gpu_or_cpu(ray_session, make
                                                                  tmp_path):
     ds = make_dataset(per_class=40)
     fid = Fidelity("subset", max_budget=4)
-    reference = _train(_actor(ds, fid, 0.25), 4)
+    straight = _actor(ds, fid, 0.25)
+    reference = _train(straight, 4)
 
     paused = _actor(ds, fid, 0.25)
     first = _train(paused, 2)
@@ -63,6 +64,8 @@ def test_trial_on_a_gpu_share_pauses_and_resumes_on_gpu_or_cpu(ray_session, make
     # than a fresh start.
     loss = cpu_rest[0]["train_loss"]
     assert abs(loss - rest[0]["train_loss"]) < abs(loss - first[0]["train_loss"])
+    for actor in (straight, resumed, on_cpu):  # give the session's GPU and CPUs back
+        ray.kill(actor)
 
 
 def test_sweep_with_a_quarter_gpu_per_trial(ray_session, make_dataset, tmp_path):

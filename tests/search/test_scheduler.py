@@ -171,3 +171,29 @@ def test_trial_unknown_to_the_snapshot():
     newer = Trial("CNNTrainable", stub=True, trial_id="newer")
     restored.on_trial_add(ctrl, newer)
     assert newer in restored._trial_info
+
+
+def test_trial_that_ended_after_the_snapshot_is_not_revived_and_halving_goes_on():
+    """The snapshot counts the trials live; Tune's newer state has them finished or errored."""
+    sched, ctrl, trials = _scheduler(), FakeController(), _trials(9)
+    for t in trials:
+        sched.on_trial_add(ctrl, t)
+    for i, t in enumerate(trials[:8]):
+        _report(sched, ctrl, t, 1, 0.1 * i)  # eight wait at the first rung; t8 is still running
+    restored = _scheduler()
+    ctrl2 = FakeController(restored)
+    restored.load_snapshot(sched.snapshot())
+    again = _trials(9)
+    for t in again[:7]:
+        t.set_status(Trial.PENDING)
+    again[7].set_status(Trial.TERMINATED)  # had reached its rung, then ended
+    again[8].set_status(Trial.ERROR)  # had no result yet, then failed
+    for t in again:
+        restored.on_trial_add(ctrl2, t)
+    assert again[7].status == Trial.TERMINATED and again[8].status == Trial.ERROR
+    bracket, _ = restored._trial_info[again[0]]
+    assert again[7] not in bracket._live_trials and again[8] not in bracket._live_trials
+    # Nothing runs, so the scheduler halves the seven waiting trials and resumes the best.
+    chosen = restored.choose_trial_to_run(ctrl2)
+    assert chosen is not None and chosen.status == Trial.PAUSED
+    assert len(ctrl2.stopped) > 0 and "t7" not in ctrl2.stopped and "t8" not in ctrl2.stopped

@@ -61,16 +61,39 @@ def test_rng_state_from_another_device_type_reseeds_reproducibly():
     """A GPU trial's checkpoint resumed on a CPU: a CUDA generator's state (16 bytes: seed and
     offset) cannot load into a CPU generator, so the generator is seeded from it instead."""
     cpu = torch.device("cpu")
-    saved = {**rng_state(torch.Generator(), cpu), "generator_device": "cuda",
-             "generator": torch.tensor([7, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0],
-                                       dtype=torch.uint8)}
-    draws = []
-    for _ in range(2):
+
+    def draws_after_restoring(cuda_state: list[int]) -> torch.Tensor:
+        saved = {**rng_state(torch.Generator(), cpu),
+                 "generator": torch.tensor(cuda_state, dtype=torch.uint8)}
         gen = torch.Generator().manual_seed(99)
         set_rng_state(gen, saved, cpu)
-        draws.append(torch.randperm(50, generator=gen))
-    assert torch.equal(draws[0], draws[1])
-    assert not torch.equal(draws[0], torch.randperm(50, generator=torch.Generator().manual_seed(99)))
+        return torch.randperm(50, generator=gen)
+
+    state_a, state_b = [7] + [0] * 7 + [3] + [0] * 7, [8] + [0] * 7 + [3] + [0] * 7
+    assert torch.equal(draws_after_restoring(state_a), draws_after_restoring(state_a))
+    assert not torch.equal(draws_after_restoring(state_a), draws_after_restoring(state_b))
+    assert not torch.equal(draws_after_restoring(state_a),
+                           torch.randperm(50, generator=torch.Generator().manual_seed(99)))
+
+
+def test_epoch_statistics_are_those_of_the_samples_trained(make_dataset):
+    """With a learning rate of 0 the model is fixed, so the epoch's running loss and accuracy must
+    equal an evaluation of the same model on the samples it trained on; 121 samples in batches of
+    8 leave one sample over, which is skipped (BatchNorm cannot train on one) and not counted."""
+    ds = make_dataset(num_classes=4, per_class=34)  # 136 images: 122 train after validation
+    torch.manual_seed(0)
+    model = build_cnn(default_config(), ds.num_classes)  # no BatchNorm, no dropout
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    full = DeviceData.create(ds.x_train, ds.y_train, torch.device("cpu"))
+    train = full.subset(torch.arange(121))
+    stats = train_epoch(model, opt, train, 8, torch.Generator().manual_seed(5))
+    order = torch.randperm(121, generator=torch.Generator().manual_seed(5))
+    kept = train.subset(order[:120])  # the last, single-sample batch is skipped
+    loss, acc = evaluate(model, kept)
+    assert stats.samples == 120
+    assert stats.accuracy == pytest.approx(acc, abs=1e-9)
+    assert stats.loss == pytest.approx(loss, rel=1e-5)
+    assert train_epoch(model, opt, train.subset(torch.arange(1)), 8, torch.Generator()).samples == 0
 
 
 def test_random_affine_is_per_image_and_seeded():
