@@ -230,8 +230,8 @@ def run_bohb(
     fid = Fidelity(fidelity, bohb.max_budget, data_seed=seed)
     ds = load(dataset, root=data_root)
     settings = SweepSettings(
-        dataset=ds.name, dataset_fingerprint=ds.fingerprint(), preset=bohb.name, eta=bohb.eta, min_budget=bohb.min_budget,
-        max_budget=bohb.max_budget, num_samples=num_samples or bohb.num_samples,
+        dataset=ds.name, dataset_fingerprint=ds.fingerprint(), preset=bohb.name, eta=bohb.eta,
+        min_budget=bohb.min_budget, max_budget=bohb.max_budget, num_samples=num_samples or bohb.num_samples,
         fidelity=fid.kind, gpus_per_trial=float(gpus_per_trial),
         cpus_per_trial=float(cpus_per_trial), seed=seed,
     )
