@@ -75,3 +75,30 @@ class InvalidConfigError(AutomlCharsError, ValueError):
 
 class ExperimentStateError(AutomlCharsError):
     """An experiment folder that cannot be resumed or read."""
+
+
+class TrialFailure(AutomlCharsError):
+    """A trial failed for a reason that a retry cannot fix (a configuration that cannot be built,
+    a loss that diverged). The trial ends at once as a failed result, which BOHB counts as bad;
+    lost processes and nodes, by contrast, are retried from the last checkpoint."""
+
+
+class NonFiniteLossError(TrialFailure):
+    """Training produced a NaN or infinite loss (e.g. a learning rate far too high)."""
+
+
+class SweepInterrupted(ExperimentStateError):
+    """A sweep stopped before every trial ended by itself (Ctrl-C, SIGTERM, ``ray job stop``).
+
+    Nothing is written up as finished; ``resume`` continues it. ``exit_code`` is what a command
+    line exits with: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
+    """
+
+    def __init__(self, path: str, how: str, exit_code: int, resume_hint: str):
+        self.path, self.exit_code = path, exit_code
+        super().__init__(f"Sweep interrupted ({how}); nothing was written up as finished. "
+                         f"Resume it with {resume_hint}")
+
+
+class ClusterUnavailableError(AutomlCharsError):
+    """The Ray cluster to connect to cannot be reached."""

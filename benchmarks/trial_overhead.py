@@ -1,52 +1,177 @@
-"""Ray Tune's per-trial overhead for short ``CNNTrainable`` trials, with and without actor reuse.
+"""Ray Tune's per-trial cost for short ``CNNTrainable`` trials: fixed part, per-trial part, reuse.
 
 A BOHB sweep runs many short trials (the first rung trains one budget unit), so what Tune spends
-around each trial (starting an actor process, importing torch, shipping the dataset, ``setup()``,
-scheduling, logging, tearing down) matters as much as the training itself. This benchmark runs
-the same sweep twice through ``tune.Tuner`` on ``CNNTrainable``:
+around each trial (scheduling, ``reset_config()``, result handling, logging, checkpoint writes,
+experiment-state snapshots) matters as much as the training itself. This benchmark runs sweeps
+through ``tune.Tuner`` on ``CNNTrainable``, **configured the way** ``run_bohb`` **configures
+Tune** (``automl_chars/search/sweep.py``): ``reuse_actors=True``, ``CheckpointConfig(
+checkpoint_frequency=1, num_to_keep=2)``, a ``TBXLoggerCallback`` besides Tune's automatic CSV
+and JSON loggers, ``TrialLineCallback`` (its lines swallowed), short trial folder names,
+``FailureConfig(max_failures=0)``, ``RAY_AIR_NEW_OUTPUT=0`` and
+``TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S=0``, a temporary ``storage_path``.
 
-* ``--trials`` trials (default 16) of a tiny CNN on tiny data (``--per-class`` random 28x28
-  images per class, 4 classes), one training step each (``stop={"training_iteration": 1}``),
-  ``cpus_per_trial=1`` on a local Ray with ``num_cpus=2`` (``--cpus``; ``parallelism`` = 2), Tune's
-  default loggers, a temporary ``storage_path``; with ``--gpus-per-trial F`` each trial also
-  holds ``F`` of the machine's GPUs and trains there (parallelism = what both resources allow);
-* once with ``reuse_actors=True`` (an actor is kept and ``reset_config()`` rebuilds the model
-  for the next trial; the dataset stays loaded), once with ``reuse_actors=False`` (one actor
-  process per trial).
+Every trial is a tiny CNN (4 channels, batch 32) with its own learning rate (a grid), trained on
+tiny data (``--per-class`` random 28x28 images per class, 4 classes) for ``--iterations``
+training iterations (default 1; each one reports and writes a checkpoint), ``cpus_per_trial=1``
+on a local Ray with ``num_cpus=2`` (``--cpus``; parallelism 2); with ``--gpus-per-trial F`` each
+trial also holds ``F`` of the machine's GPUs.
 
-Both measured sweeps run after an untimed 2-trial warm-up sweep on the same Ray instance, so
-neither pays Ray's own start-up (without it the first sweep is several seconds slower, whichever
-it is).
+**Fixed and per-trial cost.** The reuse sweep runs at several trial counts (``--counts``, default
+4, 8, 16, 32; ``--repeats`` times each, alternating ascending and descending order), and the wall
+time of ``Tuner.fit()`` is fitted by least squares: ``wall = fixed_s + per_trial_s * n``. The
+slope ``per_trial_s`` is what each further trial adds to a sweep's wall time at this parallelism
+(its training included: the table shows how much of it that is); the intercept ``fixed_s`` is
+``fit()``'s one-off cost (controller start, starting the actors, final snapshot and cleanup).
+All measured sweeps run after an untimed 2-trial warm-up sweep on the same Ray instance, so none
+pays Ray's own start-up.
 
-Definition: **overhead per trial = (wall - sum(time_total_s) / parallelism) / trials**, where
-``wall`` is the wall-clock time of ``Tuner.fit()`` and ``time_total_s`` is each trial's own
-training time as Tune reports it (the time spent inside ``Trainable.train()``). In words: the
-wall time that is not explained by the trials' own training, spread evenly over the trials. It
-includes the one-off cost of ``fit()`` itself (controller start, final experiment snapshot),
-amortised over the trials.
+**Reuse against no reuse.** Then the same sweep of ``--trials`` trials (default 16) runs without
+actor reuse (one actor process per trial), and ``ratio`` compares the overhead per trial (as
+before the fit was added):  overhead = (wall - sum(time_total_s) / parallelism) / trials, with the
+reuse figure taken from the reuse sweep of the same size; ``ratio`` = overhead without reuse /
+overhead with reuse (goal >= 2). ``--no-ratio`` skips it.
 
-The last line is ``ratio: X`` = overhead without reuse / overhead with reuse (goal: >= 2, i.e.
-reusing actors at least halves the per-trial overhead)::
+**Variants** (``--variant a,b``, combined left to right) change one setting at a time, to find
+where the per-trial time goes; see ``VARIANTS`` below or ``--list-variants``. ``tune-default``
+measures bare Tune (no checkpoints, default loggers). The default, ``run_bohb``, is what
+``run_bohb`` does today.
 
-    python benchmarks/trial_overhead.py [--trials 16] [--per-class 30] [--order reuse-first] [--no-warmup]
-                                        [--cpus 2] [--gpus-per-trial 0.25]
+Printed: a table of every sweep, the fit, then ``per_trial_s: X``, ``fixed_s: Y`` (goal:
+``per_trial_s`` <= 0.3 on 2 cores) and last ``ratio: Z``. ``--smoke`` is a tiny run for the test
+suite (counts 2 and 4, one repeat, no warm-up, a 2-trial no-reuse sweep)::
+
+    python benchmarks/trial_overhead.py [--counts 4,8,16,32] [--repeats 1] [--trials 16]
+        [--iterations 1] [--per-class 30] [--variant NAME[,NAME]] [--no-ratio] [--no-warmup]
+        [--cpus 2] [--gpus-per-trial 0.25] [--smoke] [--list-variants]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
+import sys
 import tempfile
 import time
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-# Quiet, deterministic Tune output; keep Tune's default logger callbacks (a real sweep has them).
+# What run_bohb sets for fit() (sweep._tune_environment, verbose=1); the user's own values win.
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
 
 CPUS_PER_TRIAL = 1
 TINY = {"conv1_channels": 4, "conv1_kernel_size": 3, "batch_size": 32}
+SMOKE = {"counts": "2,4", "repeats": 1, "trials": 2, "per_class": 10}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of configuring the sweep; the defaults are ``run_bohb``'s."""
+
+    help: str = ""
+    #: environment variables set during ``fit()`` (None removes one)
+    env: dict = field(default_factory=dict)
+    #: ``CheckpointConfig`` keyword arguments; None: Tune's default ``CheckpointConfig()``
+    checkpoint: dict | None = field(
+        default_factory=lambda: {"checkpoint_frequency": 1, "num_to_keep": 2})
+    tbx: bool = True  # an explicit TBXLoggerCallback (run_bohb passes one)
+    run_bohb_callbacks: bool = True  # TrialLineCallback, short trial folder names, FailureConfig
+    trainable: str = "cnn"  # see trainable_class()
+    poll_s: float | None = None  # cap on the controller's ray.wait timeout per event
+    sync_period: float | None = None  # SyncConfig(sync_period=...)
+
+
+VARIANTS: dict[str, dict] = {
+    "run_bohb": dict(help="what run_bohb does today (the default)"),
+    "tune-default": dict(help="bare Tune: no checkpoints, default loggers and callbacks",
+                         checkpoint=None, tbx=False, run_bohb_callbacks=False),
+    "no-checkpoint": dict(help="checkpoint_frequency=0 (no trial checkpoints; breaks resume)",
+                          checkpoint={"checkpoint_frequency": 0}),
+    "keep-all": dict(help="num_to_keep=None (no deletions, no forced snapshots)",
+                     checkpoint={"checkpoint_frequency": 1, "num_to_keep": None}),
+    "keep-1": dict(help="num_to_keep=1", checkpoint={"checkpoint_frequency": 1, "num_to_keep": 1}),
+    "snapshot-2s": dict(help="TUNE_GLOBAL_CHECKPOINT_S=2 (experiment snapshot period)",
+                        env={"TUNE_GLOBAL_CHECKPOINT_S": "2"}),
+    "snapshot-10s": dict(help="TUNE_GLOBAL_CHECKPOINT_S=10", env={"TUNE_GLOBAL_CHECKPOINT_S": "10"}),
+    "snapshot-1000s": dict(help="TUNE_GLOBAL_CHECKPOINT_S=1000 (only forced/final snapshots)",
+                           env={"TUNE_GLOBAL_CHECKPOINT_S": "1000"}),
+    "no-auto-loggers": dict(help="TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1 (no CSV/JSON logger)",
+                            env={"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}),
+    "no-tbx": dict(help="no TBXLoggerCallback (Tune still adds one unless auto loggers are off)",
+                   tbx=False),
+    "no-loggers": dict(help="no logger at all: no TBX, TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1",
+                       tbx=False, env={"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}),
+    "new-output": dict(help="RAY_AIR_NEW_OUTPUT=1 (Tune's newer console reporter)",
+                       env={"RAY_AIR_NEW_OUTPUT": "1"}),
+    "buffer-8": dict(help="TUNE_RESULT_BUFFER_LENGTH=8", env={"TUNE_RESULT_BUFFER_LENGTH": "8"}),
+    "max-pending-1": dict(help="TUNE_MAX_PENDING_TRIALS_PG=1", env={"TUNE_MAX_PENDING_TRIALS_PG": "1"}),
+    "max-pending-16": dict(help="TUNE_MAX_PENDING_TRIALS_PG=16",
+                           env={"TUNE_MAX_PENDING_TRIALS_PG": "16"}),
+    "sync-0": dict(help="SyncConfig(sync_period=0)", sync_period=0.0),
+    "poll-0.01": dict(help="controller waits at most 0.01 s per event (patched; default 0.1)",
+                      poll_s=0.01),
+    "small-result": dict(help="trainable reports only val_acc and val_loss",
+                         trainable="small-result"),
+    "tiny-save": dict(help="trainable's checkpoint is a 1-byte file instead of torch.save",
+                      trainable="tiny-save"),
+    "cached-space": dict(help="trainable resolves configs against a cached CNN space "
+                              "(cnn_space() is rebuilt per reset_config today)",
+                         trainable="cached-space"),
+}
+
+
+def variant(names: str) -> Variant:
+    v = Variant()
+    for name in [n for n in names.split(",") if n]:
+        if name not in VARIANTS:
+            raise SystemExit(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
+        spec = dict(VARIANTS[name])
+        spec["help"] = name if v.help == "" else f"{v.help},{name}"
+        spec["env"] = {**v.env, **spec.get("env", {})}
+        v = replace(v, **spec)
+    return v
+
+
+def trainable_class(kind: str):
+    from automl_chars.trainables.cnn import CNNTrainable
+
+    if kind == "cnn":
+        return CNNTrainable
+
+    if kind == "small-result":
+        class SmallResult(CNNTrainable):
+            def step(self):
+                r = super().step()
+                return {"val_acc": r["val_acc"], "val_loss": r["val_loss"], "device": r["device"]}
+
+        return SmallResult
+
+    if kind == "tiny-save":
+        class TinySave(CNNTrainable):
+            def save_checkpoint(self, checkpoint_dir):
+                with open(os.path.join(checkpoint_dir, "marker"), "wb") as f:
+                    f.write(b"x")
+
+        return TinySave
+
+    if kind == "cached-space":
+        import automl_chars.spaces.cnn as cnn_mod
+
+        class CachedSpace(CNNTrainable):
+            def _build(self, config):
+                # resolve() calls cnn_space() (~35 ms); build it once per actor instead.
+                if not hasattr(cnn_mod, "_benchmark_cached"):
+                    space = cnn_mod.cnn_space()
+                    cnn_mod.cnn_space = lambda seed=None, _s=space: _s
+                    cnn_mod._benchmark_cached = True
+                super()._build(config)
+
+        return CachedSpace
+    raise SystemExit(f"unknown trainable kind {kind!r}")
 
 
 def tiny_dataset(per_class: int, num_classes: int = 4, seed: int = 0):
@@ -65,33 +190,93 @@ def parallelism(num_cpus: int, num_gpus: int, gpus_per_trial: float) -> int:
     return by_cpu if gpus_per_trial <= 0 else min(by_cpu, int(num_gpus / gpus_per_trial + 1e-9))
 
 
-def run_sweep(dataset, trials: int, reuse: bool, storage: str, slots: int,
-              gpus_per_trial: float = 0.0, name: str | None = None) -> dict:
+@contextlib.contextmanager
+def environment(env: dict):
+    old = {k: os.environ.get(k) for k in env}
+    for k, v in env.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
+def capped_poll(poll_s: float | None):
+    """Caps the timeout of the Tune controller's per-event ``ray.wait`` (default 0.1 s)."""
+    if poll_s is None:
+        yield
+        return
+    from ray.air.execution._internal.actor_manager import RayActorManager
+
+    original = RayActorManager.next
+
+    def next_(self, timeout=None):
+        return original(self, timeout if timeout is None else min(timeout, poll_s))
+
+    RayActorManager.next = next_
+    try:
+        yield
+    finally:
+        RayActorManager.next = original
+
+
+def trial_dirname(trial) -> str:
+    # Same as automl_chars.search.sweep.trial_dirname (short folder names).
+    return f"{trial.trainable_name}_{trial.trial_id}"
+
+
+def run_sweep(dataset, trials: int, reuse: bool, storage: str, slots: int, v: Variant,
+              gpus_per_trial: float = 0.0, iterations: int = 1, name: str | None = None) -> dict:
     """One ``Tuner.fit()``; returns wall time, the trials' own time and the overhead per trial."""
     from ray import tune
+    from ray.tune.logger import TBXLoggerCallback
 
-    from automl_chars.trainables.cnn import CNNTrainable
     from automl_chars.training.fidelity import Fidelity
 
     trainable = tune.with_resources(
-        tune.with_parameters(CNNTrainable, dataset=dataset, fidelity=Fidelity("epochs", 1), seed=0),
+        tune.with_parameters(trainable_class(v.trainable), dataset=dataset,
+                             fidelity=Fidelity("epochs", max(1, iterations)), seed=0),
         {"cpu": CPUS_PER_TRIAL, "gpu": gpus_per_trial},
     )
     # A different learning rate per trial, so every trial really is a new configuration.
     space = {**TINY, "learning_rate": tune.grid_search(list(np.geomspace(1e-3, 1e-1, trials)))}
+    callbacks = []
+    if v.tbx:
+        callbacks.append(TBXLoggerCallback())
+    extra_tune, extra_run = {}, {}
+    if v.run_bohb_callbacks:
+        from automl_chars.search.progress import TrialLineCallback
+
+        callbacks.append(TrialLineCallback(trials, storage))
+        extra_tune["trial_dirname_creator"] = trial_dirname
+        extra_run["failure_config"] = tune.FailureConfig(max_failures=0, fail_fast=False)
+    if v.checkpoint is not None:
+        extra_run["checkpoint_config"] = tune.CheckpointConfig(**v.checkpoint)
+    if v.sync_period is not None:
+        extra_run["sync_config"] = tune.SyncConfig(sync_period=v.sync_period)
     tuner = tune.Tuner(
         trainable,
         param_space=space,
         tune_config=tune.TuneConfig(num_samples=1, reuse_actors=reuse, metric="val_acc",
-                                    mode="max"),
+                                    mode="max", **extra_tune),
         run_config=tune.RunConfig(
-            name=name or f"overhead-{'reuse' if reuse else 'noreuse'}", storage_path=storage,
-            stop={"training_iteration": 1}, verbose=0,
+            name=name or f"overhead-{'reuse' if reuse else 'noreuse'}-{trials}-{time.time_ns()}",
+            storage_path=storage, stop={"training_iteration": iterations}, verbose=0,
+            callbacks=callbacks, **extra_run,
         ),
     )
-    start = time.perf_counter()
-    grid = tuner.fit()
-    wall = time.perf_counter() - start
+    with environment(v.env), capped_poll(v.poll_s), contextlib.redirect_stdout(io.StringIO()):
+        start = time.perf_counter()
+        grid = tuner.fit()
+        wall = time.perf_counter() - start
     errors = [r.error for r in grid if r.error]
     if errors:
         raise RuntimeError(f"{len(errors)} trial(s) failed, first: {errors[0]}")
@@ -101,20 +286,49 @@ def run_sweep(dataset, trials: int, reuse: bool, storage: str, slots: int,
             "overhead": (wall - own / slots) / len(grid)}
 
 
-def main(argv: list[str] | None = None) -> float:
+def fit_line(points: list[tuple[int, float]]) -> tuple[float, float]:
+    """Least-squares ``y = intercept + slope * n``; returns (slope, intercept)."""
+    n, y = np.array([p[0] for p in points], float), np.array([p[1] for p in points], float)
+    slope, intercept = np.polyfit(n, y, 1)
+    return float(slope), float(intercept)
+
+
+def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--trials", type=int, default=16, help="trials per sweep (default 16)")
+    p.add_argument("--counts", default="4,8,16,32",
+                   help="trial counts of the reuse sweeps the line is fitted to (default 4,8,16,32)")
+    p.add_argument("--repeats", type=int, default=1, help="sweeps per count (default 1)")
+    p.add_argument("--trials", type=int, default=16,
+                   help="trials of the reuse-vs-no-reuse comparison (default 16)")
+    p.add_argument("--iterations", type=int, default=1,
+                   help="training iterations per trial, each reported and checkpointed (default 1)")
     p.add_argument("--per-class", type=int, default=30,
                    help="training images per class, 4 classes (default 30)")
-    p.add_argument("--order", choices=("reuse-first", "noreuse-first"), default="reuse-first",
-                   help="which measured sweep runs first")
+    p.add_argument("--variant", default="run_bohb",
+                   help="comma-separated variants, see --list-variants (default run_bohb)")
+    p.add_argument("--list-variants", action="store_true", help="list the variants and exit")
+    p.add_argument("--no-ratio", action="store_true", help="skip the no-reuse sweep and the ratio")
     p.add_argument("--no-warmup", action="store_true",
                    help="skip the untimed 2-trial warm-up sweep (then the first measured sweep "
                         "also pays Ray's start-up: worker processes, first imports)")
     p.add_argument("--cpus", type=int, default=2, help="CPUs given to Ray (default 2)")
     p.add_argument("--gpus-per-trial", type=float, default=0.0,
                    help="GPU share per trial, e.g. 0.25 (default 0: CPU trials)")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny run for the tests: counts 2,4, one repeat, 2-trial no-reuse sweep, "
+                        "no warm-up")
     args = p.parse_args(argv)
+    if args.list_variants:
+        for name, spec in VARIANTS.items():
+            print(f"{name:<16} {spec['help']}")
+        return {}
+    if args.smoke:
+        args.counts, args.repeats, args.trials = SMOKE["counts"], SMOKE["repeats"], SMOKE["trials"]
+        args.per_class, args.no_warmup = SMOKE["per_class"], True
+    counts = sorted({int(c) for c in args.counts.split(",") if c.strip()})
+    if len(counts) < 2:
+        p.error("--counts needs at least two different trial counts to fit a line")
+    v = variant(args.variant)
 
     import ray
     import torch
@@ -126,29 +340,51 @@ def main(argv: list[str] | None = None) -> float:
     ray.init(num_cpus=args.cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
     dataset = tiny_dataset(args.per_class)
-    order = [True, False] if args.order == "reuse-first" else [False, True]
-    results = {}
+    sweep = dict(slots=slots, v=v, gpus_per_trial=args.gpus_per_trial, iterations=args.iterations)
+    rows = []  # (n, reuse, result)
     with tempfile.TemporaryDirectory(prefix="automl_chars_overhead_") as storage:
         if not args.no_warmup:
-            run_sweep(dataset, 2, True, storage, slots, args.gpus_per_trial, name="warmup")
-        for reuse in order:
-            results[reuse] = run_sweep(dataset, args.trials, reuse, storage, slots,
-                                       args.gpus_per_trial)
+            run_sweep(dataset, 2, True, storage, name="warmup", **sweep)
+        for rep in range(args.repeats):
+            for n in (counts if rep % 2 == 0 else counts[::-1]):
+                rows.append((n, True, run_sweep(dataset, n, True, storage, **sweep)))
+                print(f"  reuse {n:>3} trials: {rows[-1][2]['wall']:.2f} s", file=sys.stderr)
+        if not args.no_ratio:
+            same = [r for n, _, r in rows if n == args.trials]
+            if not same:  # the comparison needs a reuse sweep of the same size
+                same = [run_sweep(dataset, args.trials, True, storage, **sweep)]
+                rows.append((args.trials, True, same[0]))
+            noreuse = run_sweep(dataset, args.trials, False, storage, **sweep)
+            rows.append((args.trials, False, noreuse))
     ray.shutdown()
 
-    devices = ",".join(sorted(set().union(*(r["devices"] for r in results.values()))))
-    print(f"{args.trials} trials x 1 step, {len(dataset.y_train)} images, cpus_per_trial="
-          f"{CPUS_PER_TRIAL}, gpus_per_trial={args.gpus_per_trial}, parallelism {slots}, "
-          f"trained on {devices}")
-    print(f"{'reuse_actors':<13} {'wall s':>8} {'sum time_total_s':>17} {'wall/trial s':>13} "
-          f"{'overhead/trial s':>17}")
-    for reuse in (True, False):
-        r = results[reuse]
-        print(f"{str(reuse):<13} {r['wall']:>8.2f} {r['own']:>17.2f} "
+    devices = ",".join(sorted(set().union(*(r["devices"] for _, _, r in rows))))
+    print(f"variant {v.help or 'run_bohb'}; trials of {args.iterations} iteration(s), "
+          f"{len(dataset.y_train)} images, cpus_per_trial={CPUS_PER_TRIAL}, "
+          f"gpus_per_trial={args.gpus_per_trial}, parallelism {slots}, trained on {devices}")
+    print(f"{'reuse_actors':<13} {'trials':>6} {'wall s':>8} {'sum time_total_s':>17} "
+          f"{'wall/trial s':>13} {'overhead/trial s':>17}")
+    for n, reuse, r in sorted(rows, key=lambda row: (not row[1], row[0])):
+        print(f"{str(reuse):<13} {n:>6} {r['wall']:>8.2f} {r['own']:>17.2f} "
               f"{r['wall'] / r['trials']:>13.3f} {r['overhead']:>17.3f}")
-    ratio = results[False]["overhead"] / results[True]["overhead"]
-    print(f"ratio: {ratio:.2f}")
-    return ratio
+    reuse_rows = [(n, r) for n, reuse, r in rows if reuse]
+    per_trial, fixed = fit_line([(n, r["wall"]) for n, r in reuse_rows])
+    train_per_trial, _ = fit_line([(n, r["own"] / slots) for n, r in reuse_rows])
+    residual = max(abs(r["wall"] - (fixed + per_trial * n)) for n, r in reuse_rows)
+    print(f"fit over {len(reuse_rows)} reuse sweeps: wall = {fixed:.2f} s + {per_trial:.3f} s x "
+          f"trials (largest residual {residual:.2f} s); of the slope, training "
+          f"(time_total_s / parallelism) is {train_per_trial:.3f} s")
+    print(f"per_trial_s: {per_trial:.3f}")
+    print(f"fixed_s: {fixed:.2f}")
+    out = {"per_trial_s": per_trial, "fixed_s": fixed, "rows": rows}
+    if not args.no_ratio:
+        with_reuse = np.mean([r["overhead"] for n, reuse, r in rows if reuse and n == args.trials])
+        ratio = noreuse["overhead"] / with_reuse
+        print(f"reuse vs no reuse at {args.trials} trials: overhead/trial {with_reuse:.3f} s vs "
+              f"{noreuse['overhead']:.3f} s (ratio = no reuse / reuse)")
+        print(f"ratio: {ratio:.2f}")
+        out["ratio"] = ratio
+    return out
 
 
 if __name__ == "__main__":

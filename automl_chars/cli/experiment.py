@@ -7,13 +7,11 @@ budget on built-in data so the tests can run every script.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from automl_chars.cli.main import add_sweep_arguments, load_dataset, sweep
-from automl_chars.errors import AutomlCharsError
+from automl_chars.cli.main import add_sweep_arguments, load_dataset, run_command, sweep
 
 
 @dataclass(frozen=True)
@@ -36,11 +34,7 @@ def run_experiment(spec: ExperimentSpec, argv: Sequence[str] | None = None) -> i
     parser.add_argument("--smoke", action="store_true",
                         help="tiny budget on built-in data (what the tests run)")
     args = parser.parse_args(argv)
-    try:
-        return _run(spec, args)
-    except AutomlCharsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_command(lambda a: _run(spec, a), args)
 
 
 def _run(spec: ExperimentSpec, args: argparse.Namespace) -> int:

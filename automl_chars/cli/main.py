@@ -1,7 +1,9 @@
 """The ``automl-chars`` command: ``datasets``, ``bohb``, ``show``.
 
 Errors the platform raises on purpose (unknown names, missing data, bad presets, experiments that
-cannot be resumed) are printed as one clear message with exit status 2, not as a traceback.
+cannot be resumed, a cluster that cannot be reached) are printed as one clear message with exit
+status 2, not as a traceback. An interrupted sweep (Ctrl-C, SIGTERM, ``ray job stop``) prints how
+to resume it and exits with 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from automl_chars.errors import AutomlCharsError
+from automl_chars.errors import AutomlCharsError, SweepInterrupted
 
 
 def add_sweep_arguments(p: argparse.ArgumentParser, *, preset_default: str | None = None) -> None:
@@ -27,7 +29,10 @@ def add_sweep_arguments(p: argparse.ArgumentParser, *, preset_default: str | Non
     p.add_argument("--storage", default=None, help="results root (default ~/automl_chars_results)")
     p.add_argument("--name", default=None, help="experiment folder name")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted sweep (errored trials are retried)")
+    p.add_argument("--max-failures", type=int, default=2,
+                   help="retries of a trial whose process or node died, from its last checkpoint")
     p.add_argument("--root", default=None, help="data root (default $AUTOML_CHARS_DATA)")
     p.add_argument("--download", action="store_true", help="download missing public data")
     p.add_argument("--samples-per-class", type=int, default=None,
@@ -45,28 +50,19 @@ def load_dataset(name: str, args: argparse.Namespace):
     return data.load(name, root=args.root, download=args.download, **options)
 
 
-def init_ray(address: str | None) -> None:
-    import ray
-
-    if not ray.is_initialized():
-        # WARNING in the workers: Tune's trainables log every checkpoint at INFO.
-        ray.init(address=address, logging_config=ray.LoggingConfig(log_level="WARNING"))
-
-
 def sweep(dataset, args: argparse.Namespace, preset: str, name: str | None = None, space=None,
           resume: bool | None = None):
     """Runs one sweep from parsed arguments (``resume`` overrides ``--resume``)."""
     from automl_chars import run_bohb
     from automl_chars.search.presets import get_preset
 
-    get_preset(preset)  # a bad preset fails before Ray starts
-    init_ray(args.address)
+    get_preset(preset)  # a bad preset fails before the dataset loads
     return run_bohb(
         dataset, space=space, preset=preset, num_samples=args.num_samples, fidelity=args.fidelity,
         gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial,
         storage_path=args.storage, name=name or args.name, seed=args.seed,
-        resume=args.resume if resume is None else resume,
-        verbose=args.verbose,
+        resume=args.resume if resume is None else resume, max_failures=args.max_failures,
+        address=args.address, verbose=args.verbose,
     )
 
 
@@ -136,13 +132,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_command(func, args: argparse.Namespace) -> int:
+    """``func(args)`` with the platform's errors and interrupts turned into one line and an exit
+    status (shared by ``automl-chars`` and the experiment scripts)."""
     try:
-        return args.func(args)
+        return func(args)
+    except SweepInterrupted as err:
+        print(f"interrupted: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:  # outside a sweep's fit(): before it started, or while writing up
+        print("interrupted (SIGINT). A sweep that had started is resumable: run the same command "
+              "with --resume.", file=sys.stderr)
+        return 130
     except AutomlCharsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":  # pragma: no cover

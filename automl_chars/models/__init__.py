@@ -1,25 +1,56 @@
-"""Model builders, by name: ``build_model("cnn", config, num_classes)``; more join later."""
+"""Model builders, by name: ``build_model("cnn", arch, num_classes)``; more join later.
+
+``arch`` is the model's own architecture description (for ``"cnn"``, a :class:`CNNSpec` or its
+dict form), never a search-space configuration: checkpoints store it to rebuild the model.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from typing import Any
 
+import torch
 from torch import nn
 
-from automl_chars.models.cnn import CNN, CNNSpec, build_cnn, num_parameters
+from automl_chars.models.cnn import (
+    CNN,
+    CNNSpec,
+    ConvLayerSpec,
+    FCLayerSpec,
+    build_cnn,
+    num_parameters,
+)
 from automl_chars.registry import Registry
 
 ModelBuilder = Callable[..., nn.Module]
-#: ``builder(config, num_classes, input_shape) -> nn.Module`` by name.
+#: ``builder(arch, num_classes, input_shape) -> nn.Module`` by name.
 MODELS: Registry[ModelBuilder] = Registry("model")
 MODELS.add("cnn", build_cnn)
 
 
 def build_model(
-    name: str, config: Mapping, num_classes: int, input_shape: tuple[int, int, int] = (1, 28, 28)
+    name: str, arch: Any, num_classes: int, input_shape: tuple[int, int, int] = (1, 28, 28)
 ) -> nn.Module:
-    """Builds the registered model ``name`` for ``config``."""
-    return MODELS.get(name)(config, num_classes, input_shape)
+    """Builds the registered model ``name`` with architecture ``arch``."""
+    return MODELS.get(name)(arch, num_classes, input_shape)
 
 
-__all__ = ["CNN", "CNNSpec", "MODELS", "build_cnn", "build_model", "num_parameters"]
+@torch.no_grad()
+def check_model(model: nn.Module, input_shape: tuple[int, int, int], num_classes: int) -> None:
+    """Runs two blank images through ``model`` (evaluation mode) and checks the output shape, so
+    a model that cannot process the dataset's images fails before training, with a clear message."""
+    was_training = model.training
+    device = next(model.parameters(), torch.empty(0)).device
+    try:
+        out = model.eval()(torch.zeros(2, *input_shape, device=device))
+    finally:
+        model.train(was_training)
+    if tuple(out.shape) != (2, num_classes):
+        raise ValueError(f"the model maps {input_shape} images to outputs of shape "
+                         f"{tuple(out.shape[1:])}, not ({num_classes},) class scores.")
+
+
+__all__ = [
+    "CNN", "CNNSpec", "ConvLayerSpec", "FCLayerSpec", "MODELS", "build_cnn", "build_model",
+    "check_model", "num_parameters",
+]

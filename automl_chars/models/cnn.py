@@ -1,4 +1,8 @@
-"""The seed-001 CNN: a configuration of the CNN space turned into a ``torch.nn.Module``.
+"""The seed-001 CNN: a :class:`CNNSpec` (layers as plain values) turned into a ``torch.nn.Module``.
+
+This module knows nothing of the CNN search space: :class:`~automl_chars.trainables.CNNTrainable`
+turns a configuration into a :class:`CNNSpec`, and checkpoints store the spec as a dict
+(:meth:`CNNSpec.to_dict`), so a saved model is rebuilt without the space.
 
 Shape-safe rules keep every sampled configuration buildable: a convolution whose kernel is larger
 than its (padded) input gets the smallest padding that keeps a 1x1 output, and a max-pool is
@@ -9,12 +13,12 @@ capped at the size of its input (skipped on a 1x1 map). Each adjustment is recor
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
-from automl_chars.spaces.cnn import MAX_CONV_LAYERS, MAX_FC_LAYERS
+from automl_chars.errors import InvalidConfigError
 
 _ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 
@@ -29,6 +33,12 @@ class ConvLayerSpec:
     dropout: float  # 0.0 = no dropout
     pool_size: int  # 0 = no max-pool
 
+    def __post_init__(self) -> None:
+        _check(self.channels >= 1 and self.kernel_size >= 1 and self.stride >= 1
+               and self.padding >= 0 and self.pool_size >= 0 and 0.0 <= self.dropout < 1.0,
+               f"invalid convolution layer {self}: need channels, kernel_size, stride >= 1, "
+               f"padding, pool_size >= 0 and 0 <= dropout < 1")
+
 
 @dataclass(frozen=True)
 class FCLayerSpec:
@@ -36,45 +46,37 @@ class FCLayerSpec:
     batchnorm: bool
     dropout: float
 
+    def __post_init__(self) -> None:
+        _check(self.units >= 1 and 0.0 <= self.dropout < 1.0,
+               f"invalid fully connected layer {self}: need units >= 1 and 0 <= dropout < 1")
+
 
 @dataclass(frozen=True)
 class CNNSpec:
-    """The architecture part of a CNN-space configuration."""
+    """The CNN's architecture: convolution blocks, fully connected blocks, activation."""
 
     conv: tuple[ConvLayerSpec, ...]
-    fc: tuple[FCLayerSpec, ...]
-    activation: str
+    fc: tuple[FCLayerSpec, ...] = ()
+    activation: str = "relu"
+
+    def __post_init__(self) -> None:
+        _check(len(self.conv) >= 1, "a CNN needs at least one convolution layer")
+        _check(self.activation in _ACTIVATIONS,
+               f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}")
+
+    def to_dict(self) -> dict:
+        """Plain values (what checkpoints store); :meth:`from_dict` reads them back."""
+        return asdict(self)
 
     @classmethod
-    def from_config(cls, config: Mapping) -> CNNSpec:
-        """Reads the architecture from a (resolved) configuration; inactive keys are ignored."""
-        from automl_chars.spaces.cnn import resolve
+    def from_dict(cls, data: Mapping) -> CNNSpec:
+        return cls(conv=tuple(ConvLayerSpec(**c) for c in data["conv"]),
+                   fc=tuple(FCLayerSpec(**f) for f in data["fc"]), activation=data["activation"])
 
-        c = resolve(dict(config))
-        n_conv, n_fc = int(c["n_conv_layers"]), int(c["n_fc_layers"])
-        if not 1 <= n_conv <= MAX_CONV_LAYERS or not 0 <= n_fc <= MAX_FC_LAYERS:
-            raise ValueError(f"n_conv_layers={n_conv} / n_fc_layers={n_fc} out of range")
-        conv = tuple(
-            ConvLayerSpec(
-                channels=int(c[f"conv{i}_channels"]),
-                kernel_size=int(c[f"conv{i}_kernel_size"]),
-                padding=int(c[f"conv{i}_padding"]),
-                stride=int(c[f"conv{i}_stride"]),
-                batchnorm=bool(c[f"conv{i}_batchnorm"]),
-                dropout=float(c[f"conv{i}_dropout_rate"]) if c[f"conv{i}_dropout"] else 0.0,
-                pool_size=int(c[f"conv{i}_pool_size"]) if c[f"conv{i}_maxpool"] else 0,
-            )
-            for i in range(1, n_conv + 1)
-        )
-        fc = tuple(
-            FCLayerSpec(
-                units=int(c[f"fc{j}_units"]),
-                batchnorm=bool(c[f"fc{j}_batchnorm"]),
-                dropout=float(c[f"fc{j}_dropout_rate"]) if c[f"fc{j}_dropout"] else 0.0,
-            )
-            for j in range(1, n_fc + 1)
-        )
-        return cls(conv=conv, fc=fc, activation=str(c["activation"]))
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise InvalidConfigError(message)
 
 
 def _conv_out(size: int, kernel: int, padding: int, stride: int) -> int:
@@ -95,10 +97,10 @@ class CNN(nn.Module):
 
 
 def build_cnn(
-    config: Mapping | CNNSpec, num_classes: int, input_shape: tuple[int, int, int] = (1, 28, 28)
+    spec: CNNSpec | Mapping, num_classes: int, input_shape: tuple[int, int, int] = (1, 28, 28)
 ) -> CNN:
-    """Builds the CNN for ``config`` (a CNN-space configuration, or a :class:`CNNSpec`)."""
-    spec = config if isinstance(config, CNNSpec) else CNNSpec.from_config(config)
+    """Builds the CNN of ``spec`` (or of its :meth:`CNNSpec.to_dict` form)."""
+    spec = spec if isinstance(spec, CNNSpec) else CNNSpec.from_dict(spec)
     act = _ACTIVATIONS[spec.activation]
     channels, h, w = input_shape
     adjustments: list[str] = []

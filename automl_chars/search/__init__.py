@@ -1,20 +1,47 @@
-"""Searchers, schedulers and the sweep runner (Ray Tune's TuneBOHB + HyperBandForBOHB)."""
+"""Searchers, schedulers and the one sweep runner (Ray Tune's TuneBOHB + HyperBandForBOHB).
 
-from automl_chars.search.presets import PRESETS, BOHBPreset, get_preset
-from automl_chars.search.result import SweepResult
-from automl_chars.search.scheduler import ResumableHyperBandForBOHB, SchedulerStateCallback
-from automl_chars.search.searcher import BOHBSearcher
-from automl_chars.search.sweep import SweepSettings, build_search, run_bohb
+Names load on first use, so that reading a finished sweep (``automl_chars.search.result``,
+``automl-chars show``) imports neither Ray nor torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY = {
+    "PRESETS": "presets",
+    "BOHBPreset": "presets",
+    "get_preset": "presets",
+    "SweepResult": "result",
+    "ResumableHyperBandForBOHB": "scheduler",
+    "SchedulerStateCallback": "scheduler",
+    "BOHBSearcher": "searcher",
+    "BracketSearcher": "searcher",
+    "SPECS": "spec",
+    "SweepSpec": "spec",
+    "cnn_spec": "spec",
+    "SweepSettings": "sweep",
+    "build_search": "sweep",
+    "run_bohb": "sweep",
+}
 
 __all__ = [
-    "PRESETS",
-    "BOHBPreset",
-    "BOHBSearcher",
-    "ResumableHyperBandForBOHB",
-    "SchedulerStateCallback",
-    "SweepResult",
-    "SweepSettings",
-    "build_search",
-    "get_preset",
-    "run_bohb",
+    "PRESETS", "SPECS", "BOHBPreset", "BOHBSearcher", "BracketSearcher",
+    "ResumableHyperBandForBOHB", "SchedulerStateCallback", "SweepResult", "SweepSettings",
+    "SweepSpec", "build_search", "cnn_spec", "get_preset", "run_bohb",
 ]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from automl_chars.search.presets import PRESETS, BOHBPreset, get_preset
+    from automl_chars.search.result import SweepResult
+    from automl_chars.search.scheduler import ResumableHyperBandForBOHB, SchedulerStateCallback
+    from automl_chars.search.searcher import BOHBSearcher, BracketSearcher
+    from automl_chars.search.spec import SPECS, SweepSpec, cnn_spec
+    from automl_chars.search.sweep import SweepSettings, build_search, run_bohb
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"automl_chars.search.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'automl_chars.search' has no attribute {name!r}")

@@ -7,33 +7,53 @@ import sys
 import time
 
 from ray.tune.callback import Callback
+from ray.tune.experiment import Trial
 
 from automl_chars.spaces.values import SUGGESTED_BY
+from automl_chars.trainables.base import FAILURE
 
 
 class TrialLineCallback(Callback):
     """Prints where the sweep writes, then ``[done/total] trial_id budget val_acc (model|random)``
-    as trials end."""
+    as trials end. After a resume the count goes on from the trials that had already ended."""
 
     def __init__(self, total: int, experiment_path: str):
         # No stream attribute: Tune pickles callbacks into tuner.pkl, and files do not pickle.
         self.total, self.done, self.best = total, 0, float("-inf")
         self.experiment_path = experiment_path
         self.start = time.time()
+        self.counted: set[str] = set()
 
     def setup(self, **info) -> None:
-        # Also called when a sweep is resumed (Tune restores this object from tuner.pkl).
+        # Also called when a sweep is resumed (Tune restores this object from tuner.pkl, as it
+        # was when the sweep started): the count is taken again from the restored trials.
         self.start = time.time()
+        self.counted = None  # recount at the first step
         print(f"Sweep of {self.total} trials in {self.experiment_path}\n"
               f"TensorBoard: tensorboard --logdir {self.experiment_path}", flush=True)
 
+    def on_step_begin(self, iteration, trials, **info) -> None:
+        if self.counted is None:
+            ended = [t for t in trials if t.status in (Trial.TERMINATED, Trial.ERROR)]
+            self.counted = {t.trial_id for t in ended}
+            self.done = len(ended)
+            accs = [(t.last_result or {}).get("val_acc", float("nan")) for t in ended]
+            self.best = max([a for a in accs if a == a], default=float("-inf"))
+            if ended:
+                print(f"Resumed: {self.done} of {self.total} trials had ended.", flush=True)
+
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self._line(trial, "")
+        failure = (trial.last_result or {}).get(FAILURE)
+        self._line(trial, f" FAILED: {failure}" if failure else "")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self._line(trial, " ERROR")
 
     def _line(self, trial, note: str) -> None:
+        if self.counted is not None:
+            if trial.trial_id in self.counted:
+                return
+            self.counted.add(trial.trial_id)
         self.done += 1
         r = trial.last_result or {}
         acc = r.get("val_acc", float("nan"))

@@ -121,10 +121,14 @@ def runtime_seconds(trials: pd.DataFrame, started_at: float | None) -> float:
     return float(trials["timestamp"].max() - started_at)
 
 
-def pick_incumbent(trials: pd.DataFrame, metric: str = "val_acc") -> str:
-    """Trial id of the best ``metric`` among the trials that reached the highest budget."""
+def pick_incumbent(trials: pd.DataFrame, metric: str = "val_acc", mode: str = "max") -> str:
+    """Trial id of the best ``metric`` among the trials that reached the highest budget (failed
+    trials, whose metric is NaN, never count)."""
     done = trials.dropna(subset=[metric])
+    if "status" in done:
+        done = done[done["status"] != "FAILED"]
     if done.empty:
         raise ExperimentStateError("No trial reported a result; see the trials' errors.")
     top = done[done["budget"] == done["budget"].max()]
-    return str(top.sort_values([metric, "trial_id"], ascending=[False, True]).iloc[0]["trial_id"])
+    order = top.sort_values([metric, "trial_id"], ascending=[mode == "min", True])
+    return str(order.iloc[0]["trial_id"])

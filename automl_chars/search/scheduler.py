@@ -22,15 +22,15 @@ import logging
 import math
 from typing import Any, NamedTuple
 
-from pyarrow.fs import FileType
 from ray.tune.callback import Callback
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import HyperBandForBOHB
-from ray.tune.schedulers.hyperband import _Bracket
+from ray.tune.schedulers import HyperBandForBOHB, TrialScheduler
 
 from automl_chars.search.presets import rung_budgets
+from automl_chars.search.ray_compat import _Bracket, forget_deleted_checkpoints
+from automl_chars.trainables.base import FAILURE
 
-SNAPSHOT_VERSION = 2  # 2: brackets carry their rungs
+SNAPSHOT_VERSION = 3  # 2: brackets carry their rungs; 3: errored trials
 logger = logging.getLogger(__name__)
 
 
@@ -42,6 +42,7 @@ class _Slot(NamedTuple):
     live: bool
     result: dict | None
     to_unpause: bool
+    errored: bool
 
 
 class _RungBracket(_Bracket):
@@ -69,6 +70,7 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
         self._s_max_1 = int(math.floor(math.log(max_t / min_t) / math.log(reduction_factor) + 1e-9)) + 1
         self._get_r0 = lambda s: rung_budgets(self._eta, self._max_t_attr, s)[0]
         self._restored: dict[str, _Slot] = {}
+        self._errored: set[str] = set()  # trial ids that ended in an error (Tune may revive them)
 
     def _create_bracket(self, s: int) -> _RungBracket:
         return _RungBracket(
@@ -103,13 +105,15 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
                 })
             bands.append(out)
         return {"version": SNAPSHOT_VERSION, "bands": bands, "current": current,
-                "band_idx": self._state["band_idx"], "num_stopped": self._num_stopped}
+                "band_idx": self._state["band_idx"], "num_stopped": self._num_stopped,
+                "errored": sorted(self._errored)}
 
     def load_snapshot(self, snap: dict) -> None:
         """Rebuilds the brackets; trials rejoin them as Tune re-adds them (:meth:`on_trial_add`)."""
         if snap.get("version") != SNAPSHOT_VERSION:
             raise ValueError(f"unsupported scheduler snapshot version {snap.get('version')}")
         self._hyperbands, self._restored = [], {}
+        self._errored = set(snap["errored"])
         for bi, band in enumerate(snap["bands"]):
             rebuilt = []
             for data in band:
@@ -123,7 +127,7 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
                 b._completed_progress, b.is_being_processed = data["progress"], data["processed"]
                 for tid in data["all"]:
                     self._restored[tid] = _Slot(b, bi, tid in data["live"], data["live"].get(tid),
-                                                tid in data["to_unpause"])
+                                                tid in data["to_unpause"], tid in self._errored)
                 rebuilt.append(b)
             self._hyperbands.append(rebuilt)
         self._hyperbands = self._hyperbands or [[]]
@@ -132,6 +136,31 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
             bi, pos = snap["current"]
             self._state["bracket"] = self._hyperbands[bi][pos]
         self._num_stopped = snap["num_stopped"]
+
+    def on_trial_result(self, tune_controller, trial: Trial, result: dict) -> str:
+        """Ray's decision, plus two things BOHB needs from the scheduler.
+
+        - A failed result (:data:`FAILURE`: a configuration that cannot be built, a diverged
+          loss) stops the trial at once and reaches the searcher at the budget of the rung the
+          trial was heading for, so BOHB's model counts it as bad (its metric is NaN, which
+          hpbandster scores as ``+inf`` loss).
+        - When Ray's decision for a result at a rung is STOP, Tune does not pass that result to
+          the searcher (only non-STOP results reach it), so BOHB would never see the last
+          trial of a rung, nor one halved away on arrival; it is passed on here.
+        """
+        if result.get(FAILURE):
+            bracket, _ = self._trial_info[trial]
+            result["hyperband_info"] = {"budget": bracket._cumul_r}
+            tune_controller.search_alg.searcher.on_trial_result(trial.trial_id, result)
+            return TrialScheduler.STOP
+        decision = super().on_trial_result(tune_controller, trial, result)
+        if decision == TrialScheduler.STOP and "budget" in result.get("hyperband_info", {}):
+            tune_controller.search_alg.searcher.on_trial_result(trial.trial_id, result)
+        return decision
+
+    def on_trial_error(self, tune_controller, trial: Trial) -> None:
+        self._errored.add(trial.trial_id)
+        super().on_trial_error(tune_controller, trial)
 
     def on_trial_add(self, tune_controller, trial: Trial) -> None:
         forget_deleted_checkpoints(trial)
@@ -152,6 +181,13 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
             # Ended after the snapshot that still counts it live: leave it out of the bracket's
             # live trials, as on_trial_remove would have (halving then goes on without it).
             return
+        if entry.errored:
+            # It had failed, and Tune revives it from its last checkpoint (resume_errored): it
+            # rejoins its bracket as an extra member and takes part in the next halving.
+            self._errored.discard(trial.trial_id)
+            bracket._live_trials[trial] = None
+            bracket._n = max(bracket._n, len(bracket._live_trials))
+            return
         if not entry.live:
             # Halving had already stopped it; Tune's graceful stop had not finished when the
             # state was saved, so it came back PAUSED/PENDING. It must not run again.
@@ -163,24 +199,6 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
         elif entry.result is not None and entry.result.get(self._time_attr, 0) >= bracket._cumul_r:
             # It had reached its rung and was waiting for the halving: keep it waiting.
             trial.set_status(Trial.PAUSED)
-
-
-def forget_deleted_checkpoints(trial: Trial) -> int:
-    """Drops checkpoints that no longer exist from a restored trial's checkpoint list.
-
-    Workaround for a Ray bug: the experiment state can be saved before Tune deletes a trial's
-    oldest checkpoint (``num_to_keep``); after a restore, Tune tries to delete it again and
-    ``_delete_fs_path`` raises ``FileNotFoundError`` outside its own ``try``, which aborts the
-    bookkeeping of the trial's next checkpoint. Returns how many entries were dropped.
-    """
-    manager = getattr(getattr(trial, "run_metadata", None), "checkpoint_manager", None)
-    results = getattr(manager, "_checkpoint_results", None)
-    if not results:
-        return 0
-    kept = [r for r in results
-            if r.checkpoint.filesystem.get_file_info(r.checkpoint.path).type != FileType.NotFound]
-    manager._checkpoint_results = kept
-    return len(results) - len(kept)
 
 
 class SchedulerStateCallback(Callback):

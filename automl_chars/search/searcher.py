@@ -1,11 +1,41 @@
-"""``TuneBOHB`` that hands trials plain values and records which suggestions BOHB's model made."""
+"""``TuneBOHB`` that hands trials plain values, records where each suggestion came from, and
+states the contract with the scheduler that a wrapping searcher (e.g. a warm start) must keep.
+
+The contract between :class:`~automl_chars.search.scheduler.ResumableHyperBandForBOHB` and the
+searcher Tune holds (``tune_controller.search_alg.searcher``, the outermost one when searchers
+wrap each other) is :class:`BracketSearcher`:
+
+- ``on_pause(trial_id)`` / ``on_unpause(trial_id)``: the scheduler parks a trial at its rung and
+  later resumes it; BOHB must not count it as running meanwhile.
+- ``on_trial_result(trial_id, result)``: every result at a rung carries
+  ``result["hyperband_info"]["budget"]``; that is what BOHB learns from (failed trials included).
+- A wrapper that suggests a trial itself (not through BOHB) registers it with
+  :meth:`BOHBSearcher.adopt` before returning it, so that BOHB knows its configuration when its
+  rung results arrive and learns from it like from its own suggestions.
+- ``save(path)`` / ``restore(path)``: Tune saves the searcher with its experiment state; a
+  wrapper saves the wrapped searcher's state with its own.
+"""
 
 from __future__ import annotations
+
+import copy
+from typing import Protocol, runtime_checkable
 
 from hpbandster.optimizers.config_generators.bohb import BOHB
 from ray.tune.search.bohb import TuneBOHB
 
 from automl_chars.spaces.values import SUGGESTED_BY, plain_config
+
+
+@runtime_checkable
+class BracketSearcher(Protocol):
+    """What the scheduler calls on the searcher (see the module docstring)."""
+
+    def on_pause(self, trial_id: str) -> None: ...
+
+    def on_unpause(self, trial_id: str) -> None: ...
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None: ...
 
 
 class _RecordingBOHB(BOHB):
@@ -20,18 +50,22 @@ class _RecordingBOHB(BOHB):
 
 
 class BOHBSearcher(TuneBOHB):
-    """Ray's ``TuneBOHB`` with two additions.
+    """Ray's ``TuneBOHB`` with three additions.
 
     - Suggestions leave as plain Python values (ConfigSpace 1.x yields numpy scalars); this is the
       single conversion point between the searcher and trials.
-    - Each suggestion says whether BOHB's KDE model proposed it (hpbandster's
-      ``model_based_pick``) or it was drawn at random, in the configuration key ``suggested_by``
-      ("model", "random", or "given" for ``points_to_evaluate``): it travels with the trial into its ``params.json`` and the result
-      table, so it survives a resumed sweep. Trainables drop it (``strip_meta``).
+    - Each suggestion says where it came from in the configuration key ``suggested_by``:
+      "model" when BOHB's KDE proposed it (hpbandster's ``model_based_pick``), "random", "given"
+      for ``points_to_evaluate``, or what a wrapping searcher names in :meth:`adopt`. It travels
+      with the trial into its ``params.json`` and the result table. Trainables drop it
+      (``strip_meta``).
+    - Every trial's configuration is kept for the whole sweep, so a trial that errored and is
+      revived on resume (``resume_errored``) still reaches BOHB's model with its results.
     """
 
     def __init__(self, *args, **kwargs):
-        self.sources: dict[str, str] = {}  # trial id -> "model" | "random" | "given"
+        self.sources: dict[str, str] = {}  # trial id -> where its configuration came from
+        self.params: dict[str, dict] = {}  # trial id -> its configuration, kept after it ends
         super().__init__(*args, **kwargs)
 
     def _setup_bohb(self) -> None:
@@ -48,4 +82,33 @@ class BOHBSearcher(TuneBOHB):
         info = self.bohber.last_info  # None: the config came from points_to_evaluate
         source = "given" if info is None else "model" if info.get("model_based_pick") else "random"
         self.sources[trial_id] = source
+        self.params[trial_id] = copy.deepcopy(self.trial_to_params[trial_id])
         return {**plain_config(config), SUGGESTED_BY: source}
+
+    def adopt(self, trial_id: str, config: dict, suggested_by: str) -> dict:
+        """Registers a configuration that a wrapping searcher suggests itself, as if BOHB had
+        suggested it; returns the configuration to hand to Tune (with ``suggested_by``).
+
+        ``config`` must be a configuration of this searcher's space (plain values, active
+        hyperparameters only); anything else raises ``ValueError`` from ConfigSpace.
+        """
+        from ConfigSpace import Configuration
+
+        values = plain_config(Configuration(self._space, values=config))  # validates
+        self.trial_to_params[trial_id] = copy.deepcopy(values)
+        self.params[trial_id] = copy.deepcopy(values)
+        self.running.add(trial_id)
+        self.sources[trial_id] = suggested_by
+        return {**values, SUGGESTED_BY: suggested_by}
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id not in self.trial_to_params and trial_id in self.params:
+            self.trial_to_params[trial_id] = copy.deepcopy(self.params[trial_id])  # revived
+        super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        # Ray's deletes the trial's parameters unconditionally; a trial Tune stops twice (or
+        # one revived and ended again) must not raise KeyError here.
+        self.trial_to_params.setdefault(trial_id, self.params.get(trial_id))
+        super().on_trial_complete(trial_id, result, error)

@@ -1,30 +1,39 @@
-"""``run_bohb``: a resumable BOHB sweep with Ray Tune's ``TuneBOHB`` and ``HyperBandForBOHB``.
+"""``run_bohb``: a resumable, interrupt-safe BOHB sweep of any :class:`SweepSpec` with Ray Tune's
+``TuneBOHB`` and ``HyperBandForBOHB``.
 
-This is the one place that builds the searcher and the scheduler (:func:`build_search`), so a
-warm-start searcher can wrap ``TuneBOHB`` later without touching the rest.
+This is the one sweep runner: the CNN, transfer and supernet sweeps differ only in the spec, and
+:func:`build_search` is the one place that builds the searcher and the scheduler, so that a
+warm-start searcher can wrap the BOHB searcher without touching the rest.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import ray
 from ConfigSpace import ConfigurationSpace
 from ray import tune
+from ray.tune.callback import Callback
+from ray.tune.experiment import Trial
 from ray.tune.logger import TBXLoggerCallback
+from ray.tune.search import Searcher
 
 from automl_chars.data import Dataset, load
-from automl_chars.errors import ExperimentStateError, InvalidConfigError
+from automl_chars.errors import ExperimentStateError, InvalidConfigError, SweepInterrupted
+from automl_chars.search import cluster
+from automl_chars.search.interrupts import TUNE_ENV, InterruptGuard
 from automl_chars.search.presets import BOHBPreset, get_preset
 from automl_chars.search.progress import TrialLineCallback
+from automl_chars.search.ray_compat import trial_statuses
 from automl_chars.search.result import (
     METRIC_COLUMNS,
     SETTINGS_FILE,
@@ -35,16 +44,20 @@ from automl_chars.search.result import (
 )
 from automl_chars.search.scheduler import ResumableHyperBandForBOHB, SchedulerStateCallback
 from automl_chars.search.searcher import BOHBSearcher
-from automl_chars.spaces import cnn_space
+from automl_chars.search.spec import SweepSpec, get_spec, space_fingerprint
 from automl_chars.spaces.values import SUGGESTED_BY, plain_value, strip_meta
-from automl_chars.trainables.cnn import CNNTrainable, evaluate_checkpoint
+from automl_chars.trainables.base import FAILURE
 from automl_chars.training.fidelity import Fidelity
 
 logger = logging.getLogger(__name__)
 
-METRIC, MODE = "val_acc", "max"
 #: Where sweeps go when neither ``storage_path`` nor ``$AUTOML_CHARS_RESULTS`` is given.
 DEFAULT_STORAGE = "~/automl_chars_results"
+#: hpbandster's BOHB options that ``bohb_config`` may set.
+BOHB_OPTIONS = ("min_points_in_model", "top_n_percent", "num_samples", "random_fraction",
+                "bandwidth_factor", "min_bandwidth")
+#: Trial statuses of a sweep's table: ended by themselves, failed (counted as bad), errored.
+ENDED = (Trial.TERMINATED, Trial.ERROR)
 
 
 @dataclass(frozen=True)
@@ -62,24 +75,42 @@ class SweepSettings:
     gpus_per_trial: float
     cpus_per_trial: float
     seed: int
+    trainable: str = "cnn"
+    space_fingerprint: str = ""
+    bohb_config: dict = field(default_factory=dict)
+    max_failures: int = 2
 
     def __post_init__(self) -> None:
-        if self.gpus_per_trial < 0 or self.cpus_per_trial <= 0:
-            raise InvalidConfigError(
-                f"gpus_per_trial must be >= 0 and cpus_per_trial > 0 "
-                f"(got {self.gpus_per_trial}, {self.cpus_per_trial})."
-            )
-        if self.num_samples < 1:
-            raise InvalidConfigError(f"num_samples must be >= 1, got {self.num_samples}.")
+        problems = []
+        if not self.gpus_per_trial >= 0:
+            problems.append(f"gpus_per_trial must be >= 0 (got {self.gpus_per_trial})")
+        if self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
+            problems.append(f"gpus_per_trial above 1 must be a whole number (got "
+                            f"{self.gpus_per_trial}); Ray shares only single GPUs")
+        if not self.cpus_per_trial > 0:
+            problems.append(f"cpus_per_trial must be > 0 (got {self.cpus_per_trial})")
+        if not _is_int(self.num_samples) or self.num_samples < 1:
+            problems.append(f"num_samples must be a whole number >= 1 (got {self.num_samples!r})")
+        if not _is_int(self.seed) or not 0 <= self.seed < 2**32:
+            problems.append(f"seed must be a whole number in [0, 2**32) (got {self.seed!r})")
+        if not _is_int(self.max_failures) or self.max_failures < 0:
+            problems.append(f"max_failures must be a whole number >= 0 (got {self.max_failures!r})")
+        if problems:
+            raise InvalidConfigError("Invalid sweep settings: " + "; ".join(problems) + ".")
 
     @property
     def resources(self) -> dict[str, float]:
         return {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 #: The settings that make a sweep what it is; resuming with other values is refused.
-#: (Resources may change between runs: a sweep can resume on another cluster.)
-DEFINING_SETTINGS = ("dataset", "dataset_fingerprint", "preset", "fidelity", "seed", "num_samples")
+#: (Resources and retries may change between runs: a sweep can resume on another cluster.)
+DEFINING_SETTINGS = ("trainable", "space_fingerprint", "bohb_config", "dataset",
+                     "dataset_fingerprint", "preset", "fidelity", "seed", "num_samples")
 
 
 def check_same_sweep(exp_dir: Path, settings: SweepSettings) -> None:
@@ -88,8 +119,8 @@ def check_same_sweep(exp_dir: Path, settings: SweepSettings) -> None:
     if not saved_file.exists():
         return
     saved = json.loads(saved_file.read_text())
-    diff = {k: (saved[k], getattr(settings, k)) for k in DEFINING_SETTINGS
-            if k in saved and saved[k] != getattr(settings, k)}
+    given = plain_value(asdict(settings))
+    diff = {k: (saved.get(k), given[k]) for k in DEFINING_SETTINGS if saved.get(k) != given[k]}
     if diff:
         raise ExperimentStateError(
             f"Cannot resume {exp_dir} with different settings (saved, given): {diff}. Use the "
@@ -97,28 +128,57 @@ def check_same_sweep(exp_dir: Path, settings: SweepSettings) -> None:
         )
 
 
+def check_bohb_config(bohb_config: dict | None) -> dict:
+    """``bohb_config`` as a plain dict of hpbandster's BOHB options; unknown keys or values that
+    are not numbers raise."""
+    config = dict(bohb_config or {})
+    unknown = sorted(set(config) - set(BOHB_OPTIONS))
+    if unknown:
+        raise InvalidConfigError(f"Unknown bohb_config option(s) {unknown}; hpbandster's BOHB "
+                                 f"takes {list(BOHB_OPTIONS)}.")
+    bad = {k: v for k, v in config.items()
+           if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)))}
+    if bad:
+        raise InvalidConfigError(f"bohb_config values must be numbers (or None), got {bad}.")
+    return config
+
+
 def resolve_preset(preset: str | BOHBPreset | None, eta: int | None, min_budget: int | None,
                    max_budget: int | None) -> BOHBPreset:
-    """The preset, or one full HyperBand round from explicit ``eta``/budgets (3, 1, 9 by default)."""
+    """The preset, or one full HyperBand round from explicit ``eta``/budgets (3, 1, 9 by default;
+    a value given is used as given, so 0 is refused rather than replaced)."""
+    given = {k: v for k, v in {"eta": eta, "min_budget": min_budget, "max_budget": max_budget}.items()
+             if v is not None}
     if preset is not None:
-        given = {k: v for k, v in {"eta": eta, "min_budget": min_budget, "max_budget": max_budget}.items()
-                 if v is not None}
         if given:
             raise InvalidConfigError(f"Pass either a preset or {sorted(given)}, not both.")
         return get_preset(preset)
-    base = BOHBPreset(eta or 3, min_budget or 1, max_budget or 9, 1)
+    for key, value in given.items():
+        if not _is_int(value):
+            raise InvalidConfigError(f"{key} must be a whole number, got {value!r}.")
+    base = BOHBPreset(given.get("eta", 3), given.get("min_budget", 1), given.get("max_budget", 9), 1)
     return BOHBPreset(base.eta, base.min_budget, base.max_budget, base.s_max + 1)
 
 
-def build_search(space: ConfigurationSpace, preset: BOHBPreset, seed: int,
-                 bohb_config: dict | None = None) -> tuple[BOHBSearcher, ResumableHyperBandForBOHB]:
-    """The searcher and scheduler of a BOHB sweep (the budget is ``training_iteration``)."""
-    searcher = BOHBSearcher(space, bohb_config=bohb_config, metric=METRIC, mode=MODE, seed=seed)
+SearcherFactory = Callable[[BOHBSearcher], Searcher]
+
+
+def build_search(spec: SweepSpec, preset: BOHBPreset, seed: int, bohb_config: dict | None = None,
+                 searcher: SearcherFactory | None = None,
+                 ) -> tuple[Searcher, ResumableHyperBandForBOHB]:
+    """The searcher and scheduler of a BOHB sweep (the budget is ``training_iteration``).
+
+    ``searcher`` wraps the BOHB searcher (e.g. a warm start): it receives the
+    :class:`BOHBSearcher` and returns the searcher Tune runs, which must keep the contract of
+    :class:`~automl_chars.search.searcher.BracketSearcher`.
+    """
+    bohb = BOHBSearcher(spec.space, bohb_config=bohb_config, metric=spec.metric, mode=spec.mode,
+                        seed=seed)
     scheduler = ResumableHyperBandForBOHB(
-        time_attr="training_iteration", metric=METRIC, mode=MODE, min_t=preset.min_budget,
-        max_t=preset.max_budget, reduction_factor=preset.eta,
+        time_attr="training_iteration", metric=spec.metric, mode=spec.mode,
+        min_t=preset.min_budget, max_t=preset.max_budget, reduction_factor=preset.eta,
     )
-    return searcher, scheduler
+    return (bohb if searcher is None else searcher(bohb)), scheduler
 
 
 def trial_dirname(trial) -> str:
@@ -146,42 +206,6 @@ def can_resume(exp_dir: Path) -> bool:
     return tune.Tuner.can_restore(str(exp_dir))
 
 
-def check_gpus(gpus_per_trial: float, node_gpus: list[float], autoscaling: bool) -> None:
-    """Raises when trials ask for more GPUs than any node has (``node_gpus``: each live node's)
-    and the cluster cannot add such nodes.
-
-    On an autoscaling cluster (``ray up``) GPU workers may still be launched, so trials wait
-    for them, as Ray Tune itself does.
-    """
-    largest = max(node_gpus, default=0)
-    if gpus_per_trial <= 0 or largest >= gpus_per_trial:
-        return
-    if autoscaling:
-        logger.warning("No node has %s GPU(s) yet; trials wait until the autoscaler adds one.",
-                       gpus_per_trial)
-        return
-    if largest == 0:
-        raise InvalidConfigError(
-            f"gpus_per_trial={gpus_per_trial} but the Ray cluster has no GPU. Use "
-            f"gpus_per_trial=0 (CPU only) or connect to a cluster with GPU nodes (ray up cluster.yaml)."
-        )
-    raise InvalidConfigError(
-        f"gpus_per_trial={gpus_per_trial} but the largest node has {largest:g} GPU(s), and a "
-        f"trial runs on one node. Use gpus_per_trial <= {largest:g}."
-    )
-
-
-def _autoscaling() -> bool:
-    # The cluster launcher (`ray up`) leaves its config on the head node; Ray Tune tells an
-    # autoscaling cluster from a fixed one by this file too (ray.tune.execution.cluster_info).
-    # Not the autoscaler's status key in Ray's KV store: every local head publishes that one.
-    return Path("~/ray_bootstrap_config.yaml").expanduser().exists()
-
-
-def _node_gpus() -> list[float]:
-    return [float(n["Resources"].get("GPU", 0)) for n in ray.nodes() if n.get("Alive")]
-
-
 def run_bohb(
     dataset: str | Dataset,
     space: ConfigurationSpace | None = None,
@@ -198,16 +222,26 @@ def run_bohb(
     seed: int = 0,
     resume: bool = False,
     *,
+    spec: str | SweepSpec | None = None,
+    searcher: SearcherFactory | None = None,
+    max_failures: int = 2,
+    callbacks: Sequence[Callback] = (),
+    address: str | None = None,
     data_root: str | os.PathLike | None = None,
     bohb_config: dict | None = None,
     verbose: int = 1,
 ) -> SweepResult:
-    """Runs (or resumes) a BOHB sweep of the CNN space on ``dataset``.
+    """Runs (or resumes) a BOHB sweep of ``spec`` (the CNN space by default) on ``dataset``.
+
+    Everything is checked before Ray starts: the settings, the space against the trainable, and
+    the resources against the cluster. A sweep stopped by Ctrl-C or SIGTERM raises
+    :class:`~automl_chars.errors.SweepInterrupted` and writes nothing up as finished;
+    ``resume=True`` continues it to the end, keeping every finished trial.
 
     Args:
         dataset: a registered name (see ``automl_chars.data.names()``) or a :class:`Dataset`.
-        space: the ConfigSpace to search; defaults to ``cnn_space(seed)``. Hyperparameters it
-            leaves out take the CNN space's defaults.
+        space: the ConfigSpace to search; defaults to the spec's (``cnn_space(seed)``). For the
+            CNN, hyperparameters it leaves out take the CNN space's defaults.
         preset: a seed-001 preset such as ``"3_1_9_20"`` (eta_min_max_iterations); excludes
             ``eta``/``min_budget``/``max_budget``, which otherwise default to 3, 1 and 9 with one
             full HyperBand round.
@@ -216,68 +250,118 @@ def run_bohb(
         gpus_per_trial: GPU share of each trial (e.g. 0.25 runs four trials per GPU); 0 = CPU.
         cpus_per_trial: CPUs reserved per trial.
         storage_path: results root (default ``$AUTOML_CHARS_RESULTS`` or ``~/automl_chars_results``).
-        name: experiment folder name (default ``bohb-<dataset>-<preset>``).
+        name: experiment folder name (default ``bohb-<dataset>-<preset>``, with the spec's name
+            for specs other than the CNN).
         seed: seeds the space, BOHB's sampling and every trial's initialisation.
-        resume: continue an interrupted sweep in ``storage_path/name``; finished trials are kept.
-            A sweep that had finished is read back. Either way its defining settings
-            (:data:`DEFINING_SETTINGS`, the dataset's contents included) must be the same.
+        resume: continue an interrupted sweep in ``storage_path/name``; finished trials are kept
+            and errored ones retried. A sweep that had finished is read back. Either way its
+            defining settings (:data:`DEFINING_SETTINGS`: trainable, space, BOHB options, the
+            dataset's contents, ...) must be the same.
+        spec: what to sweep: a :class:`SweepSpec` or a name in :data:`~automl_chars.search.spec.SPECS`.
+        searcher: wraps the BOHB searcher (see :func:`build_search`).
+        max_failures: how often a trial whose process or node died is retried from its last
+            checkpoint. Failures a retry cannot fix (NaN loss, a configuration that cannot be
+            built) end the trial at once as a failed result instead.
+        callbacks: more Ray Tune callbacks (e.g. your own loggers).
+        address: Ray cluster to connect to when Ray is not initialised (default: ``$RAY_ADDRESS``
+            or a local instance).
         data_root: data folder for datasets given by name.
-        bohb_config: extra options of hpbandster's BOHB config generator (e.g. ``top_n_percent``).
+        bohb_config: options of hpbandster's BOHB config generator (:data:`BOHB_OPTIONS`).
         verbose: 0 silent, 1 one line per finished trial, 2-4 Ray Tune's own output (its
             verbosity 1-3) instead.
     """
     bohb = resolve_preset(preset, eta, min_budget, max_budget)
     fid = Fidelity(fidelity, bohb.max_budget, data_seed=seed)
+    bohb_options = check_bohb_config(bohb_config)
     ds = load(dataset, root=data_root)
+    sweep_spec = get_spec(spec, space, seed)
     settings = SweepSettings(
         dataset=ds.name, dataset_fingerprint=ds.fingerprint(), preset=bohb.name, eta=bohb.eta,
-        min_budget=bohb.min_budget, max_budget=bohb.max_budget, num_samples=num_samples or bohb.num_samples,
+        min_budget=bohb.min_budget, max_budget=bohb.max_budget,
+        num_samples=bohb.num_samples if num_samples is None else num_samples,
         fidelity=fid.kind, gpus_per_trial=float(gpus_per_trial),
-        cpus_per_trial=float(cpus_per_trial), seed=seed,
+        cpus_per_trial=float(cpus_per_trial), seed=seed, trainable=sweep_spec.name,
+        space_fingerprint=space_fingerprint(sweep_spec.space), bohb_config=bohb_options,
+        max_failures=max_failures,
     )
-    exp_dir = experiment_dir(storage_path, name or f"bohb-{ds.name}-{bohb.name}")
-    if resume and (exp_dir / SUMMARY_FILE).exists():  # finished earlier: nothing left to run
-        check_same_sweep(exp_dir, settings)
-        return SweepResult.load(exp_dir)
-    if not ray.is_initialized():
-        ray.init(configure_logging=False)
-    check_gpus(settings.gpus_per_trial, _node_gpus(), _autoscaling())
-
-    trainable = tune.with_resources(
-        tune.with_parameters(CNNTrainable, dataset=ds, fidelity=fid, seed=seed), settings.resources
-    )
+    default_name = f"bohb-{ds.name}-{bohb.name}"
+    exp_dir = experiment_dir(storage_path, name or (default_name if sweep_spec.name == "cnn"
+                                                    else f"{sweep_spec.name}-{default_name}"))
     if resume:
-        tuner = _restore(exp_dir, trainable, settings)
-    else:
-        # A settings file alone (killed before Ray saved anything) is simply started again.
-        if can_resume(exp_dir):
+        check_same_sweep(exp_dir, settings)
+        if (exp_dir / SUMMARY_FILE).exists():  # finished earlier: nothing left to run
+            return SweepResult.load(exp_dir)
+        if not can_resume(exp_dir):
             raise ExperimentStateError(
-                f"An experiment already exists in {exp_dir}. Pass resume=True (CLI: --resume) to "
-                f"continue it, or choose another name/storage path."
+                f"Nothing to resume in {exp_dir}: no Ray Tune experiment state there. Run "
+                f"without resume to start it."
             )
+    elif can_resume(exp_dir):
+        # A settings file alone (killed before Ray saved anything) is simply started again.
+        raise ExperimentStateError(
+            f"An experiment already exists in {exp_dir}. Pass resume=True (CLI: --resume) to "
+            f"continue it, or choose another name/storage path."
+        )
+    sweep_spec.check(ds)
+
+    cluster.connect(address)
+    cluster.check_resources(settings.cpus_per_trial, settings.gpus_per_trial)
+    trainable = tune.with_resources(
+        tune.with_parameters(sweep_spec.trainable, dataset=ds, fidelity=fid, seed=seed,
+                             **sweep_spec.parameters),
+        settings.resources,
+    )
+    failure = tune.FailureConfig(max_failures=settings.max_failures, fail_fast=False)
+    if resume:
+        tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True,
+                                   resume_errored=True)
+        # The run config comes back from the experiment folder; retries are today's setting.
+        _set_failure_config(tuner, failure)
+        write_json(exp_dir / SETTINGS_FILE, {**json.loads((exp_dir / SETTINGS_FILE).read_text()),
+                                             "max_failures": settings.max_failures})
+    else:
         exp_dir.mkdir(parents=True, exist_ok=True)
         write_json(exp_dir / SETTINGS_FILE, {**asdict(settings), "started_at": time.time()})
         np.random.seed(seed)  # hpbandster's BOHB draws from numpy's global generator
-        searcher, scheduler = build_search(space if space is not None else cnn_space(seed), bohb,
-                                           seed, bohb_config)
+        search_alg, scheduler = build_search(sweep_spec, bohb, seed, bohb_options, searcher)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=searcher, scheduler=scheduler, num_samples=settings.num_samples,
+                search_alg=search_alg, scheduler=scheduler, num_samples=settings.num_samples,
                 reuse_actors=True, trial_dirname_creator=trial_dirname,
             ),
             run_config=tune.RunConfig(
                 name=exp_dir.name, storage_path=str(exp_dir.parent), verbose=max(0, verbose - 1),
                 callbacks=[SchedulerStateCallback(scheduler), TBXLoggerCallback(),
                            *([TrialLineCallback(settings.num_samples, str(exp_dir))]
-                             if verbose >= 1 else [])],
+                             if verbose >= 1 else []), *callbacks],
                 checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=2),
-                failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+                failure_config=failure,
             ),
         )
-    with _environment(_tune_environment(verbose)):
-        grid = tuner.fit()
-    return finish(grid, ds, exp_dir, settings)
+    try:
+        with InterruptGuard() as guard, _environment(_tune_environment(verbose)):
+            grid = tuner.fit()
+    except KeyboardInterrupt:  # a second Ctrl-C: Tune's last saved state is what resumes
+        raise _interrupted(exp_dir, guard) from None
+    statuses = trial_statuses(grid)
+    unfinished = [t for t, s in statuses.items() if s not in ENDED]
+    if unfinished or len(statuses) < settings.num_samples:
+        raise _interrupted(exp_dir, guard)
+    return finish(grid, ds, exp_dir, settings, sweep_spec, statuses)
+
+
+def _interrupted(exp_dir: Path, guard: InterruptGuard) -> SweepInterrupted:
+    how = guard.description if guard.signal else "Ray Tune stopped before every trial had ended"
+    return SweepInterrupted(str(exp_dir), how, guard.exit_code,
+                            f"resume=True (command line: the same command with --resume); "
+                            f"experiment folder {exp_dir}")
+
+
+def _set_failure_config(tuner: tune.Tuner, failure: tune.FailureConfig) -> None:
+    from automl_chars.search.ray_compat import restored_run_config
+
+    restored_run_config(tuner).failure_config = failure
 
 
 def _tune_environment(verbose: int) -> dict[str, str]:
@@ -287,6 +371,7 @@ def _tune_environment(verbose: int) -> dict[str, str]:
         # the last one; with a checkpoint every budget unit that is frequent by design (resume
         # needs it), so its warning about it is noise.
         "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+        **TUNE_ENV,
     }
     if verbose <= 1:
         # Tune's newer console output prints a heading even at verbose=0, with a TensorBoard
@@ -306,55 +391,59 @@ def _environment(env: dict[str, str]):
             os.environ.pop(key, None)
 
 
-def _restore(exp_dir: Path, trainable, settings: SweepSettings) -> tune.Tuner:
-    if not can_resume(exp_dir):
-        raise ExperimentStateError(
-            f"Nothing to resume in {exp_dir}: no Ray Tune experiment state there. Run without "
-            f"resume to start it."
-        )
-    check_same_sweep(exp_dir, settings)
-    return tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True,
-                              resume_errored=False)
-
-
 def result_trial_id(r) -> str:
     """Ray's trial id of a ``Result`` (from its folder name when it never reported)."""
     return (r.metrics or {}).get("trial_id") or Path(r.path).name.rsplit("_", 1)[-1]
 
 
-def trials_frame(grid) -> pd.DataFrame:
-    """One row per trial of a ``ResultGrid`` (see :attr:`SweepResult.trials`)."""
+def trials_frame(grid, statuses: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per trial of a ``ResultGrid`` (see :attr:`SweepResult.trials`).
+
+    ``status`` is Tune's (``statuses``: trial id -> status), except ``FAILED`` for a trial that
+    ended with a failure a retry cannot fix; ``error`` says why a trial failed or errored.
+    """
     rows = []
     for r in grid:
         m = r.metrics or {}
         config = dict(r.config or {})
+        tid = result_trial_id(r)
+        status = (statuses or {}).get(tid, Trial.ERROR if r.error else Trial.TERMINATED)
+        reason = m.get(FAILURE) or ""
+        if reason:
+            status = "FAILED"
+        elif r.error:
+            reason = str(r.error).splitlines()[0][:300]
         row = {
-            "trial_id": result_trial_id(r),
-            "status": "ERROR" if r.error else "TERMINATED",
+            "trial_id": tid,
+            "status": status,
             SUGGESTED_BY: config.get(SUGGESTED_BY, "given"),
             "budget": m.get("training_iteration", 0),
             "device": m.get("device"),
             **{k: m.get(k) for k in METRIC_COLUMNS},
             "timestamp": m.get("timestamp"),
-            "error": str(r.error).splitlines()[0][:300] if r.error else "",
+            "error": reason,
             **{f"config/{k}": plain_value(v) for k, v in sorted(strip_meta(config).items())},
         }
         rows.append(row)
     return pd.DataFrame(rows).sort_values("trial_id", kind="stable").reset_index(drop=True)
 
 
-def finish(grid, dataset: Dataset, exp_dir: Path, settings: SweepSettings) -> SweepResult:
-    """Builds, evaluates (test split, once) and saves the :class:`SweepResult`."""
-    trials = trials_frame(grid)
-    best_id = pick_incumbent(trials, METRIC)
+def finish(grid, dataset: Dataset, exp_dir: Path, settings: SweepSettings, spec: SweepSpec,
+           statuses: dict[str, str] | None = None) -> SweepResult:
+    """Builds, evaluates (the incumbent on the test split, once) and saves the :class:`SweepResult`."""
+    trials = trials_frame(grid, statuses)
+    best_id = pick_incumbent(trials, spec.metric, spec.mode)
     best = next(r for r in grid if result_trial_id(r) == best_id)
     incumbent = {k: plain_value(v) for k, v in strip_meta(best.config).items()}
     if best.checkpoint is None:
         raise ExperimentStateError(f"Incumbent trial {best_id} has no checkpoint to evaluate.")
     with best.checkpoint.as_directory() as ckpt:
-        test_acc = evaluate_checkpoint(ckpt, dataset, split="test")
+        test_metric = spec.evaluate(ckpt, dataset, "test")
+    if not math.isfinite(test_metric):
+        logger.warning("The incumbent's test %s is %s.", spec.metric, test_metric)
     saved = json.loads((exp_dir / SETTINGS_FILE).read_text())
     # The saved start time, the current resources (a resumed sweep may run on other hardware).
-    result = SweepResult(trials, incumbent, best_id, test_acc, exp_dir, {**saved, **asdict(settings)})
+    result = SweepResult(trials, incumbent, best_id, test_metric, exp_dir,
+                         {**saved, **plain_value(asdict(settings))})
     result.save()
     return result

@@ -8,6 +8,8 @@ connected layers); dropout rates and pool sizes only when their switch is on.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from ConfigSpace import (
     Categorical,
     ConfigurationSpace,
@@ -103,6 +105,14 @@ def default_config() -> dict:
     return plain_config(cnn_space().get_default_configuration())
 
 
+@lru_cache(maxsize=1)
+def _defaults() -> tuple[tuple[str, object], ...]:
+    """Every hyperparameter's default (building the space takes tens of milliseconds)."""
+    from automl_chars.spaces.values import plain_value
+
+    return tuple((name, plain_value(hp.default_value)) for name, hp in cnn_space().items())
+
+
 def resolve(config: dict) -> dict:
     """A full configuration: ``config``'s values over the value every hyperparameter defaults to.
 
@@ -113,11 +123,10 @@ def resolve(config: dict) -> dict:
     from automl_chars.spaces.values import plain_config, strip_meta
 
     config = strip_meta(config)
-    space = cnn_space()
-    unknown = sorted(set(config) - set(space))
+    defaults = dict(_defaults())
+    unknown = sorted(set(config) - set(defaults))
     if unknown:
         raise InvalidConfigError(
-            f"Unknown hyperparameter(s) {unknown}; the CNN space has {sorted(space)}."
+            f"Unknown hyperparameter(s) {unknown}; the CNN space has {sorted(defaults)}."
         )
-    defaults = {name: hp.default_value for name, hp in space.items()}
     return plain_config({**defaults, **config})

@@ -1,5 +1,24 @@
 """Ray Tune Trainables; the only modules besides the sweep runner that import Ray."""
 
-from automl_chars.trainables.cnn import CHECKPOINT_FILE, CNNTrainable, trial_device
+from automl_chars.trainables.base import (
+    CHECKPOINT_FILE,
+    FAILURE,
+    SupervisedTrainable,
+    TrialSettings,
+    evaluate_checkpoint,
+    load_trial_state,
+    trial_device,
+)
+from automl_chars.trainables.cnn import CNNTrainable, cnn_settings
 
-__all__ = ["CHECKPOINT_FILE", "CNNTrainable", "trial_device"]
+__all__ = [
+    "CHECKPOINT_FILE",
+    "CNNTrainable",
+    "FAILURE",
+    "SupervisedTrainable",
+    "TrialSettings",
+    "cnn_settings",
+    "evaluate_checkpoint",
+    "load_trial_state",
+    "trial_device",
+]

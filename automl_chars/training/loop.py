@@ -6,6 +6,7 @@ device (4x less memory than float) and each batch is converted and normalised wh
 
 from __future__ import annotations
 
+import math
 import time
 import zlib
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from automl_chars.errors import NonFiniteLossError
 from automl_chars.training.augment import random_affine
 from automl_chars.training.settings import AugmentSettings
 
@@ -87,7 +89,8 @@ def train_epoch(
     "train accuracy" of the result tables; no extra pass over the data is made. Both stay on the
     device (one kernel per batch each) and are read once, at the end. A last batch of a single
     sample is skipped (BatchNorm cannot train on one) and left out of the statistics and of
-    ``samples``.
+    ``samples``. A NaN or infinite epoch loss raises :class:`NonFiniteLossError` (checked once,
+    at that read, so it costs no synchronisation per batch).
     """
     start = time.perf_counter()
     model.train()
@@ -115,6 +118,8 @@ def train_epoch(
         return EpochStats(float("nan"), float("nan"), 0, time.perf_counter() - start)
     correct = (predicted == data.y[order]).sum()
     loss_mean, accuracy = float(loss_sum) / trained, float(correct) / trained  # waits for the GPU
+    if not math.isfinite(loss_mean):
+        raise NonFiniteLossError(f"the training loss is {loss_mean} (diverged)")
     return EpochStats(loss_mean, accuracy, trained, time.perf_counter() - start)
 
 

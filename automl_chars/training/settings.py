@@ -1,14 +1,16 @@
-"""Training settings read from a CNN-space configuration, as frozen dataclasses."""
+"""Training settings as frozen dataclasses; each Trainable fills them from its configuration."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from automl_chars.spaces.cnn import OPTIMIZERS, resolve
+from automl_chars.errors import InvalidConfigError
+
+#: The optimizers :meth:`OptimizerSettings.make` builds.
+OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass(frozen=True)
@@ -22,21 +24,19 @@ class OptimizerSettings:
     batch_size: int = 128
 
     def __post_init__(self) -> None:
+        problems = []
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.learning_rate <= 0 or self.batch_size < 1:
-            raise ValueError("learning_rate must be > 0 and batch_size >= 1")
-
-    @classmethod
-    def from_config(cls, config: Mapping) -> OptimizerSettings:
-        c = resolve(dict(config))
-        return cls(
-            optimizer=str(c["optimizer"]),
-            learning_rate=float(c["learning_rate"]),
-            momentum=float(c["momentum"]),
-            weight_decay=float(c["weight_decay"]),
-            batch_size=int(c["batch_size"]),
-        )
+            problems.append(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if not self.learning_rate > 0:
+            problems.append(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0 <= self.momentum < 1:
+            problems.append(f"momentum must be in [0, 1), got {self.momentum}")
+        if not self.weight_decay >= 0:
+            problems.append(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.batch_size < 1:
+            problems.append(f"batch_size must be >= 1, got {self.batch_size}")
+        if problems:
+            raise InvalidConfigError("; ".join(problems) + ".")
 
     def make(self, model: nn.Module) -> torch.optim.Optimizer:
         """The torch optimizer over ``model``'s parameters."""
@@ -57,8 +57,9 @@ class AugmentSettings:
     translate: float = 0.1
     scale: float = 0.1
 
-    @classmethod
-    def from_config(cls, config: Mapping) -> AugmentSettings:
-        c = resolve(dict(config))
-        return cls(bool(c["augment"]), float(c["aug_rotation"]), float(c["aug_translate"]),
-                   float(c["aug_scale"]))
+    def __post_init__(self) -> None:
+        if not (0 <= self.rotation <= 180 and 0 <= self.translate <= 1 and 0 <= self.scale < 1):
+            raise InvalidConfigError(
+                f"augmentation out of range: rotation {self.rotation} (0-180 degrees), "
+                f"translate {self.translate} (0-1), scale {self.scale} (0 to < 1)."
+            )

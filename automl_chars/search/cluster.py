@@ -1,0 +1,86 @@
+"""The Ray cluster a sweep runs on: connecting to it, and checking that its nodes can hold a trial
+before the sweep starts (a trial no node can hold would wait forever)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import ray
+
+from automl_chars.errors import ClusterUnavailableError, InvalidConfigError
+
+logger = logging.getLogger(__name__)
+
+
+def connect(address: str | None = None) -> None:
+    """Starts or joins Ray unless it is initialised (``address``: a cluster's, ``"auto"``, or
+    None for ``$RAY_ADDRESS`` or a new local instance). Trial processes log at WARNING, so Ray's
+    per-checkpoint INFO lines stay out of the sweep's output. A cluster that cannot be reached
+    raises :class:`ClusterUnavailableError`."""
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(address=address, logging_config=ray.LoggingConfig(log_level="WARNING"),
+                 configure_logging=False)
+    except (ConnectionError, TimeoutError, RuntimeError) as err:
+        raise ClusterUnavailableError(
+            f"Cannot connect to the Ray cluster at {address or 'RAY_ADDRESS'}: "
+            f"{str(err).splitlines()[0] if str(err) else type(err).__name__}. Start it "
+            f"(`ray start --head`, or `ray up cluster.yaml`), check the address, or leave "
+            f"--address and RAY_ADDRESS unset to run on a local Ray instance."
+        ) from None
+
+
+def check_fits(cpus_per_trial: float, gpus_per_trial: float, nodes: list[dict[str, float]],
+               autoscaling: bool) -> None:
+    """Raises when no node (``nodes``: each live node's ``{"CPU": n, "GPU": m}``) can hold one
+    trial and the cluster cannot add such nodes.
+
+    On an autoscaling cluster (``ray up``) larger nodes may still be launched, so trials wait
+    for them, as Ray Tune itself does.
+    """
+    if any(n.get("CPU", 0) >= cpus_per_trial and n.get("GPU", 0) >= gpus_per_trial
+           for n in nodes):
+        return
+    if autoscaling:
+        logger.warning("No node has %s CPU(s) and %s GPU(s) free for a trial yet; trials wait "
+                       "until the autoscaler adds one.", cpus_per_trial, gpus_per_trial)
+        return
+    gpus = max((n.get("GPU", 0) for n in nodes), default=0)
+    cpus = max((n.get("CPU", 0) for n in nodes), default=0)
+    if gpus_per_trial > 0 and gpus == 0:
+        raise InvalidConfigError(
+            f"gpus_per_trial={gpus_per_trial} but the Ray cluster has no GPU. Use "
+            f"gpus_per_trial=0 (CPU only) or connect to a cluster with GPU nodes (ray up cluster.yaml)."
+        )
+    if gpus_per_trial > gpus:
+        raise InvalidConfigError(
+            f"gpus_per_trial={gpus_per_trial} but the largest node has {gpus:g} GPU(s), and a "
+            f"trial runs on one node. Use gpus_per_trial <= {gpus:g}."
+        )
+    raise InvalidConfigError(
+        f"cpus_per_trial={cpus_per_trial:g} (with gpus_per_trial={gpus_per_trial:g}) fits no "
+        f"node of this fixed-size cluster: the largest has {cpus:g} CPU(s). Use "
+        f"cpus_per_trial <= {cpus:g}."
+    )
+
+
+def check_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """:func:`check_fits` against the connected cluster."""
+    check_fits(cpus_per_trial, gpus_per_trial, live_nodes(), autoscaling())
+
+
+def live_nodes() -> list[dict[str, float]]:
+    return [{k: float(v) for k, v in n["Resources"].items() if k in ("CPU", "GPU")}
+            for n in ray.nodes() if n.get("Alive")]
+
+
+def autoscaling() -> bool:
+    """Whether this is a cluster-launcher cluster that may add nodes.
+
+    The cluster launcher (`ray up`) leaves its config on the head node; Ray Tune tells an
+    autoscaling cluster from a fixed one by this file too (ray.tune.execution.cluster_info).
+    Not the autoscaler's status key in Ray's KV store: every local head publishes that one.
+    """
+    return Path("~/ray_bootstrap_config.yaml").expanduser().exists()

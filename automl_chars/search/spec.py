@@ -1,0 +1,114 @@
+"""``SweepSpec``: what a sweep trains, so one runner (:func:`~automl_chars.run_bohb`) serves every
+Trainable. The CNN is the first spec (:func:`cnn_spec`); transfer and supernets are more of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ConfigSpace import ConfigurationSpace
+from ray import tune
+
+from automl_chars.data import Dataset
+from automl_chars.errors import InvalidConfigError
+from automl_chars.registry import Registry
+from automl_chars.spaces import cnn_space
+from automl_chars.trainables import CNNTrainable
+
+#: ``evaluate(checkpoint_dir, dataset, split) -> metric`` of a trial's checkpoint.
+Evaluator = Callable[[str, Dataset, str], float]
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A Trainable and everything a sweep needs to know about it.
+
+    Attributes:
+        name: recorded with the sweep (``automl_chars.json``); resuming with another is refused.
+        trainable: the Ray Tune class Trainable. It receives ``dataset``, ``fidelity`` and
+            ``seed`` through ``tune.with_parameters``, plus :attr:`parameters`.
+        space: the ConfigSpace to search.
+        metric, mode: what the scheduler and searcher optimise (the trainable's by default).
+        evaluate: how the incumbent's checkpoint is scored on the test split once the sweep has
+            finished (the trainable's ``evaluate_checkpoint`` by default).
+        parameters: extra objects for the trainable (``tune.with_parameters``), e.g. a portfolio;
+            put in Ray's object store once, not pickled per trial.
+    """
+
+    name: str
+    trainable: type[tune.Trainable]
+    space: ConfigurationSpace
+    metric: str = ""
+    mode: str = ""
+    evaluate: Evaluator | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Defaults from the trainable; frozen, so through object.__setattr__.
+        for attr, default in (("metric", "val_acc"), ("mode", "max")):
+            if not getattr(self, attr):
+                object.__setattr__(self, attr, getattr(self.trainable, attr, default))
+        if self.evaluate is None:
+            evaluate = getattr(self.trainable, "evaluate_checkpoint", None)
+            if evaluate is None:
+                raise InvalidConfigError(
+                    f"SweepSpec {self.name!r}: {self.trainable.__name__} has no "
+                    f"evaluate_checkpoint; pass evaluate=... (how a checkpoint is scored)."
+                )
+            object.__setattr__(self, "evaluate", evaluate)
+        if self.mode not in ("min", "max"):
+            raise InvalidConfigError(f"SweepSpec {self.name!r}: mode must be 'min' or 'max', "
+                                     f"got {self.mode!r}.")
+        reserved = {"dataset", "fidelity", "seed"} & set(self.parameters)
+        if reserved:
+            raise InvalidConfigError(
+                f"SweepSpec {self.name!r}: parameters {sorted(reserved)} are set by the sweep "
+                f"itself; remove them."
+            )
+
+    def with_space(self, space: ConfigurationSpace | None) -> SweepSpec:
+        """This spec searching ``space`` instead (unchanged when None)."""
+        return self if space is None else replace(self, space=space)
+
+    def check(self, dataset: Dataset) -> None:
+        """Checks the space against the trainable on ``dataset`` before Ray starts (see
+        :meth:`SupervisedTrainable.check_space`); other trainables may define ``check_space``."""
+        check = getattr(self.trainable, "check_space", None)
+        if check is not None:
+            check(self.space, dataset)
+
+
+def space_fingerprint(space: ConfigurationSpace) -> str:
+    """A short hash of the space's hyperparameters, conditions and forbidden clauses (not its
+    seed), so that a resumed sweep can be refused another space."""
+    from ConfigSpace.read_and_write import json as cs_json
+
+    data = json.loads(cs_json.write(space))
+    data.pop("name", None)
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+#: Named sweep specs (``run_bohb(..., spec="cnn")``): ``factory(space=None) -> SweepSpec``.
+SPECS: Registry[Callable[..., SweepSpec]] = Registry("sweep spec")
+
+
+@SPECS.register("cnn")
+def cnn_spec(space: ConfigurationSpace | None = None, seed: int | None = None) -> SweepSpec:
+    """Seed 001's CNN: :class:`CNNTrainable` over :func:`cnn_space` (or ``space``)."""
+    return SweepSpec("cnn", CNNTrainable, space if space is not None else cnn_space(seed))
+
+
+def get_spec(spec: str | SweepSpec | None, space: ConfigurationSpace | None = None,
+             seed: int | None = None) -> SweepSpec:
+    """A spec from a name or object (default ``"cnn"``), searching ``space`` when given."""
+    if isinstance(spec, SweepSpec):
+        return spec.with_space(space)
+    return SPECS.get(spec or "cnn")(space=space, seed=seed)
+
+
+__all__ = ["SPECS", "SweepSpec", "cnn_spec", "get_spec", "space_fingerprint"]

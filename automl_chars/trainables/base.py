@@ -1,0 +1,272 @@
+"""``SupervisedTrainable``: the Ray Tune class Trainable that every image classifier shares.
+
+A subclass says only what a configuration means (:meth:`SupervisedTrainable.settings`: which
+registered model with which architecture, the optimizer, the augmentation) and, if it must, how
+the model is built (:meth:`SupervisedTrainable.make_model`, e.g. with pretrained weights). The
+rest is here, once: the data on the trial's device, ``step()`` (one budget unit of
+:func:`~automl_chars.training.train_epoch`, then validation), checkpoints that pause and resume a
+trial exactly inside HyperBandForBOHB, actor reuse, and failures a retry cannot fix.
+
+A configuration that cannot be built, or a loss that turns NaN or infinite, is not raised: the
+trial reports one failed result (``val_acc`` NaN, the reason under :data:`FAILURE`), which the
+scheduler stops and BOHB counts as a bad result (hpbandster scores non-finite losses as
+``+inf``). Raising would make Tune retry it, which only repeats the failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import ray
+import torch
+from ConfigSpace import ConfigurationSpace
+from ray import tune
+from torch import nn
+
+from automl_chars.data.dataset import Dataset
+from automl_chars.errors import InvalidConfigError, TrialFailure
+from automl_chars.models import build_model, check_model, num_parameters
+from automl_chars.spaces.extremes import extreme_configurations
+from automl_chars.spaces.values import plain_value
+from automl_chars.training import (
+    AugmentSettings,
+    DeviceData,
+    OptimizerSettings,
+    evaluate,
+    rng_state,
+    set_rng_state,
+    train_epoch,
+)
+from automl_chars.training.fidelity import Fidelity
+
+CHECKPOINT_FILE = "trial_state.pt"
+#: Version of :data:`CHECKPOINT_FILE`'s contents; loading another version is refused.
+CHECKPOINT_FORMAT = 2
+#: Result key holding why a trial failed (absent when it did not).
+FAILURE = "failure"
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """What one configuration means to the training loop, worked out once per trial.
+
+    Attributes:
+        model: a name in :data:`automl_chars.models.MODELS`.
+        arch: that model's architecture (for ``"cnn"`` a :class:`~automl_chars.models.CNNSpec`);
+            checkpoints store its ``to_dict()`` form, so the model is rebuilt without the space.
+        optimizer: optimizer and batch size.
+        augment: data augmentation.
+        config: the full configuration, plain values.
+    """
+
+    model: str
+    arch: Any
+    optimizer: OptimizerSettings
+    augment: AugmentSettings
+    config: dict
+
+    def arch_dict(self) -> Any:
+        return self.arch.to_dict() if hasattr(self.arch, "to_dict") else plain_value(self.arch)
+
+
+def trial_device() -> torch.device:
+    """The GPU Ray assigned to this actor, or the CPU when it assigned none."""
+    if torch.cuda.is_available() and ray.is_initialized() and ray.get_gpu_ids():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def config_seed(config: Mapping, seed: int) -> int:
+    """A reproducible per-configuration seed (Ray's trial ids are random)."""
+    return (zlib.crc32(json.dumps(dict(config), sort_keys=True, default=str).encode()) + seed) % 2**31
+
+
+class SupervisedTrainable(tune.Trainable):
+    """Trains one configuration on a :class:`Dataset` held in device memory.
+
+    Pass the data and settings with ``tune.with_parameters(Cls, dataset=..., fidelity=...,
+    seed=...)``. Reported metrics: ``val_acc``, ``val_loss``, ``train_acc``, ``train_loss``,
+    ``epoch_s``, ``num_params``, ``budget``, ``data_fraction``, ``samples_seen``, ``device``,
+    and :data:`FAILURE` when the trial failed.
+    """
+
+    #: The metric this Trainable reports for the scheduler and searcher.
+    metric: ClassVar[str] = "val_acc"
+    mode: ClassVar[str] = "max"
+
+    # -- what a subclass defines ----------------------------------------------------------
+    @classmethod
+    def settings(cls, config: Mapping) -> TrialSettings:
+        """What ``config`` means: model, architecture, optimizer, augmentation (pure, no torch
+        work). Raises :class:`InvalidConfigError` for unknown names or values out of range."""
+        raise NotImplementedError
+
+    def make_model(self, settings: TrialSettings) -> nn.Module:
+        """The model of ``settings`` for this trial's dataset (override to load weights)."""
+        return build_model(settings.model, settings.arch, self.dataset.num_classes,
+                           self.dataset.image_shape)
+
+    # -- Ray Tune's Trainable --------------------------------------------------------------
+    def setup(self, config: dict, dataset: Dataset | None = None, fidelity: Fidelity = Fidelity(),
+              seed: int = 0) -> None:
+        if dataset is None:
+            raise InvalidConfigError(
+                f"{type(self).__name__} needs a dataset: "
+                f"tune.with_parameters({type(self).__name__}, dataset=...)."
+            )
+        self.dataset, self.fidelity, self.seed = dataset, fidelity, seed
+        self.device = trial_device()
+        self.train_data = DeviceData.create(dataset.x_train, dataset.y_train, self.device)
+        self.val_data = DeviceData.create(dataset.x_val, dataset.y_val, self.device,
+                                          self.train_data.mean, self.train_data.std)
+        self.order = fidelity.order(dataset.y_train.numpy())
+        self._build(config)
+
+    def _build(self, config: dict) -> None:
+        self.units_done = self.samples_seen = 0
+        self.failure: str | None = None
+        self.failure_reported = False
+        self.model = self.optimizer = None
+        try:
+            self.trial_settings = self.settings(config)
+            trial_seed = config_seed(self.trial_settings.config, self.seed)
+            torch.manual_seed(trial_seed)
+            # On the trial's device, so shuffling and augmentation draw without host-device copies.
+            self.generator = torch.Generator(device=self.device).manual_seed(trial_seed)
+            self.model = self.make_model(self.trial_settings).to(self.device)
+            check_model(self.model, self.dataset.image_shape, self.dataset.num_classes)
+            self.optimizer = self.trial_settings.optimizer.make(self.model)
+        except torch.cuda.OutOfMemoryError:
+            raise  # the device's state, not the configuration's: Tune may retry it elsewhere
+        except (InvalidConfigError, TrialFailure, ValueError, RuntimeError) as err:
+            self.failure = f"configuration cannot be built: {err}"
+
+    def step(self) -> dict:
+        if self.failure is not None:
+            return self._failed_result()
+        unit = self.units_done + 1
+        idx = self.fidelity.indices(unit, self.order)
+        data = self.train_data if idx is None else self.train_data.subset(torch.from_numpy(idx))
+        s = self.trial_settings
+        try:
+            stats = train_epoch(self.model, self.optimizer, data, s.optimizer.batch_size,
+                                self.generator, s.augment)
+        except TrialFailure as err:
+            self.failure = f"{err} at budget {unit}"
+            return self._failed_result()
+        val_loss, val_acc = evaluate(self.model, self.val_data)
+        self.units_done = unit
+        self.samples_seen += stats.samples
+        return {
+            "val_acc": val_acc,
+            "val_loss": val_loss,
+            "train_acc": stats.accuracy,
+            "train_loss": stats.loss,
+            "epoch_s": stats.seconds,
+            "num_params": num_parameters(self.model),
+            "budget": unit,
+            "data_fraction": self.fidelity.fraction(unit),
+            "samples_seen": self.samples_seen,
+            "shape_adjustments": len(getattr(self.model, "adjustments", [])),
+            "device": self.device.type,
+        }
+
+    def _failed_result(self) -> dict:
+        """The failure as a result: NaN metrics and the reason. The first one leaves stopping to
+        the scheduler (so it can count the failure at the trial's rung); a later one ends it."""
+        nan = float("nan")
+        result = {"val_acc": nan, "val_loss": nan, "train_acc": nan, "train_loss": nan,
+                  "budget": self.units_done, "samples_seen": self.samples_seen,
+                  "device": self.device.type, FAILURE: self.failure}
+        if self.failure_reported:
+            result["done"] = True
+        self.failure_reported = True
+        return result
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        s = self.trial_settings if self.failure is None else None
+        state = {"format": CHECKPOINT_FORMAT, "trainable": type(self).__name__,
+                 "units_done": self.units_done, "samples_seen": self.samples_seen,
+                 FAILURE: self.failure}
+        if s is not None:
+            state.update(model=s.model, arch=s.arch_dict(), config=s.config,
+                         state_dict=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+                         rng=rng_state(self.generator, self.device))
+        torch.save(state, os.path.join(checkpoint_dir, CHECKPOINT_FILE))
+
+    def load_checkpoint(self, checkpoint_dir: str) -> None:
+        state = load_trial_state(checkpoint_dir)
+        self.units_done, self.samples_seen = state["units_done"], state["samples_seen"]
+        self.failure = state[FAILURE]
+        if self.failure is None:
+            self.model.load_state_dict(state["state_dict"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            set_rng_state(self.generator, state["rng"], self.device)
+
+    def reset_config(self, new_config: dict) -> bool:
+        # The dataset stays on the device; only the model and optimizer are rebuilt.
+        self._build(new_config)
+        return True
+
+    # -- before a sweep and after it ------------------------------------------------------
+    @classmethod
+    def check_space(cls, space: ConfigurationSpace, dataset: Dataset) -> None:
+        """Raises :class:`InvalidConfigError` naming the first hyperparameter value of ``space``
+        that this Trainable rejects (unknown name, value out of range) or cannot build a model
+        for on ``dataset``; run before Ray starts, so a bad space costs no trial."""
+        for name, value, config in extreme_configurations(space):
+            try:
+                settings = cls.settings(config)
+                model = build_model(settings.model, settings.arch, dataset.num_classes,
+                                    dataset.image_shape)
+                check_model(model, dataset.image_shape, dataset.num_classes)
+            except (InvalidConfigError, ValueError, RuntimeError) as err:
+                raise InvalidConfigError(
+                    f"The search space does not fit {cls.__name__}: with {name}={value!r} "
+                    f"(others at their defaults) {err} Fix that hyperparameter's range or "
+                    f"choices."
+                ) from None
+
+    @staticmethod
+    def evaluate_checkpoint(checkpoint_dir: str | os.PathLike, dataset: Dataset,
+                            split: str = "test") -> float:
+        """Accuracy on ``split`` of the model saved in a checkpoint of this Trainable."""
+        return evaluate_checkpoint(checkpoint_dir, dataset, split)
+
+
+def load_trial_state(checkpoint_dir: str | os.PathLike) -> dict:
+    """A :data:`CHECKPOINT_FILE` as saved by :class:`SupervisedTrainable`, on the CPU.
+
+    ``weights_only=True``: a checkpoint from elsewhere can hold tensors and plain values only,
+    never code. RNG states stay CPU tensors; ``load_state_dict`` copies to the model's device.
+    """
+    path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise InvalidConfigError(
+            f"{path} is a checkpoint of format {state.get('format')!r}; this version of "
+            f"automl_chars reads format {CHECKPOINT_FORMAT}. Rerun the sweep that wrote it."
+        )
+    return state
+
+
+def evaluate_checkpoint(checkpoint_dir: str | os.PathLike, dataset: Dataset,
+                        split: str = "test") -> float:
+    """Accuracy on ``split`` of the model in a :class:`SupervisedTrainable` checkpoint, rebuilt
+    from the model name and architecture the checkpoint records."""
+    state = load_trial_state(checkpoint_dir)
+    if state[FAILURE] is not None:
+        raise InvalidConfigError(f"{checkpoint_dir} is the checkpoint of a failed trial "
+                                 f"({state[FAILURE]}); it holds no model.")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    net = build_model(state["model"], state["arch"], dataset.num_classes, dataset.image_shape)
+    net.load_state_dict(state["state_dict"])
+    train = DeviceData.create(dataset.x_train, dataset.y_train, torch.device("cpu"))
+    x, y = dataset.split(split)
+    data = DeviceData.create(x, y, device, train.mean, train.std)
+    return evaluate(net.to(device), data)[1]
