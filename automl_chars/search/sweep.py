@@ -33,7 +33,7 @@ from automl_chars.search import cluster
 from automl_chars.search.interrupts import TUNE_ENV, InterruptGuard
 from automl_chars.search.presets import BOHBPreset, get_preset
 from automl_chars.search.progress import TrialLineCallback
-from automl_chars.search.ray_compat import trial_statuses
+from automl_chars.search.ray_compat import restored_run_config, trial_statuses
 from automl_chars.search.result import (
     METRIC_COLUMNS,
     SETTINGS_FILE,
@@ -312,43 +312,53 @@ def run_bohb(
         settings.resources,
     )
     failure = tune.FailureConfig(max_failures=settings.max_failures, fail_fast=False)
-    if resume:
-        tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True,
-                                   resume_errored=True)
-        # The run config comes back from the experiment folder; retries are today's setting.
-        _set_failure_config(tuner, failure)
-        write_json(exp_dir / SETTINGS_FILE, {**json.loads((exp_dir / SETTINGS_FILE).read_text()),
-                                             "max_failures": settings.max_failures})
-    else:
-        exp_dir.mkdir(parents=True, exist_ok=True)
-        write_json(exp_dir / SETTINGS_FILE, {**asdict(settings), "started_at": time.time()})
-        np.random.seed(seed)  # hpbandster's BOHB draws from numpy's global generator
-        search_alg, scheduler = build_search(sweep_spec, bohb, seed, bohb_options, searcher)
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=search_alg, scheduler=scheduler, num_samples=settings.num_samples,
-                reuse_actors=True, trial_dirname_creator=trial_dirname,
-            ),
-            run_config=tune.RunConfig(
-                name=exp_dir.name, storage_path=str(exp_dir.parent), verbose=max(0, verbose - 1),
-                callbacks=[SchedulerStateCallback(scheduler), TBXLoggerCallback(),
-                           *([TrialLineCallback(settings.num_samples, str(exp_dir))]
-                             if verbose >= 1 else []), *callbacks],
-                checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=2),
-                failure_config=failure,
-            ),
-        )
-    try:
-        with InterruptGuard() as guard, _environment(_tune_environment(verbose)):
-            grid = tuner.fit()
-    except KeyboardInterrupt:  # a second Ctrl-C: Tune's last saved state is what resumes
-        raise _interrupted(exp_dir, guard) from None
-    statuses = trial_statuses(grid)
+    guard = InterruptGuard()
+    with _quiet_tune_logs(verbose):
+        tuner = _tuner(exp_dir, trainable, settings, sweep_spec, bohb, bohb_options, searcher,
+                       failure, resume, verbose, callbacks)
+        try:
+            with guard, _environment(_tune_environment(verbose)):
+                grid = tuner.fit()
+        except KeyboardInterrupt:  # a second Ctrl-C: Tune's last saved state is what resumes
+            raise _interrupted(exp_dir, guard) from None
+        statuses = trial_statuses(grid)
     unfinished = [t for t, s in statuses.items() if s not in ENDED]
     if unfinished or len(statuses) < settings.num_samples:
         raise _interrupted(exp_dir, guard)
     return finish(grid, ds, exp_dir, settings, sweep_spec, statuses)
+
+
+def _tuner(exp_dir: Path, trainable, settings: SweepSettings, spec: SweepSpec, bohb: BOHBPreset,
+           bohb_options: dict, searcher: SearcherFactory | None, failure: tune.FailureConfig,
+           resume: bool, verbose: int, callbacks: Sequence[Callback]) -> tune.Tuner:
+    """A new ``Tuner`` for the sweep, or the interrupted one restored from ``exp_dir``."""
+    if resume:
+        tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True,
+                                   resume_errored=True)
+        # The run config comes back from the experiment folder; retries are today's setting.
+        restored_run_config(tuner).failure_config = failure
+        write_json(exp_dir / SETTINGS_FILE, {**json.loads((exp_dir / SETTINGS_FILE).read_text()),
+                                             "max_failures": settings.max_failures})
+        return tuner
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    write_json(exp_dir / SETTINGS_FILE, {**asdict(settings), "started_at": time.time()})
+    np.random.seed(settings.seed)  # hpbandster's BOHB draws from numpy's global generator
+    search_alg, scheduler = build_search(spec, bohb, settings.seed, bohb_options, searcher)
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=search_alg, scheduler=scheduler, num_samples=settings.num_samples,
+            reuse_actors=True, trial_dirname_creator=trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=exp_dir.name, storage_path=str(exp_dir.parent), verbose=max(0, verbose - 1),
+            callbacks=[SchedulerStateCallback(scheduler), TBXLoggerCallback(),
+                       *([TrialLineCallback(settings.num_samples, str(exp_dir))]
+                         if verbose >= 1 else []), *callbacks],
+            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=2),
+            failure_config=failure,
+        ),
+    )
 
 
 def _interrupted(exp_dir: Path, guard: InterruptGuard) -> SweepInterrupted:
@@ -356,12 +366,6 @@ def _interrupted(exp_dir: Path, guard: InterruptGuard) -> SweepInterrupted:
     return SweepInterrupted(str(exp_dir), how, guard.exit_code,
                             f"resume=True (command line: the same command with --resume); "
                             f"experiment folder {exp_dir}")
-
-
-def _set_failure_config(tuner: tune.Tuner, failure: tune.FailureConfig) -> None:
-    from automl_chars.search.ray_compat import restored_run_config
-
-    restored_run_config(tuner).failure_config = failure
 
 
 def _tune_environment(verbose: int) -> dict[str, str]:
@@ -378,6 +382,52 @@ def _tune_environment(verbose: int) -> dict[str, str]:
         # path outside the experiment folder; TrialLineCallback prints the right one instead.
         env["RAY_AIR_NEW_OUTPUT"] = "0"
     return {k: v for k, v in env.items() if k not in os.environ}
+
+
+@contextmanager
+def _quiet_tune_logs(verbose: int):
+    """Below ``verbose=2``, Tune's driver-side INFO lines ("Wrote the latest version of all
+    result files ...") stay out of the sweep's own output; restored afterwards."""
+    tune_logger = logging.getLogger("ray.tune")
+    level = tune_logger.level
+    if verbose <= 1:
+        tune_logger.setLevel(max(logging.WARNING, level))
+    try:
+        yield
+    finally:
+        tune_logger.setLevel(level)
+
+
+#: Tune's warnings that say nothing to a user of the sweep runner: it prints its own resume line
+#: (Tune's names ``Tuner.restore``), and trials that never reported have no metrics to fetch.
+_TUNE_NOISE = ("Experiment has been interrupted", "Stop signal received",
+               "Failed to fetch metrics", "Trials did not complete")
+
+
+def _not_noise(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(_TUNE_NOISE)
+
+
+@contextmanager
+def _quiet_tune_logs(verbose: int):
+    """Below ``verbose=2``, Tune's driver-side INFO lines ("Wrote the latest version of all
+    result files ...") and :data:`_TUNE_NOISE` stay out of the sweep's own output; restored
+    afterwards. Other warnings still print."""
+    if verbose > 1:
+        yield
+        return
+    tune_logger = logging.getLogger("ray.tune")
+    level = tune_logger.level
+    tune_logger.setLevel(max(logging.WARNING, level))
+    handlers = logging.getLogger("ray").handlers + tune_logger.handlers
+    for h in handlers:
+        h.addFilter(_not_noise)
+    try:
+        yield
+    finally:
+        tune_logger.setLevel(level)
+        for h in handlers:
+            h.removeFilter(_not_noise)
 
 
 @contextmanager
