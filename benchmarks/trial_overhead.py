@@ -228,27 +228,193 @@ def capped_poll(poll_s: float | None):
         RayActorManager.next = original
 
 
+# -- --breakdown: where a trial's time goes -----------------------------------------------------
+#: Driver-side functions timed by --breakdown (inclusive times; nested ones are also in their
+#: callers). (module, class, methods)
+DRIVER_TIMED = [
+    ("ray.tune.execution.tune_controller", "TuneController",
+     ["step", "_maybe_update_trial_queue", "_maybe_add_actors", "_on_trial_reset",
+      "_on_training_result", "_on_saving_result", "_schedule_trial_stop", "checkpoint",
+      "save_to_dir", "_cleanup_trials"]),
+    ("ray.air.execution._internal.actor_manager", "RayActorManager", ["next"]),
+    ("ray.tune.execution.experiment_state", "_ExperimentCheckpointManager",
+     ["sync_up_experiment_state"]),
+    ("ray.train._internal.syncer", "_BackgroundSyncer", ["wait", "sync_up"]),
+    ("ray.train._internal.checkpoint_manager", "_CheckpointManager", ["register_checkpoint"]),
+    ("ray.tune.search.basic_variant", "BasicVariantGenerator", ["next_trial"]),
+    ("ray.tune.logger.csv", "CSVLoggerCallback",
+     ["log_trial_start", "log_trial_result", "log_trial_end"]),
+    ("ray.tune.logger.json", "JsonLoggerCallback",
+     ["log_trial_start", "log_trial_result", "log_trial_end"]),
+    ("ray.tune.logger.tensorboardx", "TBXLoggerCallback",
+     ["log_trial_start", "log_trial_result", "log_trial_end"]),
+    ("ray.tune.progress_reporter", "TrialProgressCallback", ["on_trial_result", "on_step_end"]),
+    ("automl_chars.search.progress", "TrialLineCallback", ["on_trial_complete"]),
+]
+#: Actor-side methods timed by --breakdown: Ray's (what the actor tasks run) and ours inside.
+ACTOR_TIMED = ["reset", "reset_config", "train", "step", "save", "save_checkpoint"]
+
+
+class Timings:
+    """Accumulated seconds and calls per name."""
+
+    def __init__(self):
+        self.seconds, self.calls = {}, {}
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+        self.calls[name] = self.calls.get(name, 0) + 1
+
+
+def _timed(fn, name: str, timings: Timings):
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            timings.add(name, time.perf_counter() - start)
+
+    wrapper.__wrapped_by_benchmark__ = fn
+    return wrapper
+
+
+@contextlib.contextmanager
+def driver_timings(timings: Timings):
+    """Wraps DRIVER_TIMED (and ``ray.wait``) with timers for the duration of the block."""
+    import importlib
+
+    import ray
+
+    patched = []
+    for module, cls_name, methods in DRIVER_TIMED:
+        try:
+            cls = getattr(importlib.import_module(module), cls_name)
+        except (ImportError, AttributeError):
+            continue
+        for m in methods:
+            if hasattr(cls, m):
+                patched.append((cls, m, cls.__dict__.get(m)))
+                setattr(cls, m, _timed(getattr(cls, m), f"{cls_name}.{m}", timings))
+    original_wait = ray.wait
+    ray.wait = _timed(original_wait, "ray.wait (idle: waiting for actors)", timings)
+    try:
+        yield
+    finally:
+        ray.wait = original_wait
+        for cls, m, own in reversed(patched):
+            if own is None:
+                delattr(cls, m)
+            else:
+                setattr(cls, m, own)
+
+
+def timed_trainable(base, stats_dir: str):
+    """``base`` with ACTOR_TIMED timed; each actor writes its totals to ``stats_dir/<pid>.json``."""
+    import json
+
+    class Timed(base):
+        _bench_timings = None
+
+        def _bench_dump(self):
+            t = Timed._bench_timings
+            with open(os.path.join(stats_dir, f"{os.getpid()}.json"), "w") as f:
+                json.dump({"seconds": t.seconds, "calls": t.calls}, f)
+
+    def make(name):
+        fn = getattr(base, name)
+
+        def method(self, *args, **kwargs):
+            if Timed._bench_timings is None:
+                Timed._bench_timings = Timings()
+            start = time.perf_counter()
+            try:
+                return fn(self, *args, **kwargs)
+            finally:
+                Timed._bench_timings.add(name, time.perf_counter() - start)
+                if name in ("reset", "train", "save"):  # the outer ones: one dump per task
+                    self._bench_dump()
+
+        return method
+
+    for name in ACTOR_TIMED:
+        setattr(Timed, name, make(name))
+    Timed.__name__ = Timed.__qualname__ = base.__name__
+    return Timed
+
+
+def actor_timings(stats_dir: str) -> Timings:
+    import json
+
+    out = Timings()
+    for name in os.listdir(stats_dir):
+        with open(os.path.join(stats_dir, name)) as f:
+            data = json.load(f)
+        for k, v in data["seconds"].items():
+            out.seconds[k] = out.seconds.get(k, 0.0) + v
+            out.calls[k] = out.calls.get(k, 0) + data["calls"][k]
+    return out
+
+
+def print_breakdown(trials: int, wall: float, driver: Timings, actors: Timings) -> None:
+    print(f"breakdown of one instrumented reuse sweep of {trials} trials ({wall:.2f} s wall; "
+          f"inclusive times, nested rows are part of the rows above them):")
+    print(f"  {'where':<58} {'calls':>6} {'total s':>8} {'ms/trial':>9}")
+    for title, t in (("driver (Tune controller)", driver), ("actors (sum over actors)", actors)):
+        print(f"  -- {title}")
+        for name in sorted(t.seconds, key=lambda k: -t.seconds[k]):
+            print(f"  {name:<58} {t.calls[name]:>6} {t.seconds[name]:>8.2f} "
+                  f"{1000 * t.seconds[name] / trials:>9.1f}")
+
+
+def completion_times_callback():
+    """A callback recording when each trial ends (``perf_counter``), for the steady-state rate."""
+    from ray.tune.callback import Callback
+
+    class CompletionTimes(Callback):
+        def __init__(self):
+            self.times = []
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self.times.append(time.perf_counter())
+
+    return CompletionTimes()
+
+
+def steady_rate(ends: list[float], skip: int) -> float | None:
+    """Seconds per trial in the sweep's steady state: the slope of the trials' end times against
+    their order, leaving out the first ``skip`` (they also waited for the actors to start)."""
+    ends = sorted(ends)[skip:]
+    if len(ends) < 3:
+        return None
+    return float(np.polyfit(np.arange(len(ends)), np.array(ends), 1)[0])
+
+
 def trial_dirname(trial) -> str:
     # Same as automl_chars.search.sweep.trial_dirname (short folder names).
     return f"{trial.trainable_name}_{trial.trial_id}"
 
 
 def run_sweep(dataset, trials: int, reuse: bool, storage: str, slots: int, v: Variant,
-              gpus_per_trial: float = 0.0, iterations: int = 1, name: str | None = None) -> dict:
+              gpus_per_trial: float = 0.0, iterations: int = 1, name: str | None = None,
+              breakdown: str | None = None) -> dict:
     """One ``Tuner.fit()``; returns wall time, the trials' own time and the overhead per trial."""
     from ray import tune
     from ray.tune.logger import TBXLoggerCallback
 
     from automl_chars.training.fidelity import Fidelity
 
+    cls = trainable_class(v.trainable)
+    if breakdown:
+        cls = timed_trainable(cls, breakdown)
     trainable = tune.with_resources(
-        tune.with_parameters(trainable_class(v.trainable), dataset=dataset,
+        tune.with_parameters(cls, dataset=dataset,
                              fidelity=Fidelity("epochs", max(1, iterations)), seed=0),
         {"cpu": CPUS_PER_TRIAL, "gpu": gpus_per_trial},
     )
     # A different learning rate per trial, so every trial really is a new configuration.
     space = {**TINY, "learning_rate": tune.grid_search(list(np.geomspace(1e-3, 1e-1, trials)))}
-    callbacks = []
+    ends = completion_times_callback()
+    callbacks = [ends]
     if v.tbx:
         callbacks.append(TBXLoggerCallback())
     extra_tune, extra_run = {}, {}
@@ -273,7 +439,10 @@ def run_sweep(dataset, trials: int, reuse: bool, storage: str, slots: int, v: Va
             callbacks=callbacks, **extra_run,
         ),
     )
-    with environment(v.env), capped_poll(v.poll_s), contextlib.redirect_stdout(io.StringIO()):
+    driver = Timings()
+    timer = driver_timings(driver) if breakdown else contextlib.nullcontext()
+    with environment(v.env), capped_poll(v.poll_s), contextlib.redirect_stdout(io.StringIO()), \
+            timer:
         start = time.perf_counter()
         grid = tuner.fit()
         wall = time.perf_counter() - start
@@ -283,7 +452,8 @@ def run_sweep(dataset, trials: int, reuse: bool, storage: str, slots: int, v: Va
     own = sum(r.metrics["time_total_s"] for r in grid)
     devices = {r.metrics["device"] for r in grid}
     return {"wall": wall, "own": own, "trials": len(grid), "devices": devices,
-            "overhead": (wall - own / slots) / len(grid)}
+            "overhead": (wall - own / slots) / len(grid), "driver": driver,
+            "steady": steady_rate(ends.times, slots)}
 
 
 def fit_line(points: list[tuple[int, float]]) -> tuple[float, float]:
@@ -304,10 +474,15 @@ def main(argv: list[str] | None = None) -> dict:
                    help="training iterations per trial, each reported and checkpointed (default 1)")
     p.add_argument("--per-class", type=int, default=30,
                    help="training images per class, 4 classes (default 30)")
-    p.add_argument("--variant", default="run_bohb",
-                   help="comma-separated variants, see --list-variants (default run_bohb)")
+    p.add_argument("--variant", action="append", default=None,
+                   help="a variant, or several joined by commas (applied together); repeat the "
+                        "option to compare variants, measured interleaved (default run_bohb). "
+                        "See --list-variants")
     p.add_argument("--list-variants", action="store_true", help="list the variants and exit")
     p.add_argument("--no-ratio", action="store_true", help="skip the no-reuse sweep and the ratio")
+    p.add_argument("--breakdown", action="store_true",
+                   help="also run one instrumented reuse sweep of the largest count and print "
+                        "where its time goes (driver functions and actor methods)")
     p.add_argument("--no-warmup", action="store_true",
                    help="skip the untimed 2-trial warm-up sweep (then the first measured sweep "
                         "also pays Ray's start-up: worker processes, first imports)")
@@ -328,7 +503,8 @@ def main(argv: list[str] | None = None) -> dict:
     counts = sorted({int(c) for c in args.counts.split(",") if c.strip()})
     if len(counts) < 2:
         p.error("--counts needs at least two different trial counts to fit a line")
-    v = variant(args.variant)
+    names = args.variant or ["run_bohb"]
+    variants = {name: variant(name) for name in names}
 
     import ray
     import torch
@@ -340,48 +516,80 @@ def main(argv: list[str] | None = None) -> dict:
     ray.init(num_cpus=args.cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
     dataset = tiny_dataset(args.per_class)
-    sweep = dict(slots=slots, v=v, gpus_per_trial=args.gpus_per_trial, iterations=args.iterations)
-    rows = []  # (n, reuse, result)
+    common = dict(slots=slots, gpus_per_trial=args.gpus_per_trial, iterations=args.iterations)
+    first = variants[names[0]]
+    rows = []  # (variant name, n, reuse, result)
     with tempfile.TemporaryDirectory(prefix="automl_chars_overhead_") as storage:
         if not args.no_warmup:
-            run_sweep(dataset, 2, True, storage, name="warmup", **sweep)
+            run_sweep(dataset, 2, True, storage, v=first, name="warmup", **common)
+        k = 0
         for rep in range(args.repeats):
             for n in (counts if rep % 2 == 0 else counts[::-1]):
-                rows.append((n, True, run_sweep(dataset, n, True, storage, **sweep)))
-                print(f"  reuse {n:>3} trials: {rows[-1][2]['wall']:.2f} s", file=sys.stderr)
+                for name in names[k % len(names):] + names[:k % len(names)]:  # rotate the order
+                    r = run_sweep(dataset, n, True, storage, v=variants[name], **common)
+                    rows.append((name, n, True, r))
+                    steady = "" if r["steady"] is None else f", steady {r['steady']:.3f} s/trial"
+                    print(f"  {name}: reuse {n:>3} trials {r['wall']:.2f} s{steady}",
+                          file=sys.stderr, flush=True)
+                k += 1
         if not args.no_ratio:
-            same = [r for n, _, r in rows if n == args.trials]
-            if not same:  # the comparison needs a reuse sweep of the same size
-                same = [run_sweep(dataset, args.trials, True, storage, **sweep)]
-                rows.append((args.trials, True, same[0]))
-            noreuse = run_sweep(dataset, args.trials, False, storage, **sweep)
-            rows.append((args.trials, False, noreuse))
+            if args.trials not in counts:  # the comparison needs a reuse sweep of the same size
+                rows.append((names[0], args.trials, True,
+                             run_sweep(dataset, args.trials, True, storage, v=first, **common)))
+            noreuse = run_sweep(dataset, args.trials, False, storage, v=first, **common)
+            rows.append((names[0], args.trials, False, noreuse))
+        if args.breakdown:
+            stats_dir = os.path.join(storage, "actor-timings")
+            os.makedirs(stats_dir)
+            instrumented = run_sweep(dataset, counts[-1], True, storage, v=first,
+                                     breakdown=stats_dir, **common)
+            actors = actor_timings(stats_dir)
     ray.shutdown()
 
-    devices = ",".join(sorted(set().union(*(r["devices"] for _, _, r in rows))))
-    print(f"variant {v.help or 'run_bohb'}; trials of {args.iterations} iteration(s), "
-          f"{len(dataset.y_train)} images, cpus_per_trial={CPUS_PER_TRIAL}, "
-          f"gpus_per_trial={args.gpus_per_trial}, parallelism {slots}, trained on {devices}")
-    print(f"{'reuse_actors':<13} {'trials':>6} {'wall s':>8} {'sum time_total_s':>17} "
-          f"{'wall/trial s':>13} {'overhead/trial s':>17}")
-    for n, reuse, r in sorted(rows, key=lambda row: (not row[1], row[0])):
-        print(f"{str(reuse):<13} {n:>6} {r['wall']:>8.2f} {r['own']:>17.2f} "
-              f"{r['wall'] / r['trials']:>13.3f} {r['overhead']:>17.3f}")
-    reuse_rows = [(n, r) for n, reuse, r in rows if reuse]
-    per_trial, fixed = fit_line([(n, r["wall"]) for n, r in reuse_rows])
-    train_per_trial, _ = fit_line([(n, r["own"] / slots) for n, r in reuse_rows])
-    residual = max(abs(r["wall"] - (fixed + per_trial * n)) for n, r in reuse_rows)
-    print(f"fit over {len(reuse_rows)} reuse sweeps: wall = {fixed:.2f} s + {per_trial:.3f} s x "
-          f"trials (largest residual {residual:.2f} s); of the slope, training "
-          f"(time_total_s / parallelism) is {train_per_trial:.3f} s")
-    print(f"per_trial_s: {per_trial:.3f}")
-    print(f"fixed_s: {fixed:.2f}")
-    out = {"per_trial_s": per_trial, "fixed_s": fixed, "rows": rows}
+    devices = ",".join(sorted(set().union(*(r["devices"] for *_, r in rows))))
+    print(f"trials of {args.iterations} iteration(s), {len(dataset.y_train)} images, "
+          f"cpus_per_trial={CPUS_PER_TRIAL}, gpus_per_trial={args.gpus_per_trial}, parallelism "
+          f"{slots}, trained on {devices}")
+    print(f"{'variant':<24} {'reuse':<6} {'trials':>6} {'wall s':>8} {'sum time_total_s':>17} "
+          f"{'wall/trial s':>13} {'overhead/trial s':>17} {'steady s/trial':>15}")
+    for name, n, reuse, r in sorted(rows, key=lambda row: (names.index(row[0]), not row[2], row[1])):
+        steady = "" if r["steady"] is None else f"{r['steady']:.3f}"
+        print(f"{name:<24} {str(reuse):<6} {n:>6} {r['wall']:>8.2f} {r['own']:>17.2f} "
+              f"{r['wall'] / r['trials']:>13.3f} {r['overhead']:>17.3f} {steady:>15}")
+    fits = {}
+    for name in names:
+        pts = [(n, r) for v_name, n, reuse, r in rows if v_name == name and reuse]
+        per_trial, fixed = fit_line([(n, r["wall"]) for n, r in pts])
+        train, _ = fit_line([(n, r["own"] / slots) for n, r in pts])
+        residual = max(abs(r["wall"] - (fixed + per_trial * n)) for n, r in pts)
+        steady = [r["steady"] for n, r in pts if n == counts[-1] and r["steady"] is not None]
+        fits[name] = {"per_trial_s": per_trial, "fixed_s": fixed, "train_s": train,
+                      "residual": residual, "steady": float(np.median(steady)) if steady else None}
+    print(f"fit wall = fixed_s + per_trial_s x trials over {len(counts) * args.repeats} reuse "
+          f"sweeps each; steady = median over the {counts[-1]}-trial sweeps of the slope of the "
+          f"trials' end times (first {slots} left out); training = slope of sum(time_total_s) / "
+          f"parallelism")
+    print(f"{'variant':<24} {'per_trial_s':>11} {'fixed_s':>8} {'steady s/trial':>15} "
+          f"{'training s':>11} {'max residual s':>15}")
+    for name, f in fits.items():
+        steady = "" if f["steady"] is None else f"{f['steady']:.3f}"
+        print(f"{name:<24} {f['per_trial_s']:>11.3f} {f['fixed_s']:>8.2f} {steady:>15} "
+              f"{f['train_s']:>11.3f} {f['residual']:>15.2f}")
+    if args.breakdown:
+        print_breakdown(counts[-1], instrumented["wall"], instrumented["driver"], actors)
+    for name in names[1:]:
+        print(f"per_trial_s[{name}]: {fits[name]['per_trial_s']:.3f}")
+        print(f"fixed_s[{name}]: {fits[name]['fixed_s']:.2f}")
+    print(f"per_trial_s: {fits[names[0]]['per_trial_s']:.3f}")
+    print(f"fixed_s: {fits[names[0]]['fixed_s']:.2f}")
+    out = {"fits": fits, "rows": rows, **{k: fits[names[0]][k] for k in ("per_trial_s", "fixed_s")}}
     if not args.no_ratio:
-        with_reuse = np.mean([r["overhead"] for n, reuse, r in rows if reuse and n == args.trials])
+        with_reuse = np.mean([r["overhead"] for name, n, reuse, r in rows
+                              if name == names[0] and reuse and n == args.trials])
         ratio = noreuse["overhead"] / with_reuse
-        print(f"reuse vs no reuse at {args.trials} trials: overhead/trial {with_reuse:.3f} s vs "
-              f"{noreuse['overhead']:.3f} s (ratio = no reuse / reuse)")
+        print(f"reuse vs no reuse at {args.trials} trials ({names[0]}): overhead/trial "
+              f"{with_reuse:.3f} s with reuse, {noreuse['overhead']:.3f} s without; "
+              f"ratio = without / with")
         print(f"ratio: {ratio:.2f}")
         out["ratio"] = ratio
     return out

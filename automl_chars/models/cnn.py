@@ -70,6 +70,12 @@ class CNNSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> CNNSpec:
+        if not {"conv", "fc", "activation"} <= set(data):
+            raise InvalidConfigError(
+                "build_cnn takes a CNNSpec or its to_dict() form, not a search-space "
+                "configuration; for a CNN-space configuration use "
+                "automl_chars.trainables.cnn_settings(config).arch."
+            )
         return cls(conv=tuple(ConvLayerSpec(**c) for c in data["conv"]),
                    fc=tuple(FCLayerSpec(**f) for f in data["fc"]), activation=data["activation"])
 

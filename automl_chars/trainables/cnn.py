@@ -9,14 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from automl_chars.errors import InvalidConfigError
 from automl_chars.models import CNNSpec, ConvLayerSpec, FCLayerSpec
-from automl_chars.spaces.cnn import resolve
+from automl_chars.spaces.cnn import MAX_CONV_LAYERS, MAX_FC_LAYERS, resolve
 from automl_chars.trainables.base import SupervisedTrainable, TrialSettings
 from automl_chars.training import AugmentSettings, OptimizerSettings
 
 
 def cnn_architecture(c: Mapping) -> CNNSpec:
     """The architecture part of a resolved CNN-space configuration; inactive keys are ignored."""
+    n_conv, n_fc = int(c["n_conv_layers"]), int(c["n_fc_layers"])
+    if not 1 <= n_conv <= MAX_CONV_LAYERS or not 0 <= n_fc <= MAX_FC_LAYERS:
+        raise InvalidConfigError(
+            f"n_conv_layers={n_conv} / n_fc_layers={n_fc}: the CNN space defines 1 to "
+            f"{MAX_CONV_LAYERS} convolution and 0 to {MAX_FC_LAYERS} fully connected layers."
+        )
     conv = tuple(
         ConvLayerSpec(
             channels=int(c[f"conv{i}_channels"]),
@@ -27,7 +34,7 @@ def cnn_architecture(c: Mapping) -> CNNSpec:
             dropout=float(c[f"conv{i}_dropout_rate"]) if c[f"conv{i}_dropout"] else 0.0,
             pool_size=int(c[f"conv{i}_pool_size"]) if c[f"conv{i}_maxpool"] else 0,
         )
-        for i in range(1, int(c["n_conv_layers"]) + 1)
+        for i in range(1, n_conv + 1)
     )
     fc = tuple(
         FCLayerSpec(
@@ -35,7 +42,7 @@ def cnn_architecture(c: Mapping) -> CNNSpec:
             batchnorm=bool(c[f"fc{j}_batchnorm"]),
             dropout=float(c[f"fc{j}_dropout_rate"]) if c[f"fc{j}_dropout"] else 0.0,
         )
-        for j in range(1, int(c["n_fc_layers"]) + 1)
+        for j in range(1, n_fc + 1)
     )
     return CNNSpec(conv=conv, fc=fc, activation=str(c["activation"]))
 

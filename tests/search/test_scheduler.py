@@ -6,7 +6,8 @@ from pyarrow.fs import LocalFileSystem
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import HyperBandForBOHB, TrialScheduler
 
-from automl_chars.search.scheduler import ResumableHyperBandForBOHB, forget_deleted_checkpoints
+from automl_chars.search.ray_compat import forget_deleted_checkpoints
+from automl_chars.search.scheduler import ResumableHyperBandForBOHB
 
 
 class FakeController:
@@ -14,8 +15,9 @@ class FakeController:
 
     def __init__(self, scheduler=None):
         self.scheduler = scheduler
-        self.paused, self.stopped = [], []
-        searcher = SimpleNamespace(on_pause=self.paused.append, on_unpause=lambda tid: None)
+        self.paused, self.stopped, self.fed = [], [], []
+        searcher = SimpleNamespace(on_pause=self.paused.append, on_unpause=lambda tid: None,
+                                   on_trial_result=lambda tid, r: self.fed.append((tid, r)))
         self.search_alg = SimpleNamespace(searcher=searcher)
 
     def stop_trial(self, trial):

@@ -141,7 +141,7 @@ def test_resume_with_nothing_to_resume(ray_session, glyph_root, tmp_path):
 def test_gpus_requested_without_a_gpu(ray_session, glyph_root, tmp_path, monkeypatch):
     if ray_session.cluster_resources().get("GPU", 0) > 0:
         pytest.skip("this machine has a GPU; the check is for clusters without one")
-    monkeypatch.setattr("automl_chars.search.sweep._autoscaling", lambda: False)  # on a `ray up` head too
+    monkeypatch.setattr("automl_chars.search.cluster.autoscaling", lambda: False)  # on a `ray up` head too
     with pytest.raises(InvalidConfigError, match="no GPU"):
         run_bohb("glyphs-digits", space=_small_space(), preset="3_1_3_1", storage_path=tmp_path,
                  gpus_per_trial=0.5, data_root=glyph_root, verbose=0)

@@ -1,5 +1,6 @@
-"""The sweep's small helpers: the GPU check (GPU trials on a cluster without GPUs fail fast
-unless GPU nodes can come) and the environment Tune runs under."""
+"""The sweep's small helpers, before Ray starts: the cluster check (a trial that no node can hold
+fails fast unless nodes can come), settings validation, resume checks, the environment Tune runs
+under."""
 
 import logging
 import os
@@ -7,45 +8,60 @@ import os
 import pytest
 
 from automl_chars.errors import ExperimentStateError, InvalidConfigError
+from automl_chars.search.cluster import autoscaling, check_fits
 from automl_chars.search.result import SETTINGS_FILE, write_json
 from automl_chars.search.sweep import (
     SweepSettings,
     _environment,
     _tune_environment,
-    check_gpus,
+    check_bohb_config,
     check_same_sweep,
+    resolve_preset,
 )
+
+
+def _nodes(*specs):
+    return [{"CPU": c, "GPU": g} for c, g in specs]
 
 
 def test_gpu_trials_without_gpus_fail_fast_on_a_fixed_cluster():
     with pytest.raises(InvalidConfigError, match="no GPU.*gpus_per_trial=0"):
-        check_gpus(0.5, node_gpus=[0, 0], autoscaling=False)
+        check_fits(1, 0.5, _nodes((2, 0), (2, 0)), autoscaling=False)
 
 
 def test_a_trial_larger_than_any_node_fails_fast():
     with pytest.raises(InvalidConfigError, match="largest node has 1 GPU.*gpus_per_trial <= 1"):
-        check_gpus(2, node_gpus=[1, 1, 0], autoscaling=False)
+        check_fits(1, 2, _nodes((4, 1), (4, 1), (4, 0)), autoscaling=False)
+    with pytest.raises(InvalidConfigError, match="cpus_per_trial=3.*largest has 2 CPU.*<= 2"):
+        check_fits(3, 0, _nodes((2, 0), (1, 0)), autoscaling=False)
 
 
-def test_gpu_trials_wait_on_an_autoscaling_cluster(caplog):
+def test_cpus_and_gpus_must_fit_on_the_same_node():
+    # 4 CPUs on one node and a GPU on another: no node holds a 4-CPU GPU trial.
+    with pytest.raises(InvalidConfigError, match="cpus_per_trial=4"):
+        check_fits(4, 1, _nodes((4, 0), (2, 1)), autoscaling=False)
+    check_fits(2, 1, _nodes((4, 0), (2, 1)), autoscaling=False)
+
+
+def test_trials_wait_on_an_autoscaling_cluster(caplog):
     with caplog.at_level(logging.WARNING):
-        check_gpus(0.5, node_gpus=[0], autoscaling=True)
+        check_fits(1, 0.5, _nodes((2, 0)), autoscaling=True)
     assert "autoscaler" in caplog.text
 
 
-@pytest.mark.parametrize(("gpus", "node_gpus"), [(0.0, []), (0.25, [0, 1]), (2.0, [8])])
-def test_nothing_to_check(gpus, node_gpus):
-    check_gpus(gpus, node_gpus=node_gpus, autoscaling=False)
+@pytest.mark.parametrize(("cpus", "gpus", "nodes"), [
+    (1, 0.0, [(1, 0)]), (1, 0.25, [(2, 0), (2, 1)]), (2, 2.0, [(8, 8)]),
+])
+def test_nothing_to_refuse(cpus, gpus, nodes):
+    check_fits(cpus, gpus, _nodes(*nodes), autoscaling=False)
 
 
 def test_autoscaling_means_a_cluster_launcher_config(tmp_path, monkeypatch):
     """Not the autoscaler's status key: every local head publishes that one (the regression)."""
-    from automl_chars.search.sweep import _autoscaling
-
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert _autoscaling() is False
+    assert autoscaling() is False
     (tmp_path / "ray_bootstrap_config.yaml").write_text("cluster_name: x\n")
-    assert _autoscaling() is True
+    assert autoscaling() is True
 
 
 def test_tune_output_below_verbose_2_is_ours_alone(monkeypatch):
@@ -54,6 +70,11 @@ def test_tune_output_below_verbose_2_is_ours_alone(monkeypatch):
     assert "RAY_AIR_NEW_OUTPUT" not in _tune_environment(2)  # Tune's own output, as asked
     monkeypatch.setenv("RAY_AIR_NEW_OUTPUT", "1")
     assert "RAY_AIR_NEW_OUTPUT" not in _tune_environment(1)  # the user's setting wins
+
+
+def test_the_sweep_owns_sigint_during_fit(monkeypatch):
+    monkeypatch.delenv("TUNE_DISABLE_SIGINT_HANDLER", raising=False)
+    assert _tune_environment(1)["TUNE_DISABLE_SIGINT_HANDLER"] == "1"
 
 
 def test_environment_is_set_only_inside_the_block(monkeypatch):
@@ -67,15 +88,63 @@ def test_environment_is_set_only_inside_the_block(monkeypatch):
 def _settings(**changes) -> SweepSettings:
     base = dict(dataset="glyphs-digits", dataset_fingerprint="0badcafe", preset="3_1_9_2", eta=3,
                 min_budget=1, max_budget=9, num_samples=14, fidelity="epochs",
-                gpus_per_trial=0.0, cpus_per_trial=1.0, seed=0)
+                gpus_per_trial=0.0, cpus_per_trial=1.0, seed=0, trainable="cnn",
+                space_fingerprint="abc", bohb_config={})
     return SweepSettings(**{**base, **changes})
 
 
 def test_a_sweep_resumes_only_with_its_defining_settings(tmp_path):
     write_json(tmp_path / SETTINGS_FILE, {**_settings().__dict__, "started_at": 1.0})
-    check_same_sweep(tmp_path, _settings(gpus_per_trial=0.5, cpus_per_trial=2))  # resources may change
+    # Resources and retries may change: a sweep can resume on another cluster.
+    check_same_sweep(tmp_path, _settings(gpus_per_trial=0.5, cpus_per_trial=2, max_failures=5))
     for change in ({"dataset_fingerprint": "12345678"}, {"seed": 1}, {"preset": "3_1_9_3"},
-                   {"fidelity": "subset"}):
+                   {"fidelity": "subset"}, {"trainable": "transfer"},
+                   {"space_fingerprint": "def"}, {"bohb_config": {"top_n_percent": 30}},
+                   {"num_samples": 15}):
         with pytest.raises(ExperimentStateError, match=f"different settings.*{next(iter(change))}"):
             check_same_sweep(tmp_path, _settings(**change))
     check_same_sweep(tmp_path / "elsewhere", _settings(seed=5))  # nothing saved: nothing to differ
+
+
+@pytest.mark.parametrize(("change", "fragment"), [
+    ({"num_samples": 0}, "num_samples must be a whole number >= 1"),
+    ({"num_samples": 2.5}, "num_samples must be a whole number"),
+    ({"seed": -1}, "seed must be a whole number in"),
+    ({"seed": 2**32}, "seed must be"),
+    ({"seed": 1.5}, "seed must be"),
+    ({"gpus_per_trial": -0.5}, "gpus_per_trial must be >= 0"),
+    ({"gpus_per_trial": 1.5}, "whole number"),
+    ({"cpus_per_trial": 0}, "cpus_per_trial must be > 0"),
+    ({"max_failures": -1}, "max_failures"),
+])
+def test_sweep_settings_are_validated(change, fragment):
+    with pytest.raises(InvalidConfigError, match=fragment):
+        _settings(**change)
+
+
+@pytest.mark.parametrize(("kwargs", "fragment"), [
+    ({"eta": 0}, "eta must be >= 2"),
+    ({"min_budget": 0}, "min_budget must be >= 1"),
+    ({"max_budget": 0}, "max_budget"),
+    ({"eta": 2.5}, "eta must be a whole number"),
+    ({"preset": "3_1_9_2", "eta": 3}, "either a preset"),
+])
+def test_budgets_and_eta_are_used_as_given_never_replaced(kwargs, fragment):
+    """0 used to be replaced by the default silently (``eta or 3``)."""
+    args = {"preset": None, "eta": None, "min_budget": None, "max_budget": None, **kwargs}
+    with pytest.raises(InvalidConfigError, match=fragment):
+        resolve_preset(**args)
+
+
+def test_explicit_budgets_make_one_full_round():
+    p = resolve_preset(None, eta=2, min_budget=1, max_budget=4)
+    assert (p.eta, p.min_budget, p.max_budget, p.iterations) == (2, 1, 4, 3)
+
+
+def test_bohb_config_keys_and_values_are_checked():
+    assert check_bohb_config({"top_n_percent": 30, "min_points_in_model": None}) == {
+        "top_n_percent": 30, "min_points_in_model": None}
+    with pytest.raises(InvalidConfigError, match=r"Unknown bohb_config option\(s\) \['top_n_pct'\]"):
+        check_bohb_config({"top_n_pct": 30})
+    with pytest.raises(InvalidConfigError, match="must be numbers"):
+        check_bohb_config({"random_fraction": "a third"})

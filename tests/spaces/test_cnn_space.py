@@ -5,6 +5,7 @@ import torch
 from automl_chars.errors import InvalidConfigError
 from automl_chars.models import build_cnn
 from automl_chars.spaces import cnn_space, default_config, plain_config, resolve, subspace
+from automl_chars.trainables.cnn import cnn_settings
 
 
 def test_space_has_more_than_30_hyperparameters():
@@ -41,7 +42,7 @@ def test_500_sampled_configurations_build_and_run_forward():
     space = cnn_space(seed=0)
     x = torch.zeros(2, 1, 28, 28)
     for config in space.sample_configuration(500):
-        model = build_cnn(plain_config(config), num_classes=10).eval()
+        model = build_cnn(cnn_settings(plain_config(config)).arch, num_classes=10).eval()
         with torch.no_grad():
             out = model(x)
         assert out.shape == (2, 10) and torch.isfinite(out).all()

@@ -3,6 +3,7 @@
 import pytest
 from ray import tune
 
+from automl_chars.errors import InvalidConfigError
 from automl_chars.trainables import CNNTrainable
 from automl_chars.training.fidelity import Fidelity
 
@@ -62,5 +63,5 @@ def test_reset_config_rebuilds_the_model(ray_session, make_dataset):
 
 
 def test_missing_dataset_is_a_clear_error(ray_session):
-    with pytest.raises(Exception, match="needs a dataset"):
+    with pytest.raises(InvalidConfigError, match="needs a dataset"):
         CNNTrainable(config=CONFIG)

@@ -5,6 +5,7 @@ import torch
 from automl_chars.errors import InvalidConfigError
 from automl_chars.models import build_cnn
 from automl_chars.spaces import default_config
+from automl_chars.trainables.cnn import cnn_settings
 from automl_chars.training import (
     AugmentSettings,
     DeviceData,
@@ -21,8 +22,9 @@ from automl_chars.training.fidelity import Fidelity
 def _setup(ds, lr=0.01, **extra):
     config = {**default_config(), "optimizer": "adam", "learning_rate": lr, **extra}
     torch.manual_seed(0)
-    model = build_cnn(config, ds.num_classes)
-    opt = OptimizerSettings.from_config(config).make(model)
+    settings = cnn_settings(config)
+    model = build_cnn(settings.arch, ds.num_classes)
+    opt = settings.optimizer.make(model)
     train = DeviceData.create(ds.x_train, ds.y_train, torch.device("cpu"))
     val = DeviceData.create(ds.x_val, ds.y_val, torch.device("cpu"), train.mean, train.std)
     return model, opt, train, val
@@ -82,7 +84,7 @@ def test_epoch_statistics_are_those_of_the_samples_trained(make_dataset):
     8 leave one sample over, which is skipped (BatchNorm cannot train on one) and not counted."""
     ds = make_dataset(num_classes=4, per_class=34)  # 136 images: 122 train after validation
     torch.manual_seed(0)
-    model = build_cnn(default_config(), ds.num_classes)  # no BatchNorm, no dropout
+    model = build_cnn(cnn_settings(default_config()).arch, ds.num_classes)  # no BN, no dropout
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     full = DeviceData.create(ds.x_train, ds.y_train, torch.device("cpu"))
     train = full.subset(torch.arange(121))
@@ -109,12 +111,31 @@ def test_random_affine_is_per_image_and_seeded():
 
 
 def test_optimizer_settings():
-    sgd = OptimizerSettings.from_config({"optimizer": "sgd", "momentum": 0.5})
+    sgd = OptimizerSettings(optimizer="sgd", momentum=0.5)
     model = torch.nn.Linear(2, 2)
     assert isinstance(sgd.make(model), torch.optim.SGD) and sgd.make(model).defaults["momentum"] == 0.5
     assert isinstance(OptimizerSettings(optimizer="adam").make(model), torch.optim.Adam)
-    with pytest.raises(ValueError):
-        OptimizerSettings(optimizer="lbfgs")
+    for bad, fragment in (({"optimizer": "lbfgs"}, "optimizer must be one of"),
+                          ({"learning_rate": 0.0}, "learning_rate must be > 0"),
+                          ({"momentum": 1.0}, "momentum"), ({"batch_size": 0}, "batch_size"),
+                          ({"weight_decay": -1e-3}, "weight_decay")):
+        with pytest.raises(InvalidConfigError, match=fragment):
+            OptimizerSettings(**bad)
+    with pytest.raises(InvalidConfigError, match="augmentation out of range"):
+        AugmentSettings(enabled=True, scale=1.5)
+
+
+def test_a_diverging_loss_raises_once_per_epoch(make_dataset):
+    """A NaN or infinite loss is a failure a retry cannot fix; it is detected at the epoch's one
+    read of the running loss, without a synchronisation per batch."""
+    from automl_chars.errors import NonFiniteLossError
+
+    ds = make_dataset()
+    model, _, train, _ = _setup(ds)
+    opt = torch.optim.SGD(model.parameters(), lr=1e12)
+    with pytest.raises(NonFiniteLossError, match="diverged"):
+        for _ in range(3):
+            train_epoch(model, opt, train, 16, torch.Generator().manual_seed(0))
 
 
 def test_subset_fidelity_is_nested_and_stratified():
