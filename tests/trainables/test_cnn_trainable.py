@@ -4,7 +4,7 @@ import pytest
 from ray import tune
 
 from automl_chars.errors import InvalidConfigError
-from automl_chars.trainables import CNNTrainable
+from automl_chars.trainables import FAILURE, CNNTrainable, evaluate_checkpoint, load_trial_state
 from automl_chars.training.fidelity import Fidelity
 
 pytestmark = pytest.mark.slow
@@ -65,3 +65,62 @@ def test_reset_config_rebuilds_the_model(ray_session, make_dataset):
 def test_missing_dataset_is_a_clear_error(ray_session):
     with pytest.raises(InvalidConfigError, match="needs a dataset"):
         CNNTrainable(config=CONFIG)
+
+
+def test_a_configuration_that_cannot_be_built_fails_once_then_ends(ray_session, make_dataset):
+    """No exception (Tune would retry it, repeating the failure): a failed result, then done."""
+    t = _trainable(make_dataset())(config={"n_conv_layers": 5})
+    first = t.train()
+    assert "cannot be built" in first[FAILURE] and "n_conv_layers=5" in first[FAILURE]
+    assert first["val_acc"] != first["val_acc"]  # NaN: hpbandster scores it as +inf loss
+    assert not first.get("done")  # the scheduler decides, at the trial's rung
+    assert t.train()["done"] is True
+    assert t.reset(new_config=CONFIG) is True  # a reused actor recovers with a good config
+    assert FAILURE not in t.train()
+    t.stop()
+
+
+def test_a_diverging_configuration_fails_with_its_reason(ray_session, make_dataset, tmp_path):
+    t = _trainable(make_dataset())(config={"learning_rate": 1e10, "batch_size": 16})
+    r = t.train()
+    assert "diverged" in r[FAILURE] and "budget 1" in r[FAILURE]
+    # A failed trial's checkpoint holds the failure and no model; restoring keeps it failed.
+    ckpt = t.save(str(tmp_path / "ckpt"))
+    again = _trainable(make_dataset())(config={"learning_rate": 1e10, "batch_size": 16})
+    again.restore(ckpt)
+    assert "diverged" in again.train()[FAILURE]
+    for x in (t, again):
+        x.stop()
+
+
+def test_checkpoints_record_the_model_and_load_without_code(ray_session, make_dataset, tmp_path):
+    ds = make_dataset()
+    t = _trainable(ds)(config=CONFIG)
+    t.train()
+    ckpt = t.save(str(tmp_path / "ckpt"))
+    path = ckpt.checkpoint.path
+    state = load_trial_state(path)  # torch.load(weights_only=True) inside
+    assert state["model"] == "cnn" and state["trainable"] == "CNNTrainable"
+    assert state["arch"]["conv"][0]["channels"] == 8
+    assert 0.0 <= evaluate_checkpoint(path, ds, "test") <= 1.0
+    t.stop()
+
+
+def test_space_is_checked_against_the_trainable(make_dataset):
+    from ConfigSpace import Categorical, ConfigurationSpace, Float, Integer
+
+    from automl_chars.spaces import cnn_space
+
+    ds = make_dataset()
+    CNNTrainable.check_space(cnn_space(), ds)
+    for hp, fragment in (
+        (Float("learnig_rate", (1e-3, 1e-1)), "Unknown hyperparameter"),
+        (Float("conv1_dropout_rate", (0.1, 1.0)), "conv1_dropout_rate=1.0"),
+        (Integer("batch_size", (0, 64)), "batch_size=0"),
+        (Integer("n_conv_layers", (1, 4)), "n_conv_layers=4"),
+        (Categorical("activation", ["relu", "gelu"]), "activation='gelu'"),
+    ):
+        space = ConfigurationSpace()
+        space.add(hp)
+        with pytest.raises(InvalidConfigError, match=fragment):
+            CNNTrainable.check_space(space, ds)
