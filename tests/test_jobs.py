@@ -31,6 +31,7 @@ SCRIPT = ROOT / "experiments" / "bohb_k49.py"
 # What experiments/bohb_k49.py --smoke writes: <script>-<smoke preset>/ and <script>-table.csv.
 SWEEP_DIR, TABLE = "bohb_k49-2_1_2_2", "bohb_k49-table.csv"
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+JOB_TIMEOUT_S = 360  # the smoke run takes about a minute on 2 cores
 
 pytestmark = pytest.mark.slow
 
@@ -60,9 +61,9 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
-def _get(url: str, token: str | None = None, timeout: float = 10):
+def _get(url: str, token: str | None = None, timeout: float = 10, method: str = "GET"):
     """GET ``url``; returns (status, body). ``token`` goes in the ``Authorization`` header."""
-    req = urllib.request.Request(url)
+    req = urllib.request.Request(url, method=method)
     if token is not None:
         req.add_header("Authorization", f"Bearer {token}")
     try:
@@ -136,6 +137,7 @@ def test_smoke_experiment_as_ray_job_with_token_auth(tmp_path):
              f"--temp-dir={ray_tmp}", "--disable-usage-stats"],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     api = f"http://127.0.0.1:{dash}"
+    submission_id, info = f"automl-chars-test-{uuid.uuid4().hex[:8]}", {}
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -157,7 +159,6 @@ def test_smoke_experiment_as_ray_job_with_token_auth(tmp_path):
         assert status == 200, body
 
         # 4. Submit the experiment's smoke run with the jobs CLI, authenticated via RAY_AUTH_MODE.
-        submission_id = f"automl-chars-test-{uuid.uuid4().hex[:8]}"
         runtime_env = {"env_vars": {"AUTOML_CHARS_DATA": str(data)}}
         submit = subprocess.run(
             [ray, "job", "submit", "--no-wait", "--address", api,
@@ -168,9 +169,9 @@ def test_smoke_experiment_as_ray_job_with_token_auth(tmp_path):
         assert submit.returncode == 0, submit.stdout + submit.stderr
 
         # 5. Follow it through the dashboard's jobs API until it ends.
-        deadline, info = time.monotonic() + 360, {}
+        deadline = time.monotonic() + JOB_TIMEOUT_S
         while info.get("status") not in TERMINAL:
-            assert time.monotonic() < deadline, f"job still {info.get('status')} after 6 min"
+            assert time.monotonic() < deadline, f"job {info.get('status')} after {JOB_TIMEOUT_S} s"
             time.sleep(2)
             status, body = _get(f"{api}/api/jobs/{submission_id}", token=token)
             assert status == 200, body
@@ -180,6 +181,13 @@ def test_smoke_experiment_as_ray_job_with_token_auth(tmp_path):
             pytest.fail(f"job {info['status']}: {info.get('message')}\n{logs[-6000:]}")
         assert info["entrypoint"].endswith("--verbose 0")
     finally:
+        if info.get("status") not in TERMINAL:
+            # The job's driver runs in a session of its own: stop it before the head goes.
+            try:
+                _get(f"{api}/api/jobs/{submission_id}/stop", token=token, method="POST")
+                time.sleep(5)
+            except OSError:
+                pass
         _stop_head(head)
         shutil.rmtree(ray_tmp, ignore_errors=True)
 

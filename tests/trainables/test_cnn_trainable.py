@@ -107,15 +107,20 @@ def test_checkpoints_record_the_model_and_load_without_code(ray_session, make_da
 
 
 def test_space_is_checked_against_the_trainable(make_dataset):
-    from ConfigSpace import Categorical, ConfigurationSpace, Float, Integer
+    from ConfigSpace import Categorical, ConfigurationSpace, EqualsCondition, Float, Integer
 
     from automl_chars.spaces import cnn_space
 
     ds = make_dataset()
     CNNTrainable.check_space(cnn_space(), ds)
+    # A conditional hyperparameter is checked with its parent set so that it is active.
+    space = ConfigurationSpace()
+    switch, rate = Categorical("conv1_dropout", [False, True]), Float("conv1_dropout_rate", (0.1, 1.0))
+    space.add([switch, rate, EqualsCondition(rate, switch, True)])
+    with pytest.raises(InvalidConfigError, match="conv1_dropout_rate=1.0.*dropout < 1"):
+        CNNTrainable.check_space(space, ds)
     for hp, fragment in (
         (Float("learnig_rate", (1e-3, 1e-1)), "Unknown hyperparameter"),
-        (Float("conv1_dropout_rate", (0.1, 1.0)), "conv1_dropout_rate=1.0"),
         (Integer("batch_size", (0, 64)), "batch_size=0"),
         (Integer("n_conv_layers", (1, 4)), "n_conv_layers=4"),
         (Categorical("activation", ["relu", "gelu"]), "activation='gelu'"),

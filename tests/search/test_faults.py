@@ -1,0 +1,82 @@
+"""Trials that survive faults: a killed trial process is retried from its checkpoint; a trial that
+fails for a reason a retry cannot fix ends at once, and BOHB counts it as bad."""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+
+import cloudpickle
+import numpy as np
+import pandas as pd
+import pytest
+from ConfigSpace import Categorical, ConfigurationSpace, Integer
+from ray.tune.callback import Callback
+
+from automl_chars import data, run_bohb
+from automl_chars.spaces import cnn_space, subspace
+
+pytestmark = pytest.mark.slow
+
+GLYPHS = {"samples_per_class": 12}
+
+
+@pytest.fixture(scope="module")
+def glyphs(tmp_path_factory):
+    return data.load("glyphs-digits", root=tmp_path_factory.mktemp("data"), **GLYPHS)
+
+
+class KillOnce(Callback):
+    """SIGKILLs the process of the first trial that reports budget 2 (a dead worker, as when a
+    spot node is reclaimed or the kernel's OOM killer strikes), once."""
+
+    def __init__(self):
+        self.killed: tuple[str, int] | None = None
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if self.killed is None and result.get("training_iteration") == 2:
+            self.killed = (trial.trial_id, result["pid"])
+            os.kill(result["pid"], signal.SIGKILL)
+
+
+def test_a_killed_trial_process_is_retried_from_its_checkpoint(ray_session, glyphs, tmp_path):
+    killer = KillOnce()
+    # 3_1_3_1: three trials at budget 1, the best goes on to 3.
+    result = run_bohb(glyphs, space=subspace(cnn_space(), ["learning_rate"], seed=0),
+                      preset="3_1_3_1", storage_path=tmp_path, name="kill", verbose=0,
+                      max_failures=2, callbacks=[killer])
+    assert killer.killed is not None, "no trial reached budget 2: nothing was killed"
+    tid, pid = killer.killed
+    t = result.trials.set_index("trial_id")
+    assert (t["status"] == "TERMINATED").all(), t["error"].to_dict()
+    assert t.loc[tid, "budget"] == 3
+    progress = pd.read_csv(tmp_path / "kill" / f"CNNTrainable_{tid}" / "progress.csv")
+    # It went on in a new process, from a checkpoint: budgets never went back to 1 after the
+    # kill, and it trained exactly 3 budget units of samples in the end.
+    after = progress[progress["pid"] != pid]
+    assert len(after) > 0 and after["budget"].min() >= 2
+    assert progress["budget"].iloc[-1] == 3
+    assert t.loc[tid, "samples_seen"] == 3 * len(glyphs.y_train)
+
+
+def test_a_diverging_configuration_is_a_failed_result_bohb_learns_from(ray_session, glyphs,
+                                                                       tmp_path):
+    space = ConfigurationSpace(seed=1)
+    space.add([Categorical("learning_rate", [0.01, 1e10]), Integer("batch_size", (16, 32))])
+    result = run_bohb(glyphs, space=space, preset="3_1_3_2", storage_path=tmp_path, name="nan",
+                      verbose=0, seed=1)
+    t = result.trials
+    failed = t[t["config/learning_rate"] == 1e10]
+    assert len(failed) > 0 and (t["config/learning_rate"] == 0.01).any()
+    assert (failed["status"] == "FAILED").all() and failed["error"].str.contains("diverged").all()
+    assert failed["val_acc"].isna().all()
+    assert (t.loc[t["config/learning_rate"] == 0.01, "status"] == "TERMINATED").all()
+    assert result.incumbent["learning_rate"] == 0.01  # the sweep went on and finished
+    # BOHB's model saw each failure as a bad result (+inf loss) at the budget of its rung.
+    state_file = sorted(glob.glob(str(tmp_path / "nan" / "searcher-state-*.pkl")))[-1]
+    with open(state_file, "rb") as f:
+        bohber = cloudpickle.load(f)["bohber"]
+    losses = np.concatenate([np.asarray(v, dtype=float) for v in bohber.losses.values()])
+    assert np.isinf(losses).sum() == len(failed)
+    assert np.isfinite(losses).sum() >= 1
