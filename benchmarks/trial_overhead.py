@@ -58,10 +58,17 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-# What run_bohb sets for fit() (sweep._tune_environment, verbose=1); the user's own values win.
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+
+#: What run_bohb sets for fit() (sweep._tune_environment at verbose=1, interrupts.TUNE_ENV);
+#: the user's own values win, as there.
+RUN_BOHB_ENV = {k: v for k, v in {
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
+}.items() if k not in os.environ}
+#: run_bohb's default FailureConfig(max_failures=...).
+RUN_BOHB_MAX_FAILURES = 2
 
 CPUS_PER_TRIAL = 1
 TINY = {"conv1_channels": 4, "conv1_kernel_size": 3, "batch_size": 32}
@@ -80,6 +87,7 @@ class Variant:
         default_factory=lambda: {"checkpoint_frequency": 1, "num_to_keep": 2})
     tbx: bool = True  # an explicit TBXLoggerCallback (run_bohb passes one)
     run_bohb_callbacks: bool = True  # TrialLineCallback, short trial folder names, FailureConfig
+    run_bohb_env: bool = True  # RUN_BOHB_ENV during fit()
     trainable: str = "cnn"  # see trainable_class()
     poll_s: float | None = None  # cap on the controller's ray.wait timeout per event
     sync_period: float | None = None  # SyncConfig(sync_period=...)
@@ -88,7 +96,8 @@ class Variant:
 VARIANTS: dict[str, dict] = {
     "run_bohb": dict(help="what run_bohb does today (the default)"),
     "tune-default": dict(help="bare Tune: no checkpoints, default loggers and callbacks",
-                         checkpoint=None, tbx=False, run_bohb_callbacks=False),
+                         checkpoint=None, tbx=False, run_bohb_callbacks=False,
+                         run_bohb_env=False),
     "no-checkpoint": dict(help="checkpoint_frequency=0 (no trial checkpoints; breaks resume)",
                           checkpoint={"checkpoint_frequency": 0}),
     "keep-all": dict(help="num_to_keep=None (no deletions, no forced snapshots)",
@@ -118,9 +127,6 @@ VARIANTS: dict[str, dict] = {
                          trainable="small-result"),
     "tiny-save": dict(help="trainable's checkpoint is a 1-byte file instead of torch.save",
                       trainable="tiny-save"),
-    "cached-space": dict(help="trainable resolves configs against a cached CNN space "
-                              "(cnn_space() is rebuilt per reset_config today)",
-                         trainable="cached-space"),
 }
 
 
@@ -158,19 +164,6 @@ def trainable_class(kind: str):
 
         return TinySave
 
-    if kind == "cached-space":
-        import automl_chars.spaces.cnn as cnn_mod
-
-        class CachedSpace(CNNTrainable):
-            def _build(self, config):
-                # resolve() calls cnn_space() (~35 ms); build it once per actor instead.
-                if not hasattr(cnn_mod, "_benchmark_cached"):
-                    space = cnn_mod.cnn_space()
-                    cnn_mod.cnn_space = lambda seed=None, _s=space: _s
-                    cnn_mod._benchmark_cached = True
-                super()._build(config)
-
-        return CachedSpace
     raise SystemExit(f"unknown trainable kind {kind!r}")
 
 
@@ -396,12 +389,41 @@ def trial_dirname(trial) -> str:
 
 def run_sweep(dataset, trials: int, reuse: bool, storage: str, slots: int, v: Variant,
               gpus_per_trial: float = 0.0, iterations: int = 1, name: str | None = None,
-              breakdown: str | None = None) -> dict:
-    """One ``Tuner.fit()``; returns wall time, the trials' own time and the overhead per trial."""
+              breakdown: str | None = None, mode: str = "tuner") -> dict:
+    """One sweep; returns wall time, the trials' own time and the overhead per trial.
+
+    ``mode="tuner"``: ``Tuner.fit()`` configured as ``run_bohb`` configures it (see the module
+    docstring); ``mode="run_bohb"``: ``automl_chars.search.run_bohb`` itself (BOHB searcher,
+    HyperBand scheduler, its callbacks, the final test evaluation), ``min_budget = max_budget =
+    iterations``, searching the learning rate (the rest at the CNN space's defaults).
+    """
     from ray import tune
     from ray.tune.logger import TBXLoggerCallback
 
     from automl_chars.training.fidelity import Fidelity
+
+    name = name or f"overhead-{'reuse' if reuse else 'noreuse'}-{trials}-{time.time_ns()}"
+    ends = completion_times_callback()
+    driver = Timings()
+    timer = driver_timings(driver) if breakdown else contextlib.nullcontext()
+    if mode == "run_bohb":
+        from automl_chars.search import run_bohb
+        from automl_chars.spaces import cnn_space, subspace
+
+        if not reuse or breakdown or gpus_per_trial or replace(v, env={}, help="") != Variant():
+            raise SystemExit("--sweep run_bohb: reuse only, CPU trials, environment variants only")
+        space = subspace(cnn_space(0), ["learning_rate"], seed=0)
+        with environment(v.env), capped_poll(v.poll_s), contextlib.redirect_stdout(io.StringIO()):
+            start = time.perf_counter()
+            result = run_bohb(dataset, space=space, eta=3, min_budget=iterations,
+                              max_budget=iterations, num_samples=trials, storage_path=storage,
+                              name=name, callbacks=[ends], verbose=1)
+            wall = time.perf_counter() - start
+        frame = result.trials
+        own = float(frame["time_total_s"].sum()) if "time_total_s" in frame else float("nan")
+        return {"wall": wall, "own": own, "trials": len(frame), "devices": set(frame["device"]),
+                "overhead": (wall - own / slots) / len(frame), "driver": driver,
+                "steady": steady_rate(ends.times, slots)}
 
     cls = trainable_class(v.trainable)
     if breakdown:
@@ -413,7 +435,6 @@ def run_sweep(dataset, trials: int, reuse: bool, storage: str, slots: int, v: Va
     )
     # A different learning rate per trial, so every trial really is a new configuration.
     space = {**TINY, "learning_rate": tune.grid_search(list(np.geomspace(1e-3, 1e-1, trials)))}
-    ends = completion_times_callback()
     callbacks = [ends]
     if v.tbx:
         callbacks.append(TBXLoggerCallback())
@@ -423,7 +444,8 @@ def run_sweep(dataset, trials: int, reuse: bool, storage: str, slots: int, v: Va
 
         callbacks.append(TrialLineCallback(trials, storage))
         extra_tune["trial_dirname_creator"] = trial_dirname
-        extra_run["failure_config"] = tune.FailureConfig(max_failures=0, fail_fast=False)
+        extra_run["failure_config"] = tune.FailureConfig(max_failures=RUN_BOHB_MAX_FAILURES,
+                                                         fail_fast=False)
     if v.checkpoint is not None:
         extra_run["checkpoint_config"] = tune.CheckpointConfig(**v.checkpoint)
     if v.sync_period is not None:
@@ -434,15 +456,12 @@ def run_sweep(dataset, trials: int, reuse: bool, storage: str, slots: int, v: Va
         tune_config=tune.TuneConfig(num_samples=1, reuse_actors=reuse, metric="val_acc",
                                     mode="max", **extra_tune),
         run_config=tune.RunConfig(
-            name=name or f"overhead-{'reuse' if reuse else 'noreuse'}-{trials}-{time.time_ns()}",
-            storage_path=storage, stop={"training_iteration": iterations}, verbose=0,
+            name=name, storage_path=storage, stop={"training_iteration": iterations}, verbose=0,
             callbacks=callbacks, **extra_run,
         ),
     )
-    driver = Timings()
-    timer = driver_timings(driver) if breakdown else contextlib.nullcontext()
-    with environment(v.env), capped_poll(v.poll_s), contextlib.redirect_stdout(io.StringIO()), \
-            timer:
+    with environment({**(RUN_BOHB_ENV if v.run_bohb_env else {}), **v.env}), capped_poll(v.poll_s), \
+            contextlib.redirect_stdout(io.StringIO()), timer:
         start = time.perf_counter()
         grid = tuner.fit()
         wall = time.perf_counter() - start
@@ -479,6 +498,10 @@ def main(argv: list[str] | None = None) -> dict:
                         "option to compare variants, measured interleaved (default run_bohb). "
                         "See --list-variants")
     p.add_argument("--list-variants", action="store_true", help="list the variants and exit")
+    p.add_argument("--sweep", choices=("tuner", "run_bohb"), default="tuner",
+                   help="tuner: Tuner.fit() configured like run_bohb (default); run_bohb: "
+                        "automl_chars.search.run_bohb itself (BOHB searcher and scheduler; "
+                        "environment variants only, no --breakdown, no ratio)")
     p.add_argument("--no-ratio", action="store_true", help="skip the no-reuse sweep and the ratio")
     p.add_argument("--breakdown", action="store_true",
                    help="also run one instrumented reuse sweep of the largest count and print "
@@ -516,7 +539,12 @@ def main(argv: list[str] | None = None) -> dict:
     ray.init(num_cpus=args.cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
     dataset = tiny_dataset(args.per_class)
-    common = dict(slots=slots, gpus_per_trial=args.gpus_per_trial, iterations=args.iterations)
+    if args.sweep == "run_bohb":
+        args.no_ratio = True
+        if args.breakdown:
+            p.error("--breakdown needs --sweep tuner")
+    common = dict(slots=slots, gpus_per_trial=args.gpus_per_trial, iterations=args.iterations,
+                  mode=args.sweep)
     first = variants[names[0]]
     rows = []  # (variant name, n, reuse, result)
     with tempfile.TemporaryDirectory(prefix="automl_chars_overhead_") as storage:
@@ -547,7 +575,8 @@ def main(argv: list[str] | None = None) -> dict:
     ray.shutdown()
 
     devices = ",".join(sorted(set().union(*(r["devices"] for *_, r in rows))))
-    print(f"trials of {args.iterations} iteration(s), {len(dataset.y_train)} images, "
+    print(f"{args.sweep} sweeps; trials of {args.iterations} iteration(s), "
+          f"{len(dataset.y_train)} images, "
           f"cpus_per_trial={CPUS_PER_TRIAL}, gpus_per_trial={args.gpus_per_trial}, parallelism "
           f"{slots}, trained on {devices}")
     print(f"{'variant':<24} {'reuse':<6} {'trials':>6} {'wall s':>8} {'sum time_total_s':>17} "

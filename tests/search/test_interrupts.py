@@ -1,0 +1,147 @@
+"""Ctrl-C and SIGTERM leave a sweep unfinished and resumable, never written up as finished."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from automl_chars import data, run_bohb
+from automl_chars.errors import SweepInterrupted
+from automl_chars.search.interrupts import InterruptGuard
+from automl_chars.spaces import cnn_space, subspace
+
+pytestmark = pytest.mark.slow
+
+KEEP = ["learning_rate", "batch_size"]
+PRESET, TRIALS = "3_1_9_2", 14
+
+
+def _wait_for_lines(out: Path, proc: subprocess.Popen, n: int, prefix: str = "[") -> None:
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        lines = out.read_text().splitlines() if out.exists() else []
+        if sum(line.startswith(prefix) for line in lines) >= n:
+            return
+        assert proc.poll() is None, f"the sweep ended before it could be interrupted:\n{lines}"
+        time.sleep(0.3)
+    pytest.fail(f"fewer than {n} trials ended in time")
+
+
+def _interrupt(argv: list[str], sig: int, tmp_path: Path, env: dict,
+               group: bool) -> tuple[int, str, str]:
+    """Runs ``argv`` in its own process group and sends ``sig`` once 3 trials have ended: to the
+    whole group (``group``, as a terminal's Ctrl-C does: the local Ray processes the driver
+    started get it too) or to the driver alone (``kill PID``; ``ray job stop`` signals a driver
+    that joined a running cluster). Returns the exit status, stdout and stderr."""
+    out, err = tmp_path / f"out-{sig}.txt", tmp_path / f"err-{sig}.txt"
+    with open(out, "w") as o, open(err, "w") as e:
+        proc = subprocess.Popen(argv, stdout=o, stderr=e, env=env, start_new_session=True)
+        try:
+            _wait_for_lines(out, proc, 3)
+            (os.killpg if group else os.kill)(proc.pid, sig)
+            code = proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    return code, out.read_text(), err.read_text()
+
+
+@pytest.fixture(scope="module")
+def glyph_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    data.load("glyphs-digits", root=root, samples_per_class=12)
+    return root
+
+
+def test_ctrl_c_leaves_the_sweep_unfinished_and_resume_completes_it(ray_session, glyph_root,
+                                                                    tmp_path):
+    env = {**os.environ, "AUTOML_CHARS_DATA": str(glyph_root)}
+    argv = [sys.executable, "-m", "automl_chars.cli.main", "bohb", "--dataset", "glyphs-digits",
+            "--preset", PRESET, "--samples-per-class", "12", "--storage", str(tmp_path),
+            "--name", "ctrlc"]
+    code, out, err = _interrupt(argv, signal.SIGINT, tmp_path, env, group=True)
+    exp = tmp_path / "ctrlc"
+    assert code == 130, (out, err)
+    assert not (exp / "summary.json").exists() and not (exp / "trials.csv").exists()
+    assert "Test Accuracy" not in out
+    resume_lines = [line for line in err.splitlines() if "--resume" in line]
+    assert len(resume_lines) == 1 and str(exp) in resume_lines[0], err
+    assert "Traceback" not in err
+    ended_before = sum(line.startswith("[") for line in out.splitlines())
+
+    ds = data.load("glyphs-digits", root=glyph_root, samples_per_class=12)
+    result = run_bohb(ds, space=None, preset=PRESET, storage_path=tmp_path, name="ctrlc",
+                      resume=True, verbose=0)
+    t = result.trials
+    assert len(t) == TRIALS and (t["status"] == "TERMINATED").all(), t["error"].to_dict()
+    assert t["budget"].max() == 9  # the resumed sweep reaches the maximum budget
+    assert (exp / "summary.json").exists()
+    assert ended_before >= 3
+
+
+DRIVER = textwrap.dedent("""
+    import ray
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from automl_chars import data, run_bohb
+    from automl_chars.errors import SweepInterrupted
+    from automl_chars.spaces import cnn_space, subspace
+    ds = data.load("glyphs-digits", samples_per_class=12)
+    try:
+        run_bohb(ds, space=subspace(cnn_space(), {keep!r}, seed=0), preset={preset!r},
+                 storage_path={storage!r}, name="term")
+    except SweepInterrupted as err:
+        print("SweepInterrupted", err.exit_code, err)
+        raise SystemExit(err.exit_code)
+""")
+
+
+def test_sigterm_to_a_python_driver_raises_sweep_interrupted(ray_session, glyph_root, tmp_path):
+    """What ``ray job stop`` or ``kill`` does to a script that calls the Python API."""
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER.format(keep=KEEP, preset=PRESET, storage=str(tmp_path)))
+    env = {**os.environ, "AUTOML_CHARS_DATA": str(glyph_root)}
+    code, out, err = _interrupt([sys.executable, str(script)], signal.SIGTERM, tmp_path, env,
+                                group=False)
+    assert code == 143, (out, err)
+    assert "SweepInterrupted 143" in out and "SIGTERM" in out and "resume=True" in out
+    assert not (tmp_path / "term" / "summary.json").exists()
+    # Resumable: Tune saved its state on the way out.
+    assert list((tmp_path / "term").glob("experiment_state*.json"))
+
+
+def test_guard_turns_a_signal_into_tunes_graceful_stop_and_a_second_into_an_abort():
+    received = []
+    previous = signal.signal(signal.SIGUSR1, lambda s, f: received.append(s))
+    try:
+        with InterruptGuard() as guard:
+            signal.signal(signal.SIGUSR1, lambda s, f: received.append(s))  # as Tune installs
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)
+            assert guard.signal == signal.SIGTERM and received == [signal.SIGUSR1]
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.1)
+        assert guard.exit_code == 143 and guard.description == "SIGTERM"
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def test_a_signal_before_tune_started_aborts_at_once():
+    with pytest.raises(KeyboardInterrupt), InterruptGuard() as guard:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)
+    assert guard.exit_code == 130
+
+
+def test_sweep_interrupted_is_a_clear_platform_error():
+    err = SweepInterrupted("/x/sweep", "SIGINT", 130, "--resume")
+    assert err.exit_code == 130 and "nothing was written up as finished" in str(err)
