@@ -359,6 +359,81 @@ def print_breakdown(trials: int, wall: float, driver: Timings, actors: Timings) 
                   f"{1000 * t.seconds[name] / trials:>9.1f}")
 
 
+class CpuSampler:
+    """CPU seconds (user + system) used by this process and all its descendants (Ray's raylet,
+    GCS and workers, hence the trial actors) while the block runs, from ``/proc`` sampled every
+    ``period`` seconds (a process that ends between samples loses at most its last ``period``).
+    Less sensitive than wall time to other jobs on the machine. NaN where there is no ``/proc``.
+    """
+
+    def __init__(self, period: float = 0.2):
+        self.period, self.seconds = period, float("nan")
+        self._first, self._last = {}, {}
+
+    @staticmethod
+    def _table() -> dict:
+        out = {}
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # after the name: state ppid ... utime(14) stime(15) ... starttime(22), 1-based
+            out[int(name)] = (int(fields[1]), int(fields[19]), int(fields[11]) + int(fields[12]))
+        return out
+
+    def _sample(self) -> None:
+        table = self._table()
+        children = {}
+        for pid, (ppid, _, _) in table.items():
+            children.setdefault(ppid, []).append(pid)
+        todo, seen = [os.getpid()], set()
+        while todo:
+            pid = todo.pop()
+            if pid in seen or pid not in table:
+                continue
+            seen.add(pid)
+            todo.extend(children.get(pid, []))
+            _, start, ticks = table[pid]
+            key = (pid, start)
+            # A process started after the first sample counts from zero.
+            self._first.setdefault(key, ticks if self._started_at is None or start <= self._started_at
+                                   else 0)
+            self._last[key] = ticks
+
+    def __enter__(self):
+        import threading
+
+        if not os.path.exists("/proc/self/stat"):
+            self._thread = None
+            return self
+        self._started_at = None
+        self._sample()
+        with open("/proc/self/stat") as f:
+            self._started_at = int(f.read().rsplit(")", 1)[1].split()[19])
+        self._stop = threading.Event()
+
+        def loop():
+            while not self._stop.wait(self.period):
+                self._sample()
+
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        ticks = sum(self._last[k] - self._first[k] for k in self._last)
+        self.seconds = ticks / os.sysconf("SC_CLK_TCK")
+
+
 def completion_times_callback():
     """A callback recording when each trial ends (``perf_counter``), for the steady-state rate."""
     from ray.tune.callback import Callback
@@ -380,6 +455,15 @@ def steady_rate(ends: list[float], skip: int) -> float | None:
     if len(ends) < 3:
         return None
     return float(np.polyfit(np.arange(len(ends)), np.array(ends), 1)[0])
+
+
+def phases(start: float, wall: float, ends: list[float]) -> dict:
+    """Seconds from ``fit()``'s start to the first trial's end (``head``: controller start,
+    actor start, the first trial) and from the last trial's end to ``fit()``'s return
+    (``tail``: final snapshot, actor cleanup, reading the results back)."""
+    if not ends:
+        return {"head": float("nan"), "tail": float("nan")}
+    return {"head": min(ends) - start, "tail": start + wall - max(ends)}
 
 
 def trial_dirname(trial) -> str:
@@ -413,7 +497,8 @@ def run_sweep(dataset, trials: int, reuse: bool, storage: str, slots: int, v: Va
         if not reuse or breakdown or gpus_per_trial or replace(v, env={}, help="") != Variant():
             raise SystemExit("--sweep run_bohb: reuse only, CPU trials, environment variants only")
         space = subspace(cnn_space(0), ["learning_rate"], seed=0)
-        with environment(v.env), capped_poll(v.poll_s), contextlib.redirect_stdout(io.StringIO()):
+        with environment(v.env), capped_poll(v.poll_s), contextlib.redirect_stdout(io.StringIO()), \
+                CpuSampler() as cpu:
             start = time.perf_counter()
             result = run_bohb(dataset, space=space, eta=3, min_budget=iterations,
                               max_budget=iterations, num_samples=trials, storage_path=storage,
@@ -423,7 +508,8 @@ def run_sweep(dataset, trials: int, reuse: bool, storage: str, slots: int, v: Va
         own = float(frame["time_total_s"].sum()) if "time_total_s" in frame else float("nan")
         return {"wall": wall, "own": own, "trials": len(frame), "devices": set(frame["device"]),
                 "overhead": (wall - own / slots) / len(frame), "driver": driver,
-                "steady": steady_rate(ends.times, slots)}
+                "steady": steady_rate(ends.times, slots), "cpu": cpu.seconds,
+                **phases(start, wall, ends.times)}
 
     cls = trainable_class(v.trainable)
     if breakdown:
@@ -461,7 +547,7 @@ def run_sweep(dataset, trials: int, reuse: bool, storage: str, slots: int, v: Va
         ),
     )
     with environment({**(RUN_BOHB_ENV if v.run_bohb_env else {}), **v.env}), capped_poll(v.poll_s), \
-            contextlib.redirect_stdout(io.StringIO()), timer:
+            contextlib.redirect_stdout(io.StringIO()), timer, CpuSampler() as cpu:
         start = time.perf_counter()
         grid = tuner.fit()
         wall = time.perf_counter() - start
@@ -472,7 +558,8 @@ def run_sweep(dataset, trials: int, reuse: bool, storage: str, slots: int, v: Va
     devices = {r.metrics["device"] for r in grid}
     return {"wall": wall, "own": own, "trials": len(grid), "devices": devices,
             "overhead": (wall - own / slots) / len(grid), "driver": driver,
-            "steady": steady_rate(ends.times, slots)}
+            "steady": steady_rate(ends.times, slots), "cpu": cpu.seconds,
+            **phases(start, wall, ends.times)}
 
 
 def fit_line(points: list[tuple[int, float]]) -> tuple[float, float]:
@@ -580,11 +667,13 @@ def main(argv: list[str] | None = None) -> dict:
           f"cpus_per_trial={CPUS_PER_TRIAL}, gpus_per_trial={args.gpus_per_trial}, parallelism "
           f"{slots}, trained on {devices}")
     print(f"{'variant':<24} {'reuse':<6} {'trials':>6} {'wall s':>8} {'sum time_total_s':>17} "
-          f"{'wall/trial s':>13} {'overhead/trial s':>17} {'steady s/trial':>15}")
+          f"{'wall/trial s':>13} {'overhead/trial s':>17} {'steady s/trial':>15} {'CPU s':>7} "
+          f"{'head s':>7} {'tail s':>7}")
     for name, n, reuse, r in sorted(rows, key=lambda row: (names.index(row[0]), not row[2], row[1])):
         steady = "" if r["steady"] is None else f"{r['steady']:.3f}"
         print(f"{name:<24} {str(reuse):<6} {n:>6} {r['wall']:>8.2f} {r['own']:>17.2f} "
-              f"{r['wall'] / r['trials']:>13.3f} {r['overhead']:>17.3f} {steady:>15}")
+              f"{r['wall'] / r['trials']:>13.3f} {r['overhead']:>17.3f} {steady:>15} "
+              f"{r['cpu']:>7.1f} {r['head']:>7.2f} {r['tail']:>7.2f}")
     fits = {}
     for name in names:
         pts = [(n, r) for v_name, n, reuse, r in rows if v_name == name and reuse]
@@ -592,25 +681,32 @@ def main(argv: list[str] | None = None) -> dict:
         train, _ = fit_line([(n, r["own"] / slots) for n, r in pts])
         residual = max(abs(r["wall"] - (fixed + per_trial * n)) for n, r in pts)
         steady = [r["steady"] for n, r in pts if n == counts[-1] and r["steady"] is not None]
+        cpu_per_trial, cpu_fixed = fit_line([(n, r["cpu"]) for n, r in pts])
         fits[name] = {"per_trial_s": per_trial, "fixed_s": fixed, "train_s": train,
-                      "residual": residual, "steady": float(np.median(steady)) if steady else None}
+                      "residual": residual, "steady": float(np.median(steady)) if steady else None,
+                      "cpu_per_trial_s": cpu_per_trial, "cpu_fixed_s": cpu_fixed}
     print(f"fit wall = fixed_s + per_trial_s x trials over {len(counts) * args.repeats} reuse "
-          f"sweeps each; steady = median over the {counts[-1]}-trial sweeps of the slope of the "
-          f"trials' end times (first {slots} left out); training = slope of sum(time_total_s) / "
-          f"parallelism")
+          f"sweeps each (and CPU s the same way); steady = median over the {counts[-1]}-trial "
+          f"sweeps of the slope of the trials' end times (first {slots} left out); training = "
+          f"slope of sum(time_total_s) / parallelism")
     print(f"{'variant':<24} {'per_trial_s':>11} {'fixed_s':>8} {'steady s/trial':>15} "
-          f"{'training s':>11} {'max residual s':>15}")
+          f"{'training s':>11} {'max residual s':>15} {'CPU s/trial':>12} {'CPU fixed s':>12}")
     for name, f in fits.items():
         steady = "" if f["steady"] is None else f"{f['steady']:.3f}"
         print(f"{name:<24} {f['per_trial_s']:>11.3f} {f['fixed_s']:>8.2f} {steady:>15} "
-              f"{f['train_s']:>11.3f} {f['residual']:>15.2f}")
+              f"{f['train_s']:>11.3f} {f['residual']:>15.2f} {f['cpu_per_trial_s']:>12.3f} "
+              f"{f['cpu_fixed_s']:>12.2f}")
     if args.breakdown:
         print_breakdown(counts[-1], instrumented["wall"], instrumented["driver"], actors)
     for name in names[1:]:
         print(f"per_trial_s[{name}]: {fits[name]['per_trial_s']:.3f}")
         print(f"fixed_s[{name}]: {fits[name]['fixed_s']:.2f}")
-    print(f"per_trial_s: {fits[names[0]]['per_trial_s']:.3f}")
-    print(f"fixed_s: {fits[names[0]]['fixed_s']:.2f}")
+    f = fits[names[0]]
+    if f["steady"] is not None:
+        print(f"steady_per_trial_s: {f['steady']:.3f}")
+    print(f"cpu_per_trial_s: {f['cpu_per_trial_s']:.3f}")
+    print(f"per_trial_s: {f['per_trial_s']:.3f}")
+    print(f"fixed_s: {f['fixed_s']:.2f}")
     out = {"fits": fits, "rows": rows, **{k: fits[names[0]][k] for k in ("per_trial_s", "fixed_s")}}
     if not args.no_ratio:
         with_reuse = np.mean([r["overhead"] for name, n, reuse, r in rows

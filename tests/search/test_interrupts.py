@@ -15,7 +15,6 @@ import pytest
 from automl_chars import data, run_bohb
 from automl_chars.errors import SweepInterrupted
 from automl_chars.search.interrupts import InterruptGuard
-from automl_chars.spaces import cnn_space, subspace
 
 pytestmark = pytest.mark.slow
 
