@@ -45,3 +45,23 @@ def test_bohb_then_show(ray_session, data_root, tmp_path, capsys):
     assert "Incumbent:" in shown and "2_1_2_1" in shown
     assert main(argv) == 2  # exists already: needs --resume
     assert "--resume" in capsys.readouterr().err
+
+
+def test_show_imports_neither_ray_nor_torch(tmp_path):
+    """Reading a finished sweep must be fast and work where Ray or torch are not installed."""
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "trials.csv").write_text(
+        "trial_id,status,suggested_by,budget,val_acc,train_acc,num_params,timestamp\n"
+        "a1,TERMINATED,random,3,0.9,0.95,100,20.0\n")
+    (tmp_path / "summary.json").write_text(json.dumps({
+        "incumbent": {"learning_rate": 0.01}, "incumbent_trial_id": "a1", "test_accuracy": 0.85,
+        "settings": {"dataset": "glyphs-digits", "preset": "3_1_3_1", "started_at": 10.0}}))
+    code = ("import sys; from automl_chars.cli.main import main; rc = main(['show', sys.argv[1]]);"
+            "print('MODULES', 'ray' in sys.modules, 'torch' in sys.modules); sys.exit(rc)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "85.00%" in out.stdout and "MODULES False False" in out.stdout

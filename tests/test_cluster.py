@@ -146,3 +146,10 @@ def test_broken_copies_fail_validation(breakage, error):
     breakage(config)
     with pytest.raises(error):  # ...and the broken copy does not
         ray_validate(config)
+
+
+def test_token_authentication_stays_on_for_every_node(prepared):
+    """The head and the workers share your token (a worker without it cannot join)."""
+    assert prepared["file_mounts"].get("~/.ray/auth_token") == "~/.ray/auth_token"
+    for key in ("head_setup_commands", "worker_setup_commands"):
+        assert any("export RAY_AUTH_MODE=token" in c for c in prepared[key]), key
