@@ -73,9 +73,10 @@ class BareLoop:
 
     def __init__(self, dataset, config: dict, device: torch.device, seed: int = 0):
         from automl_chars.models import build_cnn
-        from automl_chars.spaces.cnn import resolve
+        from automl_chars.trainables.cnn import cnn_settings
 
-        c = resolve(config)
+        settings = cnn_settings(config)
+        c = settings.config
         torch.manual_seed(seed)
         self.device = device
         x = dataset.x_train.float() / 255.0
@@ -85,7 +86,7 @@ class BareLoop:
         self.xv = ((dataset.x_val.float() / 255.0 - mean) / std).to(device)
         self.yv = dataset.y_val.to(device)
         self.batch_size = int(c["batch_size"])
-        self.model = build_cnn(c, dataset.num_classes, dataset.image_shape).to(device)
+        self.model = build_cnn(settings.arch, dataset.num_classes, dataset.image_shape).to(device)
         if c["optimizer"] == "sgd":
             self.opt = torch.optim.SGD(self.model.parameters(), lr=c["learning_rate"],
                                        momentum=c["momentum"], weight_decay=c["weight_decay"])
@@ -135,7 +136,7 @@ def make_trainable(dataset, config: dict, device: torch.device):
     import ray
     from ray import tune
 
-    import automl_chars.trainables.cnn as trainable_module
+    import automl_chars.trainables.base as trainable_module
     from automl_chars.trainables.cnn import CNNTrainable
     from automl_chars.training.fidelity import Fidelity
 
@@ -167,7 +168,12 @@ def main(argv: list[str] | None = None) -> float:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--step", action="store_true",
                    help="also time trainable.step() alone (without Trainable.train()'s bookkeeping)")
+    p.add_argument("--smoke", action="store_true",
+                   help="a tiny run of the same code (what the tests execute): 200 random images, "
+                        "1 repeat")
     args = p.parse_args(argv)
+    if args.smoke:
+        args.n, args.repeats, args.warmup, args.data = 200, 1, 0, "random"
     if args.threads:
         torch.set_num_threads(args.threads)
 
