@@ -66,6 +66,9 @@ RUN_BOHB_ENV = {k: v for k, v in {
     "RAY_AIR_NEW_OUTPUT": "0",
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
     "TUNE_DISABLE_SIGINT_HANDLER": "1",
+    # Not set by run_bohb, but what Tune's "auto" gives its searcher (any searcher other than
+    # the grid/random BasicVariantGenerator used here, which would get 200): one pending trial.
+    "TUNE_MAX_PENDING_TRIALS_PG": "1",
 }.items() if k not in os.environ}
 #: run_bohb's default FailureConfig(max_failures=...).
 RUN_BOHB_MAX_FAILURES = 2
@@ -117,9 +120,10 @@ VARIANTS: dict[str, dict] = {
     "new-output": dict(help="RAY_AIR_NEW_OUTPUT=1 (Tune's newer console reporter)",
                        env={"RAY_AIR_NEW_OUTPUT": "1"}),
     "buffer-8": dict(help="TUNE_RESULT_BUFFER_LENGTH=8", env={"TUNE_RESULT_BUFFER_LENGTH": "8"}),
-    "max-pending-1": dict(help="TUNE_MAX_PENDING_TRIALS_PG=1", env={"TUNE_MAX_PENDING_TRIALS_PG": "1"}),
-    "max-pending-16": dict(help="TUNE_MAX_PENDING_TRIALS_PG=16",
-                           env={"TUNE_MAX_PENDING_TRIALS_PG": "16"}),
+    "max-pending-2": dict(help="TUNE_MAX_PENDING_TRIALS_PG=2 (run_bohb's searcher gets 1)",
+                          env={"TUNE_MAX_PENDING_TRIALS_PG": "2"}),
+    "max-pending-200": dict(help="TUNE_MAX_PENDING_TRIALS_PG=200 (what a grid search gets)",
+                            env={"TUNE_MAX_PENDING_TRIALS_PG": "200"}),
     "sync-0": dict(help="SyncConfig(sync_period=0)", sync_period=0.0),
     "poll-0.01": dict(help="controller waits at most 0.01 s per event (patched; default 0.1)",
                       poll_s=0.01),
@@ -228,7 +232,10 @@ DRIVER_TIMED = [
     ("ray.tune.execution.tune_controller", "TuneController",
      ["step", "_maybe_update_trial_queue", "_maybe_add_actors", "_on_trial_reset",
       "_on_training_result", "_on_saving_result", "_schedule_trial_stop", "checkpoint",
-      "save_to_dir", "_cleanup_trials"]),
+      "save_to_dir", "cleanup", "_cleanup_trials", "_cleanup_stopping_actors",
+      "_cleanup_cached_actors"]),
+    ("ray.tune.analysis.experiment_analysis", "ExperimentAnalysis", ["__init__"]),
+    ("ray.tune.result_grid", "ResultGrid", ["__init__"]),
     ("ray.air.execution._internal.actor_manager", "RayActorManager", ["next"]),
     ("ray.tune.execution.experiment_state", "_ExperimentCheckpointManager",
      ["sync_up_experiment_state"]),
@@ -348,8 +355,10 @@ def actor_timings(stats_dir: str) -> Timings:
     return out
 
 
-def print_breakdown(trials: int, wall: float, driver: Timings, actors: Timings) -> None:
-    print(f"breakdown of one instrumented reuse sweep of {trials} trials ({wall:.2f} s wall; "
+def print_breakdown(trials: int, r: dict, actors: Timings) -> None:
+    driver = r["driver"]
+    print(f"breakdown of one instrumented reuse sweep of {trials} trials ({r['wall']:.2f} s wall: "
+          f"{r['head']:.2f} s to the first trial's end, {r['tail']:.2f} s after the last one's; "
           f"inclusive times, nested rows are part of the rows above them):")
     print(f"  {'where':<58} {'calls':>6} {'total s':>8} {'ms/trial':>9}")
     for title, t in (("driver (Tune controller)", driver), ("actors (sum over actors)", actors)):
@@ -697,7 +706,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"{f['train_s']:>11.3f} {f['residual']:>15.2f} {f['cpu_per_trial_s']:>12.3f} "
               f"{f['cpu_fixed_s']:>12.2f}")
     if args.breakdown:
-        print_breakdown(counts[-1], instrumented["wall"], instrumented["driver"], actors)
+        print_breakdown(counts[-1], instrumented, actors)
     for name in names[1:]:
         print(f"per_trial_s[{name}]: {fits[name]['per_trial_s']:.3f}")
         print(f"fixed_s[{name}]: {fits[name]['fixed_s']:.2f}")

@@ -4,16 +4,24 @@ Each function is tested against the real Ray Tune in ``tests/search/test_ray_com
 upgrade of Ray that changes these internals breaks this module, loudly, and nothing else.
 ``pyproject.toml`` bounds ``ray`` to the versions these were checked against.
 
-The bracket internals the resumable scheduler snapshots are here too
-(:func:`bracket_state`, :func:`restore_bracket`, :class:`RungBracket`).
+The HyperBand internals that :class:`~automl_chars.search.scheduler.ResumableHyperBandForBOHB`
+snapshots and rebuilds are here too: brackets (Ray's private ``_Bracket``, :class:`RungBracket`),
+the scheduler's bands and trial bookkeeping, its budget range; and the parts of ``TuneBOHB`` that
+:class:`~automl_chars.search.searcher.BOHBSearcher` reads. (Those two classes also override one
+private hook each, ``_create_bracket`` and ``_setup_bohb``: Ray offers no other way in.)
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
 
 from pyarrow.fs import FileType
 from ray import tune
 from ray.tune import ResultGrid, RunConfig
 from ray.tune.experiment import Trial
+from ray.tune.schedulers import HyperBandScheduler
 from ray.tune.schedulers.hyperband import _Bracket
 
 
@@ -47,4 +55,133 @@ def forget_deleted_checkpoints(trial: Trial) -> int:
     return len(results) - len(kept)
 
 
-__all__ = ["_Bracket", "forget_deleted_checkpoints", "restored_run_config", "trial_statuses"]
+# -- TuneBOHB ---------------------------------------------------------------------------------
+
+
+def searcher_space(searcher) -> Any:
+    """The ConfigSpace a ``TuneBOHB`` searches."""
+    return searcher._space
+
+
+def searcher_bohb_config(searcher) -> dict:
+    """The hpbandster BOHB options a ``TuneBOHB`` was given."""
+    return dict(searcher._bohb_config or {})
+
+
+# -- HyperBand: brackets ------------------------------------------------------------------
+
+
+class RungBracket(_Bracket):
+    """A bracket that halves at explicit rungs instead of ``r0 * eta**k`` (floored)."""
+
+    def __init__(self, *args, rungs: list[int], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rungs = list(rungs)
+
+    def successive_halving(self, metric, metric_op):
+        good, bad = super().successive_halving(metric, metric_op)
+        self._r = self._cumul_r = self.rungs[len(self.rungs) - 1 - self._halves]
+        return good, bad
+
+
+def rung_budget(bracket: _Bracket) -> int:
+    """The budget the bracket's live trials are heading for (the next halving's)."""
+    return bracket._cumul_r
+
+
+def bracket_state(bracket: RungBracket, result_keys: tuple[str, ...]) -> dict:
+    """A bracket as JSON-able data, trials by id (live trials with their last result's
+    ``result_keys``)."""
+    b = bracket
+    return {
+        "n": b._n, "n0": b._n0, "r": b._r, "r0": b._r0, "cumul_r": b._cumul_r,
+        "halves": b._halves, "progress": b._completed_progress, "processed": b.is_being_processed,
+        "all": [t.trial_id for t in b._all_trials],
+        "live": {t.trial_id: (None if r is None else {k: r[k] for k in result_keys if k in r})
+                 for t, r in b._live_trials.items()},
+        "to_unpause": [t.trial_id for t in b.trials_to_unpause],
+        "rungs": b.rungs,
+    }
+
+
+def make_bracket(scheduler: HyperBandScheduler, s: int, rungs: list[int],
+                 state: dict | None = None) -> RungBracket:
+    """Bracket ``s`` of ``scheduler`` halving at ``rungs``; with ``state`` (from
+    :func:`bracket_state`), as it was then, without its trials (they rejoin, :func:`rejoin`)."""
+    sch = scheduler
+    if state is None:
+        return RungBracket(time_attr=sch._time_attr, max_trials=sch._get_n0(s),
+                           init_t_attr=sch._get_r0(s), max_t_attr=sch._max_t_attr, eta=sch._eta,
+                           s=s, stop_last_trials=sch._stop_last_trials, rungs=rungs)
+    b = RungBracket(sch._time_attr, state["n0"], state["r0"], sch._max_t_attr, sch._eta,
+                    state["halves"], sch._stop_last_trials, rungs=state["rungs"])
+    b._n, b._r, b._cumul_r = state["n"], state["r"], state["cumul_r"]
+    b._completed_progress, b.is_being_processed = state["progress"], state["processed"]
+    return b
+
+
+_ABSENT: Any = object()
+
+
+def rejoin(scheduler: HyperBandScheduler, trial: Trial, bracket: _Bracket, band_idx: int, *,
+           result: dict | None = _ABSENT, to_unpause: bool = False, extra: bool = False) -> None:
+    """Puts a restored ``trial`` back into ``bracket``: always among its trials; among its live
+    ones when ``result`` (its last result, or None) is given; ``extra`` makes room for one
+    more live trial than the bracket holds (a trial Tune revived after an error)."""
+    bracket._all_trials.append(trial)
+    scheduler._trial_info[trial] = bracket, band_idx
+    if result is _ABSENT:
+        return
+    bracket._live_trials[trial] = result
+    if extra:
+        bracket._n = max(bracket._n, len(bracket._live_trials))
+    if to_unpause:
+        bracket.trials_to_unpause.add(trial)
+
+
+def bracket_of(scheduler: HyperBandScheduler, trial: Trial) -> _Bracket:
+    return scheduler._trial_info[trial][0]
+
+
+# -- HyperBand: the scheduler's own state ---------------------------------------------------
+
+
+def result_keys(scheduler: HyperBandScheduler) -> tuple[str, str]:
+    """The time attribute and the metric: what a bracket needs of a trial's last result."""
+    return scheduler._time_attr, scheduler._metric
+
+
+def set_budget_range(scheduler: HyperBandScheduler, min_t: int,
+                     first_rung: Callable[[int], int]) -> None:
+    """hpbandster's ``s_max`` from ``min_t`` (Ray's rounds ``log_eta(max_t)``, assuming a minimum
+    budget of 1) and each bracket's first rung (``first_rung(s)``)."""
+    eta, max_t = scheduler._eta, scheduler._max_t_attr
+    scheduler._s_max_1 = int(math.floor(math.log(max_t / min_t) / math.log(eta) + 1e-9)) + 1
+    scheduler._get_r0 = first_rung
+
+
+def budget_settings(scheduler: HyperBandScheduler) -> tuple[float, int]:
+    """``(eta, max_t)``."""
+    return scheduler._eta, scheduler._max_t_attr
+
+
+def bands(scheduler: HyperBandScheduler) -> tuple[list[list[_Bracket | None]], _Bracket | None,
+                                                  int, int]:
+    """``(bands, current bracket, current band index, trials stopped so far)``."""
+    return (scheduler._hyperbands, scheduler._state["bracket"], scheduler._state["band_idx"],
+            scheduler._num_stopped)
+
+
+def set_bands(scheduler: HyperBandScheduler, hyperbands: list[list[_Bracket | None]],
+              current: _Bracket | None, band_idx: int, num_stopped: int) -> None:
+    scheduler._hyperbands = hyperbands or [[]]
+    scheduler._state = {"band_idx": band_idx, "bracket": current}
+    scheduler._num_stopped = num_stopped
+
+
+__all__ = [
+    "searcher_bohb_config", "searcher_space",
+    "RungBracket", "bands", "bracket_of", "bracket_state", "budget_settings",
+    "forget_deleted_checkpoints", "make_bracket", "rejoin", "restored_run_config", "result_keys",
+    "rung_budget", "set_bands", "set_budget_range", "trial_statuses",
+]

@@ -19,15 +19,14 @@ and halves at hpbandster's budgets rounded to whole units (:func:`rung_budgets`:
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any, NamedTuple
 
 from ray.tune.callback import Callback
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import HyperBandForBOHB, TrialScheduler
 
+from automl_chars.search import ray_compat as compat
 from automl_chars.search.presets import rung_budgets
-from automl_chars.search.ray_compat import _Bracket, forget_deleted_checkpoints
 from automl_chars.trainables.base import FAILURE
 
 SNAPSHOT_VERSION = 3  # 2: brackets carry their rungs; 3: errored trials
@@ -37,7 +36,7 @@ logger = logging.getLogger(__name__)
 class _Slot(NamedTuple):
     """Where a restored trial belongs, until Tune re-adds it."""
 
-    bracket: _Bracket
+    bracket: compat.RungBracket
     band_idx: int
     live: bool
     result: dict | None
@@ -45,97 +44,71 @@ class _Slot(NamedTuple):
     errored: bool
 
 
-class _RungBracket(_Bracket):
-    """A bracket that halves at explicit rungs instead of ``r0 * eta**k`` (floored)."""
-
-    def __init__(self, *args, rungs: list[int], **kwargs):
-        super().__init__(*args, **kwargs)
-        self.rungs = list(rungs)
-
-    def successive_halving(self, metric, metric_op):
-        good, bad = super().successive_halving(metric, metric_op)
-        self._r = self._cumul_r = self.rungs[len(self.rungs) - 1 - self._halves]
-        return good, bad
-
-
 class ResumableHyperBandForBOHB(HyperBandForBOHB):
-    """``HyperBandForBOHB`` with ``min_t`` and :meth:`snapshot` / :meth:`load_snapshot`."""
+    """``HyperBandForBOHB`` with ``min_t`` and :meth:`snapshot` / :meth:`load_snapshot`.
+
+    Its uses of Ray's private HyperBand internals are in :mod:`automl_chars.search.ray_compat`.
+    """
 
     def __init__(self, *, min_t: int = 1, max_t: int = 81, reduction_factor: float = 3, **kwargs: Any):
         super().__init__(max_t=max_t, reduction_factor=reduction_factor, **kwargs)
         if not 1 <= min_t <= max_t:
             raise ValueError(f"need 1 <= min_t <= max_t, got min_t={min_t}, max_t={max_t}")
         self._min_t = min_t
-        # hpbandster's s_max; the base class rounds log_eta(max_t) and ignores min_t.
-        self._s_max_1 = int(math.floor(math.log(max_t / min_t) / math.log(reduction_factor) + 1e-9)) + 1
-        self._get_r0 = lambda s: rung_budgets(self._eta, self._max_t_attr, s)[0]
+        compat.set_budget_range(self, min_t, lambda s: self.rungs(s)[0])
         self._restored: dict[str, _Slot] = {}
         self._errored: set[str] = set()  # trial ids that ended in an error (Tune may revive them)
 
-    def _create_bracket(self, s: int) -> _RungBracket:
-        return _RungBracket(
-            time_attr=self._time_attr, max_trials=self._get_n0(s), init_t_attr=self._get_r0(s),
-            max_t_attr=self._max_t_attr, eta=self._eta, s=s, stop_last_trials=self._stop_last_trials,
-            rungs=rung_budgets(self._eta, self._max_t_attr, s),
-        )
+    def rungs(self, s: int) -> list[int]:
+        """The budgets at which bracket ``s`` halves (hpbandster's, whole units)."""
+        eta, max_t = compat.budget_settings(self)
+        return rung_budgets(eta, max_t, s)
+
+    def _create_bracket(self, s: int) -> compat.RungBracket:  # Ray's hook for a new bracket
+        return compat.make_bracket(self, s, self.rungs(s))
 
     # -- snapshot -------------------------------------------------------------------------
     def snapshot(self) -> dict:
         """The bracket state as JSON-able data keyed by trial id."""
-        keys = (self._time_attr, self._metric)
+        hyperbands, current_bracket, band_idx, num_stopped = compat.bands(self)
+        keys = compat.result_keys(self)
         current = None
-        bands = []
-        for bi, band in enumerate(self._hyperbands):
-            out = []
+        out = []
+        for bi, band in enumerate(hyperbands):
+            states = []
             for pos, b in enumerate(band):
-                if b is None:
-                    out.append(None)
-                    continue
-                if b is self._state["bracket"]:
+                if b is current_bracket and b is not None:
                     current = [bi, pos]
-                out.append({
-                    "n": b._n, "n0": b._n0, "r": b._r, "r0": b._r0, "cumul_r": b._cumul_r,
-                    "halves": b._halves, "progress": b._completed_progress,
-                    "processed": b.is_being_processed,
-                    "all": [t.trial_id for t in b._all_trials],
-                    "live": {t.trial_id: (None if r is None else {k: r[k] for k in keys if k in r})
-                             for t, r in b._live_trials.items()},
-                    "to_unpause": [t.trial_id for t in b.trials_to_unpause],
-                    "rungs": b.rungs,
-                })
-            bands.append(out)
-        return {"version": SNAPSHOT_VERSION, "bands": bands, "current": current,
-                "band_idx": self._state["band_idx"], "num_stopped": self._num_stopped,
+                states.append(None if b is None else compat.bracket_state(b, keys))
+            out.append(states)
+        return {"version": SNAPSHOT_VERSION, "bands": out, "current": current,
+                "band_idx": band_idx, "num_stopped": num_stopped,
                 "errored": sorted(self._errored)}
 
     def load_snapshot(self, snap: dict) -> None:
         """Rebuilds the brackets; trials rejoin them as Tune re-adds them (:meth:`on_trial_add`)."""
         if snap.get("version") != SNAPSHOT_VERSION:
             raise ValueError(f"unsupported scheduler snapshot version {snap.get('version')}")
-        self._hyperbands, self._restored = [], {}
+        self._restored = {}
         self._errored = set(snap["errored"])
+        hyperbands = []
         for bi, band in enumerate(snap["bands"]):
             rebuilt = []
             for data in band:
                 if data is None:
                     rebuilt.append(None)
                     continue
-                b = _RungBracket(self._time_attr, data["n0"], data["r0"], self._max_t_attr,
-                                 self._eta, data["halves"], self._stop_last_trials,
-                                 rungs=data["rungs"])
-                b._n, b._r, b._cumul_r = data["n"], data["r"], data["cumul_r"]
-                b._completed_progress, b.is_being_processed = data["progress"], data["processed"]
+                b = compat.make_bracket(self, data["halves"], data["rungs"], state=data)
                 for tid in data["all"]:
                     self._restored[tid] = _Slot(b, bi, tid in data["live"], data["live"].get(tid),
                                                 tid in data["to_unpause"], tid in self._errored)
                 rebuilt.append(b)
-            self._hyperbands.append(rebuilt)
-        self._hyperbands = self._hyperbands or [[]]
-        self._state = {"band_idx": snap["band_idx"], "bracket": None}
+            hyperbands.append(rebuilt)
+        current = None
         if snap["current"] is not None:
             bi, pos = snap["current"]
-            self._state["bracket"] = self._hyperbands[bi][pos]
-        self._num_stopped = snap["num_stopped"]
+            current = hyperbands[bi][pos]
+        compat.set_bands(self, hyperbands, current, snap["band_idx"], snap["num_stopped"])
 
     def on_trial_result(self, tune_controller, trial: Trial, result: dict) -> str:
         """Ray's decision, plus two things BOHB needs from the scheduler.
@@ -149,8 +122,7 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
           trial of a rung, nor one halved away on arrival; it is passed on here.
         """
         if result.get(FAILURE):
-            bracket, _ = self._trial_info[trial]
-            result["hyperband_info"] = {"budget": bracket._cumul_r}
+            result["hyperband_info"] = {"budget": compat.rung_budget(compat.bracket_of(self, trial))}
             tune_controller.search_alg.searcher.on_trial_result(trial.trial_id, result)
             return TrialScheduler.STOP
         decision = super().on_trial_result(tune_controller, trial, result)
@@ -163,7 +135,7 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
         super().on_trial_error(tune_controller, trial)
 
     def on_trial_add(self, tune_controller, trial: Trial) -> None:
-        forget_deleted_checkpoints(trial)
+        compat.forget_deleted_checkpoints(trial)
         entry = self._restored.pop(trial.trial_id, None)
         ended = trial.status in (Trial.TERMINATED, Trial.ERROR)
         if entry is None:
@@ -174,29 +146,29 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
                                "it keeps its result but joins no bracket.", trial.trial_id)
                 return None
             return super().on_trial_add(tune_controller, trial)
-        bracket = entry.bracket
-        bracket._all_trials.append(trial)
-        self._trial_info[trial] = bracket, entry.band_idx
+        bracket, band_idx = entry.bracket, entry.band_idx
         if ended:
             # Ended after the snapshot that still counts it live: leave it out of the bracket's
             # live trials, as on_trial_remove would have (halving then goes on without it).
+            compat.rejoin(self, trial, bracket, band_idx)
             return
         if entry.errored:
             # It had failed, and Tune revives it from its last checkpoint (resume_errored): it
             # rejoins its bracket as an extra member and takes part in the next halving.
             self._errored.discard(trial.trial_id)
-            bracket._live_trials[trial] = None
-            bracket._n = max(bracket._n, len(bracket._live_trials))
+            compat.rejoin(self, trial, bracket, band_idx, result=None, extra=True)
             return
         if not entry.live:
             # Halving had already stopped it; Tune's graceful stop had not finished when the
             # state was saved, so it came back PAUSED/PENDING. It must not run again.
+            compat.rejoin(self, trial, bracket, band_idx)
             trial.set_status(Trial.TERMINATED)
             return
-        bracket._live_trials[trial] = entry.result
-        if entry.to_unpause:
-            bracket.trials_to_unpause.add(trial)
-        elif entry.result is not None and entry.result.get(self._time_attr, 0) >= bracket._cumul_r:
+        compat.rejoin(self, trial, bracket, band_idx, result=entry.result,
+                      to_unpause=entry.to_unpause)
+        time_attr = compat.result_keys(self)[0]
+        if (not entry.to_unpause and entry.result is not None
+                and entry.result.get(time_attr, 0) >= compat.rung_budget(bracket)):
             # It had reached its rung and was waiting for the halving: keep it waiting.
             trial.set_status(Trial.PAUSED)
 

@@ -24,6 +24,7 @@ from typing import Protocol, runtime_checkable
 from hpbandster.optimizers.config_generators.bohb import BOHB
 from ray.tune.search.bohb import TuneBOHB
 
+from automl_chars.search.ray_compat import searcher_bohb_config, searcher_space
 from automl_chars.spaces.values import SUGGESTED_BY, plain_config
 
 
@@ -71,7 +72,7 @@ class BOHBSearcher(TuneBOHB):
     def _setup_bohb(self) -> None:
         super()._setup_bohb()
         # Same generator and settings as the base class, but recording each pick's info.
-        self.bohber = _RecordingBOHB(self._space, **(self._bohb_config or {}))
+        self.bohber = _RecordingBOHB(searcher_space(self), **searcher_bohb_config(self))
 
     def suggest(self, trial_id: str) -> dict | None:
         if getattr(self, "bohber", None) is not None:
@@ -94,7 +95,7 @@ class BOHBSearcher(TuneBOHB):
         """
         from ConfigSpace import Configuration
 
-        values = plain_config(Configuration(self._space, values=config))  # validates
+        values = plain_config(Configuration(searcher_space(self), values=config))  # validates
         self.trial_to_params[trial_id] = copy.deepcopy(values)
         self.params[trial_id] = copy.deepcopy(values)
         self.running.add(trial_id)
