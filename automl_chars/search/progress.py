@@ -1,10 +1,13 @@
-"""One console line per finished trial: Ray Tune's own output prints every trial's 47-value
-configuration, which drowns a sweep's progress."""
+"""The sweep's own console output: one line per finished trial (Ray Tune's own output prints every
+trial's 47-value configuration, which drowns a sweep's progress), and Ray's lines kept out of it."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ray.tune.callback import Callback
 from ray.tune.experiment import Trial
@@ -62,3 +65,39 @@ class TrialLineCallback(Callback):
         print(f"[{self.done:>3}/{self.total}] {trial.trial_id}  budget {r.get('training_iteration', 0):>3}"
               f"  val_acc {acc:.4f}  best {self.best:.4f}  ({trial.config.get(SUGGESTED_BY, '?')})"
               f"  {time.time() - self.start:7.1f}s{note}", file=sys.stdout, flush=True)
+
+
+#: Ray's messages that say nothing to a user of the sweep runner at the default verbosity: the
+#: runner prints its own resume line (Tune's names ``Tuner.restore``), trials that never reported
+#: have no metrics to fetch, and token authentication is on by design (docs/local.md).
+RAY_NOISE = ("Experiment has been interrupted", "Stop signal received", "Failed to fetch metrics",
+             "Trials did not complete", "Token authentication is enabled")
+
+
+def _not_noise(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(RAY_NOISE)
+
+
+@contextmanager
+def quiet_ray_output(verbose: int) -> Iterator[None]:
+    """Below ``verbose=2``, Ray's driver-side INFO lines ("Started a local Ray instance", "Wrote
+    the latest version of all result files ...") and :data:`RAY_NOISE` stay out of the sweep's
+    output; other warnings still print. Everything is restored afterwards."""
+    if verbose > 1:
+        yield
+        return
+    ray_logger = logging.getLogger("ray")
+    loggers = [ray_logger, logging.getLogger("ray.tune")]
+    levels = [lg.level for lg in loggers]
+    handlers = [h for lg in loggers for h in lg.handlers]
+    for lg, level in zip(loggers, levels):
+        lg.setLevel(max(logging.WARNING, level))
+    for h in handlers:
+        h.addFilter(_not_noise)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+        for h in handlers:
+            h.removeFilter(_not_noise)

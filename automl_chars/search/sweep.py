@@ -32,7 +32,7 @@ from automl_chars.errors import ExperimentStateError, InvalidConfigError, SweepI
 from automl_chars.search import cluster
 from automl_chars.search.interrupts import TUNE_ENV, InterruptGuard
 from automl_chars.search.presets import BOHBPreset, get_preset
-from automl_chars.search.progress import TrialLineCallback
+from automl_chars.search.progress import TrialLineCallback, quiet_ray_output
 from automl_chars.search.ray_compat import restored_run_config, trial_statuses
 from automl_chars.search.result import (
     METRIC_COLUMNS,
@@ -304,7 +304,8 @@ def run_bohb(
         )
     sweep_spec.check(ds)
 
-    cluster.connect(address)
+    with quiet_ray_output(verbose):
+        cluster.connect(address)
     cluster.check_resources(settings.cpus_per_trial, settings.gpus_per_trial)
     trainable = tune.with_resources(
         tune.with_parameters(sweep_spec.trainable, dataset=ds, fidelity=fid, seed=seed,
@@ -313,7 +314,7 @@ def run_bohb(
     )
     failure = tune.FailureConfig(max_failures=settings.max_failures, fail_fast=False)
     guard = InterruptGuard()
-    with _quiet_tune_logs(verbose):
+    with quiet_ray_output(verbose):
         tuner = _tuner(exp_dir, trainable, settings, sweep_spec, bohb, bohb_options, searcher,
                        failure, resume, verbose, callbacks)
         try:
@@ -382,52 +383,6 @@ def _tune_environment(verbose: int) -> dict[str, str]:
         # path outside the experiment folder; TrialLineCallback prints the right one instead.
         env["RAY_AIR_NEW_OUTPUT"] = "0"
     return {k: v for k, v in env.items() if k not in os.environ}
-
-
-@contextmanager
-def _quiet_tune_logs(verbose: int):
-    """Below ``verbose=2``, Tune's driver-side INFO lines ("Wrote the latest version of all
-    result files ...") stay out of the sweep's own output; restored afterwards."""
-    tune_logger = logging.getLogger("ray.tune")
-    level = tune_logger.level
-    if verbose <= 1:
-        tune_logger.setLevel(max(logging.WARNING, level))
-    try:
-        yield
-    finally:
-        tune_logger.setLevel(level)
-
-
-#: Tune's warnings that say nothing to a user of the sweep runner: it prints its own resume line
-#: (Tune's names ``Tuner.restore``), and trials that never reported have no metrics to fetch.
-_TUNE_NOISE = ("Experiment has been interrupted", "Stop signal received",
-               "Failed to fetch metrics", "Trials did not complete")
-
-
-def _not_noise(record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith(_TUNE_NOISE)
-
-
-@contextmanager
-def _quiet_tune_logs(verbose: int):
-    """Below ``verbose=2``, Tune's driver-side INFO lines ("Wrote the latest version of all
-    result files ...") and :data:`_TUNE_NOISE` stay out of the sweep's own output; restored
-    afterwards. Other warnings still print."""
-    if verbose > 1:
-        yield
-        return
-    tune_logger = logging.getLogger("ray.tune")
-    level = tune_logger.level
-    tune_logger.setLevel(max(logging.WARNING, level))
-    handlers = logging.getLogger("ray").handlers + tune_logger.handlers
-    for h in handlers:
-        h.addFilter(_not_noise)
-    try:
-        yield
-    finally:
-        tune_logger.setLevel(level)
-        for h in handlers:
-            h.removeFilter(_not_noise)
 
 
 @contextmanager

@@ -25,3 +25,49 @@ def test_one_line_per_finished_trial_and_a_fresh_clock_on_resume(capsys, monkeyp
     monkeypatch.setattr("time.time", lambda: cb.start + 3600)
     restored.setup()
     assert restored.start == cb.start + 3600 and restored.done == 1
+
+
+def test_rays_own_lines_stay_out_at_the_default_verbosity():
+    import logging
+
+    from automl_chars.search.progress import quiet_ray_output
+
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    ray_logger = logging.getLogger("ray")
+    ray_logger.addHandler(handler)
+    tune_logger = logging.getLogger("ray.tune")
+    before = tune_logger.level
+    tune_logger.setLevel(logging.INFO)
+    try:
+        with quiet_ray_output(1):
+            tune_logger.info("Wrote the latest version of all result files")
+            tune_logger.warning("Experiment has been interrupted, but the most recent state ...")
+            tune_logger.warning("a real warning")
+        assert seen == ["a real warning"]
+        tune_logger.info("after the sweep")
+        with quiet_ray_output(2):  # Ray's own output, as asked
+            tune_logger.warning("Failed to fetch metrics for 1 trial(s)")
+        assert seen[1:] == ["after the sweep", "Failed to fetch metrics for 1 trial(s)"]
+    finally:
+        ray_logger.removeHandler(handler)
+        tune_logger.setLevel(before)
+
+
+def test_progress_counts_on_after_a_resume(capsys):
+    from ray.tune.experiment import Trial
+
+    cb = TrialLineCallback(5, "/results/sweep")
+    cb.setup()
+    ended = [Trial("CNNTrainable", stub=True, trial_id=f"t{i}") for i in range(3)]
+    for t in ended[:2]:
+        t.set_status(Trial.TERMINATED)
+    cb.on_step_begin(0, ended)
+    assert "Resumed: 2 of 5" in capsys.readouterr().out
+    ended[0].update_last_result({"val_acc": 0.5, "training_iteration": 3})
+    cb.on_trial_complete(1, ended, ended[0])  # already counted: no second line
+    ended[2].update_last_result({"val_acc": 0.7, "training_iteration": 1, "failure": "diverged"})
+    cb.on_trial_complete(1, ended, ended[2])
+    out = capsys.readouterr().out
+    assert out.startswith("[  3/5] t2") and "FAILED: diverged" in out
