@@ -85,9 +85,7 @@ class SweepSpec:
 def space_fingerprint(space: ConfigurationSpace) -> str:
     """A short hash of the space's hyperparameters, conditions and forbidden clauses (not its
     seed), so that a resumed sweep can be refused another space."""
-    from ConfigSpace.read_and_write import json as cs_json
-
-    data = json.loads(cs_json.write(space))
+    data = space.to_serialized_dict()
     data.pop("name", None)
     text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
