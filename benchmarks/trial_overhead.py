@@ -449,10 +449,11 @@ def completion_times_callback():
 
     class CompletionTimes(Callback):
         def __init__(self):
-            self.times = []
+            self.times, self.pids = [], set()
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self.times.append(time.perf_counter())
+            self.pids.add((trial.last_result or {}).get("pid"))
 
     return CompletionTimes()
 
@@ -515,7 +516,9 @@ def run_sweep(dataset, trials: int, reuse: bool, storage: str, slots: int, v: Va
             wall = time.perf_counter() - start
         frame = result.trials
         own = float(frame["time_total_s"].sum()) if "time_total_s" in frame else float("nan")
+        actors = len(ends.pids)
         return {"wall": wall, "own": own, "trials": len(frame), "devices": set(frame["device"]),
+                "actors": actors,
                 "overhead": (wall - own / slots) / len(frame), "driver": driver,
                 "steady": steady_rate(ends.times, slots), "cpu": cpu.seconds,
                 **phases(start, wall, ends.times)}
@@ -565,7 +568,8 @@ def run_sweep(dataset, trials: int, reuse: bool, storage: str, slots: int, v: Va
         raise RuntimeError(f"{len(errors)} trial(s) failed, first: {errors[0]}")
     own = sum(r.metrics["time_total_s"] for r in grid)
     devices = {r.metrics["device"] for r in grid}
-    return {"wall": wall, "own": own, "trials": len(grid), "devices": devices,
+    actors = len(ends.pids)
+    return {"wall": wall, "own": own, "trials": len(grid), "devices": devices, "actors": actors,
             "overhead": (wall - own / slots) / len(grid), "driver": driver,
             "steady": steady_rate(ends.times, slots), "cpu": cpu.seconds,
             **phases(start, wall, ends.times)}
@@ -677,12 +681,12 @@ def main(argv: list[str] | None = None) -> dict:
           f"{slots}, trained on {devices}")
     print(f"{'variant':<24} {'reuse':<6} {'trials':>6} {'wall s':>8} {'sum time_total_s':>17} "
           f"{'wall/trial s':>13} {'overhead/trial s':>17} {'steady s/trial':>15} {'CPU s':>7} "
-          f"{'head s':>7} {'tail s':>7}")
+          f"{'head s':>7} {'tail s':>7} {'actors':>6}")
     for name, n, reuse, r in sorted(rows, key=lambda row: (names.index(row[0]), not row[2], row[1])):
         steady = "" if r["steady"] is None else f"{r['steady']:.3f}"
         print(f"{name:<24} {str(reuse):<6} {n:>6} {r['wall']:>8.2f} {r['own']:>17.2f} "
               f"{r['wall'] / r['trials']:>13.3f} {r['overhead']:>17.3f} {steady:>15} "
-              f"{r['cpu']:>7.1f} {r['head']:>7.2f} {r['tail']:>7.2f}")
+              f"{r['cpu']:>7.1f} {r['head']:>7.2f} {r['tail']:>7.2f} {r['actors']:>6}")
     fits = {}
     for name in names:
         pts = [(n, r) for v_name, n, reuse, r in rows if v_name == name and reuse]

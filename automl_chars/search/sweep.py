@@ -38,6 +38,7 @@ from automl_chars.search.result import (
     METRIC_COLUMNS,
     SETTINGS_FILE,
     SUMMARY_FILE,
+    TRIALS_FILE,
     SweepResult,
     pick_incumbent,
     write_json,
@@ -437,7 +438,12 @@ def finish(grid, dataset: Dataset, exp_dir: Path, settings: SweepSettings, spec:
            statuses: dict[str, str] | None = None) -> SweepResult:
     """Builds, evaluates (the incumbent on the test split, once) and saves the :class:`SweepResult`."""
     trials = trials_frame(grid, statuses)
-    best_id = pick_incumbent(trials, spec.metric, spec.mode)
+    try:
+        best_id = pick_incumbent(trials, spec.metric, spec.mode)
+    except ExperimentStateError as err:  # every trial failed: keep their reasons for the user
+        trials.to_csv(exp_dir / TRIALS_FILE, index=False)
+        raise ExperimentStateError(f"{err} Each trial's status and error are in "
+                                   f"{exp_dir / TRIALS_FILE}.") from None
     best = next(r for r in grid if result_trial_id(r) == best_id)
     incumbent = {k: plain_value(v) for k, v in strip_meta(best.config).items()}
     if best.checkpoint is None:

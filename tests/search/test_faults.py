@@ -80,3 +80,17 @@ def test_a_diverging_configuration_is_a_failed_result_bohb_learns_from(ray_sessi
     losses = np.concatenate([np.asarray(v, dtype=float) for v in bohber.losses.values()])
     assert np.isinf(losses).sum() == len(failed)
     assert np.isfinite(losses).sum() >= 1
+
+
+def test_a_sweep_whose_every_trial_failed_keeps_their_reasons(ray_session, glyphs, tmp_path):
+    from automl_chars.errors import ExperimentStateError
+
+    space = ConfigurationSpace(seed=0)
+    space.add([Categorical("learning_rate", [1e10]), Integer("batch_size", (16, 32))])
+    with pytest.raises(ExperimentStateError, match="No trial reported a result.*trials.csv"):
+        run_bohb(glyphs, space=space, preset="2_1_1_2", storage_path=tmp_path, name="allfail",
+                 verbose=0)
+    t = pd.read_csv(tmp_path / "allfail" / "trials.csv")
+    assert len(t) == 2 and (t["status"] == "FAILED").all()
+    assert t["error"].str.contains("diverged").all()
+    assert not (tmp_path / "allfail" / "summary.json").exists()
