@@ -74,6 +74,11 @@ RAY_NOISE = ("Experiment has been interrupted", "Stop signal received", "Failed 
              "Trials did not complete", "Token authentication is enabled")
 
 
+#: Loggers whose :data:`RAY_NOISE` is filtered at the source: ``ray.init`` may replace the "ray"
+#: logger's handlers (its ``logging_config``), which would drop a filter put on them.
+NOISY_LOGGERS = ("ray._private.authentication.authentication_token_setup",)
+
+
 def _not_noise(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith(RAY_NOISE)
 
@@ -92,12 +97,13 @@ def quiet_ray_output(verbose: int) -> Iterator[None]:
     handlers = [h for lg in loggers for h in lg.handlers]
     for lg, level in zip(loggers, levels):
         lg.setLevel(max(logging.WARNING, level))
-    for h in handlers:
-        h.addFilter(_not_noise)
+    filtered = handlers + [logging.getLogger(name) for name in NOISY_LOGGERS]
+    for f in filtered:
+        f.addFilter(_not_noise)
     try:
         yield
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
-        for h in handlers:
-            h.removeFilter(_not_noise)
+        for f in filtered:
+            f.removeFilter(_not_noise)
