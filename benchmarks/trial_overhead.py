@@ -75,7 +75,8 @@ RUN_BOHB_MAX_FAILURES = 2
 
 CPUS_PER_TRIAL = 1
 TINY = {"conv1_channels": 4, "conv1_kernel_size": 3, "batch_size": 32}
-SMOKE = {"counts": "2,4", "repeats": 1, "trials": 2, "per_class": 10}
+#: --smoke: tiny data, one actor (--cpus 1: no second actor to start and stop), 3 short sweeps.
+SMOKE = {"counts": "2,4", "repeats": 1, "trials": 2, "per_class": 10, "cpus": 1}
 
 
 @dataclass(frozen=True)
@@ -622,7 +623,7 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     if args.smoke:
         args.counts, args.repeats, args.trials = SMOKE["counts"], SMOKE["repeats"], SMOKE["trials"]
-        args.per_class, args.no_warmup = SMOKE["per_class"], True
+        args.per_class, args.cpus, args.no_warmup = SMOKE["per_class"], SMOKE["cpus"], True
     counts = sorted({int(c) for c in args.counts.split(",") if c.strip()})
     if len(counts) < 2:
         p.error("--counts needs at least two different trial counts to fit a line")

@@ -4,6 +4,8 @@ before the sweep starts (a trial no node can hold would wait forever)."""
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from pathlib import Path
 
 import ray
@@ -20,6 +22,13 @@ def connect(address: str | None = None) -> None:
     raises :class:`ClusterUnavailableError`."""
     if ray.is_initialized():
         return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address and not _reachable(address):
+        raise ClusterUnavailableError(
+            f"Cannot connect to the Ray cluster at {address}: nothing answers there. Start it "
+            f"(`ray start --head`, or `ray up cluster.yaml`), check the address, or leave "
+            f"--address and RAY_ADDRESS unset to run on a local Ray instance."
+        )
     try:
         ray.init(address=address, logging_config=ray.LoggingConfig(log_level="WARNING"),
                  configure_logging=False)
@@ -30,6 +39,19 @@ def connect(address: str | None = None) -> None:
             f"(`ray start --head`, or `ray up cluster.yaml`), check the address, or leave "
             f"--address and RAY_ADDRESS unset to run on a local Ray instance."
         ) from None
+
+
+def _reachable(address: str, timeout_s: float = 5.0) -> bool:
+    """Whether a ``host:port`` address accepts a TCP connection (other forms, such as ``auto`` or
+    ``ray://``, are left to ``ray.init``). Ray itself retries an unreachable GCS for minutes."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return True
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 def check_fits(cpus_per_trial: float, gpus_per_trial: float, nodes: list[dict[str, float]],

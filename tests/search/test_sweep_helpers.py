@@ -148,3 +148,23 @@ def test_bohb_config_keys_and_values_are_checked():
         check_bohb_config({"top_n_pct": 30})
     with pytest.raises(InvalidConfigError, match="must be numbers"):
         check_bohb_config({"random_fraction": "a third"})
+
+
+def test_an_unreachable_cluster_is_one_clear_error_not_minutes_of_retries(monkeypatch):
+    """Ray retries an unreachable GCS for minutes; the sweep checks the address first."""
+    import socket
+
+    from automl_chars.errors import ClusterUnavailableError
+    from automl_chars.search import cluster
+
+    monkeypatch.setattr(cluster.ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(cluster.ray, "init", lambda **kw: pytest.fail("ray.init was called"))
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ClusterUnavailableError, match=f"127.0.0.1:{port}: nothing answers"):
+        cluster.connect(f"127.0.0.1:{port}")
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    with pytest.raises(ClusterUnavailableError, match="ray start --head"):
+        cluster.connect(None)
+    assert cluster._reachable("auto") and cluster._reachable("ray://head:10001")

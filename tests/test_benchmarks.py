@@ -1,0 +1,79 @@
+"""The benchmarks' ``--smoke`` runs: each script runs end to end and prints its figures.
+
+Every benchmark takes ``--smoke`` for a tiny run (project rule); these tests run it in a
+subprocess, as a user would, and check the exit status and the named result lines (``name:
+number``, ``ratio:`` last). Each starts its own local Ray instance in the subprocess, so they are
+``slow``. A benchmark that gains ``--smoke`` is picked up here by itself.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+NUMBER = r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|nan|inf)"
+#: The named figures each benchmark's smoke run must print (others: ``ratio`` only).
+FIGURES = {
+    "trial_overhead.py": ("per_trial_s", "fixed_s", "ratio"),
+    "gpu_packing.py": ("ratio",),
+}
+SMOKE_SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py") if "--smoke" in p.read_text())
+# A few sweeps of a few trials, each paying Ray's actor start-up (torch imports): about a minute
+# on a quiet 2-core machine; the margin is for a machine shared with other test runs.
+TIMEOUT_S = 300
+
+
+def run_smoke(script: str) -> str:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("RAY_ADDRESS", None)  # the benchmark starts its own local Ray
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / script), "--smoke"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert proc.returncode == 0, (
+        f"{script} --smoke exited with {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}"
+        f"\n--- stderr\n{proc.stderr[-3000:]}"
+    )
+    return proc.stdout
+
+
+def figure(out: str, name: str) -> float:
+    """The number on the line ``<name>: <number>`` (the last one, if several)."""
+    found = re.findall(rf"^{re.escape(name)}: {NUMBER}\s*$", out, re.MULTILINE)
+    assert found, f"no '{name}: <number>' line in:\n{out}"
+    return float(found[-1])
+
+
+def test_the_benchmarks_with_smoke_runs():
+    assert {"trial_overhead.py", "gpu_packing.py"} <= set(SMOKE_SCRIPTS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", SMOKE_SCRIPTS)
+def test_smoke_run(script):
+    out = run_smoke(script)
+    for name in FIGURES.get(script, ("ratio",)):
+        assert math.isfinite(figure(out, name)), out
+    assert out.rstrip().splitlines()[-1].startswith("ratio: "), f"ratio must be the last line:\n{out}"
+    assert figure(out, "ratio") > 0, out
+    if script == "gpu_packing.py":
+        assert "trials/hour" in out, out
+
+
+def test_gpu_packing_without_gpu_skips(capsys):
+    """Without --smoke and without CUDA, gpu_packing says so and exits 0 without starting Ray."""
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the benchmark would run")
+    spec = importlib.util.spec_from_file_location("gpu_packing", BENCHMARKS / "gpu_packing.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main([]) is None
+    assert capsys.readouterr().out.strip() == module.NO_GPU
