@@ -1,0 +1,296 @@
+"""Blind spots found by breaking the sweep's code on purpose: what the result of a sweep says
+(incumbent, status and error columns, the table row, the test split) and what BOHB learns from,
+checked in-process on hand-made trials (no Ray cluster needed)."""
+
+from __future__ import annotations
+
+import json
+import math
+from contextlib import contextmanager
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from ConfigSpace import ConfigurationSpace, Float
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import TrialScheduler
+
+from automl_chars.errors import InvalidConfigError
+from automl_chars.search.result import (
+    SETTINGS_FILE,
+    SweepResult,
+    pick_incumbent,
+    runtime_seconds,
+    write_json,
+)
+from automl_chars.search.scheduler import ResumableHyperBandForBOHB
+from automl_chars.search.searcher import BOHBSearcher
+from automl_chars.search.sweep import SweepSettings, check_bohb_config, finish, trials_frame
+from automl_chars.trainables.base import FAILURE
+
+
+def _frame(rows):
+    """A trials table with the columns :func:`pick_incumbent` reads."""
+    return pd.DataFrame(rows, columns=["trial_id", "status", "budget", "val_acc", "val_loss"])
+
+
+# -- the incumbent ---------------------------------------------------------------------------
+def test_incumbent_is_the_best_at_the_highest_budget_not_a_better_one_stopped_lower():
+    """A trial halved away at a low budget never becomes the incumbent, however good it looked."""
+    trials = _frame([("a", "TERMINATED", 1, 0.99, 0.1), ("b", "TERMINATED", 9, 0.60, 0.9),
+                     ("c", "TERMINATED", 9, 0.70, 0.8), ("d", "TERMINATED", 3, 0.95, 0.2)])
+    assert pick_incumbent(trials, "val_acc", "max") == "c"
+
+
+def test_incumbent_of_a_metric_to_minimise_is_the_lowest():
+    """``mode="min"`` (e.g. a loss) picks the smallest value, not the largest."""
+    trials = _frame([("a", "TERMINATED", 9, 0.5, 0.30), ("b", "TERMINATED", 9, 0.9, 0.10),
+                     ("c", "TERMINATED", 9, 0.7, 0.20)])
+    assert pick_incumbent(trials, "val_loss", "min") == "b"
+    assert pick_incumbent(trials, "val_acc", "max") == "b"
+    assert pick_incumbent(trials, "val_acc", "min") == "a"
+
+
+def test_a_failed_trial_is_never_the_incumbent_even_with_a_metric():
+    """A FAILED trial does not count, even where its metric is not NaN (another Trainable's)."""
+    trials = _frame([("a", "FAILED", 9, 1.0, 0.0), ("b", "TERMINATED", 9, 0.6, 0.5),
+                     ("c", "TERMINATED", 3, 0.9, 0.1)])
+    assert pick_incumbent(trials, "val_acc", "max") == "b"
+
+
+def test_a_tie_is_broken_by_trial_id_so_the_incumbent_is_reproducible():
+    """Equal metrics at the highest budget: the smallest trial id wins, whatever the row order."""
+    trials = _frame([("c", "TERMINATED", 9, 0.8, 0.1), ("a", "TERMINATED", 9, 0.8, 0.1),
+                     ("b", "TERMINATED", 9, 0.8, 0.1)])
+    assert pick_incumbent(trials, "val_acc", "max") == "a"
+
+
+# -- the table row, runtime, save and load ------------------------------------------------------
+def _result(tmp_path, started_at=100.0):
+    trials = pd.DataFrame({
+        "trial_id": ["0001", "0002"], "status": ["TERMINATED", "TERMINATED"],
+        "suggested_by": ["random", "model"], "budget": [3, 3], "val_acc": [0.5, 0.8],
+        "train_acc": [0.6, 0.95], "timestamp": [130.0, 160.0],
+    })
+    return SweepResult(trials, {"learning_rate": 0.01}, "0002", 0.7, tmp_path,
+                       {"dataset": "toy", "preset": "3_1_3_1", "started_at": started_at, "seed": 4})
+
+
+def test_table_row_reports_the_incumbents_own_accuracies_and_the_whole_runtime(tmp_path):
+    """Validation, train and test accuracy of the incumbent each come from their own column,
+    and the runtime runs from the start to the last result."""
+    row = _result(tmp_path).table.iloc[0]
+    assert row["val_acc"] == 0.8 and row["train_acc"] == 0.95 and row["test_acc"] == 0.7
+    assert row["runtime_s"] == 60.0  # 160 - 100, not to the first result (30)
+    assert (row["dataset"], row["preset"]) == ("toy", "3_1_3_1")
+
+
+def test_runtime_is_unknown_without_a_start_time_or_timestamps():
+    """No start time (or no result at all) gives NaN, never a made-up number."""
+    trials = pd.DataFrame({"timestamp": [10.0, 20.0]})
+    assert math.isnan(runtime_seconds(trials, None))
+    assert math.isnan(runtime_seconds(pd.DataFrame({"timestamp": [np.nan]}), 5.0))
+    assert runtime_seconds(trials, 5.0) == 15.0
+
+
+def test_a_saved_result_loads_back_whole(tmp_path):
+    """``load`` gives back the incumbent, its test accuracy, the settings and the trial ids as
+    text (leading zeros kept), so ``show`` and a resumed finished sweep report the same sweep."""
+    result = _result(tmp_path)
+    result.save()
+    loaded = SweepResult.load(tmp_path)
+    assert loaded.incumbent == {"learning_rate": 0.01} and loaded.incumbent_trial_id == "0002"
+    assert loaded.test_accuracy == 0.7 and loaded.settings == result.settings
+    assert list(loaded.trials["trial_id"]) == ["0001", "0002"]
+    pd.testing.assert_frame_equal(loaded.table, result.table)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["n_model_based"] == 1 and summary["n_trials"] == 2
+
+
+# -- the trials table and finish() ---------------------------------------------------------------
+def _grid_result(tid, metrics, config=None, error=None, checkpoint=None):
+    return SimpleNamespace(metrics=metrics, config=config or {}, error=error,
+                           path=f"/x/CNNTrainable_{tid}", checkpoint=checkpoint)
+
+
+def test_trials_frame_marks_failures_and_errors_with_their_reasons():
+    """A failed result is FAILED with its reason; an errored trial keeps Tune's status with the
+    error's first line; a fine trial has an empty error and its configuration's columns."""
+    grid = [
+        _grid_result("b", {"trial_id": "b", "training_iteration": 1, "val_acc": float("nan"),
+                           FAILURE: "the training loss is nan (diverged) at budget 1"},
+                     {"learning_rate": 1e10, "suggested_by": "model"}),
+        _grid_result("c", None, {"learning_rate": 0.1}, error=RuntimeError("worker died\nmore")),
+        _grid_result("a", {"trial_id": "a", "training_iteration": 3, "val_acc": 0.8,
+                           "train_acc": 0.9}, {"learning_rate": 0.01, "suggested_by": "random"}),
+    ]
+    statuses = {"a": Trial.TERMINATED, "b": Trial.TERMINATED, "c": Trial.ERROR}
+    t = trials_frame(grid, statuses).set_index("trial_id")
+    assert list(t.index) == ["a", "b", "c"]
+    assert t.loc["b", "status"] == "FAILED" and "diverged" in t.loc["b", "error"]
+    assert t.loc["c", "status"] == Trial.ERROR and t.loc["c", "error"] == "worker died"
+    assert t.loc["a", "status"] == Trial.TERMINATED and t.loc["a", "error"] == ""
+    assert t.loc["a", "budget"] == 3 and t.loc["c", "budget"] == 0
+    assert t.loc["a", "config/learning_rate"] == 0.01 and "config/suggested_by" not in t
+    assert list(t["suggested_by"]) == ["random", "model", "given"]
+    # Without Tune's statuses, an error alone still makes the trial ERROR.
+    assert trials_frame(grid).set_index("trial_id").loc["c", "status"] == Trial.ERROR
+
+
+def test_finish_scores_the_incumbent_on_the_test_split(tmp_path):
+    """The reported test accuracy is the incumbent checkpoint's on the ``test`` split, never the
+    validation split nor another trial's checkpoint."""
+    evaluated = []
+
+    def checkpoint(tid):
+        @contextmanager
+        def as_directory():
+            yield f"ckpt-{tid}"
+        return SimpleNamespace(as_directory=as_directory)
+
+    def evaluate(ckpt, dataset, split):
+        evaluated.append((ckpt, split))
+        return {"test": 0.25, "val": 0.9}[split]
+
+    grid = [_grid_result(tid, {"trial_id": tid, "training_iteration": 3, "val_acc": acc,
+                               "train_acc": acc, "timestamp": 200.0},
+                         {"learning_rate": lr, "suggested_by": "random"}, checkpoint=checkpoint(tid))
+            for tid, acc, lr in (("a", 0.5, 0.1), ("b", 0.9, 0.01))]
+    spec = SimpleNamespace(metric="val_acc", mode="max", evaluate=evaluate)
+    settings = SweepSettings(
+        dataset="toy", dataset_fingerprint="0badcafe", preset="3_1_3_1", eta=3, min_budget=1,
+        max_budget=3, num_samples=2, fidelity="epochs", gpus_per_trial=0.0, cpus_per_trial=1.0,
+        seed=0)
+    write_json(tmp_path / SETTINGS_FILE, {"dataset": "toy", "started_at": 100.0})
+    result = finish(grid, SimpleNamespace(), tmp_path, settings, spec,
+                    {"a": Trial.TERMINATED, "b": Trial.TERMINATED})
+    assert evaluated == [("ckpt-b", "test")]
+    assert result.test_accuracy == 0.25 and result.incumbent == {"learning_rate": 0.01}
+    assert result.settings["started_at"] == 100.0 and result.table.iloc[0]["runtime_s"] == 100.0
+    assert SweepResult.load(tmp_path).test_accuracy == 0.25
+
+
+def test_bohb_config_refuses_booleans():
+    """``True`` is an int to Python but no BOHB option's value (it would silently mean 1)."""
+    with pytest.raises(InvalidConfigError, match="must be numbers"):
+        check_bohb_config({"top_n_percent": True})
+
+
+# -- what BOHB learns from ----------------------------------------------------------------------
+def _space():
+    space = ConfigurationSpace(seed=0)
+    space.add([Float("x", (0.0, 1.0))])
+    return space
+
+
+def _searcher(**bohb_config):
+    np.random.seed(0)  # hpbandster draws from numpy's global generator
+    return BOHBSearcher(_space(), metric="val_acc", mode="max", seed=0,
+                        bohb_config={"min_points_in_model": 3, **bohb_config})
+
+
+def _feed(searcher, tid, acc, budget=1):
+    searcher.on_trial_result(tid, {"val_acc": acc, "hyperband_info": {"budget": budget}})
+
+
+def test_suggestions_say_whether_the_model_or_chance_proposed_them():
+    """Random picks until BOHB's model has enough results, model picks after (random_fraction 0),
+    and points given up front are labelled "given"."""
+    searcher = _searcher(random_fraction=0.0)
+    labels = []
+    for i in range(10):
+        config = searcher.suggest(f"t{i}")
+        labels.append(config["suggested_by"])
+        assert searcher.sources[f"t{i}"] == config["suggested_by"]
+        _feed(searcher, f"t{i}", config["x"])
+        searcher.on_trial_complete(f"t{i}", {"val_acc": config["x"]})
+    assert labels[0] == "random" and labels[-1] == "model"
+    first_model = labels.index("model")
+    assert set(labels[:first_model]) == {"random"} and set(labels[first_model:]) == {"model"}
+
+    given = BOHBSearcher(_space(), metric="val_acc", mode="max", seed=0,
+                         points_to_evaluate=[{"x": 0.5}])
+    assert given.suggest("g0") == {"x": 0.5, "suggested_by": "given"}
+    assert given.suggest("g1")["suggested_by"] == "random"
+
+
+def test_a_revived_trials_results_still_reach_bohbs_model():
+    """A trial that errored (Tune forgets its parameters) and is revived on resume is learned
+    from with its own configuration."""
+    searcher = _searcher()
+    config = searcher.suggest("t0")
+    searcher.on_trial_complete("t0", None, error=True)
+    _feed(searcher, "t0", 0.7, budget=3)
+    vectors = [c[0] for c in searcher.bohber.configs[3]]
+    assert len(vectors) == 1
+    assert vectors[0] == pytest.approx(_space()["x"].to_vector(config["x"]))
+    assert searcher.bohber.losses[3] == [-0.7]
+
+
+def test_an_adopted_configuration_is_running_and_learned_from():
+    """A wrapper's own suggestion counts as running (BOHB's concurrency) and its results reach
+    the model like BOHB's own."""
+    searcher = _searcher()
+    assert searcher.adopt("w0", {"x": 0.25}, "seed") == {"x": 0.25, "suggested_by": "seed"}
+    assert "w0" in searcher.running and searcher.sources["w0"] == "seed"
+    _feed(searcher, "w0", 0.4)
+    assert searcher.bohber.losses[1] == [-0.4]
+    searcher.on_trial_complete("w0", {"val_acc": 0.4})
+    assert "w0" not in searcher.running
+
+
+class _Controller:
+    """What the scheduler calls on Tune's controller, recording what reaches the searcher."""
+
+    def __init__(self, scheduler):
+        self.scheduler, self.fed, self.stopped = scheduler, [], []
+        self.search_alg = SimpleNamespace(searcher=SimpleNamespace(
+            on_pause=lambda tid: None, on_unpause=lambda tid: None,
+            on_trial_result=lambda tid, r: self.fed.append((tid, dict(r)))))
+
+    def stop_trial(self, trial):
+        self.stopped.append(trial.trial_id)
+        self.scheduler.on_trial_remove(self, trial)
+        trial.set_status(Trial.TERMINATED)
+
+    def get_trials(self):
+        return []
+
+
+def _scheduler():
+    return ResumableHyperBandForBOHB(time_attr="training_iteration", metric="val_acc", mode="max",
+                                     min_t=1, max_t=3, reduction_factor=3)
+
+
+def test_a_failed_result_stops_the_trial_and_reaches_bohb_at_its_rung_budget():
+    """A failure ends the trial at once (no retry, no waiting at the rung) and BOHB's model gets
+    it at the budget of the rung the trial was heading for."""
+    sched = _scheduler()
+    ctrl = _Controller(sched)
+    trials = [Trial("CNNTrainable", stub=True, trial_id=f"t{i}") for i in range(3)]
+    for t in trials:
+        sched.on_trial_add(ctrl, t)
+    trials[0].set_status(Trial.RUNNING)
+    failed = {"training_iteration": 1, "val_acc": float("nan"), FAILURE: "diverged"}
+    assert sched.on_trial_result(ctrl, trials[0], failed) == TrialScheduler.STOP
+    assert [tid for tid, _ in ctrl.fed] == ["t0"]
+    assert ctrl.fed[0][1]["hyperband_info"] == {"budget": 1}
+
+
+def test_the_last_result_of_a_rung_reaches_bohb_even_when_it_is_stopped():
+    """Tune passes STOP results to no searcher: the scheduler must, or BOHB never learns the
+    result that completed a rung (nor one halved away on arrival)."""
+    sched = _scheduler()
+    ctrl = _Controller(sched)
+    trials = [Trial("CNNTrainable", stub=True, trial_id=f"t{i}") for i in range(3)]
+    for t in trials:
+        sched.on_trial_add(ctrl, t)
+    decisions = []
+    for t, acc in zip(trials, (0.9, 0.5, 0.1)):
+        t.set_status(Trial.RUNNING)
+        decisions.append(sched.on_trial_result(ctrl, t, {"training_iteration": 1, "val_acc": acc}))
+        if decisions[-1] == TrialScheduler.PAUSE:
+            t.set_status(Trial.PAUSED)
+    assert decisions[-1] == TrialScheduler.STOP
+    assert ("t2", 1) in [(tid, r["hyperband_info"]["budget"]) for tid, r in ctrl.fed]
