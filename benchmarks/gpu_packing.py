@@ -40,7 +40,7 @@ and 0.25 GPU::
 
     python benchmarks/gpu_packing.py [--trials 16] [--epochs 1] [--n 60000]
         [--fractions 1,0.5,0.25] [--cpus N] [--cpus-per-trial 1] [--max-pending 1]
-        [--configs default|sampled] [--smoke]
+        [--keep-starting] [--configs default|sampled] [--smoke]
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import logging
 import os
 import sys
 import tempfile
@@ -73,12 +74,14 @@ def kmnist_sized(n: int, seed: int = 0, n_test: int = N_TEST):
 
 
 def configurations(kind: str, trials: int) -> list[dict]:
-    """The trials' configurations: the default one with a learning-rate grid, or sampled ones."""
-    from automl_chars.spaces import cnn_space, default_config, plain_config
+    """The trials' configurations, each with every hyperparameter of the CNN space (inactive ones
+    at their defaults): the default one with a learning-rate grid, or sampled ones."""
+    from automl_chars.spaces import cnn_space, default_config, plain_config, resolve
 
     if kind == "sampled":
-        return [plain_config(c) for c in cnn_space(seed=1).sample_configuration(max(2, trials))][:trials]
-    base = default_config()
+        sampled = cnn_space(seed=1).sample_configuration(max(2, trials))[:trials]
+        return [resolve(plain_config(c)) for c in sampled]
+    base = resolve(default_config())
     return [{**base, "learning_rate": float(lr)} for lr in np.geomspace(1e-3, 1e-1, trials)]
 
 
@@ -126,7 +129,8 @@ def run_sweep(dataset, configs: list[dict], epochs: int, resources: dict, storag
     )
     tuner = tune.Tuner(
         trainable,
-        # Exactly these configurations, in this order, whatever their hyperparameters.
+        # Exactly these configurations, in this order (Tune wants each key in the param space).
+        param_space=dict(configs[0]),
         tune_config=tune.TuneConfig(
             search_alg=BasicVariantGenerator(points_to_evaluate=[dict(c) for c in configs]),
             num_samples=len(configs), reuse_actors=True, trial_dirname_creator=trial_dirname),
@@ -140,10 +144,15 @@ def run_sweep(dataset, configs: list[dict], epochs: int, resources: dict, storag
     env = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_SIGINT_HANDLER": "1",
            "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
            "TUNE_MAX_PENDING_TRIALS_PG": str(max_pending)}
+    # (Tune warns that each point's learning rate differs from the param space's: it should.)
+    quiet = logging.getLogger("ray.tune.search.variant_generator")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
     with environment(env), contextlib.redirect_stdout(io.StringIO()):
         start = time.perf_counter()
         grid = tuner.fit()
         wall = time.perf_counter() - start
+    quiet.setLevel(level)
     errors = [r.error for r in grid if r.error]
     if errors:
         raise RuntimeError(f"{len(errors)} trial(s) failed, first: {errors[0]}")
@@ -175,6 +184,10 @@ def main(argv: list[str] | None = None) -> float | None:
     p.add_argument("--max-pending", type=int, default=1,
                    help="TUNE_MAX_PENDING_TRIALS_PG (default 1, what run_bohb's searcher gets; "
                         "more lets several actors start at once)")
+    p.add_argument("--keep-starting", action="store_true",
+                   help="patch Tune so that a trial keeps its starting actor instead of taking a "
+                        "cached one (see trial_overhead.keep_starting_actors); use with "
+                        "--max-pending set to the parallelism")
     p.add_argument("--configs", choices=("default", "sampled"), default="default",
                    help="default: the CNN space's default config with a learning-rate grid; "
                         "sampled: configurations sampled from cnn_space(seed=1)")
@@ -210,17 +223,25 @@ def main(argv: list[str] | None = None) -> float | None:
 
     import ray
 
+    keep_starting = contextlib.nullcontext()
+    if args.keep_starting:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from trial_overhead import keep_starting_actors
+
+        keep_starting = keep_starting_actors(True)
     ray.init(num_cpus=args.cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
     dataset = kmnist_sized(args.n)
     configs = configurations(args.configs, args.trials)
     results = {}
     with tempfile.TemporaryDirectory(prefix="automl_chars_gpu_packing_") as storage:
-        run_sweep(dataset, configs[:1], args.epochs, settings[-1][1], storage, args.max_pending,
-                  "warmup")
-        for label, resources, slots in settings:
-            r = run_sweep(dataset, configs, args.epochs, resources, storage, args.max_pending,
-                          f"packing-{label.replace(' ', '-')}")
+        with keep_starting:
+            run_sweep(dataset, configs[:1], args.epochs, settings[-1][1], storage,
+                      args.max_pending, "warmup")
+        for label, resources, _ in settings:
+            with keep_starting:
+                r = run_sweep(dataset, configs, args.epochs, resources, storage,
+                              args.max_pending, f"packing-{label.replace(' ', '-')}")
             results[label] = r
             print(f"  {label}: {r['wall']:.1f} s", file=sys.stderr, flush=True)
     ray.shutdown()
@@ -228,12 +249,12 @@ def main(argv: list[str] | None = None) -> float | None:
     gpu = torch.cuda.get_device_name(0) if cuda else "no GPU (CPU smoke run)"
     devices = ",".join(sorted(set().union(*(r["devices"] for r in results.values()))))
     print(f"{args.trials} trials x {args.epochs} epoch(s), {len(dataset.y_train)} training images, "
-          f"{args.configs} configs, {args.cpus} CPUs, max pending {args.max_pending}; {gpu}; "
-          f"trained on {devices}")
+          f"{args.configs} configs, {args.cpus} CPUs, max pending {args.max_pending}"
+          f"{', keep-starting' if args.keep_starting else ''}; {gpu}; trained on {devices}")
     print(f"{'per trial':<14} {'parallel':>8} {'actors':>6} {'wall s':>8} {'trials/hour':>12} "
           f"{'steady trials/hour':>19} {'mean trial s':>13} {'mean epoch s':>13}")
     tph = {}
-    for label, resources, slots in settings:
+    for label, _, slots in settings:
         r = results[label]
         tph[label] = args.trials / r["wall"] * 3600
         steady = steady_rate(r["ends"], slots)

@@ -1,48 +1,67 @@
-"""Ray Tune's per-trial cost for short ``CNNTrainable`` trials: fixed part, per-trial part, reuse.
+"""Ray Tune's cost per short ``CNNTrainable`` trial: fixed part, per-trial part, actor reuse.
 
 A BOHB sweep runs many short trials (the first rung trains one budget unit), so what Tune spends
 around each trial (scheduling, ``reset_config()``, result handling, logging, checkpoint writes,
 experiment-state snapshots) matters as much as the training itself. This benchmark runs sweeps
-through ``tune.Tuner`` on ``CNNTrainable``, **configured the way** ``run_bohb`` **configures
-Tune** (``automl_chars/search/sweep.py``): ``reuse_actors=True``, ``CheckpointConfig(
-checkpoint_frequency=1, num_to_keep=2)``, a ``TBXLoggerCallback`` besides Tune's automatic CSV
-and JSON loggers, ``TrialLineCallback`` (its lines swallowed), short trial folder names,
-``FailureConfig(max_failures=0)``, ``RAY_AIR_NEW_OUTPUT=0`` and
-``TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S=0``, a temporary ``storage_path``.
+through ``tune.Tuner`` on ``CNNTrainable`` **configured the way** ``run_bohb`` **configures
+Tune** (``automl_chars/search/sweep.py``; keep the two in step): ``reuse_actors=True``,
+``CheckpointConfig(checkpoint_frequency=1, num_to_keep=2)``, a ``TBXLoggerCallback`` besides
+Tune's automatic CSV and JSON loggers, ``TrialLineCallback`` (its lines swallowed), short trial
+folder names, ``FailureConfig(max_failures=2)``, ``RAY_AIR_NEW_OUTPUT=0``,
+``TUNE_DISABLE_SIGINT_HANDLER=1``, ``TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S=0``
+and one pending trial at a time (``TUNE_MAX_PENDING_TRIALS_PG=1``, what Tune's "auto" gives
+run_bohb's BOHB searcher; the grid used here would get 200), a temporary ``storage_path``. It
+leaves out the BOHB searcher and the HyperBand scheduler (the trials come from a grid);
+``--sweep run_bohb`` measures ``automl_chars.search.run_bohb`` itself instead (searching the
+learning rate, ``min_budget = max_budget = --iterations``), with them and its final test
+evaluation.
 
-Every trial is a tiny CNN (4 channels, batch 32) with its own learning rate (a grid), trained on
-tiny data (``--per-class`` random 28x28 images per class, 4 classes) for ``--iterations``
-training iterations (default 1; each one reports and writes a checkpoint), ``cpus_per_trial=1``
-on a local Ray with ``num_cpus=2`` (``--cpus``; parallelism 2); with ``--gpus-per-trial F`` each
-trial also holds ``F`` of the machine's GPUs.
+Every trial is a tiny CNN (4 channels, batch 32) with its own learning rate, trained on tiny data
+(``--per-class`` random 28x28 images per class, 4 classes) for ``--iterations`` training
+iterations (default 1; each reports and writes a checkpoint), ``cpus_per_trial=1`` on a local Ray
+with ``num_cpus=2`` (``--cpus``; parallelism 2); with ``--gpus-per-trial F`` each trial also holds
+``F`` of the machine's GPUs.
 
 **Fixed and per-trial cost.** The reuse sweep runs at several trial counts (``--counts``, default
-4, 8, 16, 32; ``--repeats`` times each, alternating ascending and descending order), and the wall
-time of ``Tuner.fit()`` is fitted by least squares: ``wall = fixed_s + per_trial_s * n``. The
-slope ``per_trial_s`` is what each further trial adds to a sweep's wall time at this parallelism
-(its training included: the table shows how much of it that is); the intercept ``fixed_s`` is
-``fit()``'s one-off cost (controller start, starting the actors, final snapshot and cleanup).
-All measured sweeps run after an untimed 2-trial warm-up sweep on the same Ray instance, so none
-pays Ray's own start-up.
+16, 64, 128; ``--repeats`` times each, default 2, alternately in ascending and descending order), and
+the wall time of ``Tuner.fit()`` is fitted by least squares (``numpy.polyfit``):
+``wall = fixed_s + per_trial_s * trials``. The slope ``per_trial_s`` is what each further trial
+adds to a sweep's wall time (its training included; the table shows how much that is); the
+intercept ``fixed_s`` is ``fit()``'s one-off cost (controller start, the actors' start: worker
+processes, imports, ``setup()``; final snapshot, stopping the actors, reading the results back).
+The fixed part varies by several seconds from sweep to sweep on a shared machine, hence counts up
+to 128: with counts up to 32 only, the noise in the slope is larger than the slope. Two figures
+less sensitive to that noise are printed too: ``steady_per_trial_s``, the slope of the trials' end
+times against their order within the largest sweeps (the first ``parallelism`` trials left out),
+i.e. the per-trial cost once the actors run, and ``cpu_per_trial_s``, the slope of the CPU
+seconds that the driver and all of Ray's processes (actors included) used per sweep. The table
+also shows each sweep's ``head`` (start to the first trial's end), ``tail`` (last trial's end to
+``fit()``'s return) and how many actors ran trials. All measured sweeps run after an untimed
+2-trial warm-up sweep on the same Ray instance, so none pays Ray's own start-up.
 
-**Reuse against no reuse.** Then the same sweep of ``--trials`` trials (default 16) runs without
-actor reuse (one actor process per trial), and ``ratio`` compares the overhead per trial (as
-before the fit was added):  overhead = (wall - sum(time_total_s) / parallelism) / trials, with the
-reuse figure taken from the reuse sweep of the same size; ``ratio`` = overhead without reuse /
-overhead with reuse (goal >= 2). ``--no-ratio`` skips it.
+**Reuse against no reuse.** Then a sweep of ``--trials`` trials (default 16) runs without actor
+reuse (one actor process per trial), and ``ratio`` compares the overhead per trial as before the
+fit was added: overhead = (wall - sum(time_total_s) / parallelism) / trials, the reuse figure from
+the reuse sweep(s) of the same size; ``ratio`` = overhead without reuse / overhead with reuse
+(goal >= 2). ``--no-ratio`` skips it.
 
-**Variants** (``--variant a,b``, combined left to right) change one setting at a time, to find
-where the per-trial time goes; see ``VARIANTS`` below or ``--list-variants``. ``tune-default``
-measures bare Tune (no checkpoints, default loggers). The default, ``run_bohb``, is what
-``run_bohb`` does today.
+**Where the time goes.** ``--variant`` changes one setting (or several, joined by commas); repeat
+the option to compare variants, measured interleaved (``--list-variants``; ``tune-default`` is
+bare Tune: no checkpoints, default loggers, a grid's 200 pending trials). The first variant's
+figures are the ``per_trial_s:``/``fixed_s:`` lines, the others' ``per_trial_s[name]:`` lines. The
+default variant, ``run_bohb``, is what ``run_bohb`` does today. ``--breakdown`` adds one
+instrumented sweep (the largest count) and prints the time spent in the Tune controller's
+functions and in the actors' methods.
 
-Printed: a table of every sweep, the fit, then ``per_trial_s: X``, ``fixed_s: Y`` (goal:
-``per_trial_s`` <= 0.3 on 2 cores) and last ``ratio: Z``. ``--smoke`` is a tiny run for the test
-suite (counts 2 and 4, one repeat, no warm-up, a 2-trial no-reuse sweep)::
+Printed: a table of every sweep, the fits, then ``steady_per_trial_s:``, ``cpu_per_trial_s:``,
+``per_trial_s: X``, ``fixed_s: Y`` (goal: ``per_trial_s`` <= 0.3 on 2 cores) and, last,
+``ratio: Z``. ``--smoke`` is a tiny run for the test suite (counts 2 and 4, one CPU, no warm-up,
+a 2-trial no-reuse sweep)::
 
-    python benchmarks/trial_overhead.py [--counts 4,8,16,32] [--repeats 1] [--trials 16]
-        [--iterations 1] [--per-class 30] [--variant NAME[,NAME]] [--no-ratio] [--no-warmup]
-        [--cpus 2] [--gpus-per-trial 0.25] [--smoke] [--list-variants]
+    python benchmarks/trial_overhead.py [--counts 16,64,128] [--repeats 2] [--trials 16]
+        [--iterations 1] [--per-class 30] [--variant NAME[,NAME]]... [--breakdown]
+        [--sweep tuner|run_bohb] [--no-ratio] [--no-warmup] [--cpus 2] [--gpus-per-trial 0.25]
+        [--smoke] [--list-variants]
 """
 
 from __future__ import annotations
@@ -95,6 +114,7 @@ class Variant:
     trainable: str = "cnn"  # see trainable_class()
     poll_s: float | None = None  # cap on the controller's ray.wait timeout per event
     sync_period: float | None = None  # SyncConfig(sync_period=...)
+    keep_starting: bool = False  # see keep_starting_actors()
 
 
 VARIANTS: dict[str, dict] = {
@@ -107,6 +127,7 @@ VARIANTS: dict[str, dict] = {
     "keep-all": dict(help="num_to_keep=None (no deletions, no forced snapshots)",
                      checkpoint={"checkpoint_frequency": 1, "num_to_keep": None}),
     "keep-1": dict(help="num_to_keep=1", checkpoint={"checkpoint_frequency": 1, "num_to_keep": 1}),
+    "keep-4": dict(help="num_to_keep=4", checkpoint={"checkpoint_frequency": 1, "num_to_keep": 4}),
     "snapshot-2s": dict(help="TUNE_GLOBAL_CHECKPOINT_S=2 (experiment snapshot period)",
                         env={"TUNE_GLOBAL_CHECKPOINT_S": "2"}),
     "snapshot-10s": dict(help="TUNE_GLOBAL_CHECKPOINT_S=10", env={"TUNE_GLOBAL_CHECKPOINT_S": "10"}),
@@ -128,6 +149,11 @@ VARIANTS: dict[str, dict] = {
     "sync-0": dict(help="SyncConfig(sync_period=0)", sync_period=0.0),
     "poll-0.01": dict(help="controller waits at most 0.01 s per event (patched; default 0.1)",
                       poll_s=0.01),
+    "keep-starting": dict(help="a trial whose own actor is already starting waits for it instead "
+                               "of taking a cached one (patched; Tune stops the starting actor), "
+                               "with TUNE_MAX_PENDING_TRIALS_PG=2 so another trial takes the "
+                               "cached actor", keep_starting=True,
+                          env={"TUNE_MAX_PENDING_TRIALS_PG": "2"}),
     "small-result": dict(help="trainable reports only val_acc and val_loss",
                          trainable="small-result"),
     "tiny-save": dict(help="trainable's checkpoint is a 1-byte file instead of torch.save",
@@ -477,6 +503,33 @@ def phases(start: float, wall: float, ends: list[float]) -> dict:
     return {"head": min(ends) - start, "tail": start + wall - max(ends)}
 
 
+@contextlib.contextmanager
+def keep_starting_actors(enabled: bool):
+    """Patches Tune so that a pending trial whose actor has been created (it is starting: worker
+    process, imports, ``setup()``) keeps it, instead of taking a cached actor that just became
+    free and stopping its own. Unpatched, a sweep of trials shorter than an actor's start-up never
+    runs more than one trial at a time: each new actor is stopped as soon as it is ready."""
+    if not enabled:
+        yield
+        return
+    from ray.tune.execution.tune_controller import TuneController
+
+    original = TuneController._maybe_reuse_cached_actor
+
+    def _maybe_reuse_cached_actor(self, trial):
+        own = self._trial_to_actor.get(trial)
+        if (own is not None and trial not in self._resetting_trials
+                and own in self._actor_manager._live_actors_to_ray_actors_resources):
+            return False  # its own actor is starting: keep it, leave the cached one to others
+        return original(self, trial)
+
+    TuneController._maybe_reuse_cached_actor = _maybe_reuse_cached_actor
+    try:
+        yield
+    finally:
+        TuneController._maybe_reuse_cached_actor = original
+
+
 def trial_dirname(trial) -> str:
     # Same as automl_chars.search.sweep.trial_dirname (short folder names).
     return f"{trial.trainable_name}_{trial.trial_id}"
@@ -505,11 +558,12 @@ def run_sweep(dataset, trials: int, reuse: bool, storage: str, slots: int, v: Va
         from automl_chars.search import run_bohb
         from automl_chars.spaces import cnn_space, subspace
 
-        if not reuse or breakdown or gpus_per_trial or replace(v, env={}, help="") != Variant():
+        if not reuse or breakdown or gpus_per_trial or replace(
+                v, env={}, help="", keep_starting=False) != Variant():
             raise SystemExit("--sweep run_bohb: reuse only, CPU trials, environment variants only")
         space = subspace(cnn_space(0), ["learning_rate"], seed=0)
-        with environment(v.env), capped_poll(v.poll_s), contextlib.redirect_stdout(io.StringIO()), \
-                CpuSampler() as cpu:
+        with environment(v.env), capped_poll(v.poll_s), keep_starting_actors(v.keep_starting), \
+                contextlib.redirect_stdout(io.StringIO()), CpuSampler() as cpu:
             start = time.perf_counter()
             result = run_bohb(dataset, space=space, eta=3, min_budget=iterations,
                               max_budget=iterations, num_samples=trials, storage_path=storage,
@@ -560,7 +614,8 @@ def run_sweep(dataset, trials: int, reuse: bool, storage: str, slots: int, v: Va
         ),
     )
     with environment({**(RUN_BOHB_ENV if v.run_bohb_env else {}), **v.env}), capped_poll(v.poll_s), \
-            contextlib.redirect_stdout(io.StringIO()), timer, CpuSampler() as cpu:
+            keep_starting_actors(v.keep_starting), contextlib.redirect_stdout(io.StringIO()), \
+            timer, CpuSampler() as cpu:
         start = time.perf_counter()
         grid = tuner.fit()
         wall = time.perf_counter() - start
@@ -585,9 +640,12 @@ def fit_line(points: list[tuple[int, float]]) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--counts", default="4,8,16,32",
-                   help="trial counts of the reuse sweeps the line is fitted to (default 4,8,16,32)")
-    p.add_argument("--repeats", type=int, default=1, help="sweeps per count (default 1)")
+    p.add_argument("--counts", default="16,64,128",
+                   help="trial counts of the reuse sweeps the line is fitted to "
+                        "(default 16,64,128)")
+    p.add_argument("--repeats", type=int, default=2,
+                   help="sweeps per count (default 2: ascending, then descending, so that a "
+                        "drift in the machine's load cancels out of the slope)")
     p.add_argument("--trials", type=int, default=16,
                    help="trials of the reuse-vs-no-reuse comparison (default 16)")
     p.add_argument("--iterations", type=int, default=1,
@@ -614,7 +672,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--gpus-per-trial", type=float, default=0.0,
                    help="GPU share per trial, e.g. 0.25 (default 0: CPU trials)")
     p.add_argument("--smoke", action="store_true",
-                   help="tiny run for the tests: counts 2,4, one repeat, 2-trial no-reuse sweep, "
+                   help="tiny run for the tests: counts 2,4, one CPU, 2-trial no-reuse sweep, "
                         "no warm-up")
     args = p.parse_args(argv)
     if args.list_variants:
