@@ -199,3 +199,34 @@ def test_trial_that_ended_after_the_snapshot_is_not_revived_and_halving_goes_on(
     chosen = restored.choose_trial_to_run(ctrl2)
     assert chosen is not None and chosen.status == Trial.PAUSED
     assert len(ctrl2.stopped) > 0 and "t7" not in ctrl2.stopped and "t8" not in ctrl2.stopped
+
+
+def test_an_errored_trial_revived_on_resume_rejoins_its_bracket():
+    """resume_errored: Tune brings an errored trial back as PENDING; it must run again (not be
+    taken for one that halving stopped) and take part in its bracket's next halving."""
+    sched, trials = _scheduler(), _trials(9)
+    ctrl = FakeController(sched)
+    for t in trials:
+        sched.on_trial_add(ctrl, t)
+    for i, t in enumerate(trials[:8]):
+        _report(sched, ctrl, t, 1, 0.1 * i)
+    trials[8].set_status(Trial.ERROR)
+    sched.on_trial_error(ctrl, trials[8])  # out of the bracket's live trials
+    snap = sched.snapshot()
+    assert snap["errored"] == ["t8"]
+    restored = _scheduler()
+    ctrl2 = FakeController(restored)
+    restored.load_snapshot(snap)
+    again = _trials(9)
+    for t in again:
+        t.set_status(Trial.PENDING)  # Tune's resume sets every resumed trial PENDING
+        restored.on_trial_add(ctrl2, t)
+    bracket, _ = restored._trial_info[again[8]]
+    assert again[8].status == Trial.PENDING and again[8] in bracket._live_trials
+    assert restored.snapshot()["errored"] == []
+    # The bracket had halved without it (to 3 trials heading for budget 3); the revived trial
+    # joins that rung as a fourth member and waits there for the others.
+    assert bracket._cumul_r == 3 and bracket._n == 4
+    assert _report(restored, ctrl2, again[8], 1, 0.95) == TrialScheduler.CONTINUE
+    assert _report(restored, ctrl2, again[8], 3, 0.95) == TrialScheduler.PAUSE
+    assert not bracket.cur_iter_done()
