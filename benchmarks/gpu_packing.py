@@ -223,23 +223,26 @@ def main(argv: list[str] | None = None) -> float | None:
 
     import ray
 
-    keep_starting = contextlib.nullcontext()
-    if args.keep_starting:
+    def patches():
+        """--keep-starting's patch of Tune (a fresh context manager per sweep), or nothing."""
+        if not args.keep_starting:
+            return contextlib.nullcontext()
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from trial_overhead import keep_starting_actors
 
-        keep_starting = keep_starting_actors(True)
+        return keep_starting_actors(True)
+
     ray.init(num_cpus=args.cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
     dataset = kmnist_sized(args.n)
     configs = configurations(args.configs, args.trials)
     results = {}
     with tempfile.TemporaryDirectory(prefix="automl_chars_gpu_packing_") as storage:
-        with keep_starting:
+        with patches():
             run_sweep(dataset, configs[:1], args.epochs, settings[-1][1], storage,
                       args.max_pending, "warmup")
         for label, resources, _ in settings:
-            with keep_starting:
+            with patches():
                 r = run_sweep(dataset, configs, args.epochs, resources, storage,
                               args.max_pending, f"packing-{label.replace(' ', '-')}")
             results[label] = r

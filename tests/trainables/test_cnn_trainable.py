@@ -129,3 +129,15 @@ def test_space_is_checked_against_the_trainable(make_dataset):
         space.add(hp)
         with pytest.raises(InvalidConfigError, match=fragment):
             CNNTrainable.check_space(space, ds)
+
+
+def test_a_trials_settings_never_rebuild_the_space(monkeypatch):
+    """Building the 47-hyperparameter space takes tens of milliseconds; rebuilt for every
+    configuration (four times per reset_config) it was most of a trial's overhead."""
+    from automl_chars.spaces import cnn as cnn_module
+    from automl_chars.trainables.cnn import cnn_settings
+
+    cnn_settings(CONFIG)  # the defaults are cached once per process
+    monkeypatch.setattr(cnn_module, "cnn_space", lambda *a, **k: pytest.fail("space rebuilt"))
+    for lr in (0.001, 0.01, 0.1):
+        assert cnn_settings({**CONFIG, "learning_rate": lr}).optimizer.learning_rate == lr
