@@ -57,7 +57,8 @@ DEFAULT_STORAGE = "~/automl_chars_results"
 #: hpbandster's BOHB options that ``bohb_config`` may set.
 BOHB_OPTIONS = ("min_points_in_model", "top_n_percent", "num_samples", "random_fraction",
                 "bandwidth_factor", "min_bandwidth")
-#: Trial statuses of a sweep's table: ended by themselves, failed (counted as bad), errored.
+#: Tune statuses of a trial that has ended (failed trials are TERMINATED to Tune); a sweep is
+#: finished when every trial has one of them.
 ENDED = (Trial.TERMINATED, Trial.ERROR)
 
 
