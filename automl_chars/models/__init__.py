@@ -1,7 +1,11 @@
-"""Model builders, by name: ``build_model("cnn", arch, num_classes)``; more join later.
+"""Model builders, by name: ``build_model("cnn", arch, num_classes)``.
 
 ``arch`` is the model's own architecture description (for ``"cnn"``, a :class:`CNNSpec` or its
 dict form), never a search-space configuration: checkpoints store it to rebuild the model.
+
+Every registered model splits the same way, which transfer and the similarity measures rely on:
+``model.features(x)`` gives the penultimate features, shape ``(n, d)``, and ``model.head`` is the
+``nn.Linear(d, num_classes)`` applied to them (``forward(x) == head(features(x))``).
 """
 
 from __future__ import annotations
@@ -50,7 +54,29 @@ def check_model(model: nn.Module, input_shape: tuple[int, int, int], num_classes
                          f"{tuple(out.shape[1:])}, not ({num_classes},) class scores.")
 
 
+def feature_dim(model: nn.Module) -> int:
+    """Width ``d`` of ``model.features(x)`` (the head's input)."""
+    return split_head(model).in_features
+
+
+def split_head(model: nn.Module) -> nn.Linear:
+    """The model's ``head``, checking the features/head contract of registered models."""
+    head = getattr(model, "head", None)
+    if not isinstance(head, nn.Linear) or not callable(getattr(model, "features", None)):
+        raise TypeError(f"{type(model).__name__} does not split into features(x) and an "
+                        f"nn.Linear head; see automl_chars.models.")
+    return head
+
+
+def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
+    """Gives ``model`` a new, freshly initialised head for ``num_classes`` classes (transfer to
+    a dataset with other classes); the features keep their weights."""
+    old = split_head(model)
+    model.head = nn.Linear(old.in_features, num_classes).to(old.weight.device)
+    return model
+
+
 __all__ = [
     "CNN", "CNNSpec", "ConvLayerSpec", "FCLayerSpec", "MODELS", "build_cnn", "build_model",
-    "check_model", "num_parameters",
+    "check_model", "feature_dim", "num_parameters", "replace_head", "split_head",
 ]

@@ -90,16 +90,24 @@ def _conv_out(size: int, kernel: int, padding: int, stride: int) -> int:
 
 
 class CNN(nn.Module):
-    """``features`` (conv blocks) -> flatten -> ``classifier`` (FC blocks and the output layer)."""
+    """``conv`` (conv blocks) -> flatten -> ``fc`` (hidden FC blocks) -> ``head`` (output layer).
 
-    def __init__(self, features: nn.Sequential, classifier: nn.Sequential, adjustments: list[str]):
+    ``features(x)`` is everything before ``head`` (see :mod:`automl_chars.models`).
+    """
+
+    def __init__(self, conv: nn.Sequential, fc: nn.Sequential, head: nn.Linear,
+                 adjustments: list[str]):
         super().__init__()
-        self.features = features
-        self.classifier = classifier
+        self.conv = conv
+        self.fc = fc
+        self.head = head
         self.adjustments = adjustments
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.conv(x), 1))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.features(x), 1))
+        return self.head(self.features(x))
 
 
 def build_cnn(
@@ -134,17 +142,17 @@ def build_cnn(
                 blocks.append(nn.MaxPool2d(pool))
                 h, w = h // pool, w // pool
     width = channels * h * w
-    head: list[nn.Module] = []
+    fc: list[nn.Module] = []
     for layer in spec.fc:
-        head.append(nn.Linear(width, layer.units, bias=not layer.batchnorm))
+        fc.append(nn.Linear(width, layer.units, bias=not layer.batchnorm))
         if layer.batchnorm:
-            head.append(nn.BatchNorm1d(layer.units))
-        head.append(act())
+            fc.append(nn.BatchNorm1d(layer.units))
+        fc.append(act())
         if layer.dropout:
-            head.append(nn.Dropout(layer.dropout))
+            fc.append(nn.Dropout(layer.dropout))
         width = layer.units
-    head.append(nn.Linear(width, num_classes))
-    return CNN(nn.Sequential(*blocks), nn.Sequential(*head), adjustments)
+    return CNN(nn.Sequential(*blocks), nn.Sequential(*fc), nn.Linear(width, num_classes),
+               adjustments)
 
 
 def num_parameters(model: nn.Module) -> int:

@@ -46,7 +46,7 @@ from automl_chars.training.fidelity import Fidelity
 
 CHECKPOINT_FILE = "trial_state.pt"
 #: Version of :data:`CHECKPOINT_FILE`'s contents; loading another version is refused.
-CHECKPOINT_FORMAT = 2
+CHECKPOINT_FORMAT = 3  # 3: CNN parameters under conv/fc/head
 #: Result key holding why a trial failed (absent when it did not).
 FAILURE = "failure"
 

@@ -22,18 +22,18 @@ def test_fully_connected_dropout_is_built_where_asked():
     activation; one without gets none."""
     spec = CNNSpec(conv=(_conv(),), fc=(FCLayerSpec(16, False, 0.4), FCLayerSpec(8, False, 0.0)))
     model = build_cnn(spec, num_classes=3)
-    drops = [m for m in model.classifier if isinstance(m, nn.Dropout)]
+    drops = [m for m in model.fc if isinstance(m, nn.Dropout)]
     assert [d.p for d in drops] == [0.4]
-    kinds = [type(m) for m in model.classifier]
-    assert kinds == [nn.Linear, nn.ReLU, nn.Dropout, nn.Linear, nn.ReLU, nn.Linear]
+    kinds = [type(m) for m in model.fc]
+    assert kinds == [nn.Linear, nn.ReLU, nn.Dropout, nn.Linear, nn.ReLU]
+    assert isinstance(model.head, nn.Linear) and model.head.in_features == 8
 
 
 def test_padding_counts_on_both_sides_of_the_output_size():
     """A 3x3 convolution with padding 2 maps 28 to 30 (padding on both sides), so the head sees
     4 * 30 * 30 features."""
     model = build_cnn(CNNSpec(conv=(_conv(padding=2),)), num_classes=3)
-    head = model.classifier[0]
-    assert head.in_features == 4 * 30 * 30
+    assert model.head.in_features == 4 * 30 * 30
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 3)
 
 
