@@ -16,8 +16,8 @@ from ray import tune
 from automl_chars.data import Dataset
 from automl_chars.errors import InvalidConfigError
 from automl_chars.registry import Registry
-from automl_chars.spaces import cnn_space
-from automl_chars.trainables import CNNTrainable
+from automl_chars.spaces import cnn_space, resnet_space
+from automl_chars.trainables import CNNTrainable, ResNetTrainable
 
 #: ``evaluate(checkpoint_dir, dataset, split) -> metric`` of a trial's checkpoint.
 Evaluator = Callable[[str, Dataset, str], float]
@@ -101,6 +101,14 @@ def cnn_spec(space: ConfigurationSpace | None = None, seed: int | None = None) -
     return SweepSpec("cnn", CNNTrainable, space if space is not None else cnn_space(seed))
 
 
+@SPECS.register("resnet18")
+def resnet18_spec(space: ConfigurationSpace | None = None, seed: int | None = None) -> SweepSpec:
+    """torchvision's ResNet-18 for small images: :class:`ResNetTrainable` over
+    :func:`resnet_space` (or ``space``)."""
+    return SweepSpec("resnet18", ResNetTrainable,
+                     space if space is not None else resnet_space(seed))
+
+
 def get_spec(spec: str | SweepSpec | None, space: ConfigurationSpace | None = None,
              seed: int | None = None) -> SweepSpec:
     """A spec from a name or object (default ``"cnn"``), searching ``space`` when given."""
@@ -109,4 +117,4 @@ def get_spec(spec: str | SweepSpec | None, space: ConfigurationSpace | None = No
     return SPECS.get(spec or "cnn")(space=space, seed=seed)
 
 
-__all__ = ["SPECS", "SweepSpec", "cnn_spec", "get_spec", "space_fingerprint"]
+__all__ = ["SPECS", "SweepSpec", "cnn_spec", "get_spec", "resnet18_spec", "space_fingerprint"]

@@ -10,15 +10,18 @@ from automl_chars.trainables.base import (
     trial_device,
 )
 from automl_chars.trainables.cnn import CNNTrainable, cnn_settings
+from automl_chars.trainables.resnet import ResNetTrainable, resnet_settings
 
 __all__ = [
     "CHECKPOINT_FILE",
     "CNNTrainable",
     "FAILURE",
+    "ResNetTrainable",
     "SupervisedTrainable",
     "TrialSettings",
     "cnn_settings",
     "evaluate_checkpoint",
     "load_trial_state",
+    "resnet_settings",
     "trial_device",
 ]
