@@ -1,4 +1,4 @@
-"""The ``automl-chars`` command: ``datasets``, ``bohb``, ``show``.
+"""The ``automl-chars`` command: ``datasets``, ``bohb``, ``show``, ``portfolio``.
 
 Errors the platform raises on purpose (unknown names, missing data, bad presets, experiments that
 cannot be resumed, a cluster that cannot be reached) are printed as one clear message with exit
@@ -12,6 +12,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from automl_chars.cli import portfolio
+from automl_chars.cli.options import add_data_arguments, load_dataset
 from automl_chars.errors import AutomlCharsError, SweepInterrupted
 
 
@@ -33,21 +35,10 @@ def add_sweep_arguments(p: argparse.ArgumentParser, *, preset_default: str | Non
                    help="continue an interrupted sweep (errored trials are retried)")
     p.add_argument("--max-failures", type=int, default=2,
                    help="retries of a trial whose process or node died, from its last checkpoint")
-    p.add_argument("--root", default=None, help="data root (default $AUTOML_CHARS_DATA)")
-    p.add_argument("--download", action="store_true", help="download missing public data")
-    p.add_argument("--samples-per-class", type=int, default=None,
-                   help="glyphs-* only: training images per class")
+    add_data_arguments(p)
     p.add_argument("--address", default=None, help="Ray cluster address (default: local or $RAY_ADDRESS)")
     p.add_argument("--verbose", type=int, default=1,
                    help="0 silent, 1 a line per finished trial (default), 2-4 Ray Tune's own output")
-
-
-def load_dataset(name: str, args: argparse.Namespace):
-    """The dataset named on the command line, with ``--root``/``--download``/``--samples-per-class``."""
-    from automl_chars import data
-
-    options = {} if args.samples_per_class is None else {"samples_per_class": args.samples_per_class}
-    return data.load(name, root=args.root, download=args.download, **options)
 
 
 def sweep(dataset, args: argparse.Namespace, preset: str, name: str | None = None, space=None,
@@ -129,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="print the table of a finished sweep")
     p.add_argument("path", help="experiment folder")
     p.set_defaults(func=cmd_show)
+
+    portfolio.add_parser(sub)
     return parser
 
 
