@@ -75,3 +75,18 @@ def needs_gpu():
 
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
+
+
+def saved_trial_statuses(exp) -> dict[str, str]:
+    """Trial id -> status in the newest experiment state Tune saved in ``exp`` (a Path); empty
+    while none is there or it is being written. For tests that kill a driver mid-run."""
+    import json
+
+    states = sorted(exp.glob("experiment_state*.json"))
+    if not states:
+        return {}
+    try:
+        trial_data = json.loads(states[-1].read_text())["trial_data"]
+    except (json.JSONDecodeError, KeyError):
+        return {}
+    return {json.loads(t)["trial_id"]: json.loads(t)["status"] for t, _ in trial_data}

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import saved_trial_statuses
 
 from automl_chars import SweepResult, data, run_bohb
 from automl_chars.errors import ExperimentStateError, InvalidConfigError
@@ -78,21 +79,6 @@ DRIVER = textwrap.dedent("""
 """)
 
 
-def _statuses(exp: Path) -> dict[str, str]:
-    states = sorted(exp.glob("experiment_state*.json"))
-    if not states:
-        return {}
-    try:
-        trial_data = json.loads(states[-1].read_text())["trial_data"]
-    except (json.JSONDecodeError, KeyError):
-        return {}
-    out = {}
-    for trial_json, _ in trial_data:
-        trial = json.loads(trial_json)
-        out[trial["trial_id"]] = trial["status"]
-    return out
-
-
 def test_resume_after_the_driver_is_killed(ray_session, glyph_root, tmp_path):
     exp = tmp_path / "killed"
     script = tmp_path / "driver.py"
@@ -103,7 +89,7 @@ def test_resume_after_the_driver_is_killed(ray_session, glyph_root, tmp_path):
     deadline = time.time() + 180
     try:
         while time.time() < deadline:
-            statuses = _statuses(exp)
+            statuses = saved_trial_statuses(exp)
             if list(statuses.values()).count("TERMINATED") >= 3:
                 break
             assert proc.poll() is None, "the driver finished before it could be killed"
