@@ -11,6 +11,7 @@ from automl_chars.trainables.base import (
 )
 from automl_chars.trainables.cnn import CNNTrainable, cnn_settings
 from automl_chars.trainables.resnet import ResNetTrainable, resnet_settings
+from automl_chars.trainables.transfer import TransferTrainable, transfer_settings
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -18,10 +19,12 @@ __all__ = [
     "FAILURE",
     "ResNetTrainable",
     "SupervisedTrainable",
+    "TransferTrainable",
     "TrialSettings",
     "cnn_settings",
     "evaluate_checkpoint",
     "load_trial_state",
     "resnet_settings",
+    "transfer_settings",
     "trial_device",
 ]
