@@ -12,8 +12,37 @@ EXPERIMENTS = sorted((Path(__file__).parents[1] / "experiments").glob("*.py"))
 pytestmark = pytest.mark.slow
 
 
+SEED_001_SCRIPTS = ("bohb_kmnist.py", "bohb_k49.py")
+
+
 def test_every_experiment_is_covered():
-    assert {p.name for p in EXPERIMENTS} >= {"bohb_kmnist.py", "bohb_k49.py"}
+    assert {p.name for p in EXPERIMENTS} >= {*SEED_001_SCRIPTS, "transfer_k49.py"}
+    assert set(CHECKS) >= {p.name for p in EXPERIMENTS}, "add a check of the new script's output"
+
+
+def _check_bohb_table(out: str, storage: Path) -> None:
+    assert "Test Accuracy" in out
+    tables = list(storage.glob("*-table.csv"))
+    assert len(tables) == 1
+    table = pd.read_csv(tables[0])
+    assert list(table.columns) == ["dataset", "preset", "val_acc", "train_acc", "test_acc", "runtime_s"]
+    assert table["dataset"].iloc[0].startswith("glyphs-")
+    assert list(storage.glob("*/learning_curves.png"))
+
+
+def _check_transfer_table(out: str, storage: Path) -> None:
+    from automl_chars.search.transfer import ROWS, TABLE_FILE
+
+    assert "glyphs-latin-upper -> glyphs-latin-lower" in out and "model transfer" in out
+    table = pd.read_csv(next(storage.glob(f"*/{TABLE_FILE}")))
+    assert list(table["row"]) == list(ROWS)
+    assert table[["val_acc", "train_acc", "test_acc"]].notna().all().all()
+    assert ((table["test_acc"] >= 0) & (table["test_acc"] <= 1)).all()
+
+
+#: What each script's --smoke must print and write.
+CHECKS = {**dict.fromkeys(SEED_001_SCRIPTS, _check_bohb_table),
+          "transfer_k49.py": _check_transfer_table}
 
 
 @pytest.mark.parametrize("script", EXPERIMENTS, ids=lambda p: p.stem)
@@ -23,14 +52,7 @@ def test_experiment_smoke(script, ray_session, data_root, tmp_path, monkeypatch,
     with pytest.raises(SystemExit) as done:
         runpy.run_path(str(script), run_name="__main__")
     assert done.value.code == 0
-    out = capsys.readouterr().out
-    assert "Test Accuracy" in out
-    tables = list(tmp_path.glob("*-table.csv"))
-    assert len(tables) == 1
-    table = pd.read_csv(tables[0])
-    assert list(table.columns) == ["dataset", "preset", "val_acc", "train_acc", "test_acc", "runtime_s"]
-    assert table["dataset"].iloc[0].startswith("glyphs-")
-    assert list(tmp_path.glob("*/learning_curves.png"))
+    CHECKS[script.name](capsys.readouterr().out, tmp_path)
 
 
 def test_resume_continues_each_preset_where_it_is(ray_session, data_root, tmp_path, monkeypatch,
