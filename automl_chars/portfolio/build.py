@@ -90,6 +90,9 @@ def build_portfolio(
             failed.append(str(err))
             continue
         add_checkpoint(portfolio, ds, checkpoint, run.row(ds.name), model, sample_size, seed)
+    from automl_chars.store.ingest import record_portfolio
+
+    record_portfolio(folder)
     if failed:
         raise PortfolioError(f"{len(failed)} of {len(datasets)} sources did not train; the "
                              f"others are in {folder}. " + " ".join(failed))

@@ -47,6 +47,7 @@ from automl_chars.search.scheduler import ResumableHyperBandForBOHB, SchedulerSt
 from automl_chars.search.searcher import BOHBSearcher
 from automl_chars.search.spec import SweepSpec, get_spec, space_fingerprint
 from automl_chars.spaces.values import SUGGESTED_BY, plain_value, strip_meta
+from automl_chars.store.ingest import record_sweep
 from automl_chars.trainables.base import FAILURE
 from automl_chars.training.fidelity import Fidelity
 
@@ -327,8 +328,14 @@ def run_bohb(
     with quiet_ray_output(verbose):
         tuner = _tuner(exp_dir, trainable, settings, sweep_spec, bohb, bohb_options, searcher,
                        failure, resume, verbose, callbacks)
-        grid, statuses = fit_to_the_end(tuner, exp_dir, settings.num_samples, verbose)
-    return finish(grid, ds, exp_dir, settings, sweep_spec, statuses)
+        try:
+            grid, statuses = fit_to_the_end(tuner, exp_dir, settings.num_samples, verbose)
+        except SweepInterrupted:
+            record_sweep(exp_dir)  # what it learned so far, marked unfinished
+            raise
+    result = finish(grid, ds, exp_dir, settings, sweep_spec, statuses)
+    record_sweep(exp_dir)
+    return result
 
 
 def fit_to_the_end(tuner: tune.Tuner, exp_dir: Path, num_trials: int, verbose: int = 1,

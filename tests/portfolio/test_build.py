@@ -19,6 +19,7 @@ from automl_chars.cli.main import main
 from automl_chars.errors import PortfolioError
 from automl_chars.portfolio import Portfolio, build_portfolio
 from automl_chars.portfolio.build import TRAINING_RUN
+from automl_chars.store import ResultsStore
 from automl_chars.training import DeviceData, evaluate
 
 pytestmark = pytest.mark.slow
@@ -92,6 +93,8 @@ def test_a_killed_build_resumes_and_keeps_finished_entries(ray_session, glyph_ro
     for tid in finished:  # kept, not trained again: one run's results in the trial's folder
         progress = next(run.glob(f"*_{tid}")) / "progress.csv"
         assert len(progress.read_text().strip().splitlines()) - 1 == EPOCHS
+    stored = ResultsStore(tmp_path / "store").frame()
+    assert sorted(stored["dataset"]) == sorted(SOURCES) and (stored["kind"] == "portfolio").all()
     reloaded = Portfolio.load(out)
     assert reloaded.model("glyphs-hebrew").head.out_features == datasets[2].num_classes
 

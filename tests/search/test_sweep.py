@@ -17,6 +17,7 @@ from conftest import saved_trial_statuses
 from automl_chars import SweepResult, data, run_bohb
 from automl_chars.errors import ExperimentStateError, InvalidConfigError
 from automl_chars.spaces import cnn_space, subspace
+from automl_chars.store import ResultsStore
 
 pytestmark = pytest.mark.slow
 
@@ -62,6 +63,13 @@ def test_sweep_fits_bohb_model_with_more_trials_than_slots(ray_session, glyph_ro
     events = list(exp.glob("CNNTrainable_*/events.out.tfevents*"))
     assert len({e.parent for e in events}) == 20, "every trial needs TensorBoard event files"
     assert any(b"_hparams_/session_start_info" in e.read_bytes() for e in events), "no hparams"
+
+    # The store beside the sweep has every trial at every budget it reached, once.
+    stored = ResultsStore(tmp_path / "store").frame()
+    assert len(stored) == sum(t["budget"]) and set(stored["trial_id"]) == set(t["trial_id"])
+    top = stored[stored["test_acc"].notna()]
+    assert list(top["trial_id"]) == [result.incumbent_trial_id]
+    assert top["test_acc"].iloc[0] == pytest.approx(result.test_accuracy)
 
     with pytest.raises(ExperimentStateError, match="resume"):
         run_bohb(ds, space=_small_space(), preset="3_1_3_8", storage_path=tmp_path, name="e2e",
