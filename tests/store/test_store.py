@@ -161,3 +161,14 @@ def test_bad_rows_are_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown columns"):
         ResultsStore(tmp_path).write("x", _rows("d", 1).assign(extra=1))
     assert ResultsStore(tmp_path / "none").frame().empty
+
+
+def test_cli_import_and_show(tmp_path, capsys):
+    from automl_chars.cli.main import main
+
+    _fake_sweep(tmp_path / "old" / "one")
+    assert main(["store", "import", str(tmp_path / "old"), "--store", str(tmp_path / "st")]) == 0
+    assert "Imported 1 folders" in capsys.readouterr().out
+    assert main(["store", "show", "--store", str(tmp_path / "st")]) == 0
+    out = capsys.readouterr().out
+    assert "(4 rows)" in out and "glyphs-digits" in out and "0.7" in out
