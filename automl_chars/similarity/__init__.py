@@ -19,7 +19,6 @@ from automl_chars.similarity.compare import (
     similarity_matrix,
 )
 from automl_chars.similarity.meta_features import META_FEATURES
-from automl_chars.similarity.plots import plot_heatmap
 from automl_chars.similarity.source import (
     DEFAULT_SAMPLE_SIZE,
     Sample,
@@ -27,6 +26,15 @@ from automl_chars.similarity.source import (
     SourceView,
 )
 from automl_chars.similarity.transferability import leep, logme
+
+
+def plot_heatmap(frame, path, title=None):
+    """Writes a heatmap of a similarity table or matrix to ``path`` (PNG); see
+    :func:`automl_chars.similarity.plots.plot_heatmap` (imported on first use: matplotlib)."""
+    from automl_chars.similarity.plots import plot_heatmap as plot
+
+    return plot(frame, path, title)
+
 
 __all__ = [
     "DEFAULT_BOOTSTRAP", "DEFAULT_SAMPLE_SIZE", "MEASURES", "META_FEATURES", "Context", "Measure",

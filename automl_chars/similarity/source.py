@@ -88,7 +88,8 @@ class SourceView:
 
     def sample(self) -> Sample:
         """The source's images and labels as a :class:`Sample`."""
-        return Sample.create(self.name, self.x, self.y, self.classes, key=f"source:{self.name}")
+        return Sample.create(self.name, self.x, self.y, self.classes, key=f"source:{self.name}",
+                             meta={"n_train": int(self.meta.get("n_train", len(self.y)))})
 
     @classmethod
     def from_dataset(

@@ -87,7 +87,7 @@ def domains():
 @pytest.fixture(scope="session")
 def fresh():
     """name -> Dataset: new images of each domain (seed 1), as targets."""
-    return {d: draw_domain(d, per_class=20, seed=1) for d in DOMAINS}
+    return {d: draw_domain(d, per_class=25, seed=1) for d in DOMAINS}
 
 
 @pytest.fixture(scope="session")
