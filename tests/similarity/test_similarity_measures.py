@@ -17,7 +17,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from conftest import DOMAINS, SAMPLE, draw_domain
+from similarity_helpers import DOMAINS, SAMPLE, draw_domain
 
 from automl_chars.similarity import MEASURES, SourceView, get_measure, rank_sources, similarity
 
@@ -137,7 +137,7 @@ def test_sen_mirrors_the_label_distribution(views):
 
 
 def test_logme_and_leep_prefer_a_trained_model_to_a_random_one(fresh, views):
-    from conftest import tiny_cnn
+    from similarity_helpers import tiny_cnn
 
     hbars = views[0]
     random_view = dataclasses.replace(hbars, name="random", model=tiny_cnn(4, seed=7).eval())
