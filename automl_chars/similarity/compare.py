@@ -176,7 +176,8 @@ def similarity(
         on_error: ``"warn"`` (default): a measure that fails on a source gives NaN for it and a
             warning naming measure, source and cause (also kept in ``frame.attrs["errors"]``);
             ``"raise"``: raise :class:`SimilarityError` instead.
-        context: a :class:`Context` to reuse network outputs across calls (its reference wins).
+        context: a :class:`Context` to reuse network outputs and source states across calls
+            with the same sources (e.g. one per target of a benchmark); it fixes the reference.
 
     Returns:
         One row per source (index: source names) and, per measure ``m``, the columns ``m``,
@@ -199,6 +200,10 @@ def similarity(
     sample = target_sample(target, sample_size, seed)
     check_shapes(sample, views)
     ref = resolve_reference(reference, views) if context is None else context.reference
+    if context is not None and reference is not None and \
+            resolve_reference(reference, views) is not context.reference:
+        raise InvalidConfigError(f"reference {reference!r} differs from the context's reference "
+                                 f"{context.reference.name!r}; pass one of them.")
     if ref.image_shape != tuple(sample.x.shape[1:]):
         check_shapes(sample, [ref])
     ctx = context or Context(ref, seed)
@@ -281,8 +286,12 @@ def similarity_matrix(
             raise InvalidConfigError(f"measure {name!r} needs a reference network: pass "
                                      f"models= (and reference=).")
         fallback = models.get(reference) if isinstance(reference, str) else None
-        views = [SourceView.from_dataset(n, ds, models.get(n) or fallback or _NoModel(),
-                                         sample_size, seed) for n, ds in datasets.items()]
+        def model_for(n):
+            chosen = models.get(n, fallback)
+            return _NoModel() if chosen is None else chosen
+
+        views = [SourceView.from_dataset(n, ds, model_for(n), sample_size, seed)
+                 for n, ds in datasets.items()]
         targets = [SourceView.from_dataset(n, ds, v.model, sample_size, seed + 1)
                    for (n, ds), v in zip(datasets.items(), views)]
         if reference is None:
