@@ -1,4 +1,5 @@
-"""The ``automl-chars`` command: ``datasets``, ``bohb``, ``show``, ``portfolio``, ``store``.
+"""The ``automl-chars`` command: ``datasets``, ``bohb``, ``show``, ``portfolio``, ``store``,
+``similarity``.
 
 Errors the platform raises on purpose (unknown names, missing data, bad presets, experiments that
 cannot be resumed, a cluster that cannot be reached) are printed as one clear message with exit
@@ -12,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from automl_chars.cli import portfolio, store
+from automl_chars.cli import portfolio, similarity, store
 from automl_chars.cli.options import add_data_arguments, load_dataset
 from automl_chars.errors import AutomlCharsError, SweepInterrupted
 
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     portfolio.add_parser(sub)
     store.add_parser(sub)
+    similarity.add_parser(sub)
     return parser
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from automl_chars.cli.options import add_data_arguments, load_dataset
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Adds the ``similarity`` command to ``subparsers`` (of ``automl-chars``)."""
@@ -31,10 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--heatmap", default=None,
                    help="PNG to write (default similarity-<target>.png in the current folder)")
-    p.add_argument("--root", default=None, help="data root (default $AUTOML_CHARS_DATA)")
-    p.add_argument("--download", action="store_true", help="download missing public data")
-    p.add_argument("--samples-per-class", type=int, default=None,
-                   help="glyphs-* only: training images per class")
+    add_data_arguments(p)
     p.set_defaults(func=cmd_similarity)
     return p
 
@@ -42,7 +41,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def cmd_similarity(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from automl_chars.cli.main import load_dataset
     from automl_chars.portfolio import Portfolio
     from automl_chars.similarity import (
         MEASURES,
