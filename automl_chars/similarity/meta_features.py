@@ -7,6 +7,8 @@ by a few statistics, standardise them across the datasets compared, and take a d
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -34,6 +36,16 @@ META_FEATURES: dict[str, str] = {
 
 
 _CROSS = torch.tensor([[[[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]]])
+
+
+def dataset_meta_features(dataset, sample_size: int = 300, seed: int = 0) -> dict[str, float]:
+    """The :data:`META_FEATURES` of a dataset's training split, on a stratified sample (what
+    the results store keeps per sweep, for the warm start's nearest datasets)."""
+    from automl_chars.similarity.source import target_sample
+
+    with warnings.catch_warnings():  # a small dataset is used whole: no news here
+        warnings.simplefilter("ignore")
+        return meta_features(target_sample(dataset, sample_size, seed))
 
 
 def meta_features(sample: Sample) -> dict[str, float]:

@@ -80,11 +80,17 @@ def add_portfolio(folder: str | os.PathLike, store: ResultsStore | None = None) 
     return count
 
 
-def record_sweep(folder: str | os.PathLike) -> None:
-    """Adds a sweep that has just finished or stopped to the store beside it; a store that
-    cannot be written is a warning, never a lost sweep."""
+def record_sweep(folder: str | os.PathLike, dataset=None) -> None:
+    """Adds a sweep that has just finished or stopped to the store beside it, with its
+    dataset's meta-features when ``dataset`` is given; a store that cannot be written is a
+    warning, never a lost sweep."""
     try:
-        add_sweep(folder, store_beside(folder))
+        features = None
+        if dataset is not None:
+            from automl_chars.similarity.meta_features import dataset_meta_features
+
+            features = dataset_meta_features(dataset)
+        add_sweep(folder, store_beside(folder), features)
     except Exception as err:  # the sweep's own results are safe in its folder
         logger.warning("Could not add %s to the results store: %s", folder, err)
 
