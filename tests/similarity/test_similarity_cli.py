@@ -69,7 +69,7 @@ def test_similarity_command_unknown_measure_is_one_line(fake_portfolio, capsys):
 def test_similarity_command_on_a_real_portfolio(views, domains, data_root, tmp_path, capsys):
     """End to end with ``automl_chars.portfolio`` (skipped where that package is absent): the
     tiny models added to a portfolio folder, loaded back, compared with a glyph target."""
-    portfolio = pytest.importorskip("automl_chars.portfolio")
+    portfolio = pytest.importorskip("automl_chars.portfolio", exc_type=ImportError)
     pf = portfolio.Portfolio(tmp_path / "pf")
     for view in views:
         pf.add(domains[view.name], "cnn", SPEC, view.model.state_dict(), sample_size=40)
