@@ -16,6 +16,7 @@ The last line, ``ratio:``, is the mean self-recognition over the measures.
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
@@ -58,7 +59,9 @@ def train(ds: data.Dataset, steps: int, seed: int = 0) -> tuple[torch.nn.Module,
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="similarity_glyphs", help="folder for the PNGs and CSVs")
+    p.add_argument("--out", default=None,
+                   help="folder for the PNGs and CSVs (default ./similarity_glyphs; with --smoke a "
+                        "temporary folder)")
     p.add_argument("--samples-per-class", type=int, default=60)
     p.add_argument("--steps", type=int, default=600, help="training steps per source model")
     p.add_argument("--sample-size", type=int, default=300)
@@ -74,7 +77,10 @@ def main(argv=None) -> int:
     if args.smoke:
         domains = ("glyphs-digits", "glyphs-greek", "glyphs-cyrillic")
         args.reference = "glyphs-cyrillic"
-        args.samples_per_class, args.steps, args.sample_size = 8, 60, 60
+        args.samples_per_class, args.steps, args.sample_size = 6, 40, 48
+        torch.set_num_threads(1)  # tiny tensors: a second thread only adds contention
+    if args.out is None:
+        args.out = tempfile.mkdtemp(prefix="similarity_glyphs_") if args.smoke else "similarity_glyphs"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -15,6 +15,7 @@ bootstrap resample only indexes them.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -151,8 +152,6 @@ class Context:
 
     def rng(self, *salt: Any) -> np.random.Generator:
         """A generator fixed by the context's seed and ``salt`` (e.g. a measure and a source)."""
-        import zlib
-
         return np.random.default_rng([self.seed, zlib.crc32(repr(salt).encode())])
 
 

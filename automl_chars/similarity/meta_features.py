@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from automl_chars.similarity.base import Context, Measure, register_measure
-from automl_chars.similarity.source import Sample, SourceView
+from automl_chars.similarity.source import Sample, SourceView, train_size
 
 #: The meta-features, in order, with what each says.
 META_FEATURES: dict[str, str] = {
@@ -49,7 +49,7 @@ def dataset_meta_features(dataset, sample_size: int = 300, seed: int = 0) -> dic
 
 
 def meta_features(sample: Sample) -> dict[str, float]:
-    """The :data:`META_FEATURES` of ``sample`` (``sample.meta["n_train"]`` sets the size)."""
+    """The :data:`META_FEATURES` of ``sample`` (``sample.meta["num_train"]`` sets the size)."""
     from scipy import ndimage  # deferred: only this measure needs it
 
     x = sample.x.float().div(255.0)[:, 0]  # (n, H, W)
@@ -84,7 +84,7 @@ def meta_features(sample: Sample) -> dict[str, float]:
     total = flat.var(axis=0).sum()
     means = np.stack([flat[y == c].mean(axis=0) for c in np.unique(y)])
     between = (freq[np.unique(y)][:, None] * np.square(means - flat.mean(axis=0))).sum()
-    n_train = float(sample.meta.get("n_train", n))
+    n_train = float(train_size(sample.meta, n))
     return {
         "log_classes": float(np.log(k)),
         "log_samples_per_class": float(np.log(max(n_train, 1.0) / k)),

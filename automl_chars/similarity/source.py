@@ -46,7 +46,7 @@ class SourceView:
         classes: the source's class names (the model's outputs, in order).
         mean: pixel mean (images in [0, 1]) the model was trained with.
         std: pixel standard deviation the model was trained with.
-        meta: anything else, e.g. ``n_train`` (the full training size, used by the
+        meta: anything else, e.g. ``num_train`` (the full training size, used by the
             ``meta_features`` measure) or stored meta-features.
     """
 
@@ -89,7 +89,7 @@ class SourceView:
     def sample(self) -> Sample:
         """The source's images and labels as a :class:`Sample`."""
         return Sample.create(self.name, self.x, self.y, self.classes, key=f"source:{self.name}",
-                             meta={"n_train": int(self.meta.get("n_train", len(self.y)))})
+                             meta={"num_train": train_size(self.meta, len(self.y))})
 
     @classmethod
     def from_dataset(
@@ -110,7 +110,7 @@ class SourceView:
             mean, std = pixel_mean_std(dataset.x_train)
         x, y = stratified_sample(dataset.x_train, dataset.y_train, sample_size, seed,
                                  what=f"source {name!r}")
-        info = {"n_train": int(len(dataset.y_train)), "dataset": dataset.name, **(meta or {})}
+        info = {"num_train": int(len(dataset.y_train)), "dataset": dataset.name, **(meta or {})}
         return cls(name=name, model=model.eval(), x=x, y=y, classes=tuple(dataset.classes),
                    mean=float(mean), std=float(std), meta=info)
 
@@ -155,6 +155,15 @@ class Sample:
         return np.bincount(self.labels, minlength=self.num_classes) / max(1, len(self.y))
 
 
+def train_size(meta: dict, default: int) -> int:
+    """The full training size recorded in ``meta`` (``num_train``, as portfolio entries store
+    it, or ``n_train``), else ``default``."""
+    for key in ("num_train", "n_train"):
+        if key in meta:
+            return int(meta[key])
+    return int(default)
+
+
 def stratified_sample(x: torch.Tensor, y: torch.Tensor, sample_size: int, seed: int,
                       what: str = "target") -> tuple[torch.Tensor, torch.Tensor]:
     """A stratified ``sample_size`` of ``(x, y)`` (every class in proportion to its size).
@@ -181,11 +190,11 @@ def target_sample(target, sample_size: int = DEFAULT_SAMPLE_SIZE, seed: int = 0)
         x, y = stratified_sample(target.x_train, target.y_train, sample_size, seed,
                                  what=f"target {target.name!r}")
         return Sample.create(target.name, x, y, target.classes, key=f"target:{target.name}",
-                             meta={"n_train": int(len(target.y_train))})
+                             meta={"num_train": int(len(target.y_train))})
     if isinstance(target, SourceView):
         x, y = stratified_sample(target.x, target.y, sample_size, seed, what=f"target {target.name!r}")
         return Sample.create(target.name, x, y, target.classes, key=f"target:{target.name}",
-                             meta={"n_train": int(target.meta.get("n_train", len(target.y)))})
+                             meta={"num_train": train_size(target.meta, len(target.y))})
     if isinstance(target, tuple) and len(target) in (3, 4):
         name, x, y, classes = target if len(target) == 4 else ("target", *target)
         x, y = torch.as_tensor(x), torch.as_tensor(y)
@@ -199,7 +208,7 @@ def target_sample(target, sample_size: int = DEFAULT_SAMPLE_SIZE, seed: int = 0)
         n_all = len(y)
         x, y = stratified_sample(x, y, sample_size, seed, what=f"target {name!r}")
         return Sample.create(str(name), x, y, tuple(str(c) for c in classes), key=f"target:{name}",
-                             meta={"n_train": n_all})
+                             meta={"num_train": n_all})
     raise InvalidConfigError(
         f"target must be a Dataset, a SourceView or (x, y, classes); got {type(target).__name__}.")
 

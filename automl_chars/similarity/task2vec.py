@@ -76,7 +76,9 @@ def fisher_terms(model: nn.Module, head: nn.Linear, x: torch.Tensor) -> np.ndarr
     """
     from torch.func import functional_call, grad, vmap
 
-    probe = _Probe(model, head).eval()
+    device = next(model.parameters()).device
+    probe = _Probe(model, head.to(device)).eval()
+    x = x.to(device)
     params = {k: v.detach() for k, v in probe.named_parameters()
               if k.startswith("body.") and not k.startswith("body.head.")}
     buffers = {k: v.detach() for k, v in probe.named_buffers()}
@@ -92,16 +94,17 @@ def fisher_terms(model: nn.Module, head: nn.Linear, x: torch.Tensor) -> np.ndarr
     per_sample = vmap(grad(loss), in_dims=(None, 0, 0))
     size = sum(v.numel() for v in params.values())
     chunk = max(1, min(256, _GRAD_BUDGET // max(1, size)))
-    pairs_x = torch.arange(len(x)).repeat_interleave(top)
+    pairs_x = torch.arange(len(x), device=device).repeat_interleave(top)
     pairs_y, weights = labels.reshape(-1), weights.reshape(-1)
     terms = []
     for i in range(0, len(pairs_x), chunk):
         xi, yi, wi = x[pairs_x[i : i + chunk]], pairs_y[i : i + chunk], weights[i : i + chunk]
         with torch.no_grad():
             g = per_sample(params, xi, yi)
-            parts = [v.square().flatten(2).mean(2) if v.ndim > 2 else v.square()
+            # (pairs, filters): a weight's squares averaged per output channel/unit
+            parts = [v.square().reshape(len(v), v.shape[1] if v.ndim > 1 else 1, -1).mean(2)
                      for v in (g[k] for k in params)]
-            terms.append(torch.cat(parts, dim=1).mul_(wi[:, None]).double())
+            terms.append(torch.cat(parts, dim=1).mul_(wi[:, None]).double().cpu())
     per_pair = torch.cat(terms).reshape(len(x), top, -1)
     return per_pair.sum(1).numpy()
 

@@ -44,14 +44,23 @@ def draw_domain(domain: str, per_class: int = 30, num_classes: int = 4, seed: in
     return from_arrays(domain, xtr, ytr, xte, yte, seed=seed)
 
 
-def tiny_cnn(num_classes: int, seed: int = 0):
-    from automl_chars.models import CNNSpec, ConvLayerSpec, FCLayerSpec, build_model
+def _spec():
+    from automl_chars.models import CNNSpec, ConvLayerSpec, FCLayerSpec
 
-    torch.manual_seed(seed)
-    spec = CNNSpec(conv=(ConvLayerSpec(6, 3, 1, 1, True, 0.0, 2),
+    return CNNSpec(conv=(ConvLayerSpec(6, 3, 1, 1, True, 0.0, 2),
                          ConvLayerSpec(8, 3, 1, 1, True, 0.0, 2)),
                    fc=(FCLayerSpec(16, False, 0.0),))
-    return build_model("cnn", spec, num_classes)
+
+
+#: The tiny CNN's architecture.
+SPEC = _spec()
+
+
+def tiny_cnn(num_classes: int, seed: int = 0):
+    from automl_chars.models import build_model
+
+    torch.manual_seed(seed)
+    return build_model("cnn", SPEC, num_classes)
 
 
 def train(dataset, steps: int = 150, seed: int = 0):

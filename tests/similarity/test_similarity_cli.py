@@ -12,6 +12,7 @@ import sys
 import types
 
 import pytest
+from similarity_helpers import SPEC
 
 from automl_chars.cli.main import run_command
 from automl_chars.cli.similarity import add_parser
@@ -63,3 +64,24 @@ def test_similarity_command_unknown_measure_is_one_line(fake_portfolio, capsys):
     assert run_command(args.func, args) == 2
     assert "Did you mean 'otdd'" in capsys.readouterr().err
     assert fake_portfolio == []  # failed before loading anything
+
+
+def test_similarity_command_on_a_real_portfolio(views, domains, data_root, tmp_path, capsys):
+    """End to end with ``automl_chars.portfolio`` (skipped where that package is absent): the
+    tiny models added to a portfolio folder, loaded back, compared with a glyph target."""
+    portfolio = pytest.importorskip("automl_chars.portfolio", exc_type=ImportError)
+    pf = portfolio.Portfolio(tmp_path / "pf")
+    for view in views:
+        pf.add(domains[view.name], "cnn", SPEC, view.model.state_dict(), sample_size=40)
+    loaded = portfolio.Portfolio.load(tmp_path / "pf").sources(sample_size=40)
+    assert [v.name for v in loaded] == [v.name for v in views]
+    assert all(v.meta.get("num_train") == len(domains[v.name].y_train) for v in loaded)
+    png = tmp_path / "heat.png"
+    args = _parse(["similarity", "--target", "glyphs-digits", "--portfolio", str(tmp_path / "pf"),
+                   "--measure", "all", "--sample-size", "40", "--bootstrap", "2",
+                   "--source-sample-size", "40", "--samples-per-class", "5", "--heatmap", str(png)])
+    assert run_command(args.func, args) == 0
+    out = capsys.readouterr().out
+    assert "reference network: hbars" in out and "failed" not in out
+    assert png.is_file()
+
