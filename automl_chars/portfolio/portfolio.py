@@ -114,17 +114,16 @@ class Portfolio:
             )
 
     def sources(self, sample_size: int | None = None, seed: int = 0) -> list:
-        """Every entry as a :class:`~automl_chars.similarity.source.SourceView` (model, image
-        sample, normalisation) for the similarity measures."""
-        from automl_chars.similarity.source import SourceView
+        """Every entry as a :class:`~automl_chars.similarity.source.SourceView` (model, its
+        stored image sample, or a stratified ``sample_size`` of it, normalisation) for the
+        similarity measures."""
+        from automl_chars.similarity.source import SourceView, stratified_sample
 
         views = []
         for e in self._entries:
             x, y = self.sample(e)
             if sample_size is not None and sample_size < len(y):
-                g = torch.Generator().manual_seed(seed)
-                idx = torch.randperm(len(y), generator=g)[:sample_size]
-                x, y = x[idx], y[idx]
+                x, y = stratified_sample(x, y, sample_size, seed, what=f"entry {e.name!r}")
             views.append(SourceView(name=e.name, model=self.model(e), x=x, y=y,
                                     classes=e.classes, mean=e.mean, std=e.std,
                                     meta={"dataset": e.dataset, "num_train": e.num_train}))
