@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import pytest
 import torch
-from conftest import saved_trial_statuses
+from conftest import kill_driver_after
 
 from automl_chars import data
 from automl_chars.cli.main import main
@@ -54,23 +49,8 @@ def test_a_killed_build_resumes_and_keeps_finished_entries(ray_session, glyph_ro
     script = tmp_path / "driver.py"
     script.write_text(DRIVER.format(sources=",".join(SOURCES), config=json.dumps(CONFIG),
                                     epochs=EPOCHS, per_class=PER_CLASS, out=str(out)))
-    env = {**os.environ, "AUTOML_CHARS_DATA": str(glyph_root)}
-    proc = subprocess.Popen([sys.executable, str(script)], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     run = out / TRAINING_RUN
-    deadline = time.time() + 180
-    try:
-        while time.time() < deadline:
-            if "TERMINATED" in saved_trial_statuses(run).values():
-                break
-            assert proc.poll() is None, "the build finished before it could be killed"
-            time.sleep(0.2)
-        else:
-            pytest.fail("no source finished training")
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its Ray processes, no clean stop
-        proc.wait()
-    finished = {t for t, s in saved_trial_statuses(run).items() if s == "TERMINATED"}
+    finished = kill_driver_after(script, glyph_root, run, finished=1)
     assert not (out / "manifest.json").exists()
 
     monkeypatch.setenv("AUTOML_CHARS_DATA", str(glyph_root))

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
-from conftest import saved_trial_statuses
+from conftest import kill_driver_after
 
 from automl_chars import SweepResult, data, run_bohb
 from automl_chars.errors import ExperimentStateError, InvalidConfigError
@@ -91,25 +86,7 @@ def test_resume_after_the_driver_is_killed(ray_session, glyph_root, tmp_path):
     exp = tmp_path / "killed"
     script = tmp_path / "driver.py"
     script.write_text(DRIVER.format(keep=KEEP, storage=str(tmp_path)))
-    env = {**os.environ, "AUTOML_CHARS_DATA": str(glyph_root)}
-    proc = subprocess.Popen([sys.executable, str(script)], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    try:
-        while time.time() < deadline:
-            statuses = saved_trial_statuses(exp)
-            if list(statuses.values()).count("TERMINATED") >= 3:
-                break
-            assert proc.poll() is None, "the driver finished before it could be killed"
-            time.sleep(0.3)
-        else:
-            pytest.fail("the sweep never finished 3 trials")
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its Ray processes, no clean stop
-        proc.wait()
-    before = json.loads(sorted(exp.glob("experiment_state*.json"))[-1].read_text())
-    finished = {json.loads(tj)["trial_id"] for tj, _ in before["trial_data"]
-                if json.loads(tj)["status"] == "TERMINATED"}
+    finished = kill_driver_after(script, glyph_root, exp, finished=3)
     assert not (exp / "summary.json").exists()
 
     ds = data.load("glyphs-digits", root=glyph_root, **GLYPHS)

@@ -4,16 +4,11 @@ warm-started sweep that is killed and resumed without seeding again."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
-from conftest import saved_trial_statuses
+from conftest import kill_driver_after
 
 from automl_chars import data, run_bohb
 from automl_chars.errors import UnknownNameError
@@ -172,22 +167,8 @@ def test_a_warm_started_sweep_survives_a_killed_driver(ray_session, glyph_root, 
     script = tmp_path / "driver.py"
     script.write_text(DRIVER.format(per_class=PER_CLASS, keep=KEEP, storage=str(tmp_path),
                                     store=str(store.path)))
-    env = {**os.environ, "AUTOML_CHARS_DATA": str(glyph_root)}
-    proc = subprocess.Popen([sys.executable, str(script)], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     exp = tmp_path / "warm"
-    deadline = time.time() + 180
-    try:
-        while time.time() < deadline:
-            if list(saved_trial_statuses(exp).values()).count("TERMINATED") >= 2:
-                break
-            assert proc.poll() is None, "the sweep finished before it could be killed"
-            time.sleep(0.2)
-        else:
-            pytest.fail("the sweep never finished 2 trials")
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    kill_driver_after(script, glyph_root, exp, finished=2)
     plan = json.loads((exp / "warm_start.json").read_text())
     assert [s["suggested_by"] for s in plan["seeds"]] == ["store:glyphs-greek", "store:glyphs-hebrew"]
 
