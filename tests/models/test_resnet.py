@@ -24,7 +24,8 @@ ARCHS = {"cnn": CNNSpec(conv=(ConvLayerSpec(8, 3, 1, 1, True, 0.0, 2),), fc=(FCL
 
 
 def test_every_registered_model_has_an_architecture_here():
-    assert set(MODELS.names()) <= set(ARCHS)
+    # Tests may register their own models ("test-..."); the package's must all be covered.
+    assert {n for n in MODELS.names() if not n.startswith("test-")} <= set(ARCHS)
 
 
 @pytest.mark.parametrize("name", sorted(ARCHS))
