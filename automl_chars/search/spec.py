@@ -17,7 +17,8 @@ from automl_chars.data import Dataset
 from automl_chars.errors import InvalidConfigError
 from automl_chars.registry import Registry
 from automl_chars.spaces import cnn_space
-from automl_chars.trainables import CNNTrainable
+from automl_chars.spaces.supernet import subnet_space, supernet_space
+from automl_chars.trainables import CNNTrainable, SubnetTrainable, SupernetTrainable
 
 #: ``evaluate(checkpoint_dir, dataset, split) -> metric`` of a trial's checkpoint.
 Evaluator = Callable[[str, Dataset, str], float]
@@ -101,6 +102,21 @@ def cnn_spec(space: ConfigurationSpace | None = None, seed: int | None = None) -
     return SweepSpec("cnn", CNNTrainable, space if space is not None else cnn_space(seed))
 
 
+@SPECS.register("supernet")
+def supernet_spec(space: ConfigurationSpace | None = None, seed: int | None = None) -> SweepSpec:
+    """Seed 002's supernet: :class:`SupernetTrainable` over :func:`supernet_space` (training
+    hyperparameters and the sampler); ``val_acc`` is the leading subnet's."""
+    return SweepSpec("supernet", SupernetTrainable,
+                     space if space is not None else supernet_space(seed))
+
+
+@SPECS.register("subnet")
+def subnet_spec(space: ConfigurationSpace | None = None, seed: int | None = None) -> SweepSpec:
+    """One subnet standalone (its configuration names it under ``"subnet"``):
+    :class:`SubnetTrainable` over :func:`subnet_space`."""
+    return SweepSpec("subnet", SubnetTrainable, space if space is not None else subnet_space(seed))
+
+
 def get_spec(spec: str | SweepSpec | None, space: ConfigurationSpace | None = None,
              seed: int | None = None) -> SweepSpec:
     """A spec from a name or object (default ``"cnn"``), searching ``space`` when given."""
@@ -109,4 +125,5 @@ def get_spec(spec: str | SweepSpec | None, space: ConfigurationSpace | None = No
     return SPECS.get(spec or "cnn")(space=space, seed=seed)
 
 
-__all__ = ["SPECS", "SweepSpec", "cnn_spec", "get_spec", "space_fingerprint"]
+__all__ = ["SPECS", "SweepSpec", "cnn_spec", "get_spec", "space_fingerprint", "subnet_spec",
+           "supernet_spec"]

@@ -10,11 +10,14 @@ from automl_chars.trainables.base import (
     trial_device,
 )
 from automl_chars.trainables.cnn import CNNTrainable, cnn_settings
+from automl_chars.trainables.supernet import SubnetTrainable, SupernetTrainable
 
 __all__ = [
     "CHECKPOINT_FILE",
     "CNNTrainable",
     "FAILURE",
+    "SubnetTrainable",
+    "SupernetTrainable",
     "SupervisedTrainable",
     "TrialSettings",
     "cnn_settings",
