@@ -24,12 +24,14 @@ from automl_chars.models.cnn import (
     build_cnn,
     num_parameters,
 )
+from automl_chars.models.resnet import ResNet18, ResNetSpec, build_resnet18
 from automl_chars.registry import Registry
 
 ModelBuilder = Callable[..., nn.Module]
 #: ``builder(arch, num_classes, input_shape) -> nn.Module`` by name.
 MODELS: Registry[ModelBuilder] = Registry("model")
 MODELS.add("cnn", build_cnn)
+MODELS.add("resnet18", build_resnet18)
 
 
 def build_model(
@@ -77,6 +79,7 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
 
 
 __all__ = [
-    "CNN", "CNNSpec", "ConvLayerSpec", "FCLayerSpec", "MODELS", "build_cnn", "build_model",
+    "CNN", "CNNSpec", "ConvLayerSpec", "FCLayerSpec", "MODELS", "ResNet18", "ResNetSpec",
+    "build_cnn", "build_model", "build_resnet18",
     "check_model", "feature_dim", "num_parameters", "replace_head", "split_head",
 ]

@@ -1,5 +1,5 @@
 """The sweep's own console output: one line per finished trial (Ray Tune's own output prints every
-trial's 47-value configuration, which drowns a sweep's progress), and Ray's lines kept out of it."""
+trial's 48-value configuration, which drowns a sweep's progress), and Ray's lines kept out of it."""
 
 from __future__ import annotations
 

@@ -16,9 +16,14 @@ from ray import tune
 from automl_chars.data import Dataset
 from automl_chars.errors import InvalidConfigError
 from automl_chars.registry import Registry
-from automl_chars.spaces import cnn_space
+from automl_chars.spaces import cnn_space, resnet_space
 from automl_chars.spaces.supernet import subnet_space, supernet_space
-from automl_chars.trainables import CNNTrainable, SubnetTrainable, SupernetTrainable
+from automl_chars.trainables import (
+    CNNTrainable,
+    ResNetTrainable,
+    SubnetTrainable,
+    SupernetTrainable,
+)
 
 #: ``evaluate(checkpoint_dir, dataset, split) -> metric`` of a trial's checkpoint.
 Evaluator = Callable[[str, Dataset, str], float]
@@ -102,6 +107,14 @@ def cnn_spec(space: ConfigurationSpace | None = None, seed: int | None = None) -
     return SweepSpec("cnn", CNNTrainable, space if space is not None else cnn_space(seed))
 
 
+@SPECS.register("resnet18")
+def resnet18_spec(space: ConfigurationSpace | None = None, seed: int | None = None) -> SweepSpec:
+    """torchvision's ResNet-18 for small images: :class:`ResNetTrainable` over
+    :func:`resnet_space` (or ``space``)."""
+    return SweepSpec("resnet18", ResNetTrainable,
+                     space if space is not None else resnet_space(seed))
+
+
 @SPECS.register("supernet")
 def supernet_spec(space: ConfigurationSpace | None = None, seed: int | None = None) -> SweepSpec:
     """Seed 002's supernet: :class:`SupernetTrainable` over :func:`supernet_space` (training
@@ -125,5 +138,5 @@ def get_spec(spec: str | SweepSpec | None, space: ConfigurationSpace | None = No
     return SPECS.get(spec or "cnn")(space=space, seed=seed)
 
 
-__all__ = ["SPECS", "SweepSpec", "cnn_spec", "get_spec", "space_fingerprint", "subnet_spec",
-           "supernet_spec"]
+__all__ = ["SPECS", "SweepSpec", "cnn_spec", "get_spec", "resnet18_spec", "space_fingerprint",
+           "subnet_spec", "supernet_spec"]

@@ -208,6 +208,26 @@ def can_resume(exp_dir: Path) -> bool:
     return tune.Tuner.can_restore(str(exp_dir))
 
 
+def check_resumable(exp_dir: Path, resume: bool) -> bool:
+    """Whether the experiment in ``exp_dir`` had finished (its ``summary.json`` is there);
+    raises if ``resume`` finds nothing to resume, or a new run would overwrite one."""
+    if resume:
+        if (exp_dir / SUMMARY_FILE).exists():
+            return True
+        if not can_resume(exp_dir):
+            raise ExperimentStateError(
+                f"Nothing to resume in {exp_dir}: no Ray Tune experiment state there. Run "
+                f"without resume to start it."
+            )
+    elif can_resume(exp_dir):
+        # A settings file alone (killed before Ray saved anything) is simply started again.
+        raise ExperimentStateError(
+            f"An experiment already exists in {exp_dir}. Pass resume=True (CLI: --resume) to "
+            f"continue it, or choose another name/storage path."
+        )
+    return False
+
+
 def run_bohb(
     dataset: str | Dataset,
     space: ConfigurationSpace | None = None,
@@ -291,19 +311,8 @@ def run_bohb(
                                                     else f"{sweep_spec.name}-{default_name}"))
     if resume:
         check_same_sweep(exp_dir, settings)
-        if (exp_dir / SUMMARY_FILE).exists():  # finished earlier: nothing left to run
-            return SweepResult.load(exp_dir)
-        if not can_resume(exp_dir):
-            raise ExperimentStateError(
-                f"Nothing to resume in {exp_dir}: no Ray Tune experiment state there. Run "
-                f"without resume to start it."
-            )
-    elif can_resume(exp_dir):
-        # A settings file alone (killed before Ray saved anything) is simply started again.
-        raise ExperimentStateError(
-            f"An experiment already exists in {exp_dir}. Pass resume=True (CLI: --resume) to "
-            f"continue it, or choose another name/storage path."
-        )
+    if check_resumable(exp_dir, resume):  # finished earlier: nothing left to run
+        return SweepResult.load(exp_dir)
     sweep_spec.check(ds)
 
     with quiet_ray_output(verbose):
@@ -315,20 +324,29 @@ def run_bohb(
         settings.resources,
     )
     failure = tune.FailureConfig(max_failures=settings.max_failures, fail_fast=False)
-    guard = InterruptGuard()
     with quiet_ray_output(verbose):
         tuner = _tuner(exp_dir, trainable, settings, sweep_spec, bohb, bohb_options, searcher,
                        failure, resume, verbose, callbacks)
-        try:
-            with guard, _environment(_tune_environment(verbose)):
-                grid = tuner.fit()
-        except KeyboardInterrupt:  # a second Ctrl-C: Tune's last saved state is what resumes
-            raise _interrupted(exp_dir, guard) from None
-        statuses = trial_statuses(grid)
-    unfinished = [t for t, s in statuses.items() if s not in ENDED]
-    if unfinished or len(statuses) < settings.num_samples:
-        raise _interrupted(exp_dir, guard)
+        grid, statuses = fit_to_the_end(tuner, exp_dir, settings.num_samples, verbose)
     return finish(grid, ds, exp_dir, settings, sweep_spec, statuses)
+
+
+def fit_to_the_end(tuner: tune.Tuner, exp_dir: Path, num_trials: int, verbose: int = 1,
+                   ) -> tuple[tune.ResultGrid, dict[str, str]]:
+    """Runs ``tuner.fit()`` under an :class:`InterruptGuard` and returns the grid and each trial's
+    status, or raises :class:`SweepInterrupted` unless all ``num_trials`` trials have ended by
+    themselves (the one rule every runner follows before it writes anything up)."""
+    guard = InterruptGuard()
+    try:
+        with guard, _environment(_tune_environment(verbose)):
+            grid = tuner.fit()
+    except KeyboardInterrupt:  # a second Ctrl-C: Tune's last saved state is what resumes
+        raise _interrupted(exp_dir, guard) from None
+    statuses = trial_statuses(grid)
+    unfinished = [t for t, s in statuses.items() if s not in ENDED]
+    if unfinished or len(statuses) < num_trials:
+        raise _interrupted(exp_dir, guard)
+    return grid, statuses
 
 
 def _tuner(exp_dir: Path, trainable, settings: SweepSettings, spec: SweepSpec, bohb: BOHBPreset,

@@ -4,12 +4,13 @@ from automl_chars.spaces.cnn import (
     ACTIVATIONS,
     MAX_CONV_LAYERS,
     MAX_FC_LAYERS,
-    OPTIMIZERS,
     cnn_space,
     default_config,
     resolve,
 )
+from automl_chars.spaces.resnet import resnet_space
 from automl_chars.spaces.subspace import subspace
+from automl_chars.spaces.training import OPTIMIZERS, SCHEDULES, add_training_hyperparameters
 from automl_chars.spaces.values import plain_config, plain_value
 
 __all__ = [
@@ -17,10 +18,13 @@ __all__ = [
     "MAX_CONV_LAYERS",
     "MAX_FC_LAYERS",
     "OPTIMIZERS",
+    "SCHEDULES",
+    "add_training_hyperparameters",
     "cnn_space",
     "default_config",
     "plain_config",
     "plain_value",
+    "resnet_space",
     "resolve",
     "subspace",
 ]

@@ -19,10 +19,11 @@ from ConfigSpace import (
     Integer,
 )
 
+from automl_chars.spaces.training import add_training_hyperparameters
+
 MAX_CONV_LAYERS = 3
 MAX_FC_LAYERS = 2
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
-OPTIMIZERS = ("sgd", "adam")
 
 
 def _conv_layer(i: int) -> list:
@@ -51,32 +52,17 @@ def _fc_layer(j: int) -> list:
 
 
 def cnn_space(seed: int | None = None) -> ConfigurationSpace:
-    """The full conditional CNN space (47 hyperparameters).
+    """The full conditional CNN space (48 hyperparameters).
 
     Its default configuration (see :func:`default_config`) is the untuned baseline of seed 001's
     final table: one 8-channel 5x5 convolution with 2x2 max-pooling, ReLU, no hidden FC layer,
-    SGD (lr 1e-3, momentum 0.9), batch size 128, no augmentation.
+    SGD (lr 1e-3, momentum 0.9, constant), batch size 128, no augmentation.
     """
     cs = ConfigurationSpace(seed=seed)
     n_conv = Integer("n_conv_layers", (1, MAX_CONV_LAYERS), default=1)
     n_fc = Integer("n_fc_layers", (0, MAX_FC_LAYERS), default=0)
-    optimizer = Categorical("optimizer", list(OPTIMIZERS), default="sgd")
-    momentum = Float("momentum", (0.0, 0.99), default=0.9)
-    augment = Categorical("augment", [False, True], default=False)
-    aug = [
-        Float("aug_rotation", (0.0, 30.0), default=10.0),  # degrees
-        Float("aug_translate", (0.0, 0.2), default=0.1),  # fraction of the image side
-        Float("aug_scale", (0.0, 0.3), default=0.1),  # +- relative zoom
-    ]
-    cs.add([
-        n_conv, n_fc, optimizer, momentum, augment, *aug,
-        Categorical("activation", list(ACTIVATIONS), default="relu"),
-        Float("learning_rate", (1e-4, 1e-1), log=True, default=1e-3),
-        Float("weight_decay", (1e-6, 1e-2), log=True, default=1e-5),
-        Integer("batch_size", (16, 512), log=True, default=128),
-        EqualsCondition(momentum, optimizer, "sgd"),
-        *[EqualsCondition(h, augment, True) for h in aug],
-    ])
+    cs.add([n_conv, n_fc, Categorical("activation", list(ACTIVATIONS), default="relu")])
+    add_training_hyperparameters(cs)
     for i in range(1, MAX_CONV_LAYERS + 1):
         layer = {h.name: h for h in _conv_layer(i)}
         cs.add(list(layer.values()))
@@ -108,25 +94,14 @@ def default_config() -> dict:
 @lru_cache(maxsize=1)
 def _defaults() -> tuple[tuple[str, object], ...]:
     """Every hyperparameter's default (building the space takes tens of milliseconds)."""
-    from automl_chars.spaces.values import plain_value
+    from automl_chars.spaces.values import space_defaults
 
-    return tuple((name, plain_value(hp.default_value)) for name, hp in cnn_space().items())
+    return tuple(space_defaults(cnn_space()).items())
 
 
 def resolve(config: dict) -> dict:
-    """A full configuration: ``config``'s values over the value every hyperparameter defaults to.
+    """A full CNN configuration: ``config``'s values over every hyperparameter's default (see
+    :func:`~automl_chars.spaces.values.resolve_against`)."""
+    from automl_chars.spaces.values import resolve_against
 
-    Sweeps may search a subspace (see :func:`subspace`); the hyperparameters they leave out take
-    the space's defaults. Unknown names raise, so a typo never passes silently.
-    """
-    from automl_chars.errors import InvalidConfigError
-    from automl_chars.spaces.values import plain_config, strip_meta
-
-    config = strip_meta(config)
-    defaults = dict(_defaults())
-    unknown = sorted(set(config) - set(defaults))
-    if unknown:
-        raise InvalidConfigError(
-            f"Unknown hyperparameter(s) {unknown}; the CNN space has {sorted(defaults)}."
-        )
-    return plain_config({**defaults, **config})
+    return resolve_against(config, dict(_defaults()), "CNN space")

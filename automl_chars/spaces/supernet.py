@@ -13,6 +13,7 @@ from functools import lru_cache
 from ConfigSpace import Categorical, ConfigurationSpace, EqualsCondition, Float, Integer
 
 from automl_chars.errors import InvalidConfigError
+from automl_chars.spaces.training import add_training_hyperparameters
 from automl_chars.spaces.values import plain_config, plain_value, strip_meta
 
 SAMPLER_NAMES = ("uniform", "epsilon_greedy", "ucb1", "thompson", "fair")
@@ -25,23 +26,12 @@ SUPERNET_FIXED = {"supernet": None, "reward_batch": 128, "calib_samples": 512,
 SUBNET_FIXED = {"subnet": None, "init_checkpoint": ""}
 
 
-def _optimizer_hps() -> list:
-    optimizer = Categorical("optimizer", ["sgd", "adam"], default="sgd")
-    momentum = Float("momentum", (0.0, 0.99), default=0.9)
-    return [
-        optimizer, momentum,
-        Float("learning_rate", (1e-3, 0.3), log=True, default=0.05),
-        Float("weight_decay", (1e-6, 1e-2), log=True, default=1e-4),
-        Integer("batch_size", (16, 256), log=True, default=64),
-        EqualsCondition(momentum, optimizer, "sgd"),
-    ]
-
-
 def subnet_space(seed: int | None = None) -> ConfigurationSpace:
-    """Optimizer, learning rate, weight decay, batch size of a standalone subnet."""
-    cs = ConfigurationSpace(seed=seed)
-    cs.add(_optimizer_hps())
-    return cs
+    """The shared training hyperparameters (optimizer, learning rate and schedule, weight decay,
+    batch size, augmentation) of a standalone subnet; SGD, learning rate 0.05, batch 64 by
+    default."""
+    return add_training_hyperparameters(ConfigurationSpace(seed=seed), learning_rate=0.05,
+                                        batch_size=64)
 
 
 def supernet_space(seed: int | None = None) -> ConfigurationSpace:

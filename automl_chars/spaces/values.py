@@ -39,3 +39,26 @@ META_KEYS = (SUGGESTED_BY,)
 def strip_meta(config: Mapping[str, Any]) -> dict[str, Any]:
     """``config`` without the :data:`META_KEYS`."""
     return {k: v for k, v in dict(config).items() if k not in META_KEYS}
+
+
+def resolve_against(config: Mapping[str, Any], defaults: Mapping[str, Any], what: str,
+                    ) -> dict[str, Any]:
+    """``config``'s values over ``defaults`` (every hyperparameter's default), plain values.
+
+    Sweeps may search a subspace; the hyperparameters they leave out take the defaults. Unknown
+    names raise, so a typo never passes silently.
+    """
+    from automl_chars.errors import InvalidConfigError
+
+    config = strip_meta(config)
+    unknown = sorted(set(config) - set(defaults))
+    if unknown:
+        raise InvalidConfigError(
+            f"Unknown hyperparameter(s) {unknown}; the {what} has {sorted(defaults)}."
+        )
+    return plain_config({**defaults, **config})
+
+
+def space_defaults(space) -> dict[str, Any]:
+    """Every hyperparameter's default value in ``space`` (active or not), plain values."""
+    return {name: plain_value(hp.default_value) for name, hp in space.items()}

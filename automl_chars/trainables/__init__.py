@@ -10,12 +10,14 @@ from automl_chars.trainables.base import (
     trial_device,
 )
 from automl_chars.trainables.cnn import CNNTrainable, cnn_settings
+from automl_chars.trainables.resnet import ResNetTrainable, resnet_settings
 from automl_chars.trainables.supernet import SubnetTrainable, SupernetTrainable
 
 __all__ = [
     "CHECKPOINT_FILE",
     "CNNTrainable",
     "FAILURE",
+    "ResNetTrainable",
     "SubnetTrainable",
     "SupernetTrainable",
     "SupervisedTrainable",
@@ -23,5 +25,6 @@ __all__ = [
     "cnn_settings",
     "evaluate_checkpoint",
     "load_trial_state",
+    "resnet_settings",
     "trial_device",
 ]

@@ -50,6 +50,10 @@ CHECKPOINT_FILE = "trial_state.pt"
 CHECKPOINT_FORMAT = 3  # 3: CNN parameters under conv/fc/head
 #: Result key holding why a trial failed (absent when it did not).
 FAILURE = "failure"
+#: Config key naming a trial's job when the Trainable is given ``jobs``.
+JOB = "job"
+#: One job: the dataset it trains on and its configuration.
+Job = tuple[Dataset, dict]
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,23 @@ class TrialSettings:
 
     def arch_dict(self) -> Any:
         return self.arch.to_dict() if hasattr(self.arch, "to_dict") else plain_value(self.arch)
+
+
+def optimizer_settings(c: Mapping, body_lr_factor: float = 1.0) -> OptimizerSettings:
+    """The shared training hyperparameters of a resolved configuration (see
+    :func:`~automl_chars.spaces.training.add_training_hyperparameters`) as optimizer settings."""
+    return OptimizerSettings(
+        optimizer=str(c["optimizer"]), learning_rate=float(c["learning_rate"]),
+        momentum=float(c["momentum"]), weight_decay=float(c["weight_decay"]),
+        batch_size=int(c["batch_size"]), schedule=str(c["lr_schedule"]),
+        body_lr_factor=body_lr_factor,
+    )
+
+
+def augment_settings(c: Mapping) -> AugmentSettings:
+    """The augmentation hyperparameters of a resolved configuration."""
+    return AugmentSettings(bool(c["augment"]), float(c["aug_rotation"]),
+                           float(c["aug_translate"]), float(c["aug_scale"]))
 
 
 def trial_device() -> torch.device:
@@ -133,25 +154,34 @@ class SupervisedTrainable(tune.Trainable):
 
     # -- Ray Tune's Trainable --------------------------------------------------------------
     def setup(self, config: dict, dataset: Dataset | None = None, fidelity: Fidelity = Fidelity(),
-              seed: int = 0) -> None:
+              seed: int = 0, jobs: Mapping[str, Job] | None = None) -> None:
+        """``jobs`` (label -> (dataset, configuration)) lets each trial train its own dataset:
+        the trial's config is then ``{JOB: label}`` (see :func:`~automl_chars.search.trials.run_trials`)."""
+        self.jobs = jobs
+        if jobs is not None:
+            dataset, config = self._job(config)
         if dataset is None:
             raise InvalidConfigError(
                 f"{type(self).__name__} needs a dataset: "
                 f"tune.with_parameters({type(self).__name__}, dataset=...)."
             )
-        self.dataset, self.fidelity, self.seed = dataset, fidelity, seed
+        self.fidelity, self.seed = fidelity, seed
         self.device = trial_device()
+        self._put_data(dataset)
+        self._build(config)
+
+    def _put_data(self, dataset: Dataset) -> None:
+        self.dataset = dataset
         self.train_data = DeviceData.create(dataset.x_train, dataset.y_train, self.device)
         self.val_data = DeviceData.create(dataset.x_val, dataset.y_val, self.device,
                                           self.train_data.mean, self.train_data.std)
-        self.order = fidelity.order(dataset.y_train.numpy())
-        self._build(config)
+        self.order = self.fidelity.order(dataset.y_train.numpy())
 
     def _build(self, config: dict) -> None:
         self.units_done = self.samples_seen = 0
         self.failure: str | None = None
         self.failure_reported = False
-        self.model = self.optimizer = None
+        self.model = self.optimizer = self.schedule = None
         try:
             self.trial_settings = self.settings(config)
             trial_seed = config_seed(self.trial_settings.config, self.seed)
@@ -161,6 +191,8 @@ class SupervisedTrainable(tune.Trainable):
             self.model = self.make_model(self.trial_settings).to(self.device)
             check_model(self.model, self.dataset.image_shape, self.dataset.num_classes)
             self.optimizer = self.trial_settings.optimizer.make(self.model)
+            self.schedule = self.trial_settings.optimizer.make_schedule(
+                self.optimizer, self.fidelity.max_budget)
         except torch.cuda.OutOfMemoryError:
             raise  # the device's state, not the configuration's: Tune may retry it elsewhere
         except (InvalidConfigError, TrialFailure, ValueError, RuntimeError) as err:
@@ -177,6 +209,7 @@ class SupervisedTrainable(tune.Trainable):
         except TrialFailure as err:
             self.failure = f"{err} at budget {unit}"
             return self._failed_result()
+        self.schedule.step()
         validation = self.validate()
         self.units_done = unit
         self.samples_seen += stats.samples
@@ -213,6 +246,7 @@ class SupervisedTrainable(tune.Trainable):
         if s is not None:
             state.update(model=s.model, arch=s.arch_dict(), config=s.config,
                          state_dict=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+                         schedule=self.schedule.state_dict(),
                          rng=rng_state(self.generator, self.device), extra=self.extra_state())
         torch.save(state, os.path.join(checkpoint_dir, CHECKPOINT_FILE))
 
@@ -223,13 +257,26 @@ class SupervisedTrainable(tune.Trainable):
         if self.failure is None:
             self.model.load_state_dict(state["state_dict"])
             self.optimizer.load_state_dict(state["optimizer"])
+            self.schedule.load_state_dict(state["schedule"])
             set_rng_state(self.generator, state["rng"], self.device)
             self.load_extra_state(state.get("extra", {}))
 
     def reset_config(self, new_config: dict) -> bool:
-        # The dataset stays on the device; only the model and optimizer are rebuilt.
+        # The dataset stays on the device; only the model and optimizer are rebuilt (a job on
+        # another dataset brings its own data).
+        if self.jobs is not None:
+            dataset, new_config = self._job(new_config)
+            if dataset is not self.dataset:
+                self._put_data(dataset)
         self._build(new_config)
         return True
+
+    def _job(self, config: Mapping) -> Job:
+        label = config.get(JOB)
+        if label not in self.jobs:
+            raise InvalidConfigError(f"Trial config {dict(config)} names no job of this run "
+                                     f"({sorted(self.jobs)[:5]}...).")
+        return self.jobs[label]
 
     # -- before a sweep and after it ------------------------------------------------------
     @classmethod
@@ -239,16 +286,22 @@ class SupervisedTrainable(tune.Trainable):
         for on ``dataset``; run before Ray starts, so a bad space costs no trial."""
         for name, value, config in extreme_configurations(space):
             try:
-                settings = cls.settings(config)
-                model = build_model(settings.model, settings.arch, dataset.num_classes,
-                                    dataset.image_shape)
-                check_model(model, dataset.image_shape, dataset.num_classes)
+                cls.check_config(config, dataset)
             except (InvalidConfigError, ValueError, RuntimeError) as err:
                 raise InvalidConfigError(
                     f"The search space does not fit {cls.__name__}: with {name}={value!r} "
                     f"(others at their defaults) {err} Fix that hyperparameter's range or "
                     f"choices."
                 ) from None
+
+    @classmethod
+    def check_config(cls, config: Mapping, dataset: Dataset, **parameters: Any) -> None:
+        """Raises if ``config`` is rejected by :meth:`settings` or its model cannot process
+        ``dataset``'s images (built on the CPU, without weights)."""
+        settings = cls.settings(config)
+        model = build_model(settings.model, settings.arch, dataset.num_classes,
+                            dataset.image_shape)
+        check_model(model, dataset.image_shape, dataset.num_classes)
 
     @staticmethod
     def evaluate_checkpoint(checkpoint_dir: str | os.PathLike, dataset: Dataset,

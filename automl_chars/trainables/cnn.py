@@ -12,8 +12,12 @@ from collections.abc import Mapping
 from automl_chars.errors import InvalidConfigError
 from automl_chars.models import CNNSpec, ConvLayerSpec, FCLayerSpec
 from automl_chars.spaces.cnn import MAX_CONV_LAYERS, MAX_FC_LAYERS, resolve
-from automl_chars.trainables.base import SupervisedTrainable, TrialSettings
-from automl_chars.training import AugmentSettings, OptimizerSettings
+from automl_chars.trainables.base import (
+    SupervisedTrainable,
+    TrialSettings,
+    augment_settings,
+    optimizer_settings,
+)
 
 
 def cnn_architecture(c: Mapping) -> CNNSpec:
@@ -51,18 +55,8 @@ def cnn_settings(config: Mapping) -> TrialSettings:
     """A CNN-space configuration (a subspace's too: missing names take their defaults) as the
     model, optimizer and augmentation settings of one trial."""
     c = resolve(dict(config))
-    return TrialSettings(
-        model="cnn",
-        arch=cnn_architecture(c),
-        optimizer=OptimizerSettings(
-            optimizer=str(c["optimizer"]), learning_rate=float(c["learning_rate"]),
-            momentum=float(c["momentum"]), weight_decay=float(c["weight_decay"]),
-            batch_size=int(c["batch_size"]),
-        ),
-        augment=AugmentSettings(bool(c["augment"]), float(c["aug_rotation"]),
-                                float(c["aug_translate"]), float(c["aug_scale"])),
-        config=c,
-    )
+    return TrialSettings(model="cnn", arch=cnn_architecture(c), optimizer=optimizer_settings(c),
+                         augment=augment_settings(c), config=c)
 
 
 class CNNTrainable(SupervisedTrainable):

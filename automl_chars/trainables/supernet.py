@@ -34,17 +34,12 @@ from automl_chars.trainables.base import (
     FAILURE,
     SupervisedTrainable,
     TrialSettings,
+    augment_settings,
     config_seed,
     load_trial_state,
+    optimizer_settings,
 )
-from automl_chars.training import AugmentSettings, DeviceData, EpochStats, OptimizerSettings
-
-
-def optimizer_settings(c: Mapping) -> OptimizerSettings:
-    """The optimizer part of a resolved supernet or subnet configuration."""
-    return OptimizerSettings(optimizer=str(c["optimizer"]), learning_rate=float(c["learning_rate"]),
-                             momentum=float(c["momentum"]), weight_decay=float(c["weight_decay"]),
-                             batch_size=int(c["batch_size"]))
+from automl_chars.training import DeviceData, EpochStats
 
 
 @dataclass(frozen=True)
@@ -66,7 +61,7 @@ def supernet_settings(config: Mapping) -> SupernetTrialSettings:
                               discount=float(c["discount"]), ema=float(c["ema"]), prune=prune)
     return SupernetTrialSettings(
         model="supernet", arch=SupernetSpace.from_dict(c["supernet"]),
-        optimizer=optimizer_settings(c), augment=AugmentSettings(), config=c, sampler=sampler,
+        optimizer=optimizer_settings(c), augment=augment_settings(c), config=c, sampler=sampler,
         evaluation=SupernetEvalSettings(int(c["reward_batch"]), int(c["calib_samples"]),
                                         int(c["eval_subnets"])),
     )
@@ -167,7 +162,7 @@ def subnet_settings(config: Mapping) -> TrialSettings:
         raise InvalidConfigError("A subnet configuration needs 'subnet': "
                                  "SubnetSpec(space, arch).to_dict().")
     return TrialSettings(model="subnet", arch=SubnetSpec.from_dict(c["subnet"]),
-                         optimizer=optimizer_settings(c), augment=AugmentSettings(), config=c)
+                         optimizer=optimizer_settings(c), augment=augment_settings(c), config=c)
 
 
 class SubnetTrainable(SupervisedTrainable):

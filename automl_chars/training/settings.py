@@ -11,17 +11,26 @@ from automl_chars.errors import InvalidConfigError
 
 #: The optimizers :meth:`OptimizerSettings.make` builds.
 OPTIMIZERS = ("sgd", "adam")
+#: Learning-rate schedules over a trial's budget (:meth:`OptimizerSettings.make_schedule`).
+SCHEDULES = ("constant", "cosine", "step")
 
 
 @dataclass(frozen=True)
 class OptimizerSettings:
-    """Optimizer and batch size. ``momentum`` applies to SGD only."""
+    """Optimizer, learning-rate schedule and batch size. ``momentum`` applies to SGD only.
+
+    ``body_lr_factor`` scales the learning rate of every parameter outside ``model.head`` (a
+    smaller rate for pretrained features when fine-tuning); frozen parameters
+    (``requires_grad=False``) are left out of the optimizer.
+    """
 
     optimizer: str = "sgd"
     learning_rate: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 1e-5
     batch_size: int = 128
+    schedule: str = "constant"
+    body_lr_factor: float = 1.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -35,16 +44,45 @@ class OptimizerSettings:
             problems.append(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.batch_size < 1:
             problems.append(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not 0 < self.body_lr_factor <= 1:
+            problems.append(f"body_lr_factor must be in (0, 1], got {self.body_lr_factor}")
         if problems:
             raise InvalidConfigError("; ".join(problems) + ".")
 
     def make(self, model: nn.Module) -> torch.optim.Optimizer:
-        """The torch optimizer over ``model``'s parameters."""
+        """The torch optimizer over ``model``'s trainable parameters."""
+        groups = self._param_groups(model)
         if self.optimizer == "sgd":
-            return torch.optim.SGD(model.parameters(), lr=self.learning_rate,
-                                   momentum=self.momentum, weight_decay=self.weight_decay)
-        return torch.optim.Adam(model.parameters(), lr=self.learning_rate,
-                                weight_decay=self.weight_decay)
+            return torch.optim.SGD(groups, lr=self.learning_rate, momentum=self.momentum,
+                                   weight_decay=self.weight_decay)
+        return torch.optim.Adam(groups, lr=self.learning_rate, weight_decay=self.weight_decay)
+
+    def _param_groups(self, model: nn.Module) -> list[dict]:
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        if not trainable:
+            raise InvalidConfigError("every parameter of the model is frozen: nothing to train.")
+        head = getattr(model, "head", None)
+        if self.body_lr_factor == 1 or not isinstance(head, nn.Module):
+            return [{"params": trainable}]
+        in_head = {id(p) for p in head.parameters()}
+        body = [p for p in trainable if id(p) not in in_head]
+        top = [p for p in trainable if id(p) in in_head]
+        groups = [{"params": top}] if top else []
+        if body:
+            groups.append({"params": body, "lr": self.learning_rate * self.body_lr_factor})
+        return groups
+
+    def make_schedule(self, optimizer: torch.optim.Optimizer, horizon: int,
+                      ) -> torch.optim.lr_scheduler.LRScheduler:
+        """The learning-rate schedule over ``horizon`` budget units (stepped once per unit):
+        constant, cosine annealing to 0, or steps of x0.1 at a third and two thirds."""
+        if self.schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, horizon))
+        if self.schedule == "step":
+            return torch.optim.lr_scheduler.StepLR(optimizer, max(1, horizon // 3), gamma=0.1)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 
 @dataclass(frozen=True)

@@ -132,7 +132,7 @@ def test_space_is_checked_against_the_trainable(make_dataset):
 
 
 def test_a_trials_settings_never_rebuild_the_space(monkeypatch):
-    """Building the 47-hyperparameter space takes tens of milliseconds; rebuilt for every
+    """Building the 48-hyperparameter space takes tens of milliseconds; rebuilt for every
     configuration (four times per reset_config) it was most of a trial's overhead."""
     from automl_chars.spaces import cnn as cnn_module
     from automl_chars.trainables.cnn import cnn_settings

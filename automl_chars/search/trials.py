@@ -1,0 +1,286 @@
+"""``run_trials``: train given configurations (each on its own dataset) as parallel Ray trials.
+
+Not a search: every job is one trial trained for the same number of budget units. Portfolio
+builds (one model per source dataset), standalone subnets and transfer tables use it. It shares
+:func:`run_bohb`'s rules: everything is checked before Ray starts, Ctrl-C or SIGTERM leaves a
+resumable run that is never written up as finished, dead trials are retried from their last
+checkpoint, and failures a retry cannot fix (NaN loss, unbuildable configurations) are recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from ray import tune
+from ray.tune.callback import Callback
+from ray.tune.experiment import Trial
+from ray.tune.logger import TBXLoggerCallback
+
+from automl_chars.data import Dataset, load
+from automl_chars.errors import ExperimentStateError, InvalidConfigError
+from automl_chars.search import cluster
+from automl_chars.search.progress import TrialLineCallback, quiet_ray_output
+from automl_chars.search.ray_compat import restored_run_config
+from automl_chars.search.result import SETTINGS_FILE, SUMMARY_FILE, TRIALS_FILE, write_json
+from automl_chars.search.spec import SweepSpec, get_spec
+from automl_chars.search.sweep import (
+    SweepSettings,
+    check_resumable,
+    experiment_dir,
+    fit_to_the_end,
+    result_trial_id,
+    trial_dirname,
+)
+from automl_chars.spaces.values import plain_value
+from automl_chars.trainables.base import FAILURE, JOB
+from automl_chars.training.fidelity import Fidelity
+
+#: Settings whose change makes a saved run another run; resuming with others is refused.
+DEFINING = ("trainable", "epochs", "seed", "jobs")
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """One trial of :func:`run_trials`.
+
+    Attributes:
+        label: unique name of the job: the row of :attr:`TrialsResult.table`.
+        dataset: a registered dataset name or a :class:`Dataset`.
+        config: a configuration of the spec's Trainable (plain values).
+    """
+
+    label: str
+    dataset: str | Dataset
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrialsResult:
+    """What :func:`run_trials` trained.
+
+    Attributes:
+        table: one row per job: ``label``, ``dataset``, ``trial_id``, ``status`` (``TERMINATED``,
+            ``FAILED`` or ``ERROR``), ``val_acc``, ``train_acc``, ``test_acc`` (the final model on
+            the test split), ``epochs`` reached, ``seconds`` of training, ``device``,
+            ``checkpoint`` (folder of the final checkpoint), ``error`` and ``config/<name>``.
+        path: the run's folder.
+        settings: what defines the run (``automl_chars.json``).
+    """
+
+    table: pd.DataFrame
+    path: Path
+    settings: dict
+
+    def row(self, label: str) -> pd.Series:
+        """The table's row of job ``label``."""
+        rows = self.table[self.table["label"] == label]
+        if rows.empty:
+            raise InvalidConfigError(f"No job {label!r} in {self.path}; jobs: "
+                                     f"{list(self.table['label'])}.")
+        return rows.iloc[0]
+
+    def checkpoint(self, label: str) -> Path:
+        """Folder of job ``label``'s final checkpoint; raises if it did not finish."""
+        row = self.row(label)
+        if row["status"] != Trial.TERMINATED or not isinstance(row["checkpoint"], str):
+            raise ExperimentStateError(f"Job {label!r} in {self.path} did not finish "
+                                       f"({row['status']}: {row['error']}); it has no model.")
+        return Path(row["checkpoint"])
+
+    def save(self) -> None:
+        self.table.to_csv(self.path / TRIALS_FILE, index=False)
+        write_json(self.path / SUMMARY_FILE, {"n_jobs": len(self.table), "settings": self.settings,
+                                              "finished_at": time.time()})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> TrialsResult:
+        """Reads a finished run's folder."""
+        path = Path(path).expanduser().resolve()
+        if not (path / SUMMARY_FILE).exists():
+            state = ("an unfinished run (resume it)" if (path / SETTINGS_FILE).exists()
+                     else "not a run folder")
+            raise ExperimentStateError(f"{path} has no {SUMMARY_FILE}: {state}.")
+        summary = json.loads((path / SUMMARY_FILE).read_text())
+        table = pd.read_csv(path / TRIALS_FILE, dtype={"trial_id": str, "label": str})
+        return cls(table, path, summary["settings"])
+
+
+def jobs_fingerprint(jobs: Mapping[str, tuple[Dataset, dict]]) -> str:
+    """A short hash of every job's label, dataset contents and configuration."""
+    data = {label: [ds.name, ds.fingerprint(), plain_value(dict(cfg))]
+            for label, (ds, cfg) in sorted(jobs.items())}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run_trials(
+    jobs: Sequence[TrialJob],
+    spec: str | SweepSpec,
+    epochs: int,
+    *,
+    name: str,
+    storage_path: str | os.PathLike | None = None,
+    seed: int = 0,
+    resume: bool = False,
+    gpus_per_trial: float = 0.0,
+    cpus_per_trial: float = 1.0,
+    max_failures: int = 2,
+    data_root: str | os.PathLike | None = None,
+    address: str | None = None,
+    callbacks: Sequence[Callback] = (),
+    verbose: int = 1,
+) -> TrialsResult:
+    """Trains each job's configuration of ``spec``'s Trainable for ``epochs`` budget units, all
+    as parallel Ray trials (fractions of a GPU with ``gpus_per_trial`` < 1), then evaluates each
+    final model on its dataset's test split.
+
+    Raises :class:`~automl_chars.errors.SweepInterrupted` when stopped before every trial ended;
+    ``resume=True`` continues (finished trials kept, errored ones retried). A finished run is
+    read back. Failed or errored jobs are rows of the table, not exceptions.
+    """
+    sweep_spec = get_spec(spec)
+    by_label = _load_jobs(jobs, data_root)
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise InvalidConfigError(f"epochs must be a whole number >= 1, got {epochs!r}.")
+    # The resource and seed checks of a sweep, with the run's own defining values.
+    SweepSettings(dataset="", dataset_fingerprint="", preset="", eta=2, min_budget=1,
+                  max_budget=epochs, num_samples=len(by_label), fidelity="epochs",
+                  gpus_per_trial=float(gpus_per_trial), cpus_per_trial=float(cpus_per_trial),
+                  seed=seed, max_failures=max_failures)
+    settings = {"trainable": sweep_spec.name, "epochs": epochs, "seed": seed,
+                "jobs": jobs_fingerprint(by_label), "labels": sorted(by_label),
+                "gpus_per_trial": float(gpus_per_trial), "cpus_per_trial": float(cpus_per_trial),
+                "max_failures": max_failures}
+    exp_dir = experiment_dir(storage_path, name)
+    if resume:
+        _check_same_run(exp_dir, settings)
+    if check_resumable(exp_dir, resume):
+        return TrialsResult.load(exp_dir)
+    for label, (ds, config) in by_label.items():
+        _check_config(sweep_spec, label, ds, config)
+
+    with quiet_ray_output(verbose):
+        cluster.connect(address)
+    cluster.check_resources(float(cpus_per_trial), float(gpus_per_trial))
+    trainable = tune.with_resources(
+        tune.with_parameters(sweep_spec.trainable, jobs=by_label,
+                             fidelity=Fidelity("epochs", epochs, data_seed=seed), seed=seed,
+                             **sweep_spec.parameters),
+        {"cpu": float(cpus_per_trial), "gpu": float(gpus_per_trial)},
+    )
+    failure = tune.FailureConfig(max_failures=max_failures, fail_fast=False)
+    with quiet_ray_output(verbose):
+        if resume:
+            tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True,
+                                       resume_errored=True)
+            restored_run_config(tuner).failure_config = failure
+        else:
+            exp_dir.mkdir(parents=True, exist_ok=True)
+            write_json(exp_dir / SETTINGS_FILE, {**settings, "started_at": time.time()})
+            tuner = _new_tuner(exp_dir, trainable, sorted(by_label), epochs, sweep_spec, failure,
+                               verbose, callbacks)
+        grid, statuses = fit_to_the_end(tuner, exp_dir, len(by_label), verbose)
+    result = TrialsResult(_table(grid, statuses, by_label, sweep_spec), exp_dir, settings)
+    result.save()
+    return result
+
+
+def _load_jobs(jobs: Sequence[TrialJob], data_root) -> dict[str, tuple[Dataset, dict]]:
+    """label -> (Dataset, plain configuration); datasets named twice load once."""
+    if not jobs:
+        raise InvalidConfigError("run_trials needs at least one TrialJob.")
+    labels = [j.label for j in jobs]
+    dupes = sorted({x for x in labels if labels.count(x) > 1})
+    if dupes:
+        raise InvalidConfigError(f"Job labels must be unique; repeated: {dupes}.")
+    loaded: dict[Any, Dataset] = {}
+    out = {}
+    for job in jobs:
+        key = job.dataset if isinstance(job.dataset, str) else id(job.dataset)
+        if key not in loaded:
+            loaded[key] = load(job.dataset, root=data_root)
+        out[job.label] = (loaded[key], plain_value(dict(job.config)))
+    return out
+
+
+def _check_same_run(exp_dir: Path, settings: dict) -> None:
+    saved_file = exp_dir / SETTINGS_FILE
+    if not saved_file.exists():
+        return
+    saved = json.loads(saved_file.read_text())
+    diff = {k: (saved.get(k), settings[k]) for k in DEFINING if saved.get(k) != settings[k]}
+    if diff:
+        raise ExperimentStateError(
+            f"Cannot resume {exp_dir} with different jobs or settings (saved, given): {diff}. "
+            f"Use the saved ones, or another name/storage path for a new run."
+        )
+
+
+def _check_config(spec: SweepSpec, label: str, dataset: Dataset, config: dict) -> None:
+    """Builds the job's settings and model once on the CPU, so a bad job fails before Ray."""
+    check = getattr(spec.trainable, "check_config", None)
+    if check is None:
+        return
+    try:
+        check(config, dataset, **spec.parameters)
+    except (InvalidConfigError, ValueError, RuntimeError) as err:
+        raise InvalidConfigError(f"Job {label!r} ({dataset.name}): {err}") from None
+
+
+def _new_tuner(exp_dir: Path, trainable, labels: list[str], epochs: int, spec: SweepSpec,
+               failure: tune.FailureConfig, verbose: int, callbacks: Sequence[Callback],
+               ) -> tune.Tuner:
+    return tune.Tuner(
+        trainable,
+        param_space={JOB: tune.grid_search(labels)},
+        tune_config=tune.TuneConfig(metric=spec.metric, mode=spec.mode, reuse_actors=True,
+                                    trial_dirname_creator=trial_dirname),
+        run_config=tune.RunConfig(
+            name=exp_dir.name, storage_path=str(exp_dir.parent), verbose=max(0, verbose - 1),
+            stop={"training_iteration": epochs},
+            callbacks=[TBXLoggerCallback(),
+                       *([TrialLineCallback(len(labels), str(exp_dir))] if verbose >= 1 else []),
+                       *callbacks],
+            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=1,
+                                                    checkpoint_at_end=True),
+            failure_config=failure,
+        ),
+    )
+
+
+def _table(grid, statuses: dict[str, str], jobs: Mapping[str, tuple[Dataset, dict]],
+           spec: SweepSpec) -> pd.DataFrame:
+    rows = []
+    for r in grid:
+        m = r.metrics or {}
+        label = (r.config or {}).get(JOB)
+        ds, config = jobs[label]
+        status = statuses.get(result_trial_id(r), Trial.ERROR if r.error else Trial.TERMINATED)
+        error = m.get(FAILURE) or (str(r.error).splitlines()[0][:300] if r.error else "")
+        if m.get(FAILURE):
+            status = "FAILED"
+        test_acc, ckpt = float("nan"), None
+        if status == Trial.TERMINATED and r.checkpoint is not None:
+            ckpt = r.checkpoint.path
+            with r.checkpoint.as_directory() as d:
+                test_acc = spec.evaluate(d, ds, "test")
+        rows.append({
+            "label": label, "dataset": ds.name, "trial_id": result_trial_id(r), "status": status,
+            "val_acc": m.get("val_acc"), "train_acc": m.get("train_acc"), "test_acc": test_acc,
+            "epochs": m.get("training_iteration", 0), "seconds": m.get("time_total_s"),
+            "device": m.get("device"), "checkpoint": ckpt, "error": error,
+            **{f"config/{k}": v for k, v in sorted(config.items())},
+        })
+    order = {label: i for i, label in enumerate(jobs)}
+    return (pd.DataFrame(rows).sort_values("label", key=lambda s: s.map(order))
+            .reset_index(drop=True))
+
+
+__all__ = ["TrialJob", "TrialsResult", "run_trials"]

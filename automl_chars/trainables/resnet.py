@@ -1,0 +1,32 @@
+"""``ResNetTrainable``: one trial of :func:`~automl_chars.spaces.resnet.resnet_space` (the
+portfolio's ResNet-18, trained from scratch)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from automl_chars.models.resnet import ResNetSpec
+from automl_chars.spaces.resnet import resolve_resnet
+from automl_chars.trainables.base import (
+    SupervisedTrainable,
+    TrialSettings,
+    augment_settings,
+    optimizer_settings,
+)
+
+
+def resnet_settings(config: Mapping) -> TrialSettings:
+    """A ResNet-18-space configuration (missing names take their defaults) as trial settings."""
+    c = resolve_resnet(dict(config))
+    return TrialSettings(
+        model="resnet18", arch=ResNetSpec(width=float(c["width"]), dropout=float(c["dropout"])),
+        optimizer=optimizer_settings(c), augment=augment_settings(c), config=c,
+    )
+
+
+class ResNetTrainable(SupervisedTrainable):
+    """Trains a configuration of the ResNet-18 space from random initialisation."""
+
+    @classmethod
+    def settings(cls, config: Mapping) -> TrialSettings:
+        return resnet_settings(config)

@@ -1,0 +1,65 @@
+"""``run_trials``: given configurations on their own datasets as parallel Ray trials."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from automl_chars.errors import ExperimentStateError, InvalidConfigError
+from automl_chars.search.result import SETTINGS_FILE
+from automl_chars.search.trials import TrialJob, TrialsResult, run_trials
+from automl_chars.trainables.base import load_trial_state
+
+FAST = {"learning_rate": 0.05, "batch_size": 32, "optimizer": "adam"}
+
+
+@pytest.mark.slow
+def test_jobs_train_on_their_own_datasets_and_read_back(ray_session, make_dataset, tmp_path):
+    """Two datasets with different class counts: each job's model has its dataset's classes,
+    trains for the given epochs, is evaluated on that dataset's test split; the finished run is
+    read back (not trained again) by resume."""
+    a = make_dataset("a", num_classes=3, per_class=20)
+    b = make_dataset("b", num_classes=5, per_class=20, seed=1)
+    jobs = [TrialJob("on-a", a, FAST), TrialJob("on-b", b, FAST),
+            TrialJob("diverges", a, {**FAST, "learning_rate": 1e10, "optimizer": "sgd"})]
+    result = run_trials(jobs, "cnn", 2, name="run", storage_path=tmp_path, verbose=0)
+
+    t = result.table.set_index("label")
+    assert list(result.table["label"]) == ["on-a", "on-b", "diverges"]
+    assert list(t.loc[["on-a", "on-b"], "status"]) == ["TERMINATED", "TERMINATED"]
+    assert list(t.loc[["on-a", "on-b"], "epochs"]) == [2, 2]
+    assert t.loc["on-b", "dataset"] == "b"
+    assert t.loc["on-a", "test_acc"] > 1 / 3 and t.loc["on-b", "test_acc"] > 1 / 5
+    assert t.loc["diverges", "status"] == "FAILED" and "diverged" in t.loc["diverges", "error"]
+    state = load_trial_state(result.checkpoint("on-b"))
+    assert state["state_dict"]["head.weight"].shape[0] == 5
+    assert state["units_done"] == 2
+    with pytest.raises(ExperimentStateError, match="did not finish"):
+        result.checkpoint("diverges")
+
+    again = run_trials(jobs, "cnn", 2, name="run", storage_path=tmp_path, resume=True, verbose=0)
+    pd.testing.assert_frame_equal(again.table, TrialsResult.load(result.path).table)
+    assert list(again.table["trial_id"]) == list(result.table["trial_id"])
+    with pytest.raises(ExperimentStateError, match="different jobs"):
+        run_trials(jobs[:2], "cnn", 2, name="run", storage_path=tmp_path, resume=True)
+    with pytest.raises(ExperimentStateError, match="already exists"):
+        run_trials(jobs, "cnn", 2, name="run", storage_path=tmp_path)
+    assert json.loads((result.path / SETTINGS_FILE).read_text())["epochs"] == 2
+
+
+def test_bad_jobs_fail_before_ray(make_dataset, tmp_path):
+    """Repeated labels, no jobs, bad epochs and a configuration the CNN rejects are refused
+    before Ray starts (no folder is written)."""
+    ds = make_dataset()
+    with pytest.raises(InvalidConfigError, match="unique"):
+        run_trials([TrialJob("x", ds), TrialJob("x", ds)], "cnn", 1, name="r", storage_path=tmp_path)
+    with pytest.raises(InvalidConfigError, match="at least one"):
+        run_trials([], "cnn", 1, name="r", storage_path=tmp_path)
+    with pytest.raises(InvalidConfigError, match="epochs"):
+        run_trials([TrialJob("x", ds)], "cnn", 0, name="r", storage_path=tmp_path)
+    with pytest.raises(InvalidConfigError, match="Job 'bad'.*n_conv_layers"):
+        run_trials([TrialJob("bad", ds, {"n_conv_layers": 7})], "cnn", 1, name="r",
+                   storage_path=tmp_path)
+    assert not (tmp_path / "r").exists()
