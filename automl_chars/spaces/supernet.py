@@ -19,7 +19,7 @@ from automl_chars.spaces.values import plain_config, plain_value, strip_meta
 SAMPLER_NAMES = ("uniform", "epsilon_greedy", "ucb1", "thompson", "fair")
 
 #: Settings a supernet configuration may carry without searching them, with their defaults.
-SUPERNET_FIXED = {"supernet": None, "reward_batch": 128, "calib_samples": 512,
+SUPERNET_FIXED = {"supernet": None, "reward_batch": 64, "calib_samples": 512,
                   "eval_subnets": 64, "ema": 0.1, "prune_warmup": 200}
 #: Settings a subnet configuration may carry: its architecture (a ``SubnetSpec.to_dict()``) and,
 #: for fine-tuning, a supernet checkpoint folder to take the weights from.

@@ -34,7 +34,7 @@ class SupernetEvalSettings:
             larger than this evaluate the sampler's most trained ones plus a uniform draw.
     """
 
-    reward_batch: int = 128
+    reward_batch: int = 64
     calib_samples: int = 512
     eval_subnets: int = 64
 
@@ -55,7 +55,7 @@ def train_supernet_epoch(
     batch_size: int,
     generator: torch.Generator,
     augment: AugmentSettings = AugmentSettings(),
-    reward_batch: int = 128,
+    reward_batch: int = 64,
 ) -> EpochStats:
     """One pass over ``data``; each batch trains the subnets ``sampler`` picks for it.
 
