@@ -116,11 +116,14 @@ def resnet18_spec(space: ConfigurationSpace | None = None, seed: int | None = No
 
 
 @SPECS.register("supernet")
-def supernet_spec(space: ConfigurationSpace | None = None, seed: int | None = None) -> SweepSpec:
+def supernet_spec(space: ConfigurationSpace | None = None, seed: int | None = None,
+                  supernet: Any = None) -> SweepSpec:
     """Seed 002's supernet: :class:`SupernetTrainable` over :func:`supernet_space` (training
-    hyperparameters and the sampler); ``val_acc`` is the leading subnet's."""
+    hyperparameters and the sampler); ``val_acc`` is the leading subnet's. ``supernet``: the
+    architecture space (a ``SupernetSpace`` or its dict; default seed 002's 9 subnets)."""
     return SweepSpec("supernet", SupernetTrainable,
-                     space if space is not None else supernet_space(seed))
+                     space if space is not None else supernet_space(seed),
+                     parameters={} if supernet is None else {"supernet": supernet})
 
 
 @SPECS.register("subnet")

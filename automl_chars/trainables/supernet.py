@@ -80,6 +80,18 @@ class SupernetTrainable(SupervisedTrainable):
     def settings(cls, config: Mapping) -> SupernetTrialSettings:
         return supernet_settings(config)
 
+    def setup(self, config: dict, supernet: SupernetSpace | Mapping | None = None,
+              **kwargs) -> None:
+        """``supernet`` (e.g. ``SweepSpec(parameters={"supernet": space})``): the architecture
+        space of every trial whose configuration does not name one."""
+        self.arch_space = None if supernet is None else SupernetSpace.from_dict(supernet).to_dict()
+        super().setup(config, **kwargs)
+
+    def _build(self, config: dict) -> None:
+        if getattr(self, "arch_space", None) is not None and "supernet" not in config:
+            config = {**config, "supernet": self.arch_space}
+        super()._build(config)
+
     def make_model(self, settings: SupernetTrialSettings) -> nn.Module:
         """The supernet, and its sampler (seeded per configuration, like the weights)."""
         self.sampler = make_sampler(settings.arch, settings.sampler,
