@@ -113,6 +113,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from automl_chars.cli import supernet
+
     parser = argparse.ArgumentParser(prog="automl-chars", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -125,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_sweep_arguments(p, preset_default="3_1_9_20")
     p.add_argument("--plot", action="store_true", help="also save learning curves as PNG")
     p.set_defaults(func=cmd_bohb)
+
+    supernet.add_parser(sub)
 
     p = sub.add_parser("show", help="print the table of a finished sweep")
     p.add_argument("path", help="experiment folder")

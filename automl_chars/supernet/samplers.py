@@ -168,11 +168,18 @@ class Sampler:
     def end_round(self) -> list[dict]:
         """After the round's updates: history snapshot and pruning; returns new prunings."""
         if self.round % self.history_step == 0:
-            self.history.append([float(self.round), *self.acc])
-            if len(self.history) > self.history_max:
-                self.history = self.history[1::2]
-                self.history_step *= 2
+            self.snapshot()
         return self._prune()
+
+    def snapshot(self) -> None:
+        """Adds every subnet's running accuracy at this round to :attr:`history` (once per
+        round; the oldest are thinned out to every other one when it grows too long)."""
+        if self.history and self.history[-1][0] == self.round:
+            return
+        self.history.append([float(self.round), *self.acc])
+        if len(self.history) > self.history_max:
+            self.history = self.history[1::2]
+            self.history_step *= 2
 
     def _prune(self) -> list[dict]:
         p = self.settings.prune

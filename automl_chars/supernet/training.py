@@ -89,6 +89,7 @@ def train_supernet_epoch(
             sampler.update(c, reward(supernet, arch, val_data, sampler.round, reward_batch))
         sampler.end_round()
         trained += len(y)
+    sampler.snapshot()  # the dynamics at every epoch's end, however short the epoch
     if trained == 0:
         return EpochStats(float("nan"), float("nan"), 0, time.perf_counter() - start)
     loss_mean, accuracy = float(loss_sum) / trained, float(correct_sum) / trained
