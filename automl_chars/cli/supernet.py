@@ -10,8 +10,9 @@ from automl_chars.cli.main import load_dataset
 from automl_chars.errors import InvalidConfigError
 
 #: Command-line options that become training hyperparameters or sampler settings of the config.
-CONFIG_OPTIONS = {"learning_rate": float, "batch_size": int, "optimizer": str, "epsilon": float,
-                  "warmup": int, "ucb_c": float, "discount": float}
+CONFIG_OPTIONS = {"learning_rate": float, "batch_size": int, "optimizer": str,
+                  "lr_schedule": str, "epsilon": float, "warmup": int, "ucb_c": float,
+                  "discount": float}
 
 
 def int_list(text: str) -> tuple[int, ...]:
@@ -97,10 +98,16 @@ def run_samplers(dataset_name: str, args: argparse.Namespace) -> list:
 
 def comparison_plots(results: list) -> list[Path]:
     """Dynamics and sampling counts of every sampler side by side, in the experiment folder."""
-    from automl_chars.reporting.supernet import COUNTS_FILE, DYNAMICS_FILE, plot_counts, plot_dynamics
+    from automl_chars.reporting.supernet import (
+        COUNTS_FILE,
+        DYNAMICS_FILE,
+        SCATTER_FILE,
+        plot_counts,
+        plot_dynamics,
+    )
 
     root = Path(results[0].path).parent
-    return [results[0].path / "supernet_vs_standalone.png",
+    return [results[0].path / SCATTER_FILE,
             plot_dynamics(results, root / DYNAMICS_FILE), plot_counts(results, root / COUNTS_FILE)]
 
 
