@@ -49,6 +49,7 @@ def run_supernet(
     config: Mapping | None = None,
     top_k: int = 3,
     finetune_epochs: int = 1,
+    finetune_lr_factor: float = 0.1,
     name: str | None = None,
     resume: bool = False,
     cpus_per_trial: float = 1.0,
@@ -72,6 +73,8 @@ def run_supernet(
             subnets use the same ones) and sampler settings (``epsilon``, ``warmup``, ...).
         top_k: subnets fine-tuned from the supernet's weights (0: none).
         finetune_epochs: their fine-tuning epochs.
+        finetune_lr_factor: fine-tuning's learning rate relative to training's (a trained
+            network at the full rate would first lose accuracy).
         name: experiment folder (default ``supernet-<dataset>``); the sampler's results go to
             ``<name>/<sampler>``, the standalone runs to ``<name>/standalone``.
         resume: continue an interrupted run (finished parts are read back).
@@ -85,6 +88,11 @@ def run_supernet(
     supernet_settings(supernet_config)  # an unknown sampler or setting raises here
     training = {k: v for k, v in dict(config or {}).items() if k in subnet_space()}
     _check_arguments(arch_space, epochs, top_k, finetune_epochs)
+    if not 0 < finetune_lr_factor <= 1:
+        raise InvalidConfigError(f"run_supernet: finetune_lr_factor must be in (0, 1], got "
+                                 f"{finetune_lr_factor!r}.")
+    finetuning = {**training, "learning_rate": finetune_lr_factor * supernet_settings(
+        supernet_config).optimizer.learning_rate}
     ds = load(dataset, root=data_root)
     root = experiment_dir(storage_path, name or f"supernet-{ds.name}")
     if root.name == "standalone" or sampler == "standalone":
@@ -111,7 +119,7 @@ def run_supernet(
     finetune = None
     if top:
         finetune = _phase(
-            [TrialJob(n, ds, {**training, "subnet": SubnetSpec(arch_space, n).to_dict(),
+            [TrialJob(n, ds, {**finetuning, "subnet": SubnetSpec(arch_space, n).to_dict(),
                               "init_checkpoint": str(ckpt)}) for n in top],
             "subnet", finetune_epochs, root / sampler / "finetune", resume, **common)
 
@@ -135,7 +143,8 @@ def run_supernet(
         "supernet_val_acc": {n: float(val_acc[n]) for n in names if n in val_acc},
         "standalone_val_acc": {n: float(st.loc[n, "val_acc"]) for n in names},
         "costs": costs, "pruned": sampler_state["pruned"],
-        "finetune": _finetune_summary(table, ft, top, finetune_epochs),
+        "finetune": _finetune_summary(table, ft, top, finetune_epochs,
+                                      finetuning["learning_rate"]),
         "runs": {"supernet": str(sup.path), "standalone": str(standalone.path),
                  "finetune": str(finetune.path) if finetune is not None else None},
     }
@@ -184,13 +193,13 @@ def _finished_checkpoint(run: TrialsResult, label: str) -> Path:
     return run.checkpoint(label)
 
 
-def _finetune_summary(table: pd.DataFrame, ft: pd.DataFrame, top: list[str],
-                      epochs: int) -> dict:
+def _finetune_summary(table: pd.DataFrame, ft: pd.DataFrame, top: list[str], epochs: int,
+                      learning_rate: float) -> dict:
     if not top:
         return {}
     chosen = max(top, key=lambda n: (float(ft.loc[n, "val_acc"]), -top.index(n)))
     return {
-        "subnets": top, "epochs": epochs, "chosen": chosen,
+        "subnets": top, "epochs": epochs, "learning_rate": learning_rate, "chosen": chosen,
         "finetuned_val_acc": {n: float(ft.loc[n, "val_acc"]) for n in top},
         "right_top1": chosen == best(table, "standalone_acc"),
         "errors_before": ordering_errors(table, "supernet_acc", top),
