@@ -102,3 +102,8 @@ class SweepInterrupted(ExperimentStateError):
 
 class ClusterUnavailableError(AutomlCharsError):
     """The Ray cluster to connect to cannot be reached."""
+
+
+class PortfolioError(AutomlCharsError):
+    """A portfolio that cannot be read or used: a missing or corrupt manifest or weight file, a
+    weight file that holds more than tensors, an entry that does not fit the target's images."""

@@ -8,34 +8,64 @@ import pandas as pd
 import pytest
 
 EXPERIMENTS = sorted((Path(__file__).parents[1] / "experiments").glob("*.py"))
-#: Seed 001's sweep scripts (``run_experiment``) print seed 001's table; the others (seed 002's
-#: supernet) are run by their own tests (tests/supernet/test_supernet_experiment.py).
-SWEEP_EXPERIMENTS = [p for p in EXPERIMENTS if "run_experiment(" in p.read_text()]
 
 pytestmark = pytest.mark.slow
 
 
+SEED_001_SCRIPTS = ("bohb_kmnist.py", "bohb_k49.py")
+
+
 def test_every_experiment_is_covered():
-    assert {p.name for p in SWEEP_EXPERIMENTS} >= {"bohb_kmnist.py", "bohb_k49.py"}
-    others = {p.name for p in EXPERIMENTS} - {p.name for p in SWEEP_EXPERIMENTS}
-    assert others <= {"supernet_mnist.py"}, f"{others}: add a --smoke test for each"
+    assert {p.name for p in EXPERIMENTS} >= {*SEED_001_SCRIPTS, "transfer_k49.py"}
+    assert set(CHECKS) >= {p.name for p in EXPERIMENTS}, "add a check of the new script's output"
 
 
-@pytest.mark.parametrize("script", SWEEP_EXPERIMENTS, ids=lambda p: p.stem)
+def _check_bohb_table(out: str, storage: Path) -> None:
+    assert "Test Accuracy" in out
+    tables = list(storage.glob("*-table.csv"))
+    assert len(tables) == 1
+    table = pd.read_csv(tables[0])
+    assert list(table.columns) == ["dataset", "preset", "val_acc", "train_acc", "test_acc", "runtime_s"]
+    assert table["dataset"].iloc[0].startswith("glyphs-")
+    assert list(storage.glob("*/learning_curves.png"))
+
+
+def _check_transfer_table(out: str, storage: Path) -> None:
+    from automl_chars.search.transfer import ROWS, TABLE_FILE
+
+    assert "glyphs-latin-upper -> glyphs-latin-lower" in out and "model transfer" in out
+    table = pd.read_csv(next(storage.glob(f"*/{TABLE_FILE}")))
+    assert list(table["row"]) == list(ROWS)
+    assert table[["val_acc", "train_acc", "test_acc"]].notna().all().all()
+    assert ((table["test_acc"] >= 0) & (table["test_acc"] <= 1)).all()
+
+
+def _check_supernet(out: str, storage: Path) -> None:
+    from automl_chars.supernet import SupernetResult
+
+    assert "== uniform" in out and "== epsilon_greedy" in out and "Kendall tau" in out
+    exp = storage / "supernet-glyphs-digits"
+    for sampler in ("uniform", "epsilon_greedy"):
+        result = SupernetResult.load(exp / sampler)
+        assert len(result.table) == 4 and result.summary["dataset"] == "glyphs-digits"
+        assert result.table[["supernet_acc", "standalone_acc"]].notna().all().all()
+    assert (exp / "dynamics.png").exists() and (exp / "sampling_counts.png").exists()
+    assert len(pd.read_csv(exp / "standalone" / "trials.csv")) == 4  # trained once, shared
+
+
+#: What each script's --smoke must print and write.
+CHECKS = {**dict.fromkeys(SEED_001_SCRIPTS, _check_bohb_table),
+          "transfer_k49.py": _check_transfer_table, "supernet_mnist.py": _check_supernet}
+
+
+@pytest.mark.parametrize("script", EXPERIMENTS, ids=lambda p: p.stem)
 def test_experiment_smoke(script, ray_session, data_root, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", [str(script), "--smoke", "--storage", str(tmp_path),
                                       "--verbose", "0"])
     with pytest.raises(SystemExit) as done:
         runpy.run_path(str(script), run_name="__main__")
     assert done.value.code == 0
-    out = capsys.readouterr().out
-    assert "Test Accuracy" in out
-    tables = list(tmp_path.glob("*-table.csv"))
-    assert len(tables) == 1
-    table = pd.read_csv(tables[0])
-    assert list(table.columns) == ["dataset", "preset", "val_acc", "train_acc", "test_acc", "runtime_s"]
-    assert table["dataset"].iloc[0].startswith("glyphs-")
-    assert list(tmp_path.glob("*/learning_curves.png"))
+    CHECKS[script.name](capsys.readouterr().out, tmp_path)
 
 
 def test_resume_continues_each_preset_where_it_is(ray_session, data_root, tmp_path, monkeypatch,

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from automl_chars.cli.main import add_sweep_arguments, load_dataset, run_command, sweep
+from automl_chars.cli.main import add_sweep_arguments, run_command, sweep
+from automl_chars.cli.options import load_dataset
 
 
 @dataclass(frozen=True)

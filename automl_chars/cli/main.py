@@ -1,4 +1,5 @@
-"""The ``automl-chars`` command: ``datasets``, ``bohb``, ``show``.
+"""The ``automl-chars`` command: ``datasets``, ``bohb``, ``show``, ``portfolio``, ``store``,
+``similarity``.
 
 Errors the platform raises on purpose (unknown names, missing data, bad presets, experiments that
 cannot be resumed, a cluster that cannot be reached) are printed as one clear message with exit
@@ -12,6 +13,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from automl_chars.cli import portfolio, similarity, store, supernet
+from automl_chars.cli.options import add_data_arguments, load_dataset
 from automl_chars.errors import AutomlCharsError, SweepInterrupted
 
 
@@ -33,25 +36,14 @@ def add_sweep_arguments(p: argparse.ArgumentParser, *, preset_default: str | Non
                    help="continue an interrupted sweep (errored trials are retried)")
     p.add_argument("--max-failures", type=int, default=2,
                    help="retries of a trial whose process or node died, from its last checkpoint")
-    p.add_argument("--root", default=None, help="data root (default $AUTOML_CHARS_DATA)")
-    p.add_argument("--download", action="store_true", help="download missing public data")
-    p.add_argument("--samples-per-class", type=int, default=None,
-                   help="glyphs-* only: training images per class")
+    add_data_arguments(p)
     p.add_argument("--address", default=None, help="Ray cluster address (default: local or $RAY_ADDRESS)")
     p.add_argument("--verbose", type=int, default=1,
                    help="0 silent, 1 a line per finished trial (default), 2-4 Ray Tune's own output")
 
 
-def load_dataset(name: str, args: argparse.Namespace):
-    """The dataset named on the command line, with ``--root``/``--download``/``--samples-per-class``."""
-    from automl_chars import data
-
-    options = {} if args.samples_per_class is None else {"samples_per_class": args.samples_per_class}
-    return data.load(name, root=args.root, download=args.download, **options)
-
-
 def sweep(dataset, args: argparse.Namespace, preset: str, name: str | None = None, space=None,
-          resume: bool | None = None):
+          resume: bool | None = None, warm_start=None):
     """Runs one sweep from parsed arguments (``resume`` overrides ``--resume``)."""
     from automl_chars import run_bohb
     from automl_chars.search.presets import get_preset
@@ -62,8 +54,15 @@ def sweep(dataset, args: argparse.Namespace, preset: str, name: str | None = Non
         gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial,
         storage_path=args.storage, name=name or args.name, seed=args.seed,
         resume=args.resume if resume is None else resume, max_failures=args.max_failures,
-        address=args.address, verbose=args.verbose,
+        address=args.address, verbose=args.verbose, warm_start=warm_start,
     )
+
+
+def seeded_trials(trials):
+    """The warm start's trials: where each came from and how it did."""
+    by = trials["suggested_by"].astype(str)
+    seeded = trials[by.str.startswith(("portfolio:", "store:"))]
+    return seeded[["trial_id", "suggested_by", "budget", "val_acc", "status"]]
 
 
 def print_result(result) -> None:
@@ -71,6 +70,10 @@ def print_result(result) -> None:
 
     print(f"\nExperiment: {result.path}")
     print(f"Trials: {len(result.trials)} ({result.n_model_based} proposed by BOHB's model)")
+    seeded = seeded_trials(result.trials)
+    if not seeded.empty:
+        print("\nSeeded trials (warm start):")
+        print(seeded.to_string(index=False))
     print("\nBest trials:")
     print(top_trials(result, 5).to_string(index=False))
     print("\nIncumbent:", result.incumbent)
@@ -95,8 +98,14 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_bohb(args: argparse.Namespace) -> int:
+    warm = None
+    if args.warm_start or args.store:
+        from automl_chars.search.warmstart import WarmStart
+
+        warm = WarmStart(portfolio=args.warm_start, store=args.store, measure=args.measure,
+                         k=args.k)  # a bad measure or k fails before the data loads
     ds = load_dataset(args.dataset, args)
-    result = sweep(ds, args, args.preset)
+    result = sweep(ds, args, args.preset, warm_start=warm)
     print_result(result)
     if args.plot:
         from automl_chars.reporting import plot_learning_curves
@@ -113,8 +122,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from automl_chars.cli import supernet
-
     parser = argparse.ArgumentParser(prog="automl-chars", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -126,13 +133,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, help="a name from `automl-chars datasets`")
     add_sweep_arguments(p, preset_default="3_1_9_20")
     p.add_argument("--plot", action="store_true", help="also save learning curves as PNG")
+    p.add_argument("--warm-start", default=None, metavar="PORTFOLIO_DIR",
+                   help="seed the sweep from this portfolio's most similar entries and the "
+                        "results store (docs/warm-start.md)")
+    p.add_argument("--store", default=None,
+                   help="results store for the warm start (default: beside the sweep)")
+    p.add_argument("--measure", default="frechet", help="similarity measure ranking the sources")
+    p.add_argument("--k", type=int, default=3, help="sources and nearest datasets to seed from")
     p.set_defaults(func=cmd_bohb)
-
-    supernet.add_parser(sub)
 
     p = sub.add_parser("show", help="print the table of a finished sweep")
     p.add_argument("path", help="experiment folder")
     p.set_defaults(func=cmd_show)
+
+    portfolio.add_parser(sub)
+    store.add_parser(sub)
+    similarity.add_parser(sub)
+    supernet.add_parser(sub)
     return parser
 
 

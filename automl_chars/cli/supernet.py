@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from automl_chars.cli.main import load_dataset
+from automl_chars.cli.options import add_data_arguments, load_dataset
 from automl_chars.errors import InvalidConfigError
 
 #: Command-line options that become training hyperparameters or sampler settings of the config.
@@ -49,10 +49,7 @@ def add_supernet_arguments(p: argparse.ArgumentParser, *, samplers: tuple[str, .
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument("--max-failures", type=int, default=2)
-    p.add_argument("--root", default=None, help="data root (default $AUTOML_CHARS_DATA)")
-    p.add_argument("--download", action="store_true", help="download missing public data")
-    p.add_argument("--samples-per-class", type=int, default=None,
-                   help="glyphs-* only: training images per class")
+    add_data_arguments(p)
     p.add_argument("--address", default=None, help="Ray cluster address")
     p.add_argument("--verbose", type=int, default=1)
 

@@ -24,12 +24,18 @@ _LAZY = {
     "SweepSettings": "sweep",
     "build_search": "sweep",
     "run_bohb": "sweep",
+    "WarmStart": "warmstart",
+    "WarmStartSearcher": "warmstart",
+    "plan_warm_start": "warmstart",
+    "TrialJob": "trials",
+    "run_trials": "trials",
 }
 
 __all__ = [
     "PRESETS", "SPECS", "BOHBPreset", "BOHBSearcher", "BracketSearcher",
     "ResumableHyperBandForBOHB", "SchedulerStateCallback", "SweepResult", "SweepSettings",
-    "SweepSpec", "build_search", "cnn_spec", "get_preset", "run_bohb",
+    "SweepSpec", "TrialJob", "WarmStart", "WarmStartSearcher", "build_search", "cnn_spec",
+    "get_preset", "plan_warm_start", "run_bohb", "run_trials",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,6 +45,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from automl_chars.search.searcher import BOHBSearcher, BracketSearcher
     from automl_chars.search.spec import SPECS, SweepSpec, cnn_spec
     from automl_chars.search.sweep import SweepSettings, build_search, run_bohb
+    from automl_chars.search.trials import TrialJob, run_trials
+    from automl_chars.search.warmstart import WarmStart, WarmStartSearcher, plan_warm_start
 
 
 def __getattr__(name: str) -> Any:

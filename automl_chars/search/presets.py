@@ -61,6 +61,12 @@ class BOHBPreset:
         """Index of the largest bracket: ``floor(log_eta(max_budget / min_budget))``."""
         return int(math.floor(math.log(self.max_budget / self.min_budget) / math.log(self.eta) + 1e-9))
 
+    @property
+    def budgets(self) -> list[int]:
+        """Every budget at which some bracket reports results to BOHB (its rungs), ascending."""
+        return sorted({b for s in range(self.s_max + 1)
+                       for b in rung_budgets(self.eta, self.max_budget, s)})
+
     def bracket_sizes(self) -> list[tuple[int, int]]:
         """``(n_configs, first_budget)`` of each iteration's bracket, in order."""
         out = []

@@ -18,11 +18,13 @@ from automl_chars.errors import InvalidConfigError
 from automl_chars.registry import Registry
 from automl_chars.spaces import cnn_space, resnet_space
 from automl_chars.spaces.supernet import subnet_space, supernet_space
+from automl_chars.spaces.transfer import transfer_space
 from automl_chars.trainables import (
     CNNTrainable,
     ResNetTrainable,
     SubnetTrainable,
     SupernetTrainable,
+    TransferTrainable,
 )
 
 #: ``evaluate(checkpoint_dir, dataset, split) -> metric`` of a trial's checkpoint.
@@ -69,7 +71,7 @@ class SweepSpec:
         if self.mode not in ("min", "max"):
             raise InvalidConfigError(f"SweepSpec {self.name!r}: mode must be 'min' or 'max', "
                                      f"got {self.mode!r}.")
-        reserved = {"dataset", "fidelity", "seed"} & set(self.parameters)
+        reserved = {"dataset", "fidelity", "seed", "jobs"} & set(self.parameters)
         if reserved:
             raise InvalidConfigError(
                 f"SweepSpec {self.name!r}: parameters {sorted(reserved)} are set by the sweep "
@@ -85,7 +87,7 @@ class SweepSpec:
         :meth:`SupervisedTrainable.check_space`); other trainables may define ``check_space``."""
         check = getattr(self.trainable, "check_space", None)
         if check is not None:
-            check(self.space, dataset)
+            check(self.space, dataset, **self.parameters)
 
 
 def space_fingerprint(space: ConfigurationSpace) -> str:
@@ -133,6 +135,19 @@ def subnet_spec(space: ConfigurationSpace | None = None, seed: int | None = None
     return SweepSpec("subnet", SubnetTrainable, space if space is not None else subnet_space(seed))
 
 
+def transfer_spec(portfolio, space: ConfigurationSpace | None = None,
+                  seed: int | None = None) -> SweepSpec:
+    """Model transfer from ``portfolio`` (a :class:`~automl_chars.portfolio.Portfolio` or its
+    folder): :class:`TransferTrainable` over :func:`transfer_space` (or ``space``)."""
+    from automl_chars.portfolio import Portfolio
+
+    if not isinstance(portfolio, Portfolio):
+        portfolio = Portfolio.load(portfolio)
+    return SweepSpec("transfer", TransferTrainable,
+                     space if space is not None else transfer_space(portfolio, seed),
+                     parameters={"portfolio": portfolio})
+
+
 def get_spec(spec: str | SweepSpec | None, space: ConfigurationSpace | None = None,
              seed: int | None = None) -> SweepSpec:
     """A spec from a name or object (default ``"cnn"``), searching ``space`` when given."""
@@ -142,4 +157,4 @@ def get_spec(spec: str | SweepSpec | None, space: ConfigurationSpace | None = No
 
 
 __all__ = ["SPECS", "SweepSpec", "cnn_spec", "get_spec", "resnet18_spec", "space_fingerprint",
-           "subnet_spec", "supernet_spec"]
+           "subnet_spec", "supernet_spec", "transfer_spec"]

@@ -46,7 +46,9 @@ from automl_chars.search.result import (
 from automl_chars.search.scheduler import ResumableHyperBandForBOHB, SchedulerStateCallback
 from automl_chars.search.searcher import BOHBSearcher
 from automl_chars.search.spec import SweepSpec, get_spec, space_fingerprint
+from automl_chars.search.warmstart import WarmStart, WarmStartSearcher, plan_warm_start
 from automl_chars.spaces.values import SUGGESTED_BY, plain_value, strip_meta
+from automl_chars.store.ingest import record_sweep
 from automl_chars.trainables.base import FAILURE
 from automl_chars.training.fidelity import Fidelity
 
@@ -54,6 +56,8 @@ logger = logging.getLogger(__name__)
 
 #: Where sweeps go when neither ``storage_path`` nor ``$AUTOML_CHARS_RESULTS`` is given.
 DEFAULT_STORAGE = "~/automl_chars_results"
+#: The warm start's plan (seeds, priors, rankings), written when the sweep starts.
+WARM_START_FILE = "warm_start.json"
 #: hpbandster's BOHB options that ``bohb_config`` may set.
 BOHB_OPTIONS = ("min_points_in_model", "top_n_percent", "num_samples", "random_fraction",
                 "bandwidth_factor", "min_bandwidth")
@@ -81,6 +85,7 @@ class SweepSettings:
     space_fingerprint: str = ""
     bohb_config: dict = field(default_factory=dict)
     max_failures: int = 2
+    warm_start: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         problems = []
@@ -112,7 +117,8 @@ def _is_int(value) -> bool:
 #: The settings that make a sweep what it is; resuming with other values is refused.
 #: (Resources and retries may change between runs: a sweep can resume on another cluster.)
 DEFINING_SETTINGS = ("trainable", "space_fingerprint", "bohb_config", "dataset",
-                     "dataset_fingerprint", "preset", "fidelity", "seed", "num_samples")
+                     "dataset_fingerprint", "preset", "fidelity", "seed", "num_samples",
+                     "warm_start")
 
 
 def check_same_sweep(exp_dir: Path, settings: SweepSettings) -> None:
@@ -251,6 +257,7 @@ def run_bohb(
     address: str | None = None,
     data_root: str | os.PathLike | None = None,
     bohb_config: dict | None = None,
+    warm_start: WarmStart | None = None,
     verbose: int = 1,
 ) -> SweepResult:
     """Runs (or resumes) a BOHB sweep of ``spec`` (the CNN space by default) on ``dataset``.
@@ -289,6 +296,8 @@ def run_bohb(
             or a local instance).
         data_root: data folder for datasets given by name.
         bohb_config: options of hpbandster's BOHB config generator (:data:`BOHB_OPTIONS`).
+        warm_start: seed the sweep from a portfolio and the results store, and let BOHB's model
+            start from similar datasets' results (see :mod:`automl_chars.search.warmstart`).
         verbose: 0 silent, 1 one line per finished trial, 2-4 Ray Tune's own output (its
             verbosity 1-3) instead.
     """
@@ -304,8 +313,11 @@ def run_bohb(
         fidelity=fid.kind, gpus_per_trial=float(gpus_per_trial),
         cpus_per_trial=float(cpus_per_trial), seed=seed, trainable=sweep_spec.name,
         space_fingerprint=space_fingerprint(sweep_spec.space), bohb_config=bohb_options,
-        max_failures=max_failures,
+        max_failures=max_failures, warm_start=warm_start.describe() if warm_start else {},
     )
+    if warm_start is not None and searcher is not None:
+        raise InvalidConfigError("Pass warm_start or searcher, not both (a warm start is a "
+                                 "searcher wrapping BOHB).")
     default_name = f"bohb-{ds.name}-{bohb.name}"
     exp_dir = experiment_dir(storage_path, name or (default_name if sweep_spec.name == "cnn"
                                                     else f"{sweep_spec.name}-{default_name}"))
@@ -314,6 +326,8 @@ def run_bohb(
     if check_resumable(exp_dir, resume):  # finished earlier: nothing left to run
         return SweepResult.load(exp_dir)
     sweep_spec.check(ds)
+    if warm_start is not None and not resume:  # a resumed sweep restores its searcher's state
+        searcher = _warm_start_searcher(ds, sweep_spec, warm_start, bohb, exp_dir, seed, verbose)
 
     with quiet_ray_output(verbose):
         cluster.connect(address)
@@ -327,8 +341,29 @@ def run_bohb(
     with quiet_ray_output(verbose):
         tuner = _tuner(exp_dir, trainable, settings, sweep_spec, bohb, bohb_options, searcher,
                        failure, resume, verbose, callbacks)
-        grid, statuses = fit_to_the_end(tuner, exp_dir, settings.num_samples, verbose)
-    return finish(grid, ds, exp_dir, settings, sweep_spec, statuses)
+        try:
+            grid, statuses = fit_to_the_end(tuner, exp_dir, settings.num_samples, verbose)
+        except SweepInterrupted:
+            record_sweep(exp_dir, ds)  # what it learned so far, marked unfinished
+            raise
+    result = finish(grid, ds, exp_dir, settings, sweep_spec, statuses)
+    record_sweep(exp_dir, ds)
+    return result
+
+
+def _warm_start_searcher(ds: Dataset, spec: SweepSpec, warm: WarmStart, bohb: BOHBPreset,
+                         exp_dir: Path, seed: int, verbose: int) -> SearcherFactory:
+    """Plans the warm start (before Ray starts) and returns the factory wrapping BOHB with it."""
+    from automl_chars.store import ResultsStore, store_beside
+
+    store = (warm.store if isinstance(warm.store, ResultsStore) else
+             ResultsStore(warm.store) if warm.store else store_beside(exp_dir))
+    plan = plan_warm_start(ds, spec, warm, bohb.budgets, store=store, seed=seed)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    write_json(exp_dir / WARM_START_FILE, plan.summary())
+    if verbose >= 1:
+        print(plan.describe(), flush=True)
+    return lambda searcher: WarmStartSearcher(searcher, plan)
 
 
 def fit_to_the_end(tuner: tune.Tuner, exp_dir: Path, num_trials: int, verbose: int = 1,

@@ -11,6 +11,12 @@ from automl_chars.spaces.cnn import (
 from automl_chars.spaces.resnet import resnet_space
 from automl_chars.spaces.subspace import subspace
 from automl_chars.spaces.training import OPTIMIZERS, SCHEDULES, add_training_hyperparameters
+from automl_chars.spaces.transfer import (
+    NO_SOURCE,
+    SEED_001_FREE,
+    config_transfer_space,
+    transfer_space,
+)
 from automl_chars.spaces.values import plain_config, plain_value
 
 __all__ = [
@@ -19,7 +25,10 @@ __all__ = [
     "MAX_FC_LAYERS",
     "OPTIMIZERS",
     "SCHEDULES",
+    "NO_SOURCE",
+    "SEED_001_FREE",
     "add_training_hyperparameters",
+    "config_transfer_space",
     "cnn_space",
     "default_config",
     "plain_config",
@@ -27,4 +36,5 @@ __all__ = [
     "resnet_space",
     "resolve",
     "subspace",
+    "transfer_space",
 ]

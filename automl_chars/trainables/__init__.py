@@ -12,6 +12,7 @@ from automl_chars.trainables.base import (
 from automl_chars.trainables.cnn import CNNTrainable, cnn_settings
 from automl_chars.trainables.resnet import ResNetTrainable, resnet_settings
 from automl_chars.trainables.supernet import SubnetTrainable, SupernetTrainable
+from automl_chars.trainables.transfer import TransferTrainable, transfer_settings
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -21,10 +22,12 @@ __all__ = [
     "SubnetTrainable",
     "SupernetTrainable",
     "SupervisedTrainable",
+    "TransferTrainable",
     "TrialSettings",
     "cnn_settings",
     "evaluate_checkpoint",
     "load_trial_state",
     "resnet_settings",
+    "transfer_settings",
     "trial_device",
 ]

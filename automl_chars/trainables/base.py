@@ -280,13 +280,13 @@ class SupervisedTrainable(tune.Trainable):
 
     # -- before a sweep and after it ------------------------------------------------------
     @classmethod
-    def check_space(cls, space: ConfigurationSpace, dataset: Dataset) -> None:
+    def check_space(cls, space: ConfigurationSpace, dataset: Dataset, **parameters: Any) -> None:
         """Raises :class:`InvalidConfigError` naming the first hyperparameter value of ``space``
         that this Trainable rejects (unknown name, value out of range) or cannot build a model
         for on ``dataset``; run before Ray starts, so a bad space costs no trial."""
         for name, value, config in extreme_configurations(space):
             try:
-                cls.check_config(config, dataset)
+                cls.check_config(config, dataset, **parameters)
             except (InvalidConfigError, ValueError, RuntimeError) as err:
                 raise InvalidConfigError(
                     f"The search space does not fit {cls.__name__}: with {name}={value!r} "

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
+from conftest import kill_driver_after
 
 from automl_chars import SweepResult, data, run_bohb
 from automl_chars.errors import ExperimentStateError, InvalidConfigError
 from automl_chars.spaces import cnn_space, subspace
+from automl_chars.store import ResultsStore
 
 pytestmark = pytest.mark.slow
 
@@ -62,6 +59,13 @@ def test_sweep_fits_bohb_model_with_more_trials_than_slots(ray_session, glyph_ro
     assert len({e.parent for e in events}) == 20, "every trial needs TensorBoard event files"
     assert any(b"_hparams_/session_start_info" in e.read_bytes() for e in events), "no hparams"
 
+    # The store beside the sweep has every trial at every budget it reached, once.
+    stored = ResultsStore(tmp_path / "store").frame()
+    assert len(stored) == sum(t["budget"]) and set(stored["trial_id"]) == set(t["trial_id"])
+    top = stored[stored["test_acc"].notna()]
+    assert list(top["trial_id"]) == [result.incumbent_trial_id]
+    assert top["test_acc"].iloc[0] == pytest.approx(result.test_accuracy)
+
     with pytest.raises(ExperimentStateError, match="resume"):
         run_bohb(ds, space=_small_space(), preset="3_1_3_8", storage_path=tmp_path, name="e2e",
                  verbose=0)
@@ -78,44 +82,11 @@ DRIVER = textwrap.dedent("""
 """)
 
 
-def _statuses(exp: Path) -> dict[str, str]:
-    states = sorted(exp.glob("experiment_state*.json"))
-    if not states:
-        return {}
-    try:
-        trial_data = json.loads(states[-1].read_text())["trial_data"]
-    except (json.JSONDecodeError, KeyError):
-        return {}
-    out = {}
-    for trial_json, _ in trial_data:
-        trial = json.loads(trial_json)
-        out[trial["trial_id"]] = trial["status"]
-    return out
-
-
 def test_resume_after_the_driver_is_killed(ray_session, glyph_root, tmp_path):
     exp = tmp_path / "killed"
     script = tmp_path / "driver.py"
     script.write_text(DRIVER.format(keep=KEEP, storage=str(tmp_path)))
-    env = {**os.environ, "AUTOML_CHARS_DATA": str(glyph_root)}
-    proc = subprocess.Popen([sys.executable, str(script)], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    try:
-        while time.time() < deadline:
-            statuses = _statuses(exp)
-            if list(statuses.values()).count("TERMINATED") >= 3:
-                break
-            assert proc.poll() is None, "the driver finished before it could be killed"
-            time.sleep(0.3)
-        else:
-            pytest.fail("the sweep never finished 3 trials")
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its Ray processes, no clean stop
-        proc.wait()
-    before = json.loads(sorted(exp.glob("experiment_state*.json"))[-1].read_text())
-    finished = {json.loads(tj)["trial_id"] for tj, _ in before["trial_data"]
-                if json.loads(tj)["status"] == "TERMINATED"}
+    finished = kill_driver_after(script, glyph_root, exp, finished=3)
     assert not (exp / "summary.json").exists()
 
     ds = data.load("glyphs-digits", root=glyph_root, **GLYPHS)

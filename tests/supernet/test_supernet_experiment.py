@@ -1,12 +1,10 @@
-"""Seed 002's experiment script and the ``automl-chars supernet`` command, end to end on a tiny
-supernet (4 subnets, one epoch): the table, correlations, fine-tuning, costs, plots, resume."""
+"""The ``automl-chars supernet`` command end to end on a tiny supernet (4 subnets, one epoch):
+the table, correlations, fine-tuning, costs, plots, resume, bad input. (The experiment script's
+--smoke run is checked in tests/test_experiments.py.)"""
 
 from __future__ import annotations
 
 import json
-import runpy
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -17,7 +15,6 @@ from automl_chars.supernet import SupernetResult
 
 pytestmark = pytest.mark.slow
 
-SCRIPT = Path(__file__).parents[2] / "experiments" / "supernet_mnist.py"
 TINY = ["--channels", "4,8", "--depths", "1,2", "--epochs", "1", "--top-k", "2",
         "--samples-per-class", "8", "--batch-size", "16", "--verbose", "0"]
 NAMES = ["(1, 1)", "(1, 2)", "(2, 1)", "(2, 2)"]
@@ -75,20 +72,3 @@ def test_cli_supernet_bad_input_is_one_clear_error(data_root, tmp_path, capsys, 
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and fragment in err and "Traceback" not in err
     assert not storage.exists()  # refused before anything was written
-
-
-def test_experiment_smoke_runs_both_samplers(ray_session, data_root, tmp_path, monkeypatch,
-                                             capsys):
-    monkeypatch.setattr(sys, "argv", [str(SCRIPT), "--smoke", "--storage", str(tmp_path),
-                                      "--verbose", "0"])
-    with pytest.raises(SystemExit) as done:
-        runpy.run_path(str(SCRIPT), run_name="__main__")
-    assert done.value.code == 0
-    out = capsys.readouterr().out
-    assert "== uniform" in out and "== epsilon_greedy" in out
-    exp = tmp_path / "supernet-glyphs-digits"
-    for sampler in ("uniform", "epsilon_greedy"):
-        result = SupernetResult.load(exp / sampler)
-        assert len(result.table) == 4 and result.summary["dataset"] == "glyphs-digits"
-    assert (exp / "dynamics.png").exists() and (exp / "sampling_counts.png").exists()
-    assert len(pd.read_csv(exp / "standalone" / "trials.csv")) == 4  # trained once, shared

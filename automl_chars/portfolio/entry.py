@@ -1,0 +1,174 @@
+"""One portfolio entry (a model trained on one source dataset) and the files that hold it.
+
+On disk, ``<portfolio>/manifest.json`` lists the entries; each entry has a folder with
+``weights.pt`` (model name, architecture and ``state_dict``: tensors and plain values only, read
+with ``torch.load(weights_only=True)`` so a portfolio from someone else never runs code) and
+``sample.npz`` (a stratified sample of the source's training images and labels, so that the
+similarity measures can compare a target with the source without the source data on disk).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from automl_chars.errors import PortfolioError
+from automl_chars.spaces.values import plain_value
+
+MANIFEST_FILE = "manifest.json"
+#: Version of the manifest's layout; reading another version is refused.
+MANIFEST_VERSION = 1
+WEIGHTS_FILE = "weights.pt"
+SAMPLE_FILE = "sample.npz"
+#: Images per source kept in ``sample.npz`` by default.
+SAMPLE_SIZE = 500
+
+
+@dataclass(frozen=True)
+class PortfolioEntry:
+    """What the manifest records of one entry.
+
+    Attributes:
+        name: the entry's name (its folder), by default the source dataset's name.
+        dataset: source dataset name; ``fingerprint`` its contents (``Dataset.fingerprint``).
+        classes: the source's class names (the model's outputs, in order).
+        image_shape: ``(channels, height, width)`` the model takes.
+        model: name in :data:`automl_chars.models.MODELS`; ``arch`` its architecture dict.
+        trainable: the sweep spec that trained it (``resnet18``, ``cnn``, ...).
+        config: the full training configuration.
+        val_acc, test_acc: accuracy on the source's validation and test splits.
+        epochs, train_seconds, device: how it was trained.
+        created_at: seconds since the epoch.
+        mean, std: the pixel normalisation the model was trained with ((x/255 - mean) / std).
+        num_train: size of the source's training split; ``sample_size``: images in ``sample.npz``.
+        meta: anything else (e.g. the run folder).
+    """
+
+    name: str
+    dataset: str
+    fingerprint: str
+    classes: tuple[str, ...]
+    image_shape: tuple[int, int, int]
+    model: str
+    arch: Any
+    trainable: str
+    config: dict
+    val_acc: float
+    test_acc: float
+    epochs: int
+    train_seconds: float
+    device: str
+    created_at: float
+    mean: float
+    std: float
+    num_train: int
+    sample_size: int
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to_json(self) -> dict:
+        return plain_value(asdict(self))
+
+    @classmethod
+    def from_json(cls, data: dict, manifest: Path) -> PortfolioEntry:
+        names = {f.name for f in fields(cls)}
+        missing = sorted(names - set(data) - {"meta"})
+        if missing:
+            raise PortfolioError(f"Entry {data.get('name', '?')!r} in {manifest} lacks {missing}; "
+                                 f"the manifest is damaged. Rebuild that entry.")
+        data = {k: v for k, v in data.items() if k in names}
+        return cls(**{**data, "classes": tuple(data["classes"]),
+                      "image_shape": tuple(data["image_shape"])})
+
+
+def read_manifest(folder: Path) -> list[PortfolioEntry]:
+    """The entries of ``folder/manifest.json``; a missing, unreadable or other-version manifest
+    raises :class:`PortfolioError` naming the file."""
+    path = folder / MANIFEST_FILE
+    if not path.exists():
+        raise PortfolioError(f"{folder} is not a portfolio: it has no {MANIFEST_FILE}. Build one "
+                             f"with automl_chars.portfolio.build_portfolio (CLI: automl-chars "
+                             f"portfolio build).")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise PortfolioError(f"Cannot read {path}: {err}.") from None
+    version = data.get("version") if isinstance(data, dict) else None
+    if version != MANIFEST_VERSION:
+        raise PortfolioError(f"{path} has manifest version {version!r}; this version of "
+                             f"automl_chars reads version {MANIFEST_VERSION}.")
+    return [PortfolioEntry.from_json(e, path) for e in data.get("entries", [])]
+
+
+def write_manifest(folder: Path, entries: list[PortfolioEntry]) -> None:
+    """Writes the manifest atomically (a killed writer leaves the previous one whole)."""
+    data = {"version": MANIFEST_VERSION, "entries": [e.to_json() for e in entries]}
+    _atomic_write(folder / MANIFEST_FILE,
+                  lambda f: f.write(json.dumps(data, indent=2, sort_keys=True).encode()))
+
+
+def save_weights(path: Path, model: str, arch: Any, state_dict: dict) -> None:
+    """Writes an entry's weights: model name, architecture, tensors (atomically)."""
+    state = {"model": model, "arch": plain_value(arch),
+             "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}}
+    _atomic_write(path, lambda f: torch.save(state, f))
+
+
+def load_weights(path: Path, entry: str) -> dict:
+    """An entry's weights file, tensors and plain values only; anything else is refused."""
+    if not path.exists():
+        raise PortfolioError(f"Portfolio entry {entry!r}: its weight file {path} is missing. "
+                             f"Rebuild the entry or remove it from the manifest.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise PortfolioError(
+            f"Portfolio entry {entry!r}: {path} holds objects other than tensors and plain "
+            f"values, which could run code when loaded; refused ({str(err).splitlines()[0]})."
+        ) from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as err:
+        raise PortfolioError(f"Portfolio entry {entry!r}: {path} is corrupt "
+                             f"({str(err).splitlines()[0]}). Rebuild the entry.") from None
+    if not isinstance(state, dict) or not {"model", "arch", "state_dict"} <= set(state):
+        raise PortfolioError(f"Portfolio entry {entry!r}: {path} is not a weight file of "
+                             f"automl_chars (needs model, arch and state_dict).")
+    return state
+
+
+def save_sample(path: Path, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Writes the source's image sample (uint8) and labels (atomically, no pickles)."""
+    _atomic_write(path, lambda f: np.savez_compressed(f, x=x.numpy(), y=y.numpy()))
+
+
+def load_sample(path: Path, entry: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """An entry's image sample as ``(x uint8 (n, C, H, W), y int64)``."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return torch.from_numpy(z["x"].copy()), torch.from_numpy(z["y"].copy()).long()
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise PortfolioError(f"Portfolio entry {entry!r}: cannot read its image sample {path} "
+                             f"({err}). Rebuild the entry.") from None
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

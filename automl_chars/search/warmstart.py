@@ -1,0 +1,386 @@
+"""Warm-started BOHB: seed the first trials from the most similar sources and past sweeps, and
+let BOHB's model learn from their results before the target's own arrive.
+
+:func:`plan_warm_start` decides, before Ray starts, what the sweep starts from:
+
+- **seeds** (the first trials): for a transfer sweep, model transfer from the ``k`` portfolio
+  entries most similar to the target (by ``measure``); for other sweeps, those entries' own
+  configurations when they were trained by the same trainable (configuration transfer); then
+  the best configuration the results store holds for each of the ``k`` nearest datasets (kNN
+  over meta-features). Each seed records why (``suggested_by``: ``portfolio:<entry>``,
+  ``store:<dataset>``).
+- **priors** (results BOHB's density estimator starts with): the store's results of the same
+  trainable on the ``k`` nearest datasets, at the budgets this sweep's brackets use. Accuracies
+  of other datasets differ in scale, so each enters as its quantile within its dataset and
+  budget (the best counts like accuracy 1, the worst like 0). At most
+  ``priors_per_budget`` per budget (default ``2 * (d + 1)``: just enough for hpbandster to fit
+  its model from the first trial), spread evenly over the quantiles so good and bad regions are
+  both represented.
+
+:class:`WarmStartSearcher` wraps the project's BOHB searcher (keeping the scheduler's contract,
+:class:`~automl_chars.search.searcher.BracketSearcher`): it suggests the seeds first (through
+:meth:`BOHBSearcher.adopt`), feeds the priors into hpbandster's model from the smallest budget
+up (``BOHB.new_result`` drops a result at a budget below one that already has a model), and
+**retires one prior for every result of the target at that budget**, so the target's own results
+take over and the priors can never outweigh them. Its state (seeds left, priors left) is saved
+with the sweep, so a resumed sweep neither seeds again nor loses the priors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cloudpickle
+import numpy as np
+import pandas as pd
+from ConfigSpace import ConfigurationSpace
+from ConfigSpace.util import deactivate_inactive_hyperparameters
+from hpbandster.core.dispatcher import Job
+from ray.tune.search import Searcher
+
+from automl_chars.data import Dataset
+from automl_chars.errors import InvalidConfigError
+from automl_chars.search.searcher import BOHBSearcher
+from automl_chars.spaces.values import plain_config
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """How a sweep is warm-started (``run_bohb(..., warm_start=WarmStart(...))``).
+
+    Attributes:
+        portfolio: a :class:`~automl_chars.portfolio.Portfolio` or its folder (None: none).
+        store: a :class:`~automl_chars.store.ResultsStore` or its folder (None: the store beside
+            the sweep, or ``$AUTOML_CHARS_STORE``).
+        measure: the similarity measure that ranks the portfolio's entries.
+        k: how many sources and how many nearest datasets seed the sweep.
+        sample_size: target images the measure compares.
+        priors_per_budget: cap on the store's results fed to BOHB's model per budget (default
+            ``2 * (d + 1)`` for a space of ``d`` hyperparameters); 0 disables priors.
+    """
+
+    portfolio: Any = None
+    store: Any = None
+    measure: str = "frechet"
+    k: int = 3
+    sample_size: int = 300
+    priors_per_budget: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.k, int) or self.k < 0:
+            raise InvalidConfigError(f"WarmStart k must be a whole number >= 0, got {self.k!r}.")
+        if self.priors_per_budget is not None and self.priors_per_budget < 0:
+            raise InvalidConfigError("WarmStart priors_per_budget must be >= 0.")
+        from automl_chars.similarity import MEASURES
+
+        MEASURES.get(self.measure)  # unknown names raise with the closest ones
+
+    def describe(self) -> dict:
+        """What defines the warm start (recorded with the sweep; resume checks it)."""
+        path = getattr(self.portfolio, "path", self.portfolio)
+        store = getattr(self.store, "path", self.store)
+        return {"portfolio": str(path) if path else None, "store": str(store) if store else None,
+                "measure": self.measure, "k": self.k, "sample_size": self.sample_size,
+                "priors_per_budget": self.priors_per_budget}
+
+
+@dataclass(frozen=True)
+class Seed:
+    """A configuration the sweep starts with, and why."""
+
+    config: dict
+    suggested_by: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A result from another dataset, as BOHB's model sees it (``loss`` = minus the quantile)."""
+
+    config: dict
+    budget: int
+    loss: float
+    dataset: str
+
+
+@dataclass
+class WarmStartPlan:
+    """What :func:`plan_warm_start` decided: seeds, priors, and the rankings behind them."""
+
+    seeds: list[Seed] = field(default_factory=list)
+    priors: list[Prior] = field(default_factory=list)
+    ranking: pd.DataFrame = field(default_factory=pd.DataFrame)
+    neighbours: pd.DataFrame = field(default_factory=pd.DataFrame)
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """The plan as plain data (saved as ``warm_start.json`` in the sweep's folder)."""
+        return {"seeds": [{"suggested_by": s.suggested_by, "reason": s.reason, "config": s.config}
+                          for s in self.seeds],
+                "priors": {"count": len(self.priors),
+                           "datasets": sorted({p.dataset for p in self.priors}),
+                           "budgets": sorted({p.budget for p in self.priors})},
+                "ranking": self.ranking.reset_index(names="source").to_dict("records"),
+                "neighbours": self.neighbours.reset_index(names="dataset").to_dict("records"),
+                "notes": list(self.notes)}
+
+    def describe(self) -> str:
+        """A few lines for the log: where the seeds and priors come from."""
+        lines = [f"Warm start: {len(self.seeds)} seeded trials, {len(self.priors)} prior results"]
+        lines += [f"  seed {s.suggested_by}: {s.reason}" for s in self.seeds]
+        if len(self.priors):
+            by = pd.Series([p.dataset for p in self.priors]).value_counts()
+            lines.append("  priors from " + ", ".join(f"{d} ({n})" for d, n in by.items()))
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def fit_to_space(config: Mapping[str, Any], space: ConfigurationSpace) -> dict | None:
+    """``config`` as a configuration of ``space``: its values for the space's hyperparameters
+    (the space's defaults for the rest), inactive ones dropped; None when a value does not fit."""
+    values = {name: hp.default_value for name, hp in space.items()}
+    values.update({k: v for k, v in config.items() if k in space})
+    try:
+        return plain_config(deactivate_inactive_hyperparameters(values, space))
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def plan_warm_start(target: Dataset, spec, warm: WarmStart, budgets: Sequence[int],
+                    store=None, seed: int = 0) -> WarmStartPlan:
+    """Seeds and priors for a sweep of ``spec`` on ``target`` (see the module docstring).
+
+    An empty portfolio and store give an empty plan (a cold sweep) with a warning. A measure
+    that fails on the target is reported and the sources are ranked by ``meta_features``.
+    """
+    plan = WarmStartPlan()
+    portfolio = _portfolio(warm.portfolio)
+    if portfolio is not None and len(portfolio):
+        portfolio.check_fits(target.image_shape)
+        plan.ranking = _rank_sources(target, portfolio, warm, seed, plan.notes)
+        for name in list(plan.ranking.index)[: warm.k]:
+            seed_config = _portfolio_seed(portfolio.entry(name), spec)
+            if seed_config is None:
+                plan.notes.append(f"entry {name}: trained by another trainable; not a seed")
+                continue
+            plan.seeds.append(Seed(seed_config, f"portfolio:{name}",
+                                   f"rank {list(plan.ranking.index).index(name) + 1} by "
+                                   f"{warm.measure}"))
+    if store is not None:
+        frame = _usable_rows(store.configs(), spec, plan.notes)
+        plan.neighbours = _nearest(target, frame, warm.k)
+        for dataset in plan.neighbours.index:
+            rows = frame[frame["dataset"] == dataset]
+            best = rows.sort_values(["budget", "val_acc"], ascending=False).iloc[0]
+            plan.seeds.append(Seed(best["config"], f"store:{dataset}",
+                                   f"best of {len(rows)} results at budget {best['budget']:g}"))
+        cap = (2 * (len(spec.space) + 1) if warm.priors_per_budget is None
+               else warm.priors_per_budget)
+        plan.priors = _priors(frame[frame["dataset"].isin(plan.neighbours.index)], budgets, cap)
+    plan.seeds = _valid_unique(plan.seeds, spec.space, plan.notes)
+    plan.priors = [p for p in plan.priors if _fits(p, spec.space)]
+    if not plan.seeds and not plan.priors:
+        warnings.warn("Warm start: the portfolio and the store hold nothing for this sweep; "
+                      "it runs as a cold BOHB sweep.", stacklevel=2)
+    return plan
+
+
+def _portfolio(p):
+    if p is None:
+        return None
+    from automl_chars.portfolio import Portfolio
+
+    return p if isinstance(p, Portfolio) else Portfolio.load(p)
+
+
+def _rank_sources(target: Dataset, portfolio, warm: WarmStart, seed: int,
+                  notes: list[str]) -> pd.DataFrame:
+    from automl_chars.similarity import rank_sources, similarity
+
+    sources = portfolio.sources(seed=seed)
+    measure = warm.measure
+    try:
+        frame = similarity(target, sources, measure, sample_size=warm.sample_size, seed=seed,
+                           bootstrap=0, on_error="raise")
+    except Exception as err:  # any measure failure: rank by the model-free measure instead
+        notes.append(f"measure {measure} failed on the target ({err}); ranked by meta_features")
+        logger.warning("Warm start: %s failed on the target (%s); ranking by meta_features.",
+                       measure, err)
+        measure = "meta_features"
+        frame = similarity(target, sources, measure, sample_size=warm.sample_size, seed=seed,
+                           bootstrap=0)
+    order = rank_sources(frame, measure)
+    return pd.DataFrame({"score": frame.loc[order, measure], "measure": measure}, index=order)
+
+
+def _portfolio_seed(entry, spec) -> dict | None:
+    if spec.name == "transfer":
+        return {"source": entry.name}
+    if entry.trainable == spec.name:
+        return dict(entry.config)
+    return None
+
+
+def _usable_rows(frame: pd.DataFrame, spec, notes: list[str]) -> pd.DataFrame:
+    """The store's finished results of ``spec``'s trainable whose configuration fits the space."""
+    frame = frame[(frame["trainable"] == spec.name) & frame["val_acc"].notna()].copy()
+    if frame.empty:
+        return frame
+    fitted = [fit_to_space(c, spec.space) for c in frame["config"]]
+    unknown = sum(1 for c in frame["config"] if set(c) - set(spec.space.keys()))
+    ok = [f is not None for f in fitted]
+    if unknown or not all(ok):
+        msg = (f"{unknown} store rows have hyperparameters this space lacks (ignored) and "
+               f"{ok.count(False)} do not fit it (skipped)")
+        notes.append(msg)
+        warnings.warn(f"Warm start: {msg}.", stacklevel=3)
+    frame["config"] = fitted
+    return frame[ok]
+
+
+def _nearest(target: Dataset, frame: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The ``k`` store datasets nearest to ``target`` by standardised meta-features (datasets
+    without them come last, in order of their best accuracy)."""
+    if frame.empty or k == 0:
+        return pd.DataFrame(columns=["distance"])
+    from automl_chars.similarity.meta_features import dataset_meta_features
+
+    mine = dataset_meta_features(target)
+    cols = [f"mf_{n}" for n in mine if f"mf_{n}" in frame]
+    per = frame.groupby("dataset")[cols].first() if cols else pd.DataFrame(index=frame["dataset"].unique())
+    dist = pd.Series(np.inf, index=per.index)
+    if cols:
+        known = per.dropna()
+        if len(known):
+            both = pd.concat([known, pd.DataFrame([{c: mine[c[3:]] for c in cols}], index=["__t"])])
+            z = (both - both.mean()) / both.std(ddof=0).replace(0, 1)
+            d = np.sqrt(((z.drop(index="__t") - z.loc["__t"]) ** 2).sum(axis=1))
+            dist.loc[d.index] = d
+    best = frame.groupby("dataset")["val_acc"].max()
+    order = sorted(dist.index, key=lambda n: (dist[n], -best[n]))
+    return pd.DataFrame({"distance": dist[order]}, index=order).head(k)
+
+
+def _priors(frame: pd.DataFrame, budgets: Sequence[int], cap: int) -> list[Prior]:
+    """Quantile-normalised results at the sweep's budgets, evenly spread, ``cap`` per budget."""
+    if frame.empty or cap == 0:
+        return []
+    budgets = sorted(budgets)
+    rung = [max((b for b in budgets if b <= x), default=None) for x in frame["budget"]]
+    frame = frame.assign(rung=rung).dropna(subset=["rung"])
+    out = []
+    for budget, rows in frame.groupby("rung"):
+        q = rows.groupby("dataset")["val_acc"].rank(pct=True, method="average")
+        q = (q - q.groupby(rows["dataset"]).transform("min")) / (
+            q.groupby(rows["dataset"]).transform("max") - q.groupby(rows["dataset"]).transform("min")
+        ).replace(0, 1)
+        rows = rows.assign(q=q).sort_values("q")
+        take = np.unique(np.linspace(0, len(rows) - 1, min(cap, len(rows))).round().astype(int))
+        out += [Prior(r["config"], int(budget), -float(r["q"]), r["dataset"])
+                for _, r in rows.iloc[take].iterrows()]
+    return out
+
+
+def _fits(prior: Prior, space: ConfigurationSpace) -> bool:
+    return fit_to_space(prior.config, space) is not None
+
+
+def _valid_unique(seeds: list[Seed], space: ConfigurationSpace, notes: list[str]) -> list[Seed]:
+    out, seen = [], set()
+    for s in seeds:
+        config = fit_to_space(s.config, space)
+        if config is None:
+            notes.append(f"seed {s.suggested_by} does not fit the space; skipped")
+            continue
+        key = json.dumps(config, sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            out.append(Seed(config, s.suggested_by, s.reason))
+    return out
+
+
+class WarmStartSearcher(Searcher):
+    """Seeds first, then BOHB, whose model starts from the plan's priors (module docstring)."""
+
+    def __init__(self, bohb: BOHBSearcher, plan: WarmStartPlan):
+        super().__init__(metric=bohb.metric, mode=bohb.mode)
+        self.bohb = bohb
+        self.pending = list(plan.seeds)
+        self.priors_left: dict[int, int] = {}
+        self._feed_priors(plan.priors)
+
+    def _feed_priors(self, priors: list[Prior]) -> None:
+        """Priors into hpbandster's model, smallest budget first, the model fitted once per
+        budget; remembered (by position) so they can be retired as the target's results come."""
+        bohber = self.bohb.bohber
+        by_budget: dict[int, list[Prior]] = {}
+        for p in priors:
+            by_budget.setdefault(p.budget, []).append(p)
+        for budget in sorted(by_budget):
+            group = by_budget[budget]
+            for i, p in enumerate(group):
+                job = Job(("prior", budget, i), config=p.config, budget=budget)
+                job.result = {"loss": p.loss}
+                bohber.new_result(job, update_model=i == len(group) - 1)
+            self.priors_left[budget] = len(group)
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return self.bohb.set_search_properties(metric, mode, config, **spec)
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if self.pending:
+            s = self.pending.pop(0)
+            return self.bohb.adopt(trial_id, s.config, s.suggested_by)
+        return self.bohb.suggest(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        budget = (result.get("hyperband_info") or {}).get("budget")
+        if budget is not None and self.priors_left.get(budget):
+            self._retire_prior(budget)
+        self.bohb.on_trial_result(trial_id, result)
+
+    def _retire_prior(self, budget: int) -> None:
+        """Drops the priors' middle one at ``budget`` (the target's result takes its place);
+        priors sit first in hpbandster's lists because they were fed before any trial."""
+        bohber = self.bohb.bohber
+        n = self.priors_left[budget]
+        idx = n // 2
+        del bohber.configs[budget][idx]
+        del bohber.losses[budget][idx]
+        self.priors_left[budget] = n - 1
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        self.bohb.on_trial_complete(trial_id, result, error)
+
+    def on_pause(self, trial_id: str) -> None:
+        self.bohb.on_pause(trial_id)
+
+    def on_unpause(self, trial_id: str) -> None:
+        self.bohb.on_unpause(trial_id)
+
+    def save(self, checkpoint_path: str) -> None:
+        state = {"pending": self.pending, "priors_left": self.priors_left,
+                 "bohb": self.bohb.__dict__}
+        tmp = checkpoint_path + ".tmp"
+        with open(tmp, "wb") as f:
+            cloudpickle.dump(state, f)
+        os.replace(tmp, checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            state = cloudpickle.load(f)
+        self.pending, self.priors_left = state["pending"], state["priors_left"]
+        self.bohb.__dict__.update(state["bohb"])
+
+
+__all__ = ["Prior", "Seed", "WarmStart", "WarmStartPlan", "WarmStartSearcher", "fit_to_space",
+           "plan_warm_start"]

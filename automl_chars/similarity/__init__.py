@@ -1,0 +1,43 @@
+"""Dataset similarity: which portfolio sources resemble a target, by several measures.
+
+Plain PyTorch/numpy (no Ray). A target is compared on a stratified sample of its images with
+every source, each seen as a :class:`SourceView` (a model trained on it plus a small sample of
+its images); :func:`similarity` returns one row per source with every measure's score, a
+bootstrap interval and the seconds it took. Measures are registered in :data:`MEASURES`; each
+says whether a higher score means more similar (``higher_is_more_similar``): the distances
+(``sen``, ``frechet``, ``otdd``, ``meta_features``, ``task2vec``) are lower-is-more-similar, the
+transferability scores (``logme``, ``leep``) higher-is-better. See docs/similarity.md.
+"""
+
+from automl_chars.similarity import distribution, meta_features, task2vec, transferability  # noqa: F401  (registers the measures)
+from automl_chars.similarity.base import MEASURES, Context, Measure, get_measure, register_measure
+from automl_chars.similarity.compare import (
+    DEFAULT_BOOTSTRAP,
+    rank_sources,
+    resolve_measures,
+    similarity,
+    similarity_matrix,
+)
+from automl_chars.similarity.meta_features import META_FEATURES
+from automl_chars.similarity.source import (
+    DEFAULT_SAMPLE_SIZE,
+    Sample,
+    SimilarityError,
+    SourceView,
+)
+from automl_chars.similarity.transferability import leep, logme
+
+
+def plot_heatmap(frame, path, title=None):
+    """Writes a heatmap of a similarity table or matrix to ``path`` (PNG); see
+    :func:`automl_chars.similarity.plots.plot_heatmap` (imported on first use: matplotlib)."""
+    from automl_chars.similarity.plots import plot_heatmap as plot
+
+    return plot(frame, path, title)
+
+
+__all__ = [
+    "DEFAULT_BOOTSTRAP", "DEFAULT_SAMPLE_SIZE", "MEASURES", "META_FEATURES", "Context", "Measure",
+    "Sample", "SimilarityError", "SourceView", "get_measure", "leep", "logme", "plot_heatmap",
+    "rank_sources", "register_measure", "resolve_measures", "similarity", "similarity_matrix",
+]

@@ -1,0 +1,165 @@
+"""What goes into the results store: a sweep's trials (each at every budget it reached), a
+portfolio's entries, and older sweep folders found on disk. Reads result folders only (no Ray)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from automl_chars.store.store import ResultsStore, rows, store_beside
+
+logger = logging.getLogger(__name__)
+
+SETTINGS_FILE, TRIALS_FILE, SUMMARY_FILE = "automl_chars.json", "trials.csv", "summary.json"
+MANIFEST_FILE = "manifest.json"
+
+
+def sweep_rows(folder: str | os.PathLike, meta_features: Mapping[str, float] | None = None,
+               ) -> pd.DataFrame:
+    """One row per trial and budget of the sweep in ``folder`` (finished or not): the
+    validation accuracy at every budget a trial reported (``progress.csv``), the incumbent's
+    test accuracy on its last row."""
+    folder = Path(folder).expanduser().resolve()
+    settings = json.loads((folder / SETTINGS_FILE).read_text())
+    summary = (json.loads((folder / SUMMARY_FILE).read_text())
+               if (folder / SUMMARY_FILE).exists() else {})
+    trials = (pd.read_csv(folder / TRIALS_FILE, dtype={"trial_id": str})
+              if (folder / TRIALS_FILE).exists() else _trials_from_folders(folder))
+    incumbent = summary.get("incumbent_trial_id")
+    results = []
+    for _, t in trials.iterrows():
+        config = {k[len("config/"):]: _plain(v) for k, v in t.items()
+                  if k.startswith("config/") and not _missing(v)}
+        per_budget = _progress(folder, str(t["trial_id"]))
+        if per_budget.empty:
+            per_budget = pd.DataFrame([{"training_iteration": t.get("budget"),
+                                        "val_acc": t.get("val_acc"),
+                                        "time_total_s": t.get("time_total_s")}])
+        last = per_budget["training_iteration"].max()
+        for _, r in per_budget.iterrows():
+            is_final = r["training_iteration"] == last and str(t["trial_id"]) == incumbent
+            results.append({
+                "config": config, "budget": r["training_iteration"], "val_acc": r["val_acc"],
+                "test_acc": summary.get("test_accuracy") if is_final else float("nan"),
+                "seconds": r.get("time_total_s"), "status": t.get("status", ""),
+                "suggested_by": t.get("suggested_by", ""), "trial_id": str(t["trial_id"]),
+            })
+    return rows("sweep", settings.get("dataset", ""), settings.get("dataset_fingerprint", ""),
+                settings.get("trainable", "cnn"), results, str(folder), meta_features)
+
+
+def add_sweep(folder: str | os.PathLike, store: ResultsStore | None = None,
+              meta_features: Mapping[str, float] | None = None) -> int:
+    """Adds (or replaces) the sweep in ``folder``'s rows; returns how many."""
+    store = store or ResultsStore()
+    frame = sweep_rows(folder, meta_features)
+    if not frame.empty:
+        store.write(f"sweep:{Path(folder).expanduser().resolve()}", frame)
+    return len(frame)
+
+
+def add_portfolio(folder: str | os.PathLike, store: ResultsStore | None = None) -> int:
+    """Adds (or replaces) a portfolio's entries: each source's configuration and accuracies."""
+    from automl_chars.portfolio.entry import read_manifest
+
+    folder = Path(folder).expanduser().resolve()
+    store = store or ResultsStore()
+    count = 0
+    for e in read_manifest(folder):
+        frame = rows("portfolio", e.dataset, e.fingerprint, e.trainable,
+                     [{"config": e.config, "budget": e.epochs, "val_acc": e.val_acc,
+                       "test_acc": e.test_acc, "seconds": e.train_seconds,
+                       "status": "TERMINATED", "trial_id": e.name}], str(folder / e.name))
+        store.write(f"portfolio:{folder}:{e.name}", frame)
+        count += 1
+    return count
+
+
+def record_sweep(folder: str | os.PathLike, dataset=None) -> None:
+    """Adds a sweep that has just finished or stopped to the store beside it, with its
+    dataset's meta-features when ``dataset`` is given; a store that cannot be written is a
+    warning, never a lost sweep."""
+    try:
+        features = None
+        if dataset is not None:
+            from automl_chars.similarity.meta_features import dataset_meta_features
+
+            features = dataset_meta_features(dataset)
+        add_sweep(folder, store_beside(folder), features)
+    except Exception as err:  # the sweep's own results are safe in its folder
+        logger.warning("Could not add %s to the results store: %s", folder, err)
+
+
+def record_portfolio(folder: str | os.PathLike) -> None:
+    """Adds a portfolio that has just been built to the store beside it (warning on failure)."""
+    try:
+        add_portfolio(folder, store_beside(folder))
+    except Exception as err:
+        logger.warning("Could not add %s to the results store: %s", folder, err)
+
+
+def import_folder(folder: str | os.PathLike, store: ResultsStore | None = None) -> dict[str, int]:
+    """Adds every sweep and portfolio found under ``folder`` (older results); a folder that
+    cannot be read is skipped with a warning. Returns rows added per folder."""
+    store = store or ResultsStore()
+    added = {}
+    root = Path(folder).expanduser().resolve()
+    for settings in sorted(root.rglob(SETTINGS_FILE)):
+        sweep = settings.parent
+        if sweep.is_relative_to(store.path) or not _is_sweep(settings):
+            continue
+        try:
+            added[str(sweep)] = add_sweep(sweep, store)
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
+            logger.warning("Skipped %s: %s", sweep, err)
+    for manifest in sorted(root.rglob(MANIFEST_FILE)):
+        try:
+            added[str(manifest.parent)] = add_portfolio(manifest.parent, store)
+        except Exception as err:  # a damaged portfolio must not stop the import
+            logger.warning("Skipped %s: %s", manifest.parent, err)
+    return added
+
+
+def _is_sweep(settings_file: Path) -> bool:
+    """A BOHB sweep's settings (run_trials writes the same file name with other keys)."""
+    try:
+        return "preset" in json.loads(settings_file.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def _progress(folder: Path, trial_id: str) -> pd.DataFrame:
+    files = list(folder.glob(f"*_{trial_id}/progress.csv"))
+    if not files:
+        return pd.DataFrame()
+    try:
+        frame = pd.read_csv(files[0])
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return pd.DataFrame()
+    cols = [c for c in ("training_iteration", "val_acc", "time_total_s") if c in frame]
+    return frame[cols].drop_duplicates("training_iteration", keep="last")
+
+
+def _trials_from_folders(folder: Path) -> pd.DataFrame:
+    """Trials of an unfinished sweep (no trials.csv yet), from each trial's params.json."""
+    out = []
+    for params in folder.glob("*_*/params.json"):
+        config = json.loads(params.read_text())
+        tid = params.parent.name.rsplit("_", 1)[-1]
+        out.append({"trial_id": tid, "status": "UNFINISHED",
+                    "suggested_by": config.pop("suggested_by", ""),
+                    **{f"config/{k}": v for k, v in config.items()}})
+    return pd.DataFrame(out, columns=["trial_id", "status", "suggested_by"] if not out else None)
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value

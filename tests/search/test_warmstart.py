@@ -1,0 +1,185 @@
+"""Warm-started BOHB: the plan (seeds, priors), the searcher with the real BOHB searcher, and a
+warm-started sweep that is killed and resumed without seeding again."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import numpy as np
+import pytest
+from conftest import kill_driver_after
+
+from automl_chars import data, run_bohb
+from automl_chars.errors import UnknownNameError
+from automl_chars.search.searcher import BOHBSearcher
+from automl_chars.search.spec import cnn_spec
+from automl_chars.search.warmstart import (
+    Prior,
+    Seed,
+    WarmStart,
+    WarmStartPlan,
+    WarmStartSearcher,
+    fit_to_space,
+    plan_warm_start,
+)
+from automl_chars.similarity.meta_features import dataset_meta_features
+from automl_chars.spaces import cnn_space, subspace
+from automl_chars.store import ResultsStore
+from automl_chars.store.store import rows
+
+KEEP = ["learning_rate", "batch_size", "n_fc_layers", "fc1_units"]
+PER_CLASS = 6
+
+
+def _space(seed=0):
+    return subspace(cnn_space(), KEEP, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def glyph_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    for name in ("glyphs-digits", "glyphs-greek", "glyphs-hebrew"):
+        data.load(name, root=root, samples_per_class=PER_CLASS)
+    return root
+
+
+def _load(name, root):
+    return data.load(name, root=root, samples_per_class=PER_CLASS)
+
+
+def _store(path, root, budgets=(1, 3)):
+    """Past sweeps on two datasets: accuracy rises with the learning rate (on another scale on
+    each), so the best configurations have the highest rates. greek's meta-features are
+    recorded; hebrew's are not."""
+    store = ResultsStore(path)
+    rng = np.random.default_rng(0)
+    for name, scale, mf in (("glyphs-greek", 0.5, True), ("glyphs-hebrew", 0.9, False)):
+        results = []
+        for i in range(12):
+            lr = float(10 ** rng.uniform(-4, -1))
+            config = {"learning_rate": lr, "batch_size": int(rng.integers(16, 256)),
+                      "n_fc_layers": 0}
+            for b in budgets:
+                results.append({"config": config, "budget": b, "val_acc": scale * (np.log10(lr) + 4) / 3,
+                                "trial_id": f"{name}-{i}"})
+        features = dataset_meta_features(_load(name, root)) if mf else None
+        store.write(name, rows("sweep", name, "f", "cnn", results, f"/x/{name}", features))
+    store.write("other", rows("sweep", "glyphs-other", "f", "cnn",
+                              [{"config": {"no_such_hp": 1}, "budget": 1, "val_acc": 0.5}], "/x"))
+    return store
+
+
+def test_the_plan_seeds_the_nearest_datasets_best_and_caps_normalised_priors(
+        glyph_root, tmp_path):
+    target = _load("glyphs-digits", glyph_root)
+    spec = cnn_spec(_space())
+    with pytest.warns(UserWarning, match="lacks"):
+        plan = plan_warm_start(target, spec, WarmStart(k=2, priors_per_budget=5), [1, 3, 9],
+                               store=_store(tmp_path / "st", glyph_root))
+    # greek has meta-features (a finite distance) so it comes first; hebrew after it.
+    assert list(plan.neighbours.index) == ["glyphs-greek", "glyphs-hebrew"]
+    assert [s.suggested_by for s in plan.seeds] == ["store:glyphs-greek", "store:glyphs-hebrew"]
+    assert all(s.config["learning_rate"] > 0.01 for s in plan.seeds)  # each dataset's best
+    by_budget = {b: [p for p in plan.priors if p.budget == b] for b in (1, 3, 9)}
+    assert [len(v) for v in by_budget.values()] == [5, 5, 0]  # capped; no results at budget 9
+    losses = sorted(p.loss for p in by_budget[3])
+    assert losses[0] == -1.0 and losses[-1] == 0.0  # quantiles: best and worst both kept
+    assert all(set(p.config) <= set(KEEP) for p in plan.priors)
+    assert any("lacks" in n for n in plan.notes)
+
+
+def test_an_empty_portfolio_and_store_is_a_cold_sweep_with_a_warning(glyph_root, tmp_path):
+    with pytest.warns(UserWarning, match="cold BOHB sweep"):
+        plan = plan_warm_start(_load("glyphs-digits", glyph_root), cnn_spec(_space()),
+                               WarmStart(), [1, 3], store=ResultsStore(tmp_path / "empty"))
+    assert plan.seeds == [] and plan.priors == []
+    with pytest.raises(UnknownNameError, match="frechet"):
+        WarmStart(measure="frechett")
+
+
+def _plan(n_priors=10):
+    rng = np.random.default_rng(1)
+    priors = [Prior({"learning_rate": float(10 ** rng.uniform(-4, -1)), "batch_size": 32,
+                     "n_fc_layers": 0}, 1, -float(q), "d") for q in np.linspace(0, 1, n_priors)]
+    seeds = [Seed({"learning_rate": 0.05, "batch_size": 64, "n_fc_layers": 0}, "store:d", "best")]
+    return WarmStartPlan(seeds=seeds, priors=priors)
+
+
+def _bohb():
+    return BOHBSearcher(_space(), metric="val_acc", mode="max", seed=0,
+                        bohb_config={"random_fraction": 0})
+
+
+def test_the_searcher_suggests_seeds_first_and_bohbs_model_starts_from_the_priors(tmp_path):
+    """With 2(d+1) priors, hpbandster has a model before any trial: the first suggestion after
+    the seed is model-based, where the same searcher without priors draws at random (BOHB's
+    share of random picks set to 0, so that every pick it can make from a model is one)."""
+    cold = _bohb()
+    warm = WarmStartSearcher(_bohb(), _plan())
+    assert warm.bohb.bohber.kde_models and not cold.bohber.kde_models
+    first = warm.suggest("t0")
+    assert first["suggested_by"] == "store:d" and first["learning_rate"] == 0.05
+    assert warm.suggest("t1")["suggested_by"] == "model"
+    assert cold.suggest("t1")["suggested_by"] == "random"
+    assert len(warm.bohb.bohber.configs[1]) == 10
+
+    # A result of the target at budget 1 retires one prior (the target's own takes its place).
+    warm.on_trial_result("t0", {"val_acc": 0.9, "hyperband_info": {"budget": 1}})
+    assert warm.priors_left[1] == 9 and len(warm.bohb.bohber.configs[1]) == 10
+    assert warm.bohb.bohber.losses[1][-1] == -0.9
+
+    # Saved and restored (as Tune does on resume): no seed again, priors left as they were.
+    warm.save(str(tmp_path / "state.pkl"))
+    again = WarmStartSearcher(_bohb(), WarmStartPlan())
+    again.restore(str(tmp_path / "state.pkl"))
+    assert again.pending == [] and again.priors_left == {1: 9}
+    assert again.suggest("t2")["suggested_by"] == "model"
+    assert len(again.bohb.bohber.configs[1]) == 10
+
+
+def test_fit_to_space_drops_inactive_and_refuses_values_out_of_range():
+    space = _space()
+    assert fit_to_space({"learning_rate": 0.01, "n_fc_layers": 0, "fc1_units": 64}, space) == {
+        "batch_size": 128, "learning_rate": 0.01, "n_fc_layers": 0}
+    assert fit_to_space({"learning_rate": 5.0}, space) is None
+
+
+DRIVER = textwrap.dedent("""
+    import ray
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from automl_chars import data, run_bohb
+    from automl_chars.search import WarmStart
+    from automl_chars.spaces import cnn_space, subspace
+    ds = data.load("glyphs-digits", samples_per_class={per_class})
+    run_bohb(ds, space=subspace(cnn_space(), {keep!r}, seed=0), preset="3_1_3_2",
+             storage_path={storage!r}, name="warm", verbose=0,
+             warm_start=WarmStart(store={store!r}, k=2))
+""")
+
+
+@pytest.mark.slow
+def test_a_warm_started_sweep_survives_a_killed_driver(ray_session, glyph_root, tmp_path):
+    """Killed after some trials; resumed: every seed ran exactly once, the sweep finished, and
+    BOHB proposed configurations from its model although the sweep had too few results of its
+    own for one."""
+    store = _store(tmp_path / "st", glyph_root, budgets=(1, 3))
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER.format(per_class=PER_CLASS, keep=KEEP, storage=str(tmp_path),
+                                    store=str(store.path)))
+    exp = tmp_path / "warm"
+    kill_driver_after(script, glyph_root, exp, finished=2)
+    plan = json.loads((exp / "warm_start.json").read_text())
+    assert [s["suggested_by"] for s in plan["seeds"]] == ["store:glyphs-greek", "store:glyphs-hebrew"]
+
+    ds = _load("glyphs-digits", glyph_root)
+    result = run_bohb(ds, space=_space(), preset="3_1_3_2", storage_path=tmp_path, name="warm",
+                      resume=True, verbose=0, warm_start=WarmStart(store=str(store.path), k=2))
+    t = result.trials
+    assert (t["status"] == "TERMINATED").all() and len(t) == 5
+    assert sorted(t["suggested_by"][t["suggested_by"].str.startswith("store:")]) == [
+        "store:glyphs-greek", "store:glyphs-hebrew"]
+    assert (t["suggested_by"] == "model").sum() >= 1  # 5 trials alone never make a model
+    with pytest.raises(Exception, match="different settings"):
+        run_bohb(ds, space=_space(), preset="3_1_3_2", storage_path=tmp_path, name="warm",
+                 resume=True, verbose=0, warm_start=WarmStart(store=str(store.path), k=1))

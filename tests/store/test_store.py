@@ -1,0 +1,174 @@
+"""The results store: concurrent writers, a writer killed mid-write, no double counting, import
+of older folders, Syne Tune-shaped export."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from automl_chars.store import ResultsStore, add_sweep, import_folder, store_beside
+from automl_chars.store.store import rows
+
+
+def _rows(dataset: str, n: int, budget: float = 1.0) -> pd.DataFrame:
+    return rows("sweep", dataset, "f00", "cnn",
+                [{"config": {"learning_rate": 10.0 ** -(i % 4), "batch_size": 16 + i},
+                  "budget": budget, "val_acc": i / n, "trial_id": f"t{i}"} for i in range(n)],
+                folder=f"/x/{dataset}", meta_features={"classes": 10})
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    from test_store import _rows
+    from automl_chars.store import ResultsStore
+    store = ResultsStore({path!r})
+    for i in range(15):
+        store.write(f"{{sys.argv[1]}}-{{i}}", _rows(f"{{sys.argv[1]}}-{{i}}", 5))
+""")
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    """Two processes writing 15 contributions each at the same time: all 150 rows are there."""
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER.format(tests=os.path.dirname(__file__), path=str(tmp_path / "st")))
+    procs = [subprocess.Popen([sys.executable, str(script), name]) for name in ("a", "b")]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    frame = ResultsStore(tmp_path / "st").frame()
+    assert len(frame) == 150 and frame["dataset"].nunique() == 30
+    assert (frame["mf_classes"] == 10).all()
+
+
+KILLED = textwrap.dedent("""
+    import time
+    import pyarrow.parquet as pq
+    from automl_chars.store import ResultsStore
+    import sys
+    sys.path.insert(0, {tests!r})
+    from test_store import _rows
+
+    def slow_write(table, where, **kw):  # half a file, then stuck: the kill lands mid-write
+        with open(where, "wb") as f:
+            f.write(b"PAR1" + b"x" * 1000)
+            f.flush()
+            time.sleep(60)
+
+    pq.write_table = slow_write
+    ResultsStore({path!r}).write("late", _rows("late", 50))
+""")
+
+
+def test_a_writer_killed_mid_write_corrupts_nothing(tmp_path):
+    store = ResultsStore(tmp_path / "st")
+    store.write("early", _rows("early", 4))
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED.format(tests=os.path.dirname(__file__), path=str(store.path)))
+    proc = subprocess.Popen([sys.executable, str(script)])
+    deadline = time.time() + 60
+    while not any(f.stat().st_size for f in store.path.glob(".*.tmp")):
+        assert time.time() < deadline and proc.poll() is None, "the writer never started"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    frame = store.frame()
+    assert list(frame["dataset"].unique()) == ["early"] and len(frame) == 4
+    store.write("after", _rows("after", 2))  # the store stays writable
+    assert len(store.frame()) == 6
+
+
+def test_a_contribution_written_twice_is_counted_once(tmp_path):
+    store = ResultsStore(tmp_path / "st")
+    store.write("sweep:/x", _rows("d", 3))
+    store.write("sweep:/x", _rows("d", 5))  # resumed and finished again: replaces
+    assert len(store.frame()) == 5
+
+
+def _fake_sweep(folder, dataset="glyphs-digits", finished=True):
+    """A sweep folder as run_bohb leaves it (settings, trials, per-trial progress)."""
+    folder.mkdir(parents=True)
+    (folder / "automl_chars.json").write_text(json.dumps(
+        {"dataset": dataset, "dataset_fingerprint": "abc", "trainable": "cnn", "preset": "3_1_3_1"}))
+    trials = pd.DataFrame({"trial_id": ["aa", "bb"], "status": ["TERMINATED"] * 2,
+                           "suggested_by": ["random", "model"], "budget": [3, 1],
+                           "val_acc": [0.7, 0.2], "config/learning_rate": [0.01, 0.1],
+                           "config/n_fc_layers": [1, 0]})
+    for tid, budget, accs in (("aa", 3, [0.3, 0.5, 0.7]), ("bb", 1, [0.2])):
+        trial = folder / f"CNNTrainable_{tid}"
+        trial.mkdir()
+        pd.DataFrame({"training_iteration": range(1, budget + 1), "val_acc": accs,
+                      "time_total_s": np.arange(1, budget + 1)}).to_csv(trial / "progress.csv")
+        (trial / "params.json").write_text(json.dumps(
+            {"learning_rate": 0.01 if tid == "aa" else 0.1, "suggested_by": "random"}))
+    if finished:
+        trials.to_csv(folder / "trials.csv", index=False)
+        (folder / "summary.json").write_text(json.dumps(
+            {"incumbent_trial_id": "aa", "test_accuracy": 0.66}))
+    return folder
+
+
+def test_a_sweep_adds_every_budget_and_the_incumbents_test_accuracy(tmp_path):
+    sweep = _fake_sweep(tmp_path / "res" / "bohb-a")
+    store = store_beside(sweep)
+    assert store.path == tmp_path / "res" / "store"
+    assert add_sweep(sweep, store) == 4
+    assert add_sweep(sweep, store) == 4  # again: replaced, not added
+    f = ResultsStore(tmp_path / "res" / "store").configs()
+    assert len(f) == 4
+    aa = f[f["trial_id"] == "aa"].sort_values("budget")
+    assert list(aa["val_acc"]) == [0.3, 0.5, 0.7] and list(aa["budget"]) == [1, 2, 3]
+    assert aa["test_acc"].isna().tolist() == [True, True, False] and aa["test_acc"].iloc[2] == 0.66
+    assert aa["config"].iloc[0] == {"learning_rate": 0.01, "n_fc_layers": 1}
+
+
+def test_import_finds_older_sweeps_also_unfinished_ones(tmp_path):
+    _fake_sweep(tmp_path / "old" / "one")
+    _fake_sweep(tmp_path / "old" / "deep" / "two", dataset="glyphs-greek", finished=False)
+    (tmp_path / "old" / "broken").mkdir()
+    (tmp_path / "old" / "broken" / "automl_chars.json").write_text("{not json")
+    store = ResultsStore(tmp_path / "st")
+    added = import_folder(tmp_path / "old", store)
+    assert sorted(added.values()) == [4, 4]
+    f = store.frame()
+    assert set(f["dataset"]) == {"glyphs-digits", "glyphs-greek"}
+    assert set(f.loc[f["dataset"] == "glyphs-greek", "status"]) == {"UNFINISHED"}
+
+
+def test_export_as_configuration_by_task_evaluations(tmp_path):
+    store = ResultsStore(tmp_path / "st")
+    store.write("a", _rows("d1", 4, budget=1))
+    store.write("b", _rows("d1", 2, budget=3))
+    store.write("c", _rows("d2", 3))
+    tasks = store.task_evaluations("cnn")
+    assert set(tasks) == {"d1", "d2"}
+    d1 = tasks["d1"]
+    assert d1.objectives_evaluations.shape == (4, 1, 2, 1)
+    assert list(d1.fidelity_values) == [1, 3]
+    assert np.isnan(d1.objectives_evaluations[3, 0, 1, 0])  # config 3 never ran at budget 3
+    assert d1.objectives_evaluations[1, 0, 1, 0] == 0.5 and list(d1.hyperparameters.columns) == [
+        "batch_size", "learning_rate"]
+
+
+def test_bad_rows_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown columns"):
+        ResultsStore(tmp_path).write("x", _rows("d", 1).assign(extra=1))
+    assert ResultsStore(tmp_path / "none").frame().empty
+
+
+def test_cli_import_and_show(tmp_path, capsys):
+    from automl_chars.cli.main import main
+
+    _fake_sweep(tmp_path / "old" / "one")
+    assert main(["store", "import", str(tmp_path / "old"), "--store", str(tmp_path / "st")]) == 0
+    assert "Imported 1 folders" in capsys.readouterr().out
+    assert main(["store", "show", "--store", str(tmp_path / "st")]) == 0
+    out = capsys.readouterr().out
+    assert "(4 rows)" in out and "glyphs-digits" in out and "0.7" in out
