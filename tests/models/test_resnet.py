@@ -27,7 +27,8 @@ ARCHS = {"cnn": CNNSpec(conv=(ConvLayerSpec(8, 3, 1, 1, True, 0.0, 2),), fc=(FCL
 
 
 def test_every_registered_model_has_an_architecture_here():
-    assert set(MODELS.names()) <= set(ARCHS)
+    # Test modules register their own "test-*" models when collected with the whole suite.
+    assert {n for n in MODELS.names() if not n.startswith("test-")} <= set(ARCHS)
 
 
 @pytest.mark.parametrize("name", sorted(ARCHS))
