@@ -1,13 +1,15 @@
 """The ``automl-chars supernet`` command end to end on a tiny supernet (4 subnets, one epoch):
-the table, correlations, fine-tuning, costs, plots, resume, bad input. (The experiment script's
+killed and resumed, the table, correlations, fine-tuning, costs, plots, bad input. (The experiment script's
 --smoke run is checked in tests/test_experiments.py.)"""
 
 from __future__ import annotations
 
 import json
+import textwrap
 
 import pandas as pd
 import pytest
+from conftest import kill_driver_after
 from scipy import stats
 
 from automl_chars.cli.main import main
@@ -20,14 +22,41 @@ TINY = ["--channels", "4,8", "--depths", "1,2", "--epochs", "1", "--top-k", "2",
 NAMES = ["(1, 1)", "(1, 2)", "(2, 1)", "(2, 2)"]
 
 
-def test_cli_supernet_writes_the_table_correlations_and_plots(ray_session, data_root, tmp_path,
-                                                              capsys):
+DRIVER = textwrap.dedent("""
+    import sys
+    import ray
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from automl_chars.cli.main import main
+    sys.exit(main({argv!r}))
+""")
+
+
+def test_cli_supernet_killed_then_resumed_writes_the_table_correlations_and_plots(
+        ray_session, data_root, tmp_path, capsys):
+    """The command runs in a driver that is killed (SIGKILL, no clean stop) while the standalone
+    subnets train; the same command with --resume keeps the finished supernet and standalone
+    trials, trains the rest, fine-tunes the top 2 and writes everything up."""
     argv = ["supernet", "--dataset", "glyphs-digits", "--sampler", "epsilon_greedy",
             "--warmup", "2", "--storage", str(tmp_path), "--name", "cli", *TINY]
-    assert main(argv) == 0
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER.format(argv=argv))
+    exp = tmp_path / "cli"
+    finished = kill_driver_after(script, data_root, exp / "standalone", finished=2)
+    assert not (exp / "epsilon_greedy" / "summary.json").exists()
+    supernet_trial = pd.read_csv(exp / "epsilon_greedy" / "supernet" / "trials.csv",
+                                 dtype=str)["trial_id"]
+
+    assert main([*argv, "--resume"]) == 0
     out = capsys.readouterr().out
     assert "Top-1 in supernet" in out and "Kendall tau" in out and "fine-tuning" in out
-    result = SupernetResult.load(tmp_path / "cli" / "epsilon_greedy")
+    standalone = pd.read_csv(exp / "standalone" / "trials.csv", dtype={"trial_id": str})
+    assert sorted(standalone["label"]) == NAMES and (standalone["epochs"] == 1).all()
+    assert (standalone["status"] == "TERMINATED").all()
+    assert finished <= set(standalone["trial_id"])  # kept, not trained again
+    again = pd.read_csv(exp / "epsilon_greedy" / "supernet" / "trials.csv", dtype=str)["trial_id"]
+    assert list(again) == list(supernet_trial)
+
+    result = SupernetResult.load(exp / "epsilon_greedy")
     t = result.table
     assert list(t["subnet"]) == NAMES and t[["supernet_acc", "standalone_acc"]].notna().all().all()
     if t["supernet_acc"].nunique() > 1 and t["standalone_acc"].nunique() > 1:
@@ -45,19 +74,15 @@ def test_cli_supernet_writes_the_table_correlations_and_plots(ray_session, data_
     c = result.costs
     assert c["unit"] == "CPU-seconds" and c["supernet"] > 0 and c["standalone"] > 0
     assert c["ratio"] == pytest.approx(c["supernet"] / c["standalone"])
-    standalone = pd.read_csv(tmp_path / "cli" / "standalone" / "trials.csv")
-    assert sorted(standalone["label"]) == NAMES and (standalone["epochs"] == 1).all()
     assert set(result.history["subnet"]) == set(NAMES) and not result.history.empty
     for png in ("supernet_vs_standalone.png", "dynamics.png", "sampling_counts.png"):
         assert (result.path / png).stat().st_size > 1000
     summary = json.loads((result.path / "summary.json").read_text())
     assert summary["sampler"] == "epsilon_greedy" and summary["epochs"] == 1
 
-    # Resumed when finished: read back, nothing trained again; another sampler of the same
-    # experiment reuses the standalone runs.
+    # Resumed when finished: read back, nothing trained again.
     assert main([*argv, "--resume"]) == 0
-    again = SupernetResult.load(tmp_path / "cli" / "epsilon_greedy")
-    pd.testing.assert_frame_equal(again.table, t)
+    pd.testing.assert_frame_equal(SupernetResult.load(exp / "epsilon_greedy").table, t)
 
 
 @pytest.mark.parametrize("argv,fragment", [
