@@ -116,3 +116,28 @@ def kill_driver_after(script, data_root, exp, finished: int, timeout: float = 18
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     return {t for t, s in saved_trial_statuses(exp).items() if s == "TERMINATED"}
+
+
+class FakeController:
+    """What HyperBandForBOHB calls on Tune's controller, recording what reaches the searcher
+    (``paused``, ``fed``: (trial id, result copy)) and which trials it stopped."""
+
+    def __init__(self, scheduler=None):
+        from types import SimpleNamespace
+
+        self.scheduler = scheduler
+        self.paused, self.stopped, self.fed = [], [], []
+        searcher = SimpleNamespace(on_pause=self.paused.append, on_unpause=lambda tid: None,
+                                   on_trial_result=lambda tid, r: self.fed.append((tid, dict(r))))
+        self.search_alg = SimpleNamespace(searcher=searcher)
+
+    def stop_trial(self, trial):
+        from ray.tune.experiment import Trial
+
+        self.stopped.append(trial.trial_id)
+        if self.scheduler is not None:  # as Tune does for PAUSED/PENDING trials
+            self.scheduler.on_trial_remove(self, trial)
+        trial.set_status(Trial.TERMINATED)
+
+    def get_trials(self):
+        return []

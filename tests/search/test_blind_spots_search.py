@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from ConfigSpace import ConfigurationSpace, Float
+from conftest import FakeController
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
@@ -240,24 +241,6 @@ def test_an_adopted_configuration_is_running_and_learned_from():
     assert "w0" not in searcher.running
 
 
-class _Controller:
-    """What the scheduler calls on Tune's controller, recording what reaches the searcher."""
-
-    def __init__(self, scheduler):
-        self.scheduler, self.fed, self.stopped = scheduler, [], []
-        self.search_alg = SimpleNamespace(searcher=SimpleNamespace(
-            on_pause=lambda tid: None, on_unpause=lambda tid: None,
-            on_trial_result=lambda tid, r: self.fed.append((tid, dict(r)))))
-
-    def stop_trial(self, trial):
-        self.stopped.append(trial.trial_id)
-        self.scheduler.on_trial_remove(self, trial)
-        trial.set_status(Trial.TERMINATED)
-
-    def get_trials(self):
-        return []
-
-
 def _scheduler():
     return ResumableHyperBandForBOHB(time_attr="training_iteration", metric="val_acc", mode="max",
                                      min_t=1, max_t=3, reduction_factor=3)
@@ -267,7 +250,7 @@ def test_a_failed_result_stops_the_trial_and_reaches_bohb_at_its_rung_budget():
     """A failure ends the trial at once (no retry, no waiting at the rung) and BOHB's model gets
     it at the budget of the rung the trial was heading for."""
     sched = _scheduler()
-    ctrl = _Controller(sched)
+    ctrl = FakeController(sched)
     trials = [Trial("CNNTrainable", stub=True, trial_id=f"t{i}") for i in range(3)]
     for t in trials:
         sched.on_trial_add(ctrl, t)
@@ -282,7 +265,7 @@ def test_the_last_result_of_a_rung_reaches_bohb_even_when_it_is_stopped():
     """Tune passes STOP results to no searcher: the scheduler must, or BOHB never learns the
     result that completed a rung (nor one halved away on arrival)."""
     sched = _scheduler()
-    ctrl = _Controller(sched)
+    ctrl = FakeController(sched)
     trials = [Trial("CNNTrainable", stub=True, trial_id=f"t{i}") for i in range(3)]
     for t in trials:
         sched.on_trial_add(ctrl, t)

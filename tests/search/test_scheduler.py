@@ -2,32 +2,13 @@
 
 from types import SimpleNamespace
 
+from conftest import FakeController
 from pyarrow.fs import LocalFileSystem
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import HyperBandForBOHB, TrialScheduler
 
 from automl_chars.search.ray_compat import forget_deleted_checkpoints
 from automl_chars.search.scheduler import ResumableHyperBandForBOHB
-
-
-class FakeController:
-    """What HyperBandForBOHB calls on Tune's controller."""
-
-    def __init__(self, scheduler=None):
-        self.scheduler = scheduler
-        self.paused, self.stopped, self.fed = [], [], []
-        searcher = SimpleNamespace(on_pause=self.paused.append, on_unpause=lambda tid: None,
-                                   on_trial_result=lambda tid, r: self.fed.append((tid, r)))
-        self.search_alg = SimpleNamespace(searcher=searcher)
-
-    def stop_trial(self, trial):
-        self.stopped.append(trial.trial_id)
-        if self.scheduler is not None:  # as Tune does for PAUSED/PENDING trials
-            self.scheduler.on_trial_remove(self, trial)
-        trial.set_status(Trial.TERMINATED)
-
-    def get_trials(self):
-        return []
 
 
 def _scheduler():

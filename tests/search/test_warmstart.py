@@ -183,3 +183,78 @@ def test_a_warm_started_sweep_survives_a_killed_driver(ray_session, glyph_root, 
     with pytest.raises(Exception, match="different settings"):
         run_bohb(ds, space=_space(), preset="3_1_3_2", storage_path=tmp_path, name="warm",
                  resume=True, verbose=0, warm_start=WarmStart(store=str(store.path), k=1))
+
+
+def _portfolio(path, root, names=("glyphs-greek", "glyphs-hebrew"), crop=None):
+    """Untrained CNN entries (the ranking needs models, not good ones), each with a config."""
+    import dataclasses
+
+    import torch
+
+    from automl_chars.models import CNNSpec, ConvLayerSpec, FCLayerSpec, build_model
+    from automl_chars.portfolio import Portfolio
+
+    arch = CNNSpec(conv=(ConvLayerSpec(4, 3, 1, 1, False, 0.0, 2),), fc=(FCLayerSpec(8, False, 0.0),))
+    p = Portfolio(path)
+    for i, name in enumerate(names):
+        ds = _load(name, root)
+        if crop:
+            ds = dataclasses.replace(ds, **{f"x_{s}": getattr(ds, f"x_{s}")[..., :crop, :crop]
+                                            for s in ("train", "val", "test")})
+        torch.manual_seed(i)
+        net = build_model("cnn", arch, ds.num_classes, ds.image_shape)
+        p.add(ds, "cnn", arch, net.state_dict(), trainable="cnn", sample_size=40,
+              config={"learning_rate": 0.01 * (i + 1), "batch_size": 32, "n_fc_layers": 1,
+                      "fc1_units": 32})
+    return p
+
+
+def test_portfolio_entries_seed_their_configurations_ranked_by_the_measure(glyph_root,
+                                                                          tmp_path, monkeypatch):
+    """A CNN sweep is seeded with the CNN entries' configurations in the measure's order; a
+    measure that fails on the target falls back to meta_features, and the plan says so."""
+    from automl_chars.similarity import get_measure
+
+    pf = _portfolio(tmp_path / "pf", glyph_root)
+    target = _load("glyphs-digits", glyph_root)
+    plan = plan_warm_start(target, cnn_spec(_space()), WarmStart(portfolio=pf, k=2,
+                                                                  measure="meta_features"), [1, 3])
+    assert [s.suggested_by for s in plan.seeds] == [f"portfolio:{n}" for n in plan.ranking.index]
+    assert {s.config["learning_rate"] for s in plan.seeds} == {0.01, 0.02}
+    assert "rank 1 by meta_features" in plan.seeds[0].reason
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no features for you")
+
+    monkeypatch.setattr(type(get_measure("frechet")), "score", broken)
+    plan = plan_warm_start(target, cnn_spec(_space()), WarmStart(portfolio=pf, k=1), [1, 3])
+    assert set(plan.ranking["measure"]) == {"meta_features"} and len(plan.seeds) == 1
+    assert any("frechet failed" in n for n in plan.notes)
+
+
+def test_a_portfolio_for_other_images_is_refused_before_ray(glyph_root, tmp_path, capsys):
+    from automl_chars.cli.main import main
+
+    pf = _portfolio(tmp_path / "pf", glyph_root, names=("glyphs-greek",), crop=20)
+    code = main(["bohb", "--dataset", "glyphs-digits", "--samples-per-class", str(PER_CLASS),
+                 "--root", str(glyph_root), "--warm-start", str(pf.path), "--storage",
+                 str(tmp_path), "--preset", "2_1_2_1"])
+    assert code == 2
+    assert "glyphs-greek (1x20x20)" in capsys.readouterr().err
+    assert not list(tmp_path.glob("bohb-*/experiment_state*"))
+
+
+@pytest.mark.slow
+def test_cli_warm_start_prints_the_seeded_trials(ray_session, glyph_root, tmp_path, capsys):
+    from automl_chars.cli.main import main
+
+    pf = _portfolio(tmp_path / "pf", glyph_root)
+    code = main(["bohb", "--dataset", "glyphs-digits", "--samples-per-class", str(PER_CLASS),
+                 "--root", str(glyph_root), "--warm-start", str(pf.path), "--measure",
+                 "meta_features", "--k", "2", "--storage", str(tmp_path), "--preset", "2_1_2_1",
+                 "--verbose", "0"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "Seeded trials (warm start):" in out and "portfolio:glyphs-greek" in out
+    assert json.loads((tmp_path / "bohb-glyphs-digits-2_1_2_1" / "warm_start.json").read_text())[
+        "ranking"][0]["measure"] == "meta_features"

@@ -3,6 +3,7 @@ target, pauses and resumes exactly, runs in a BOHB sweep; the transfer spaces.""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 from ray import tune
@@ -102,6 +103,12 @@ def test_run_bohb_sweeps_the_transfer_space(ray_session, glyphs, portfolio, tmp_
     assert result.settings["trainable"] == "transfer"
     assert set(t["config/source"]) == {"latin", "none"}
     assert t["budget"].max() == 3 and 0 < result.test_accuracy <= 1
+    # Promoted trials were paused at budget 1 while their bracket finished, then went on from
+    # their checkpoint: one run of budgets 1, 2, 3 (a restart would repeat budget 1).
+    for tid in t.loc[t["budget"] == 3, "trial_id"]:
+        progress = pd.read_csv(next(result.path.glob(f"*_{tid}/progress.csv")))
+        assert list(progress["training_iteration"]) == [1, 2, 3]
+        assert progress["samples_seen"].is_monotonic_increasing
 
 
 def test_transfer_settings_and_bad_input(portfolio, glyphs):
