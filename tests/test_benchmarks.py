@@ -25,6 +25,7 @@ NUMBER = r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|nan|inf)"
 FIGURES = {
     "trial_overhead.py": ("per_trial_s", "fixed_s", "ratio"),
     "gpu_packing.py": ("ratio",),
+    "supernet_ranking.py": ("ratio[uniform]", "top1_match[uniform]", "ratio"),
 }
 SMOKE_SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py") if "--smoke" in p.read_text())
 # A few sweeps of a few trials, each paying Ray's actor start-up (torch imports): about a minute
@@ -52,7 +53,7 @@ def figure(out: str, name: str) -> float:
 
 
 def test_the_benchmarks_with_smoke_runs():
-    assert {"trial_overhead.py", "gpu_packing.py"} <= set(SMOKE_SCRIPTS)
+    assert {"trial_overhead.py", "gpu_packing.py", "supernet_ranking.py"} <= set(SMOKE_SCRIPTS)
 
 
 @pytest.mark.slow

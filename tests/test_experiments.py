@@ -40,9 +40,22 @@ def _check_transfer_table(out: str, storage: Path) -> None:
     assert ((table["test_acc"] >= 0) & (table["test_acc"] <= 1)).all()
 
 
+def _check_supernet(out: str, storage: Path) -> None:
+    from automl_chars.supernet import SupernetResult
+
+    assert "== uniform" in out and "== epsilon_greedy" in out and "Kendall tau" in out
+    exp = storage / "supernet-glyphs-digits"
+    for sampler in ("uniform", "epsilon_greedy"):
+        result = SupernetResult.load(exp / sampler)
+        assert len(result.table) == 4 and result.summary["dataset"] == "glyphs-digits"
+        assert result.table[["supernet_acc", "standalone_acc"]].notna().all().all()
+    assert (exp / "dynamics.png").exists() and (exp / "sampling_counts.png").exists()
+    assert len(pd.read_csv(exp / "standalone" / "trials.csv")) == 4  # trained once, shared
+
+
 #: What each script's --smoke must print and write.
 CHECKS = {**dict.fromkeys(SEED_001_SCRIPTS, _check_bohb_table),
-          "transfer_k49.py": _check_transfer_table}
+          "transfer_k49.py": _check_transfer_table, "supernet_mnist.py": _check_supernet}
 
 
 @pytest.mark.parametrize("script", EXPERIMENTS, ids=lambda p: p.stem)

@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from automl_chars.cli import portfolio, similarity, store
+from automl_chars.cli import portfolio, similarity, store, supernet
 from automl_chars.cli.options import add_data_arguments, load_dataset
 from automl_chars.errors import AutomlCharsError, SweepInterrupted
 
@@ -149,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     portfolio.add_parser(sub)
     store.add_parser(sub)
     similarity.add_parser(sub)
+    supernet.add_parser(sub)
     return parser
 
 

@@ -17,8 +17,15 @@ from automl_chars.data import Dataset
 from automl_chars.errors import InvalidConfigError
 from automl_chars.registry import Registry
 from automl_chars.spaces import cnn_space, resnet_space
+from automl_chars.spaces.supernet import subnet_space, supernet_space
 from automl_chars.spaces.transfer import transfer_space
-from automl_chars.trainables import CNNTrainable, ResNetTrainable, TransferTrainable
+from automl_chars.trainables import (
+    CNNTrainable,
+    ResNetTrainable,
+    SubnetTrainable,
+    SupernetTrainable,
+    TransferTrainable,
+)
 
 #: ``evaluate(checkpoint_dir, dataset, split) -> metric`` of a trial's checkpoint.
 Evaluator = Callable[[str, Dataset, str], float]
@@ -110,6 +117,24 @@ def resnet18_spec(space: ConfigurationSpace | None = None, seed: int | None = No
                      space if space is not None else resnet_space(seed))
 
 
+@SPECS.register("supernet")
+def supernet_spec(space: ConfigurationSpace | None = None, seed: int | None = None,
+                  supernet: Any = None) -> SweepSpec:
+    """Seed 002's supernet: :class:`SupernetTrainable` over :func:`supernet_space` (training
+    hyperparameters and the sampler); ``val_acc`` is the leading subnet's. ``supernet``: the
+    architecture space (a ``SupernetSpace`` or its dict; default seed 002's 9 subnets)."""
+    return SweepSpec("supernet", SupernetTrainable,
+                     space if space is not None else supernet_space(seed),
+                     parameters={} if supernet is None else {"supernet": supernet})
+
+
+@SPECS.register("subnet")
+def subnet_spec(space: ConfigurationSpace | None = None, seed: int | None = None) -> SweepSpec:
+    """One subnet standalone (its configuration names it under ``"subnet"``):
+    :class:`SubnetTrainable` over :func:`subnet_space`."""
+    return SweepSpec("subnet", SubnetTrainable, space if space is not None else subnet_space(seed))
+
+
 def transfer_spec(portfolio, space: ConfigurationSpace | None = None,
                   seed: int | None = None) -> SweepSpec:
     """Model transfer from ``portfolio`` (a :class:`~automl_chars.portfolio.Portfolio` or its
@@ -132,4 +157,4 @@ def get_spec(spec: str | SweepSpec | None, space: ConfigurationSpace | None = No
 
 
 __all__ = ["SPECS", "SweepSpec", "cnn_spec", "get_spec", "resnet18_spec", "space_fingerprint",
-           "transfer_spec"]
+           "subnet_spec", "supernet_spec", "transfer_spec"]

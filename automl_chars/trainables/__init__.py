@@ -11,6 +11,7 @@ from automl_chars.trainables.base import (
 )
 from automl_chars.trainables.cnn import CNNTrainable, cnn_settings
 from automl_chars.trainables.resnet import ResNetTrainable, resnet_settings
+from automl_chars.trainables.supernet import SubnetTrainable, SupernetTrainable
 from automl_chars.trainables.transfer import TransferTrainable, transfer_settings
 
 __all__ = [
@@ -18,6 +19,8 @@ __all__ = [
     "CNNTrainable",
     "FAILURE",
     "ResNetTrainable",
+    "SubnetTrainable",
+    "SupernetTrainable",
     "SupervisedTrainable",
     "TransferTrainable",
     "TrialSettings",

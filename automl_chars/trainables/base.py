@@ -36,6 +36,7 @@ from automl_chars.spaces.values import plain_value
 from automl_chars.training import (
     AugmentSettings,
     DeviceData,
+    EpochStats,
     OptimizerSettings,
     evaluate,
     rng_state,
@@ -132,6 +133,25 @@ class SupervisedTrainable(tune.Trainable):
         return build_model(settings.model, settings.arch, self.dataset.num_classes,
                            self.dataset.image_shape)
 
+    def train_unit(self, data: DeviceData) -> EpochStats:
+        """One budget unit of training on ``data`` (override for another loop, e.g. a
+        supernet's sampler rounds); may raise :class:`TrialFailure`."""
+        s = self.trial_settings
+        return train_epoch(self.model, self.optimizer, data, s.optimizer.batch_size,
+                           self.generator, s.augment)
+
+    def validate(self) -> dict:
+        """The validation metrics of a result: at least ``val_acc`` and ``val_loss``."""
+        val_loss, val_acc = evaluate(self.model, self.val_data)
+        return {"val_acc": val_acc, "val_loss": val_loss}
+
+    def extra_state(self) -> dict:
+        """More trial state for checkpoints (tensors and plain values only)."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        """Restores :meth:`extra_state`."""
+
     # -- Ray Tune's Trainable --------------------------------------------------------------
     def setup(self, config: dict, dataset: Dataset | None = None, fidelity: Fidelity = Fidelity(),
               seed: int = 0, jobs: Mapping[str, Job] | None = None) -> None:
@@ -184,20 +204,17 @@ class SupervisedTrainable(tune.Trainable):
         unit = self.units_done + 1
         idx = self.fidelity.indices(unit, self.order)
         data = self.train_data if idx is None else self.train_data.subset(torch.from_numpy(idx))
-        s = self.trial_settings
         try:
-            stats = train_epoch(self.model, self.optimizer, data, s.optimizer.batch_size,
-                                self.generator, s.augment)
+            stats = self.train_unit(data)
         except TrialFailure as err:
             self.failure = f"{err} at budget {unit}"
             return self._failed_result()
         self.schedule.step()
-        val_loss, val_acc = evaluate(self.model, self.val_data)
+        validation = self.validate()
         self.units_done = unit
         self.samples_seen += stats.samples
         return {
-            "val_acc": val_acc,
-            "val_loss": val_loss,
+            **validation,
             "train_acc": stats.accuracy,
             "train_loss": stats.loss,
             "epoch_s": stats.seconds,
@@ -230,7 +247,7 @@ class SupervisedTrainable(tune.Trainable):
             state.update(model=s.model, arch=s.arch_dict(), config=s.config,
                          state_dict=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
                          schedule=self.schedule.state_dict(),
-                         rng=rng_state(self.generator, self.device))
+                         rng=rng_state(self.generator, self.device), extra=self.extra_state())
         torch.save(state, os.path.join(checkpoint_dir, CHECKPOINT_FILE))
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
@@ -242,6 +259,7 @@ class SupervisedTrainable(tune.Trainable):
             self.optimizer.load_state_dict(state["optimizer"])
             self.schedule.load_state_dict(state["schedule"])
             set_rng_state(self.generator, state["rng"], self.device)
+            self.load_extra_state(state.get("extra", {}))
 
     def reset_config(self, new_config: dict) -> bool:
         # The dataset stays on the device; only the model and optimizer are rebuilt (a job on

@@ -16,11 +16,14 @@ from automl_chars.models import (
     replace_head,
 )
 from automl_chars.spaces import resnet_space
+from automl_chars.supernet import SubnetSpec, SupernetSpace
 from automl_chars.trainables import resnet_settings
 
 #: A small architecture of every registered model (a new model adds its own here).
 ARCHS = {"cnn": CNNSpec(conv=(ConvLayerSpec(8, 3, 1, 1, True, 0.0, 2),), fc=(FCLayerSpec(16, False, 0.0),)),
-         "resnet18": ResNetSpec(width=0.125)}
+         "resnet18": ResNetSpec(width=0.125),
+         "subnet": SubnetSpec(SupernetSpace(channels=(4, 8)), (2, 1)),
+         "supernet": SupernetSpace(channels=(4, 8))}  # without an arch: its largest subnet
 
 
 def test_every_registered_model_has_an_architecture_here():

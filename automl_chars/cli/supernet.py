@@ -1,0 +1,123 @@
+"""``automl-chars supernet``: seed 002's experiment (a weight-sharing supernet per sampler against
+every subnet trained standalone) on any dataset, printed as tables, saved with plots."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from automl_chars.cli.options import add_data_arguments, load_dataset
+from automl_chars.errors import InvalidConfigError
+
+#: Command-line options that become training hyperparameters or sampler settings of the config.
+CONFIG_OPTIONS = {"learning_rate": float, "batch_size": int, "optimizer": str,
+                  "lr_schedule": str, "epsilon": float, "warmup": int, "ucb_c": float,
+                  "discount": float}
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """``"16,32"`` -> ``(16, 32)``; anything else is a clear error."""
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, e.g. "
+                                         f"16,32; got {text!r}") from None
+
+
+def add_supernet_arguments(p: argparse.ArgumentParser, *, samplers: tuple[str, ...] = ("uniform",),
+                           ) -> None:
+    """The options of ``automl-chars supernet`` and ``experiments/supernet_mnist.py``."""
+    p.add_argument("--sampler", action="append", default=None,
+                   help=f"subnet sampler, repeatable: uniform, epsilon_greedy, ucb1, thompson, "
+                        f"fair (default {', '.join(samplers)})")
+    p.set_defaults(default_samplers=list(samplers))
+    p.add_argument("--epochs", type=int, default=3, help="epochs of the supernet and each subnet")
+    p.add_argument("--top-k", type=int, default=3, help="subnets fine-tuned from the supernet")
+    p.add_argument("--finetune-epochs", type=int, default=1)
+    p.add_argument("--channels", type=int_list, default=(16, 32),
+                   help="channels of each NAS block, e.g. 16,32 (their number = NAS blocks)")
+    p.add_argument("--depths", type=int_list, default=(1, 2, 3), help="sub-blocks a block may run")
+    p.add_argument("--ops", default="conv3",
+                   help="sub-block operations, e.g. conv3,conv5,skip (one: only depths vary)")
+    p.add_argument("--stem-stride", type=int, default=2)
+    for option, kind in CONFIG_OPTIONS.items():
+        p.add_argument("--" + option.replace("_", "-"), type=kind, default=None)
+    p.add_argument("--gpus-per-trial", type=float, default=0.0)
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--storage", default=None, help="results root (default ~/automl_chars_results)")
+    p.add_argument("--name", default=None, help="experiment folder (default supernet-<dataset>)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    p.add_argument("--max-failures", type=int, default=2)
+    add_data_arguments(p)
+    p.add_argument("--address", default=None, help="Ray cluster address")
+    p.add_argument("--verbose", type=int, default=1)
+
+
+def samplers_of(args: argparse.Namespace) -> list[str]:
+    """The samplers asked for, each checked (an unknown one suggests the closest names)."""
+    from automl_chars.supernet import SamplerSettings
+
+    names = args.sampler or args.default_samplers
+    for name in names:
+        SamplerSettings(name)
+    if len(set(names)) != len(names):
+        raise InvalidConfigError(f"--sampler names repeat: {names}.")
+    return names
+
+
+def run_samplers(dataset_name: str, args: argparse.Namespace) -> list:
+    """Runs :func:`run_supernet` for each sampler of ``args`` (sharing the standalone runs),
+    prints each table and summary, and plots the samplers side by side."""
+    from automl_chars.supernet import SupernetSpace, run_supernet
+    from automl_chars.supernet.result import format_summary, format_table
+
+    samplers = samplers_of(args)
+    space = SupernetSpace(channels=args.channels, depths=args.depths,
+                          ops=tuple(o.strip() for o in args.ops.split(",") if o.strip()),
+                          stem_stride=args.stem_stride)
+    config = {k: getattr(args, k) for k in CONFIG_OPTIONS if getattr(args, k) is not None}
+    ds = load_dataset(dataset_name, args)
+    results = []
+    for sampler in samplers:
+        result = run_supernet(
+            ds, sampler, args.epochs, args.storage, args.seed, args.gpus_per_trial, space=space,
+            config=config, top_k=args.top_k, finetune_epochs=args.finetune_epochs,
+            name=args.name, resume=args.resume, cpus_per_trial=args.cpus_per_trial,
+            max_failures=args.max_failures, address=args.address, verbose=args.verbose)
+        print(f"\n== {sampler}: {result.path}")
+        print(format_table(result))
+        print(format_summary(result))
+        results.append(result)
+    print(f"\nPlots: {', '.join(str(p) for p in comparison_plots(results))}")
+    return results
+
+
+def comparison_plots(results: list) -> list[Path]:
+    """Dynamics and sampling counts of every sampler side by side, in the experiment folder."""
+    from automl_chars.reporting.supernet import (
+        COUNTS_FILE,
+        DYNAMICS_FILE,
+        SCATTER_FILE,
+        plot_counts,
+        plot_dynamics,
+    )
+
+    root = Path(results[0].path).parent
+    return [results[0].path / SCATTER_FILE,
+            plot_dynamics(results, root / DYNAMICS_FILE), plot_counts(results, root / COUNTS_FILE)]
+
+
+def cmd_supernet(args: argparse.Namespace) -> int:
+    run_samplers(args.dataset, args)
+    return 0
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Registers ``automl-chars supernet`` on the main parser's subcommands."""
+    p = subparsers.add_parser("supernet", help="train a weight-sharing supernet per sampler and "
+                                               "every subnet standalone; compare the rankings")
+    p.add_argument("--dataset", required=True, help="a name from `automl-chars datasets`")
+    add_supernet_arguments(p)
+    p.set_defaults(func=cmd_supernet)
+    return p

@@ -1,0 +1,46 @@
+"""Weight-sharing supernets (seed 002), plain PyTorch: the space, the supernet and its subnets,
+the samplers, supernet training and the ranking against standalone training.
+
+``run_supernet`` (the Ray driver, :mod:`automl_chars.search.supernet_run`) loads on first use,
+so this package imports no Ray.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from automl_chars.supernet.model import (
+    Subnet,
+    SubnetSpec,
+    Supernet,
+    build_subnet,
+    build_supernet,
+    recalibrate_bn,
+)
+from automl_chars.supernet.ranking import correlations, ordering_errors, ranking_table
+from automl_chars.supernet.result import SupernetResult
+from automl_chars.supernet.samplers import (
+    SAMPLERS,
+    PruneSettings,
+    Sampler,
+    SamplerSettings,
+    make_sampler,
+)
+from automl_chars.supernet.space import OPS, Arch, SupernetSpace
+
+if TYPE_CHECKING:  # pragma: no cover
+    from automl_chars.search.supernet_run import run_supernet
+
+__all__ = [
+    "OPS", "SAMPLERS", "Arch", "PruneSettings", "Sampler", "SamplerSettings", "Subnet",
+    "SubnetSpec", "Supernet", "SupernetResult", "SupernetSpace", "build_subnet",
+    "build_supernet", "correlations", "make_sampler", "ordering_errors", "ranking_table",
+    "recalibrate_bn", "run_supernet",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "run_supernet":
+        return importlib.import_module("automl_chars.search.supernet_run").run_supernet
+    raise AttributeError(f"module 'automl_chars.supernet' has no attribute {name!r}")

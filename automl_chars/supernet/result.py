@@ -1,0 +1,138 @@
+"""``SupernetResult``: seed 002's table (each subnet's top-1 in the supernet and standalone), the
+rank correlations, top-k fine-tuning and the costs, saved in the run's folder and read back.
+
+Files in ``<storage>/<name>/<sampler>/`` (beside the ``supernet/`` and ``finetune/`` trial runs;
+the standalone runs are in ``<storage>/<name>/standalone/``, shared by every sampler):
+
+- ``table.csv``: :attr:`SupernetResult.table`;
+- ``history.csv``: :attr:`SupernetResult.history` (each subnet's running accuracy over rounds);
+- ``summary.json``: correlations, top-1, fine-tuning, costs, pruning, settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from automl_chars.errors import ExperimentStateError
+from automl_chars.search.result import write_json
+
+TABLE_FILE = "table.csv"
+HISTORY_FILE = "history.csv"
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass
+class SupernetResult:
+    """What :func:`~automl_chars.supernet.run_supernet` measured for one sampler.
+
+    Attributes:
+        table: one row per subnet (:data:`~automl_chars.supernet.ranking.RANKING_COLUMNS`):
+            test top-1 in the supernet (extracted, batch norm recalibrated) and standalone, their
+            ranks, test top-1 after fine-tuning (top-k only) and rounds sampled.
+        history: ``round``, ``subnet``, ``running_acc`` (the sampler's running validation top-1).
+        summary: correlations, top-1 match, fine-tuning, costs, pruning and settings.
+        path: the sampler's folder.
+    """
+
+    table: pd.DataFrame
+    history: pd.DataFrame
+    summary: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def sampler(self) -> str:
+        return str(self.summary.get("sampler"))
+
+    @property
+    def kendall_tau(self) -> float:
+        return float(self.summary["kendall_tau"])
+
+    @property
+    def spearman(self) -> float:
+        return float(self.summary["spearman"])
+
+    @property
+    def top1_match(self) -> bool:
+        """Whether the supernet's best subnet is the standalone best."""
+        return bool(self.summary["top1_match"])
+
+    @property
+    def costs(self) -> dict:
+        """``unit`` (CPU- or GPU-seconds), ``supernet``, ``standalone``, ``finetune`` and
+        ``ratio`` (supernet / standalone)."""
+        return dict(self.summary["costs"])
+
+    @property
+    def cost_ratio(self) -> float:
+        return float(self.summary["costs"]["ratio"])
+
+    @property
+    def finetune(self) -> dict:
+        """``subnets`` fine-tuned (top-k by supernet validation top-1), ``chosen`` (best
+        fine-tuned validation top-1), ``right_top1`` (chosen == standalone best), ordering
+        ``errors_before``/``errors_after`` among them."""
+        return dict(self.summary.get("finetune", {}))
+
+    def save(self) -> None:
+        if self.path is None:
+            raise ExperimentStateError("This SupernetResult has no folder to save to.")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.table.to_csv(self.path / TABLE_FILE, index=False)
+        self.history.to_csv(self.path / HISTORY_FILE, index=False)
+        write_json(self.path / SUMMARY_FILE, self.summary)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SupernetResult:
+        """Reads a finished run's sampler folder (as written by :meth:`save`)."""
+        path = Path(path).expanduser().resolve()
+        files = [path / f for f in (TABLE_FILE, HISTORY_FILE, SUMMARY_FILE)]
+        if not all(f.exists() for f in files):
+            raise ExperimentStateError(
+                f"{path} is not a finished supernet run (no {TABLE_FILE}/{SUMMARY_FILE}); an "
+                f"interrupted one continues with resume=True (CLI: --resume)."
+            )
+        return cls(pd.read_csv(files[0], dtype={"subnet": str}), pd.read_csv(files[1]),
+                   json.loads(files[2].read_text()), path)
+
+    def __repr__(self) -> str:
+        return (f"SupernetResult({self.sampler}: {len(self.table)} subnets, kendall_tau="
+                f"{self.kendall_tau:.3f}, spearman={self.spearman:.3f}, top1_match="
+                f"{self.top1_match}, cost_ratio={self.cost_ratio:.3f}, path={str(self.path)!r})")
+
+
+def format_table(result: SupernetResult) -> str:
+    """Seed 002's table with ranks, as text."""
+    t = result.table.copy()
+    for col in ("supernet_acc", "standalone_acc", "finetuned_acc"):
+        t[col] = t[col].map(lambda v: "" if v != v else f"{v:.4f}")
+    t = t.rename(columns={"subnet": "Subnet", "supernet_acc": "Top-1 in supernet",
+                          "standalone_acc": "Top-1 standalone", "supernet_rank": "rank (supernet)",
+                          "standalone_rank": "rank (standalone)", "finetuned_acc": "Top-1 fine-tuned",
+                          "sampled": "rounds sampled"})
+    return t.to_string(index=False)
+
+
+def format_summary(result: SupernetResult) -> str:
+    """The correlations, top-1, fine-tuning and costs in a few lines."""
+    s, c, f = result.summary, result.costs, result.finetune
+    lines = [
+        f"sampler {result.sampler}: Kendall tau {s['kendall_tau']:.3f}, Spearman "
+        f"{s['spearman']:.3f}; supernet top-1 {s['supernet_top1']} vs standalone top-1 "
+        f"{s['standalone_top1']} ({'match' if s['top1_match'] else 'no match'})",
+        f"cost ({c['unit']}): supernet {c['supernet']:.1f}, all standalone {c['standalone']:.1f} "
+        f"(ratio {c['ratio']:.3f}), fine-tuning {c['finetune']:.1f}",
+    ]
+    if f.get("subnets"):
+        lines.append(
+            f"top-{len(f['subnets'])} fine-tuning: chose {f['chosen']} "
+            f"({'right' if f['right_top1'] else 'wrong'} top-1); ordering errors among them "
+            f"{len(f['errors_before'])} before, {len(f['errors_after'])} after"
+        )
+    if s.get("pruned"):
+        lines.append(f"pruned: {', '.join(p['subnet'] for p in s['pruned'])}")
+    return "\n".join(lines)
