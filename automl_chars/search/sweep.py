@@ -367,10 +367,12 @@ def _warm_start_searcher(ds: Dataset, spec: SweepSpec, warm: WarmStart, bohb: BO
 
 
 def fit_to_the_end(tuner: tune.Tuner, exp_dir: Path, num_trials: int, verbose: int = 1,
+                   complete: Callable[[tune.ResultGrid], bool] | None = None,
                    ) -> tuple[tune.ResultGrid, dict[str, str]]:
     """Runs ``tuner.fit()`` under an :class:`InterruptGuard` and returns the grid and each trial's
     status, or raises :class:`SweepInterrupted` unless all ``num_trials`` trials have ended by
-    themselves (the one rule every runner follows before it writes anything up)."""
+    themselves and ``complete(grid)`` holds (the one rule every runner follows before it
+    writes anything up)."""
     guard = InterruptGuard()
     try:
         with guard, _environment(_tune_environment(verbose)):
@@ -379,7 +381,7 @@ def fit_to_the_end(tuner: tune.Tuner, exp_dir: Path, num_trials: int, verbose: i
         raise _interrupted(exp_dir, guard) from None
     statuses = trial_statuses(grid)
     unfinished = [t for t, s in statuses.items() if s not in ENDED]
-    if unfinished or len(statuses) < num_trials:
+    if unfinished or len(statuses) < num_trials or (complete and not complete(grid)):
         raise _interrupted(exp_dir, guard)
     return grid, statuses
 

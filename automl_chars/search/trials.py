@@ -186,7 +186,11 @@ def run_trials(
             write_json(exp_dir / SETTINGS_FILE, {**settings, "started_at": time.time()})
             tuner = _new_tuner(exp_dir, trainable, sorted(by_label), epochs, sweep_spec, failure,
                                verbose, callbacks)
-        grid, statuses = fit_to_the_end(tuner, exp_dir, len(by_label), verbose)
+        # Every job must be in the grid with its label (a stopped run may hold trials that
+        # never started, without a configuration).
+        grid, statuses = fit_to_the_end(
+            tuner, exp_dir, len(by_label), verbose,
+            complete=lambda g: {(r.config or {}).get(JOB) for r in g} == set(by_label))
     result = TrialsResult(_table(grid, statuses, by_label, sweep_spec), exp_dir, settings)
     result.save()
     return result
