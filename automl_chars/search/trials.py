@@ -190,10 +190,15 @@ def run_trials(
         # never started, without a configuration).
         grid, statuses = fit_to_the_end(
             tuner, exp_dir, len(by_label), verbose,
-            complete=lambda g: {(r.config or {}).get(JOB) for r in g} == set(by_label))
+            complete=lambda g: jobs_in(g) == set(by_label))
     result = TrialsResult(_table(grid, statuses, by_label, sweep_spec), exp_dir, settings)
     result.save()
     return result
+
+
+def jobs_in(grid) -> set:
+    """The job labels of a ``ResultGrid``'s trials (None for a trial without a configuration)."""
+    return {(r.config or {}).get(JOB) for r in grid}
 
 
 def _load_jobs(jobs: Sequence[TrialJob], data_root) -> dict[str, tuple[Dataset, dict]]:

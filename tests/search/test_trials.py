@@ -63,3 +63,27 @@ def test_bad_jobs_fail_before_ray(make_dataset, tmp_path):
         run_trials([TrialJob("bad", ds, {"n_conv_layers": 7})], "cnn", 1, name="r",
                    storage_path=tmp_path)
     assert not (tmp_path / "r").exists()
+
+
+def test_a_grid_without_every_job_is_an_interrupted_run_not_a_finished_one(tmp_path):
+    """Regression: a run stopped mid-way left a trial without a configuration in the grid, and
+    writing it up raised KeyError. Every job must be in the grid, or the run is unfinished."""
+    from types import SimpleNamespace
+
+    from automl_chars.errors import SweepInterrupted
+    from automl_chars.search.sweep import fit_to_the_end
+    from automl_chars.search.trials import jobs_in
+
+    class Grid(list):  # what fit_to_the_end reads of a ResultGrid: results and statuses
+        _experiment_analysis = SimpleNamespace(trials=[
+            SimpleNamespace(trial_id="1", status="TERMINATED"),
+            SimpleNamespace(trial_id="2", status="TERMINATED")])
+
+    stopped = Grid([SimpleNamespace(config={"job": "a"}), SimpleNamespace(config={})])
+    with pytest.raises(SweepInterrupted, match="resume"):
+        fit_to_the_end(SimpleNamespace(fit=lambda: stopped), tmp_path, 2, verbose=0,
+                       complete=lambda g: jobs_in(g) == {"a", "b"})
+    done = Grid([SimpleNamespace(config={"job": "a"}), SimpleNamespace(config={"job": "b"})])
+    grid, statuses = fit_to_the_end(SimpleNamespace(fit=lambda: done), tmp_path, 2, verbose=0,
+                                    complete=lambda g: jobs_in(g) == {"a", "b"})
+    assert grid is done and statuses == {"1": "TERMINATED", "2": "TERMINATED"}
