@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 import torch
-from conftest import kill_driver_after
+from support import kill_driver_after
 
 from automl_chars import data
 from automl_chars.cli.main import main

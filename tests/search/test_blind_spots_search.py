@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from ConfigSpace import ConfigurationSpace, Float
-from conftest import FakeController
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
+from support import FakeController
 
 from automl_chars.errors import InvalidConfigError
 from automl_chars.search.result import (

@@ -2,10 +2,10 @@
 
 from types import SimpleNamespace
 
-from conftest import FakeController
 from pyarrow.fs import LocalFileSystem
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import HyperBandForBOHB, TrialScheduler
+from support import FakeController
 
 from automl_chars.search.ray_compat import forget_deleted_checkpoints
 from automl_chars.search.scheduler import ResumableHyperBandForBOHB

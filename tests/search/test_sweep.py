@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import kill_driver_after
+from support import kill_driver_after
 
 from automl_chars import SweepResult, data, run_bohb
 from automl_chars.errors import ExperimentStateError, InvalidConfigError

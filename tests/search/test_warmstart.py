@@ -8,7 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import kill_driver_after
+from support import kill_driver_after
 
 from automl_chars import data, run_bohb
 from automl_chars.errors import UnknownNameError

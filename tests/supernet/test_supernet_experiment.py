@@ -9,8 +9,8 @@ import textwrap
 
 import pandas as pd
 import pytest
-from conftest import kill_driver_after
 from scipy import stats
+from support import kill_driver_after
 
 from automl_chars.cli.main import main
 from automl_chars.supernet import SupernetResult

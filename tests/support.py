@@ -1,0 +1,69 @@
+"""Helpers shared by test modules (not fixtures: those live in conftest.py)."""
+
+from __future__ import annotations
+
+
+def saved_trial_statuses(exp) -> dict[str, str]:
+    """Trial id -> status in the newest experiment state Tune saved in ``exp`` (a Path); empty
+    while none is there or it is being written. For tests that kill a driver mid-run."""
+    import json
+
+    states = sorted(exp.glob("experiment_state*.json"))
+    if not states:
+        return {}
+    try:
+        trial_data = json.loads(states[-1].read_text())["trial_data"]
+    except (json.JSONDecodeError, KeyError):
+        return {}
+    return {json.loads(t)["trial_id"]: json.loads(t)["status"] for t, _ in trial_data}
+
+
+def kill_driver_after(script, data_root, exp, finished: int, timeout: float = 180) -> set[str]:
+    """Runs the Python ``script`` as a driver in its own process group (``AUTOML_CHARS_DATA`` =
+    ``data_root``), waits until Tune's saved state in ``exp`` has ``finished`` TERMINATED trials,
+    then SIGKILLs the whole group (no clean stop) and returns the ids of the finished trials."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "AUTOML_CHARS_DATA": str(data_root)}
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    try:
+        while list(saved_trial_statuses(exp).values()).count("TERMINATED") < finished:
+            assert proc.poll() is None, "the driver ended before it could be killed"
+            assert time.time() < deadline, f"no {finished} trials finished in {timeout} s"
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return {t for t, s in saved_trial_statuses(exp).items() if s == "TERMINATED"}
+
+
+class FakeController:
+    """What HyperBandForBOHB calls on Tune's controller, recording what reaches the searcher
+    (``paused``, ``fed``: (trial id, result copy)) and which trials it stopped."""
+
+    def __init__(self, scheduler=None):
+        from types import SimpleNamespace
+
+        self.scheduler = scheduler
+        self.paused, self.stopped, self.fed = [], [], []
+        searcher = SimpleNamespace(on_pause=self.paused.append, on_unpause=lambda tid: None,
+                                   on_trial_result=lambda tid, r: self.fed.append((tid, dict(r))))
+        self.search_alg = SimpleNamespace(searcher=searcher)
+
+    def stop_trial(self, trial):
+        from ray.tune.experiment import Trial
+
+        self.stopped.append(trial.trial_id)
+        if self.scheduler is not None:  # as Tune does for PAUSED/PENDING trials
+            self.scheduler.on_trial_remove(self, trial)
+        trial.set_status(Trial.TERMINATED)
+
+    def get_trials(self):
+        return []
