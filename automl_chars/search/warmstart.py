@@ -12,7 +12,9 @@ let BOHB's model learn from their results before the target's own arrive.
 - **priors** (results BOHB's density estimator starts with): the store's results of the same
   trainable on the ``k`` nearest datasets, at the budgets this sweep's brackets use. Accuracies
   of other datasets differ in scale, so each enters as its quantile within its dataset and
-  budget (the best counts like accuracy 1, the worst like 0). At most
+  budget (the best counts like accuracy 1, the worst like 0); once the target has results at a
+  budget, the priors there are mapped onto the target's own range (the best quantile onto its
+  best result so far, the worst onto its worst), so no prior outranks the target. At most
   ``priors_per_budget`` per budget (default ``2 * (d + 1)``: just enough for hpbandster to fit
   its model from the first trial), spread evenly over the quantiles so good and bad regions are
   both represented.
@@ -315,6 +317,8 @@ class WarmStartSearcher(Searcher):
         self.bohb = bohb
         self.pending = list(plan.seeds)
         self.priors_left: dict[int, int] = {}
+        self.prior_q: dict[int, list[float]] = {}  # quantile of each remaining prior, in order
+        self.target_losses: dict[int, tuple[float, float]] = {}  # budget -> (best, worst)
         self._feed_priors(plan.priors)
 
     def _feed_priors(self, priors: list[Prior]) -> None:
@@ -331,6 +335,7 @@ class WarmStartSearcher(Searcher):
                 job.result = {"loss": p.loss}
                 bohber.new_result(job, update_model=i == len(group) - 1)
             self.priors_left[budget] = len(group)
+            self.prior_q[budget] = [-p.loss for p in group]
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return self.bohb.set_search_properties(metric, mode, config, **spec)
@@ -345,7 +350,23 @@ class WarmStartSearcher(Searcher):
         budget = (result.get("hyperband_info") or {}).get("budget")
         if budget is not None and self.priors_left.get(budget):
             self._retire_prior(budget)
+            self._rescale_priors(budget, result.get(self.metric))
         self.bohb.on_trial_result(trial_id, result)
+
+    def _rescale_priors(self, budget: int, value: float | None) -> None:
+        """Maps the priors at ``budget`` onto the target's own losses there: the best quantile
+        onto the target's best result so far, the worst onto its worst. Other datasets'
+        accuracies are not comparable, and raw quantiles would outrank the target's results."""
+        op = -1.0 if self.mode == "max" else 1.0  # hpbandster minimises, as Ray's TuneBOHB
+        if value is None or not np.isfinite(value):
+            return
+        loss = op * float(value)
+        best, worst = self.target_losses.get(budget, (loss, loss))
+        best, worst = min(best, loss), max(worst, loss)
+        self.target_losses[budget] = (best, worst)
+        losses = self.bohb.bohber.losses[budget]
+        for i, q in enumerate(self.prior_q[budget]):
+            losses[i] = worst + q * (best - worst)
 
     def _retire_prior(self, budget: int) -> None:
         """Drops the priors' middle one at ``budget`` (the target's result takes its place);
@@ -355,6 +376,7 @@ class WarmStartSearcher(Searcher):
         idx = n // 2
         del bohber.configs[budget][idx]
         del bohber.losses[budget][idx]
+        del self.prior_q[budget][idx]
         self.priors_left[budget] = n - 1
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
@@ -369,6 +391,7 @@ class WarmStartSearcher(Searcher):
 
     def save(self, checkpoint_path: str) -> None:
         state = {"pending": self.pending, "priors_left": self.priors_left,
+                 "prior_q": self.prior_q, "target_losses": self.target_losses,
                  "bohb": self.bohb.__dict__}
         tmp = checkpoint_path + ".tmp"
         with open(tmp, "wb") as f:
@@ -379,6 +402,7 @@ class WarmStartSearcher(Searcher):
         with open(checkpoint_path, "rb") as f:
             state = cloudpickle.load(f)
         self.pending, self.priors_left = state["pending"], state["priors_left"]
+        self.prior_q, self.target_losses = state["prior_q"], state["target_losses"]
         self.bohb.__dict__.update(state["bohb"])
 
 

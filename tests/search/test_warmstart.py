@@ -128,12 +128,22 @@ def test_the_searcher_suggests_seeds_first_and_bohbs_model_starts_from_the_prior
     warm.on_trial_result("t0", {"val_acc": 0.9, "hyperband_info": {"budget": 1}})
     assert warm.priors_left[1] == 9 and len(warm.bohb.bohber.configs[1]) == 10
     assert warm.bohb.bohber.losses[1][-1] == -0.9
+    # The priors are mapped onto the target's own range (here one result: all at its loss) ...
+    assert warm.bohb.bohber.losses[1][:9] == pytest.approx([-0.9] * 9)
+    warm.suggest("t1b")
+    warm.on_trial_result("t1b", {"val_acc": 0.5, "hyperband_info": {"budget": 1}})
+    # ... and spread over it as it grows: the best quantile at the target's best, the worst at
+    # its worst (retiring takes middle priors, so both ends remain).
+    priors = warm.bohb.bohber.losses[1][:8]
+    assert min(priors) == pytest.approx(-0.9) and max(priors) == pytest.approx(-0.5)
+    assert warm.priors_left[1] == 8
 
     # Saved and restored (as Tune does on resume): no seed again, priors left as they were.
     warm.save(str(tmp_path / "state.pkl"))
     again = WarmStartSearcher(_bohb(), WarmStartPlan())
     again.restore(str(tmp_path / "state.pkl"))
-    assert again.pending == [] and again.priors_left == {1: 9}
+    assert again.pending == [] and again.priors_left == {1: 8}
+    assert again.target_losses == {1: (-0.9, -0.5)}
     assert again.suggest("t2")["suggested_by"] == "model"
     assert len(again.bohb.bohber.configs[1]) == 10
 
