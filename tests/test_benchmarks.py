@@ -25,6 +25,9 @@ NUMBER = r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|nan|inf)"
 FIGURES = {
     "trial_overhead.py": ("per_trial_s", "fixed_s", "ratio"),
     "gpu_packing.py": ("ratio",),
+    "warm_start.py": ("pte_ratio", "cold_trials_to_goal", "warm_trials_to_goal",
+                      "pte_trials_to_goal", "cold_test_acc", "warm_test_acc", "pte_test_acc",
+                      "ratio"),
 }
 SMOKE_SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py") if "--smoke" in p.read_text())
 # A few sweeps of a few trials, each paying Ray's actor start-up (torch imports): about a minute
