@@ -53,9 +53,25 @@ def _check_supernet(out: str, storage: Path) -> None:
     assert len(pd.read_csv(exp / "standalone" / "trials.csv")) == 4  # trained once, shared
 
 
+def _check_portfolio_k49(out: str, storage: Path) -> None:
+    from automl_chars.similarity import MEASURES
+
+    report = storage / "portfolio_k49-report"
+    table = pd.read_csv(report / "table.csv")
+    assert list(table["sweep"]) == ["warm", "cold"]
+    assert ((table["test_acc"] >= 0) & (table["test_acc"] <= 1)).all()
+    warm, cold = table.set_index("sweep").loc["warm"], table.set_index("sweep").loc["cold"]
+    assert warm["seeded"] >= 1 and cold["seeded"] == 0, table
+    sim = pd.read_csv(report / "similarity.csv", index_col=0)
+    assert set(MEASURES.names()) <= set(sim.columns) and len(sim) == 2
+    assert (report / "similarity.png").stat().st_size and (report / "trajectory.png").stat().st_size
+    assert "portfolio:glyphs-" in out and "Trajectory:" in out
+
+
 #: What each script's --smoke must print and write.
 CHECKS = {**dict.fromkeys(SEED_001_SCRIPTS, _check_bohb_table),
-          "transfer_k49.py": _check_transfer_table, "supernet_mnist.py": _check_supernet}
+          "transfer_k49.py": _check_transfer_table, "supernet_mnist.py": _check_supernet,
+          "portfolio_k49.py": _check_portfolio_k49}
 
 
 @pytest.mark.parametrize("script", EXPERIMENTS, ids=lambda p: p.stem)
