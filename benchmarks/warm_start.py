@@ -97,46 +97,12 @@ def reports_callback():
 def seeds_first(seeds):
     """The ``points_to_evaluate`` baseline: a searcher factory for ``run_bohb(searcher=...)``
     that hands ``seeds`` out first (as ``TuneBOHB`` does with ``points_to_evaluate``: BOHB learns
-    from their results, nothing else), then BOHB's own suggestions."""
-    import cloudpickle
-    from ray.tune.search import Searcher
+    from their results, nothing else), then BOHB's own suggestions: the warm-start searcher
+    with the same seeds and no priors."""
+    from automl_chars.search.warmstart import Seed, WarmStartPlan, WarmStartSearcher
 
-    class SeedsFirst(Searcher):
-        def __init__(self, bohb):
-            super().__init__(metric=bohb.metric, mode=bohb.mode)
-            self.bohb, self.pending = bohb, [dict(s) for s in seeds]
-
-        def set_search_properties(self, metric, mode, config, **spec):
-            return self.bohb.set_search_properties(metric, mode, config, **spec)
-
-        def suggest(self, trial_id):
-            if self.pending:
-                return self.bohb.adopt(trial_id, self.pending.pop(0), "given")
-            return self.bohb.suggest(trial_id)
-
-        def on_trial_result(self, trial_id, result):
-            self.bohb.on_trial_result(trial_id, result)
-
-        def on_trial_complete(self, trial_id, result=None, error=False):
-            self.bohb.on_trial_complete(trial_id, result, error)
-
-        def on_pause(self, trial_id):
-            self.bohb.on_pause(trial_id)
-
-        def on_unpause(self, trial_id):
-            self.bohb.on_unpause(trial_id)
-
-        def save(self, checkpoint_path):
-            with open(checkpoint_path, "wb") as f:
-                cloudpickle.dump({"pending": self.pending, "bohb": self.bohb.__dict__}, f)
-
-        def restore(self, checkpoint_path):
-            with open(checkpoint_path, "rb") as f:
-                state = cloudpickle.load(f)
-            self.pending = state["pending"]
-            self.bohb.__dict__.update(state["bohb"])
-
-    return SeedsFirst
+    plan = WarmStartPlan(seeds=[Seed(dict(c), "given", "points_to_evaluate") for c in seeds])
+    return lambda bohb: WarmStartSearcher(bohb, plan)
 
 
 def run_sweep(variant: str, ds, args, seed: int, store, root: Path) -> dict:
