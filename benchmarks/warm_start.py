@@ -3,7 +3,7 @@
 For every held-out ``glyphs-*`` domain (the target) and every seed, three sweeps of the same
 small CNN subspace with the same preset run on the target:
 
-- **cold**: ``run_bohb`` as it is;
+- **cold**: ``run_bohb(priors=False)``: BOHB from nothing;
 - **warm**: ``run_bohb(warm_start=WarmStart(store=<store of the OTHER domains>, k=K))``: the
   store's best configurations of the ``k`` nearest domains as the first trials, and the store's
   results (quantile-normalised) as priors in BOHB's model;
@@ -119,16 +119,17 @@ def run_sweep(variant: str, ds, args, seed: int, store, root: Path) -> dict:
     plan_s = 0.0
     n_seeds = 0
     if variant == "warm":
-        kwargs["warm_start"] = WarmStart(store=store, k=args.k)
+        kwargs["warm_start"] = WarmStart(store=store, k=args.k, builtin=False)
     elif variant == "pte":
-        plan = plan_warm_start(ds, get_spec(None, space, seed), WarmStart(store=store, k=args.k),
+        plan = plan_warm_start(ds, get_spec(None, space, seed),
+                               WarmStart(store=store, k=args.k, builtin=False),
                                get_preset(args.preset).budgets, store=store, seed=seed)
         plan_s = time.time() - start
         n_seeds = len(plan.seeds)
         kwargs["searcher"] = seeds_first([s.config for s in plan.seeds])
     result = run_bohb(ds, space=space, preset=args.preset, storage_path=root / "runs",
                       name=f"{variant}-{ds.name}-s{seed}", seed=seed, callbacks=[cb],
-                      verbose=0, **kwargs)
+                      verbose=0, priors=variant != "cold", **kwargs)
     reports = pd.DataFrame(cb.rows)
     reports["t"] -= start
     reports["position"] = reports["trial_id"].map({t: i + 1 for i, t in enumerate(cb.started)})
@@ -168,7 +169,7 @@ def past_stores(domains: dict, targets: list[str], args, root: Path) -> dict:
         done = (root / "past" / f"past-{name}" / "summary.json").exists()  # read back
         res = run_bohb(ds, space=make_space(seed), preset=args.preset,
                        storage_path=root / "past", name=f"past-{name}", seed=seed,
-                       resume=done, verbose=0)
+                       resume=done, verbose=0, priors=False)
         folders[name], features[name] = res.path, dataset_meta_features(ds)
         log(f"past sweep {name}: best val_acc {res.trials['val_acc'].max():.3f}, "
             f"{time.time() - t0:.0f}s")

@@ -152,7 +152,8 @@ def _sweep(ds, args, preset, name, spec, resume, warm_start):
                     fidelity=args.fidelity, gpus_per_trial=args.gpus_per_trial,
                     cpus_per_trial=args.cpus_per_trial, storage_path=args.storage, name=name,
                     seed=args.seed, resume=resume, max_failures=args.max_failures,
-                    address=args.address, warm_start=warm_start, verbose=args.verbose)
+                    address=args.address, warm_start=warm_start, verbose=args.verbose,
+                    priors=warm_start is not None)  # the cold sweep starts from nothing
 
 
 def trajectory(result):

@@ -13,10 +13,15 @@ private hook each, ``_create_bracket`` and ``_setup_bohb``: Ray offers no other 
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import pyarrow.fs
 from pyarrow.fs import FileType
 from ray import tune
 from ray.tune import ResultGrid, RunConfig
@@ -53,6 +58,61 @@ def forget_deleted_checkpoints(trial: Trial) -> int:
             if r.checkpoint.filesystem.get_file_info(r.checkpoint.path).type != FileType.NotFound]
     manager._checkpoint_results = kept
     return len(results) - len(kept)
+
+
+# -- Uploads to the storage path ------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def atomic_local_uploads() -> Iterator[None]:
+    """Makes the driver's uploads to a local storage path atomic per file, while it is open.
+
+    Workaround for a Ray behaviour: Tune writes the experiment state (and each trial's
+    ``params.json``/``progress.csv``) in a staging folder and then copies it into the storage
+    path with ``pyarrow.fs.copy_files`` from a background thread, in place. A driver killed
+    during that copy (SIGKILL, a lost node) leaves a truncated ``experiment_state-*.json``,
+    after which ``Tuner.restore`` cannot read the run and starts trials with empty configs. Here
+    every copy to a local filesystem goes to a hidden sibling first and each file is renamed
+    into place (``os.replace``), so a kill leaves the previous complete file.
+    """
+    from ray.train._internal import storage
+
+    original = storage._pyarrow_fs_copy_files
+
+    def copy_files(source, destination, source_filesystem=None, destination_filesystem=None,
+                   **kwargs):
+        if not isinstance(destination_filesystem, pyarrow.fs.LocalFileSystem):
+            return original(source, destination, source_filesystem=source_filesystem,
+                            destination_filesystem=destination_filesystem, **kwargs)
+        staging = os.path.join(os.path.dirname(destination.rstrip("/")),
+                               f".{os.path.basename(destination.rstrip('/'))}.{uuid.uuid4().hex}.partial")
+        try:
+            original(source, staging, source_filesystem=source_filesystem,
+                     destination_filesystem=destination_filesystem, **kwargs)
+            _move_into_place(staging, destination)
+        finally:
+            if os.path.isdir(staging):
+                shutil.rmtree(staging, ignore_errors=True)
+            elif os.path.exists(staging):
+                os.unlink(staging)
+
+    storage._pyarrow_fs_copy_files = copy_files
+    try:
+        yield
+    finally:
+        storage._pyarrow_fs_copy_files = original
+
+
+def _move_into_place(staging: str, destination: str) -> None:
+    """Renames every file under ``staging`` to the same place under ``destination``."""
+    if not os.path.isdir(staging):
+        os.replace(staging, destination)
+        return
+    for root, _, files in os.walk(staging):
+        target = os.path.join(destination, os.path.relpath(root, staging))
+        os.makedirs(target, exist_ok=True)
+        for name in files:
+            os.replace(os.path.join(root, name), os.path.join(target, name))
 
 
 # -- TuneBOHB ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,11 @@ from automl_chars.search import cluster
 from automl_chars.search.interrupts import TUNE_ENV, InterruptGuard
 from automl_chars.search.presets import BOHBPreset, get_preset
 from automl_chars.search.progress import TrialLineCallback, quiet_ray_output
-from automl_chars.search.ray_compat import restored_run_config, trial_statuses
+from automl_chars.search.ray_compat import (
+    atomic_local_uploads,
+    restored_run_config,
+    trial_statuses,
+)
 from automl_chars.search.result import (
     METRIC_COLUMNS,
     SETTINGS_FILE,
@@ -86,6 +90,7 @@ class SweepSettings:
     bohb_config: dict = field(default_factory=dict)
     max_failures: int = 2
     warm_start: dict = field(default_factory=dict)
+    priors: bool = False  # BOHB's model started from the built-in priors and the store
 
     def __post_init__(self) -> None:
         problems = []
@@ -225,6 +230,7 @@ def check_resumable(exp_dir: Path, resume: bool) -> bool:
                 f"Nothing to resume in {exp_dir}: no Ray Tune experiment state there. Run "
                 f"without resume to start it."
             )
+        check_experiment_state(exp_dir)
     elif can_resume(exp_dir):
         # A settings file alone (killed before Ray saved anything) is simply started again.
         raise ExperimentStateError(
@@ -232,6 +238,24 @@ def check_resumable(exp_dir: Path, resume: bool) -> bool:
             f"continue it, or choose another name/storage path."
         )
     return False
+
+
+def check_experiment_state(exp_dir: Path) -> None:
+    """Raises :class:`ExperimentStateError` if Ray Tune's newest experiment state in ``exp_dir``
+    is unreadable (truncated by a kill while Ray copied it, before these copies were made
+    atomic by :func:`~automl_chars.search.ray_compat.atomic_local_uploads`): Tune would start
+    its trials again with empty configurations instead of resuming."""
+    states = sorted(exp_dir.glob("experiment_state-*.json"))
+    if not states:
+        return
+    try:
+        json.loads(states[-1].read_text() or "!")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ExperimentStateError(
+            f"Cannot resume {exp_dir}: Ray Tune's experiment state {states[-1].name} is "
+            f"truncated (the driver was killed while writing it). Delete that file to resume "
+            f"from the one before it, if any, or start the run again under another name."
+        ) from None
 
 
 def run_bohb(
@@ -258,6 +282,7 @@ def run_bohb(
     data_root: str | os.PathLike | None = None,
     bohb_config: dict | None = None,
     warm_start: WarmStart | None = None,
+    priors: bool = True,
     verbose: int = 1,
 ) -> SweepResult:
     """Runs (or resumes) a BOHB sweep of ``spec`` (the CNN space by default) on ``dataset``.
@@ -314,6 +339,7 @@ def run_bohb(
         cpus_per_trial=float(cpus_per_trial), seed=seed, trainable=sweep_spec.name,
         space_fingerprint=space_fingerprint(sweep_spec.space), bohb_config=bohb_options,
         max_failures=max_failures, warm_start=warm_start.describe() if warm_start else {},
+        priors=bool(priors) and searcher is None,
     )
     if warm_start is not None and searcher is not None:
         raise InvalidConfigError("Pass warm_start or searcher, not both (a warm start is a "
@@ -326,8 +352,9 @@ def run_bohb(
     if check_resumable(exp_dir, resume):  # finished earlier: nothing left to run
         return SweepResult.load(exp_dir)
     sweep_spec.check(ds)
-    if warm_start is not None and not resume:  # a resumed sweep restores its searcher's state
-        searcher = _warm_start_searcher(ds, sweep_spec, warm_start, bohb, exp_dir, seed, verbose)
+    warm = _warm_start(warm_start, settings.priors, fid)
+    if warm is not None and not resume:  # a resumed sweep restores its searcher's state
+        searcher = _warm_start_searcher(ds, sweep_spec, warm, bohb, exp_dir, seed, verbose)
 
     with quiet_ray_output(verbose):
         cluster.connect(address)
@@ -351,14 +378,26 @@ def run_bohb(
     return result
 
 
+def _warm_start(warm: WarmStart | None, priors: bool, fid: Fidelity) -> WarmStart | None:
+    """The warm start a sweep runs with: the given one (with the built-in priors unless
+    ``priors`` is off), or, by default, priors only; the built-in priors are epoch budgets."""
+    builtin = priors and fid.kind == "epochs"
+    if warm is not None:
+        return replace(warm, builtin=warm.builtin and builtin)
+    return WarmStart(builtin=builtin, seed_trials=False) if priors else None
+
+
 def _warm_start_searcher(ds: Dataset, spec: SweepSpec, warm: WarmStart, bohb: BOHBPreset,
-                         exp_dir: Path, seed: int, verbose: int) -> SearcherFactory:
-    """Plans the warm start (before Ray starts) and returns the factory wrapping BOHB with it."""
+                         exp_dir: Path, seed: int, verbose: int) -> SearcherFactory | None:
+    """Plans the warm start (before Ray starts) and returns the factory wrapping BOHB with it
+    (None for priors only, when there are none for this sweep)."""
     from automl_chars.store import ResultsStore, store_beside
 
     store = (warm.store if isinstance(warm.store, ResultsStore) else
              ResultsStore(warm.store) if warm.store else store_beside(exp_dir))
     plan = plan_warm_start(ds, spec, warm, bohb.budgets, store=store, seed=seed)
+    if plan.empty and not warm.seed_trials:
+        return None
     exp_dir.mkdir(parents=True, exist_ok=True)
     write_json(exp_dir / WARM_START_FILE, plan.summary())
     if verbose >= 1:
@@ -375,7 +414,7 @@ def fit_to_the_end(tuner: tune.Tuner, exp_dir: Path, num_trials: int, verbose: i
     writes anything up)."""
     guard = InterruptGuard()
     try:
-        with guard, _environment(_tune_environment(verbose)):
+        with guard, _environment(_tune_environment(verbose)), atomic_local_uploads():
             grid = tuner.fit()
     except KeyboardInterrupt:  # a second Ctrl-C: Tune's last saved state is what resumes
         raise _interrupted(exp_dir, guard) from None

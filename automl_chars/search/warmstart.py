@@ -67,6 +67,10 @@ class WarmStart:
         sample_size: target images the measure compares.
         priors_per_budget: cap on the store's results fed to BOHB's model per budget (default
             ``2 * (d + 1)`` for a space of ``d`` hyperparameters); 0 disables priors.
+        builtin: also draw on the built-in priors (:func:`~automl_chars.store.builtin_store`),
+            which count when they are nearer to the target than the store's own datasets.
+        seed_trials: start with seed trials; False feeds priors to BOHB's model only (what
+            every sweep does by default, ``run_bohb(priors=True)``).
     """
 
     portfolio: Any = None
@@ -75,6 +79,8 @@ class WarmStart:
     k: int = 3
     sample_size: int = 300
     priors_per_budget: int | None = None
+    builtin: bool = True
+    seed_trials: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.k, int) or self.k < 0:
@@ -91,7 +97,8 @@ class WarmStart:
         store = getattr(self.store, "path", self.store)
         return {"portfolio": str(path) if path else None, "store": str(store) if store else None,
                 "measure": self.measure, "k": self.k, "sample_size": self.sample_size,
-                "priors_per_budget": self.priors_per_budget}
+                "priors_per_budget": self.priors_per_budget, "builtin": self.builtin,
+                "seed_trials": self.seed_trials}
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,11 @@ class WarmStartPlan:
                 "neighbours": self.neighbours.reset_index(names="dataset").to_dict("records"),
                 "notes": list(self.notes)}
 
+    @property
+    def empty(self) -> bool:
+        """Nothing to start from: the sweep runs as a cold BOHB sweep."""
+        return not self.seeds and not self.priors
+
     def describe(self) -> str:
         """A few lines for the log: where the seeds and priors come from."""
         lines = [f"Warm start: {len(self.seeds)} seeded trials, {len(self.priors)} prior results"]
@@ -160,11 +172,13 @@ def plan_warm_start(target: Dataset, spec, warm: WarmStart, budgets: Sequence[in
                     store=None, seed: int = 0) -> WarmStartPlan:
     """Seeds and priors for a sweep of ``spec`` on ``target`` (see the module docstring).
 
-    An empty portfolio and store give an empty plan (a cold sweep) with a warning. A measure
-    that fails on the target is reported and the sources are ranked by ``meta_features``.
+    ``store``'s rows, and the built-in priors' when ``warm.builtin``, are the candidates for the
+    ``k`` nearest datasets. An empty portfolio and store give an empty plan (a cold sweep) with a
+    warning (priors only: without one). A measure that fails on the target is reported and the
+    sources are ranked by ``meta_features``.
     """
     plan = WarmStartPlan()
-    portfolio = _portfolio(warm.portfolio)
+    portfolio = _portfolio(warm.portfolio) if warm.seed_trials else None
     if portfolio is not None and len(portfolio):
         portfolio.check_fits(target.image_shape)
         plan.ranking = _rank_sources(target, portfolio, warm, seed, plan.notes)
@@ -176,10 +190,11 @@ def plan_warm_start(target: Dataset, spec, warm: WarmStart, budgets: Sequence[in
             plan.seeds.append(Seed(seed_config, f"portfolio:{name}",
                                    f"rank {list(plan.ranking.index).index(name) + 1} by "
                                    f"{warm.measure}"))
-    if store is not None:
-        frame = _usable_rows(store.configs(), spec, plan.notes)
+    frame = _store_rows(store, warm.builtin)
+    if not frame.empty:
+        frame = _usable_rows(frame, spec, plan.notes)
         plan.neighbours = _nearest(target, frame, warm.k)
-        for dataset in plan.neighbours.index:
+        for dataset in plan.neighbours.index if warm.seed_trials else ():
             rows = frame[frame["dataset"] == dataset]
             best = rows.sort_values(["budget", "val_acc"], ascending=False).iloc[0]
             plan.seeds.append(Seed(best["config"], f"store:{dataset}",
@@ -189,10 +204,21 @@ def plan_warm_start(target: Dataset, spec, warm: WarmStart, budgets: Sequence[in
         plan.priors = _priors(frame[frame["dataset"].isin(plan.neighbours.index)], budgets, cap)
     plan.seeds = _valid_unique(plan.seeds, spec.space, plan.notes)
     plan.priors = [p for p in plan.priors if _fits(p, spec.space)]
-    if not plan.seeds and not plan.priors:
+    if plan.empty and warm.seed_trials:
         warnings.warn("Warm start: the portfolio and the store hold nothing for this sweep; "
                       "it runs as a cold BOHB sweep.", stacklevel=2)
     return plan
+
+
+def _store_rows(store, builtin: bool) -> pd.DataFrame:
+    """The store's rows, with the built-in priors' after them when ``builtin``."""
+    frames = [store.configs()] if store is not None else []
+    if builtin:
+        from automl_chars.store.builtin import builtin_store
+
+        frames.append(builtin_store().configs())
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _portfolio(p):
@@ -272,12 +298,18 @@ def _nearest(target: Dataset, frame: pd.DataFrame, k: int) -> pd.DataFrame:
 
 
 def _priors(frame: pd.DataFrame, budgets: Sequence[int], cap: int) -> list[Prior]:
-    """Quantile-normalised results at the sweep's budgets, evenly spread, ``cap`` per budget."""
+    """Quantile-normalised results at the sweep's budgets, evenly spread, ``cap`` per budget.
+
+    A result counts at the largest of the sweep's budgets it reached; a trial that reported
+    every epoch counts once per budget, with its result at the smallest epoch that reached it.
+    """
     if frame.empty or cap == 0:
         return []
     budgets = sorted(budgets)
     rung = [max((b for b in budgets if b <= x), default=None) for x in frame["budget"]]
-    frame = frame.assign(rung=rung).dropna(subset=["rung"])
+    key = [json.dumps(c, sort_keys=True, default=str) for c in frame["config"]]
+    frame = (frame.assign(rung=rung, key=key).dropna(subset=["rung"]).sort_values("budget")
+             .drop_duplicates(["dataset", "trial_id", "key", "rung"]))
     out = []
     for budget, rows in frame.groupby("rung"):
         q = rows.groupby("dataset")["val_acc"].rank(pct=True, method="average")

@@ -8,7 +8,11 @@ from ray.train import Checkpoint, CheckpointConfig
 from ray.train._internal.session import _TrainingResult
 from ray.tune.experiment import Trial
 
+import pyarrow.fs
+from ray.train._internal import storage
+
 from automl_chars.search.ray_compat import (
+    atomic_local_uploads,
     forget_deleted_checkpoints,
     restored_run_config,
     trial_statuses,
@@ -70,3 +74,79 @@ def test_statuses_and_restored_run_config(ray_session, tmp_path):
     assert config.failure_config.max_failures == 0
     config.failure_config = tune.FailureConfig(max_failures=3)
     assert restored_run_config(restored).failure_config.max_failures == 3
+
+
+def _staged_experiment(tmp_path, state: str):
+    staging = tmp_path / "staging"
+    (staging / "trial_0").mkdir(parents=True, exist_ok=True)
+    (staging / "experiment_state-x.json").write_text(state)
+    (staging / "trial_0" / "params.json").write_text(state)
+    return staging
+
+
+def test_uploads_under_the_workaround_copy_everything_and_leave_no_staging(tmp_path):
+    dest = tmp_path / "storage" / "exp"
+    with atomic_local_uploads():
+        storage._upload_to_fs_path(str(_staged_experiment(tmp_path, '{"v": 1}')),
+                                   pyarrow.fs.LocalFileSystem(), str(dest))
+        storage._upload_to_fs_path(str(_staged_experiment(tmp_path, '{"v": 2}')),
+                                   pyarrow.fs.LocalFileSystem(), str(dest))
+    assert (dest / "experiment_state-x.json").read_text() == '{"v": 2}'
+    assert (dest / "trial_0" / "params.json").read_text() == '{"v": 2}'
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["exp"]  # no hidden leftovers
+    assert storage._pyarrow_fs_copy_files.__name__ == "_pyarrow_fs_copy_files"  # restored
+
+
+def _killed_mid_copy(original):
+    """A copy that dies half-way: the files it writes are truncated, then it raises."""
+    def copy(source, destination, source_filesystem=None, destination_filesystem=None, **kw):
+        original(source, destination, source_filesystem=source_filesystem,
+                 destination_filesystem=destination_filesystem, **kw)
+        for root, _, files in __import__("os").walk(destination):
+            for name in files:
+                open(f"{root}/{name}", "w").close()
+        raise KeyboardInterrupt("killed")
+    return copy
+
+
+def test_a_copy_killed_half_way_leaves_the_previous_experiment_state(tmp_path, monkeypatch):
+    """What the workaround is for: the same kill without it truncates the experiment state
+    (Tune then cannot restore the run); with it the last complete state stays."""
+    dest = tmp_path / "storage" / "exp"
+    storage._upload_to_fs_path(str(_staged_experiment(tmp_path, '{"v": 1}')),
+                               pyarrow.fs.LocalFileSystem(), str(dest))
+    monkeypatch.setattr(storage, "_pyarrow_fs_copy_files",
+                        _killed_mid_copy(storage._pyarrow_fs_copy_files))
+    with atomic_local_uploads(), pytest.raises(KeyboardInterrupt):
+        storage._upload_to_fs_path(str(_staged_experiment(tmp_path, '{"v": 2}')),
+                                   pyarrow.fs.LocalFileSystem(), str(dest))
+    assert (dest / "experiment_state-x.json").read_text() == '{"v": 1}'
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["exp"]
+    with pytest.raises(KeyboardInterrupt):  # the same kill, without the workaround
+        storage._upload_to_fs_path(str(_staged_experiment(tmp_path, '{"v": 2}')),
+                                   pyarrow.fs.LocalFileSystem(), str(dest))
+    assert (dest / "experiment_state-x.json").read_text() == ""
+
+
+def test_tune_uploads_its_experiment_state_through_the_workaround(ray_session, tmp_path,
+                                                                   monkeypatch):
+    """Tune's driver really copies into a local storage path with the function patched (the
+    test fails if an upgrade of Ray uploads some other way)."""
+    calls = []
+    original = storage._pyarrow_fs_copy_files
+
+    def counting(*args, **kwargs):
+        calls.append(args[1])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(storage, "_pyarrow_fs_copy_files", counting)
+    tuner = tune.Tuner(lambda config: tune.report({"score": 1}),
+                       run_config=tune.RunConfig(name="atomic", storage_path=str(tmp_path),
+                                                 verbose=0))
+    with atomic_local_uploads():
+        tuner.fit()
+    staged = [c for c in calls if c.startswith(str(tmp_path / ".atomic."))]
+    assert staged and all(c.endswith(".partial") for c in staged)  # staged, then renamed
+    states = list((tmp_path / "atomic").glob("experiment_state-*.json"))
+    assert states and all(s.stat().st_size > 0 for s in states)
+    assert not list(tmp_path.rglob("*.partial"))

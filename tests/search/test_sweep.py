@@ -109,6 +109,18 @@ def test_resume_with_nothing_to_resume(ray_session, glyph_root, tmp_path):
                  name="none", resume=True, data_root=glyph_root, verbose=0)
 
 
+def test_resume_of_a_truncated_experiment_state_says_so_before_ray_starts(glyph_root, tmp_path):
+    """A driver killed while Ray copied its state (before the copies were atomic) left an empty
+    experiment_state file; Tune would start the trials again with empty configs."""
+    exp = tmp_path / "cut"
+    exp.mkdir()
+    (exp / "tuner.pkl").write_bytes(b"x")  # what Tuner.can_restore looks for
+    (exp / "experiment_state-2026-01-01_00-00-00.json").write_text("")
+    with pytest.raises(ExperimentStateError, match="truncated"):
+        run_bohb("glyphs-digits", space=_small_space(), preset="3_1_3_1", storage_path=tmp_path,
+                 name="cut", resume=True, data_root=glyph_root, verbose=0)
+
+
 def test_gpus_requested_without_a_gpu(ray_session, glyph_root, tmp_path, monkeypatch):
     if ray_session.cluster_resources().get("GPU", 0) > 0:
         pytest.skip("this machine has a GPU; the check is for clusters without one")

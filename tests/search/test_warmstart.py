@@ -75,7 +75,7 @@ def test_the_plan_seeds_the_nearest_datasets_best_and_caps_normalised_priors(
     target = _load("glyphs-digits", glyph_root)
     spec = cnn_spec(_space())
     with pytest.warns(UserWarning, match="lacks"):
-        plan = plan_warm_start(target, spec, WarmStart(k=2, priors_per_budget=5), [1, 3, 9],
+        plan = plan_warm_start(target, spec, WarmStart(k=2, priors_per_budget=5, builtin=False), [1, 3, 9],
                                store=_store(tmp_path / "st", glyph_root))
     # greek has meta-features (a finite distance) so it comes first; hebrew after it.
     assert list(plan.neighbours.index) == ["glyphs-greek", "glyphs-hebrew"]
@@ -92,7 +92,8 @@ def test_the_plan_seeds_the_nearest_datasets_best_and_caps_normalised_priors(
 def test_an_empty_portfolio_and_store_is_a_cold_sweep_with_a_warning(glyph_root, tmp_path):
     with pytest.warns(UserWarning, match="cold BOHB sweep"):
         plan = plan_warm_start(_load("glyphs-digits", glyph_root), cnn_spec(_space()),
-                               WarmStart(), [1, 3], store=ResultsStore(tmp_path / "empty"))
+                               WarmStart(builtin=False), [1, 3],
+                               store=ResultsStore(tmp_path / "empty"))
     assert plan.seeds == [] and plan.priors == []
     with pytest.raises(UnknownNameError, match="frechet"):
         WarmStart(measure="frechett")
