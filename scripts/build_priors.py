@@ -1,7 +1,7 @@
 """Rebuilds the built-in priors (automl_chars/store/builtin/): a cold BOHB sweep of the CNN space
 on each glyph domain but the README demo's, every trial's result at every epoch recorded.
 
-    python scripts/build_priors.py              # about 30 minutes on 2 CPU cores
+    python scripts/build_priors.py              # about 15 minutes on 2 CPU cores
     python scripts/build_priors.py --smoke --out /tmp/priors   # a tiny build (tested)
 """
 
@@ -16,17 +16,19 @@ from automl_chars.store import builtin
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(builtin.BUILTIN_STORE_PATH), help="store folder to write")
-    p.add_argument("--trials", type=int, default=30, help="BOHB trials per domain")
-    p.add_argument("--max-budget", type=int, default=3, help="largest budget (epochs)")
+    p.add_argument("--trials", type=int, default=40, help="BOHB trials per domain")
+    p.add_argument("--max-budget", type=int, default=1, help="largest budget (epochs)")
     p.add_argument("--storage", default=None, help="where the sweeps go (default beside --out)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--smoke", action="store_true", help="two domains, 3 trials of at most 1 epoch")
+    p.add_argument("--smoke", action="store_true",
+                   help="two domains of 10 images per class, 3 trials of 1 epoch")
     args = p.parse_args(argv)
     domains = builtin.BUILTIN_DOMAINS[:2] if args.smoke else builtin.BUILTIN_DOMAINS
     trials, budget = (3, 1) if args.smoke else (args.trials, args.max_budget)
     start = time.perf_counter()
     store = builtin.build_builtin_store(args.out, domains, trials=trials, max_budget=budget,
-                                        seed=args.seed, storage_path=args.storage)
+                                        seed=args.seed, storage_path=args.storage,
+                                        samples_per_class=10 if args.smoke else None)
     frame = store.frame()
     print(frame.groupby(["dataset", "budget"]).size().unstack(fill_value=0).to_string())
     print(f"rows: {len(frame)}")

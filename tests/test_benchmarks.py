@@ -27,6 +27,8 @@ FIGURES = {
     "gpu_packing.py": ("ratio",),
     "supernet_ranking.py": ("ratio[uniform]", "top1_match[uniform]", "ratio"),
     "transferability.py": ("fixed_weighted_tau", "best_weighted_tau", "best_vs_fixed", "ratio"),
+    "builtin_priors.py": ("model_share[priors]", "model_share[cold]", "first_model_trial[priors]",
+                          "test_acc[priors]", "test_acc[cold]", "ratio"),
     "warm_start.py": ("pte_ratio", "cold_trials_to_goal", "warm_trials_to_goal",
                       "pte_trials_to_goal", "cold_test_acc", "warm_test_acc", "pte_test_acc",
                       "ratio"),

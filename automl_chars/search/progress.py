@@ -71,7 +71,10 @@ class TrialLineCallback(Callback):
 #: runner prints its own resume line (Tune's names ``Tuner.restore``), trials that never reported
 #: have no metrics to fetch, and token authentication is on by design (docs/local.md).
 RAY_NOISE = ("Experiment has been interrupted", "Stop signal received", "Failed to fetch metrics",
-             "Trials did not complete", "Token authentication is enabled")
+             "Trials did not complete", "Token authentication is enabled",
+             # A paused trial resumed before its result.json reached the storage path: the
+             # logger goes on appending to the driver's own copy, so nothing is lost.
+             "Remote file not found")
 
 
 #: Loggers whose :data:`RAY_NOISE` is filtered at the source: ``ray.init`` may replace the "ray"

@@ -148,7 +148,10 @@ class WarmStartPlan:
 
     def describe(self) -> str:
         """A few lines for the log: where the seeds and priors come from."""
-        lines = [f"Warm start: {len(self.seeds)} seeded trials, {len(self.priors)} prior results"]
+        lines = ([f"Warm start: {len(self.seeds)} seeded trials, {len(self.priors)} prior results"]
+                 if self.seeds else
+                 [f"Priors: BOHB's model starts from {len(self.priors)} results of the nearest "
+                  f"datasets (--no-priors / priors=False: start cold)"])
         lines += [f"  seed {s.suggested_by}: {s.reason}" for s in self.seeds]
         if len(self.priors):
             by = pd.Series([p.dataset for p in self.priors]).value_counts()
@@ -192,7 +195,7 @@ def plan_warm_start(target: Dataset, spec, warm: WarmStart, budgets: Sequence[in
                                    f"{warm.measure}"))
     frame = _store_rows(store, warm.builtin)
     if not frame.empty:
-        frame = _usable_rows(frame, spec, plan.notes)
+        frame = _usable_rows(frame, spec, plan.notes, warn=warm.seed_trials)
         plan.neighbours = _nearest(target, frame, warm.k)
         for dataset in plan.neighbours.index if warm.seed_trials else ():
             rows = frame[frame["dataset"] == dataset]
@@ -257,8 +260,10 @@ def _portfolio_seed(entry, spec) -> dict | None:
     return None
 
 
-def _usable_rows(frame: pd.DataFrame, spec, notes: list[str]) -> pd.DataFrame:
-    """The store's finished results of ``spec``'s trainable whose configuration fits the space."""
+def _usable_rows(frame: pd.DataFrame, spec, notes: list[str], warn: bool = True) -> pd.DataFrame:
+    """The store's finished results of ``spec``'s trainable whose configuration fits the space
+    (the rest noted, and warned about when ``warn``: default priors in a subspace sweep drop
+    the other hyperparameters as a matter of course)."""
     frame = frame[(frame["trainable"] == spec.name) & frame["val_acc"].notna()].copy()
     if frame.empty:
         return frame
@@ -269,7 +274,8 @@ def _usable_rows(frame: pd.DataFrame, spec, notes: list[str]) -> pd.DataFrame:
         msg = (f"{unknown} store rows have hyperparameters this space lacks (ignored) and "
                f"{ok.count(False)} do not fit it (skipped)")
         notes.append(msg)
-        warnings.warn(f"Warm start: {msg}.", stacklevel=3)
+        if warn:
+            warnings.warn(f"Warm start: {msg}.", stacklevel=3)
     frame["config"] = fitted
     return frame[ok]
 

@@ -3,7 +3,10 @@ glyph domains, so that BOHB's model has results to learn from in the first trial
 any new dataset (``run_bohb(priors=True)``, the default; docs/warm-start.md).
 
 Rebuild it with ``python scripts/build_priors.py`` (:func:`build_builtin_store`): one BOHB sweep
-per domain, without priors, every trial's result at every epoch it reached recorded. The README
+per domain, without priors, every trial's result at every epoch it reached recorded. By default
+40 trials of one epoch per domain: hpbandster fits a model at a budget from ``2 * (d + 1)``
+results (98 for the CNN space), which the 3 nearest domains then hold at budget 1, and BOHB
+samples from the model of the largest budget that has one. The README
 demo's dataset (``glyphs-latin-upper``) is left out, so the demo shows priors drawn from other
 datasets.
 """
@@ -30,19 +33,21 @@ def builtin_store() -> ResultsStore:
 
 
 def build_builtin_store(out: str | os.PathLike = BUILTIN_STORE_PATH,
-                        domains: Sequence[str] = BUILTIN_DOMAINS, trials: int = 30,
-                        max_budget: int = 3, seed: int = 0,
+                        domains: Sequence[str] = BUILTIN_DOMAINS, trials: int = 40,
+                        max_budget: int = 1, seed: int = 0,
                         storage_path: str | os.PathLike | None = None,
                         data_root: str | os.PathLike | None = None,
+                        samples_per_class: int | None = None,
                         verbose: int = 0) -> ResultsStore:
     """Runs a cold BOHB sweep of ``trials`` CNN trials (eta 3, budgets 1 to ``max_budget``
     epochs) on each domain and writes their rows, as a store, to ``out`` (replacing it).
 
     Sweeps go to ``storage_path`` (default: ``out``'s sibling ``<out>-sweeps``); a build stopped
     part-way resumes its unfinished sweep and keeps the finished ones when run again.
+    ``samples_per_class`` shrinks the domains (tests); the shipped store uses their defaults.
     """
     from automl_chars.data import load
-    from automl_chars.search.sweep import run_bohb
+    from automl_chars.search.sweep import can_resume, run_bohb
     from automl_chars.similarity.meta_features import dataset_meta_features
     from automl_chars.store.ingest import sweep_rows
 
@@ -51,11 +56,12 @@ def build_builtin_store(out: str | os.PathLike = BUILTIN_STORE_PATH,
     folders = []
     for i, domain in enumerate(domains):
         name = f"priors-{domain}"
-        result = run_bohb(domain, eta=3, min_budget=1, max_budget=max_budget, num_samples=trials,
+        size = {"samples_per_class": samples_per_class} if samples_per_class else {}
+        ds = load(domain, root=data_root, **size)
+        result = run_bohb(ds, eta=3, min_budget=1, max_budget=max_budget, num_samples=trials,
                           storage_path=storage, name=name, seed=seed + i, priors=False,
-                          resume=(storage / name).exists(), data_root=data_root, verbose=verbose)
-        features = dataset_meta_features(load(domain, root=data_root))
-        folders.append((result.path, features))
+                          resume=can_resume(storage / name), verbose=verbose)
+        folders.append((result.path, dataset_meta_features(ds)))
     staging = out.parent / f".{out.name}.new"
     shutil.rmtree(staging, ignore_errors=True)
     store = ResultsStore(staging)

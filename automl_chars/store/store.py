@@ -85,6 +85,7 @@ class ResultsStore:
         name = hashlib.sha256(key.encode()).hexdigest()[:20] + ".parquet"
         fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".", suffix=".tmp")
         os.close(fd)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the store from a team's other users
         try:
             pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
             os.replace(tmp, self.path / name)

@@ -165,7 +165,7 @@ DRIVER = textwrap.dedent("""
     ds = data.load("glyphs-digits", samples_per_class={per_class})
     run_bohb(ds, space=subspace(cnn_space(), {keep!r}, seed=0), preset="3_1_3_2",
              storage_path={storage!r}, name="warm", verbose=0,
-             warm_start=WarmStart(store={store!r}, k=2))
+             warm_start=WarmStart(store={store!r}, k=2, builtin=False))
 """)
 
 
@@ -185,7 +185,8 @@ def test_a_warm_started_sweep_survives_a_killed_driver(ray_session, glyph_root, 
 
     ds = _load("glyphs-digits", glyph_root)
     result = run_bohb(ds, space=_space(), preset="3_1_3_2", storage_path=tmp_path, name="warm",
-                      resume=True, verbose=0, warm_start=WarmStart(store=str(store.path), k=2))
+                      resume=True, verbose=0,
+                      warm_start=WarmStart(store=str(store.path), k=2, builtin=False))
     t = result.trials
     assert (t["status"] == "TERMINATED").all() and len(t) == 5
     assert sorted(t["suggested_by"][t["suggested_by"].str.startswith("store:")]) == [

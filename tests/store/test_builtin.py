@@ -1,0 +1,112 @@
+"""The built-in priors: what ships, that a default sweep's BOHB model starts from them, that a
+nearer dataset in the user's store wins, that they can be turned off, and the rebuild script."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+from automl_chars import data, run_bohb
+from automl_chars.search.searcher import BOHBSearcher
+from automl_chars.search.spec import cnn_spec
+from automl_chars.search.warmstart import WarmStart, WarmStartSearcher, fit_to_space, plan_warm_start
+from automl_chars.similarity.meta_features import dataset_meta_features
+from automl_chars.spaces import cnn_space
+from automl_chars.store import ResultsStore
+from automl_chars.store.builtin import BUILTIN_DOMAINS, builtin_store
+from automl_chars.store.store import rows
+
+SCRIPT = Path(__file__).parents[2] / "scripts" / "build_priors.py"
+D = len(cnn_space())
+
+
+def test_the_builtin_store_has_enough_results_per_domain_and_budget_for_a_model():
+    frame = builtin_store().configs()
+    assert set(frame["dataset"]) == set(BUILTIN_DOMAINS) and "glyphs-latin-upper" not in set(
+        frame["dataset"])
+    assert (frame["trainable"] == "cnn").all() and frame["val_acc"].between(0, 1).all()
+    assert frame.filter(like="mf_").notna().all().all() and frame.filter(like="mf_").shape[1] > 5
+    per = frame.groupby(["dataset", "budget"])["trial_id"].nunique().unstack()
+    # Any 3 domains hold 2 (d + 1) results at budget 1: what hpbandster needs for a model.
+    assert (per[1.0] * 3 >= 2 * (D + 1)).all(), per
+    space = cnn_space()
+    assert all(fit_to_space(c, space) is not None for c in frame["config"])
+    assert not any(Path(f).is_absolute() for f in frame["folder"])  # no build machine's paths
+
+
+@pytest.fixture(scope="module")
+def latin_upper(tmp_path_factory):
+    return data.load("glyphs-latin-upper", root=tmp_path_factory.mktemp("data"),
+                     samples_per_class=6)
+
+
+def test_a_default_plan_gives_bohbs_model_the_builtin_priors_from_the_first_trial(
+        latin_upper, tmp_path):
+    spec = cnn_spec(cnn_space())
+    plan = plan_warm_start(latin_upper, spec, WarmStart(seed_trials=False), [1, 3, 9],
+                           store=ResultsStore(tmp_path / "empty"))
+    assert plan.seeds == [] and len(plan.neighbours) == 3
+    assert set(plan.neighbours.index) <= set(BUILTIN_DOMAINS)
+    assert {p.budget for p in plan.priors} == {1} and len(plan.priors) == 2 * (D + 1)  # the cap
+    searcher = WarmStartSearcher(BOHBSearcher(spec.space, metric="val_acc", mode="max", seed=0),
+                                 plan)
+    assert set(searcher.bohb.bohber.kde_models) == {1}  # BOHB samples from it at every budget
+    cold = BOHBSearcher(spec.space, metric="val_acc", mode="max", seed=0)
+    assert not cold.bohber.kde_models  # a cold sweep needs d + 1 results of its own first
+
+
+def test_a_nearer_dataset_in_the_users_store_comes_before_the_builtin_ones(latin_upper, tmp_path):
+    """The user's own past results on this very dataset are nearest (distance 0)."""
+    store = ResultsStore(tmp_path / "store")
+    config = dict(cnn_space().get_default_configuration())
+    store.write("mine", rows("sweep", latin_upper.name, "f", "cnn",
+                             [{"config": config, "budget": 1, "val_acc": 0.5, "trial_id": "t"}],
+                             "/x", dataset_meta_features(latin_upper)))
+    plan = plan_warm_start(latin_upper, cnn_spec(cnn_space()), WarmStart(seed_trials=False),
+                           [1, 3], store=store)
+    assert plan.neighbours.index[0] == latin_upper.name
+    assert plan.neighbours["distance"].iloc[0] == pytest.approx(0)
+    off = plan_warm_start(latin_upper, cnn_spec(cnn_space()),
+                          WarmStart(seed_trials=False, builtin=False), [1, 3], store=store)
+    assert list(off.neighbours.index) == [latin_upper.name] and len(off.priors) == 1
+
+
+def test_a_default_sweep_draws_from_bohbs_model_from_its_first_trial(ray_session, tmp_path):
+    """The README demo's situation, shrunk: every configuration of a default sweep comes from
+    BOHB's model (its share of random picks set to 0), where a cold one could not fit one."""
+    ds = data.load("glyphs-latin-upper", root=tmp_path / "data", samples_per_class=6)
+    result = run_bohb(ds, preset="3_1_3_1", num_samples=3, storage_path=tmp_path, name="pri",
+                      bohb_config={"random_fraction": 0}, verbose=0)
+    assert list(result.trials["suggested_by"]) == ["model"] * 3
+    assert result.settings["priors"] is True
+    plan = (result.path / "warm_start.json").read_text()
+    assert '"seeds": []' in plan and '"count": 98' in plan
+
+
+def test_no_priors_on_the_command_line_reaches_run_bohb(monkeypatch, tmp_path):
+    from automl_chars.cli import main as cli
+
+    seen = {}
+    monkeypatch.setattr("automl_chars.run_bohb", lambda *a, **kw: seen.update(kw) or 1 / 0)
+    for flags, expected in (([], True), (["--no-priors"], False)):
+        with pytest.raises(ZeroDivisionError):
+            cli.main(["bohb", "--dataset", "glyphs-digits", "--storage", str(tmp_path),
+                      "--preset", "3_1_3_1", *flags])
+        assert seen["priors"] is expected
+
+
+def test_the_rebuild_script_writes_a_store_of_the_sweeps(ray_session, data_root, tmp_path,
+                                                          monkeypatch, capsys):
+    out = tmp_path / "priors"
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), "--smoke", "--out", str(out),
+                                      "--storage", str(tmp_path / "sweeps")])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(SCRIPT), run_name="__main__")
+    assert exit_.value.code == 0
+    frame = ResultsStore(out).frame()
+    assert set(frame["dataset"]) == set(BUILTIN_DOMAINS[:2]) and len(frame) == 6
+    assert frame.filter(like="mf_").notna().all().all()
+    assert "rows: 6" in capsys.readouterr().out
