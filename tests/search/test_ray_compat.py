@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import pyarrow.fs
 import pytest
 from ray import tune
 from ray.train import Checkpoint, CheckpointConfig
+from ray.train._internal import storage
 from ray.train._internal.session import _TrainingResult
 from ray.tune.experiment import Trial
-
-import pyarrow.fs
-from ray.train._internal import storage
 
 from automl_chars.search.ray_compat import (
     atomic_local_uploads,

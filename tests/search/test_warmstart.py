@@ -229,8 +229,8 @@ def test_portfolio_entries_seed_their_configurations_ranked_by_the_measure(glyph
 
     pf = _portfolio(tmp_path / "pf", glyph_root)
     target = _load("glyphs-digits", glyph_root)
-    plan = plan_warm_start(target, cnn_spec(_space()), WarmStart(portfolio=pf, k=2,
-                                                                  measure="meta_features"), [1, 3])
+    plan = plan_warm_start(target, cnn_spec(_space()), WarmStart(
+        portfolio=pf, k=2, measure="meta_features", builtin=False), [1, 3])
     assert [s.suggested_by for s in plan.seeds] == [f"portfolio:{n}" for n in plan.ranking.index]
     assert {s.config["learning_rate"] for s in plan.seeds} == {0.01, 0.02}
     assert "rank 1 by meta_features" in plan.seeds[0].reason
@@ -239,7 +239,8 @@ def test_portfolio_entries_seed_their_configurations_ranked_by_the_measure(glyph
         raise RuntimeError("no features for you")
 
     monkeypatch.setattr(type(get_measure("frechet")), "score", broken)
-    plan = plan_warm_start(target, cnn_spec(_space()), WarmStart(portfolio=pf, k=1), [1, 3])
+    plan = plan_warm_start(target, cnn_spec(_space()), WarmStart(portfolio=pf, k=1, builtin=False),
+                           [1, 3])
     assert set(plan.ranking["measure"]) == {"meta_features"} and len(plan.seeds) == 1
     assert any("frechet failed" in n for n in plan.notes)
 
