@@ -12,7 +12,12 @@ import pytest
 from automl_chars import data, run_bohb
 from automl_chars.search.searcher import BOHBSearcher
 from automl_chars.search.spec import cnn_spec
-from automl_chars.search.warmstart import WarmStart, WarmStartSearcher, fit_to_space, plan_warm_start
+from automl_chars.search.warmstart import (
+    WarmStart,
+    WarmStartSearcher,
+    fit_to_space,
+    plan_warm_start,
+)
 from automl_chars.similarity.meta_features import dataset_meta_features
 from automl_chars.spaces import cnn_space
 from automl_chars.store import ResultsStore
