@@ -24,7 +24,7 @@ from automl_chars.models.cnn import (
     build_cnn,
     num_parameters,
 )
-from automl_chars.models.resnet import ResNet18, ResNetSpec, build_resnet18
+from automl_chars.models.resnet import ResNetSpec, build_resnet18
 from automl_chars.registry import Registry
 
 ModelBuilder = Callable[..., nn.Module]
@@ -76,6 +76,14 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
     old = split_head(model)
     model.head = nn.Linear(old.in_features, num_classes).to(old.weight.device)
     return model
+
+
+def __getattr__(name: str):
+    if name == "ResNet18":  # torchvision is imported on first use (models.resnet_network)
+        from automl_chars.models.resnet_network import ResNet18
+
+        return ResNet18
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

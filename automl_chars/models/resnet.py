@@ -2,19 +2,20 @@
 
 Adapted for 1x28x28: the first convolution is 3x3 with stride 1 on the image's channels and the
 first max-pool is dropped (ImageNet's 7x7/2 stem and pool would shrink 28x28 to 7x7 before the
-first residual stage). A width multiplier scales every stage, so small portfolios train fast.
+first residual stage). A width multiplier scales every stage, so small portfolios train fast. The network itself is
+in :mod:`automl_chars.models.resnet_network`, imported when a ResNet is built.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-
-import torch
-from torch import nn
-from torchvision.models.resnet import BasicBlock, ResNet
+from typing import TYPE_CHECKING
 
 from automl_chars.errors import InvalidConfigError
+
+if TYPE_CHECKING:
+    from automl_chars.models.resnet_network import ResNet18
 
 
 @dataclass(frozen=True)
@@ -48,47 +49,19 @@ class ResNetSpec:
         return cls(**data)
 
 
-def _channels(planes: int, width: float) -> int:
-    return max(4, round(planes * width))
-
-
-class ResNet18(ResNet):
-    """torchvision's ResNet-18 (``BasicBlock`` x [2, 2, 2, 2]) with a small-image stem.
-
-    ``features(x)``: stem, the four stages, global average pooling, dropout; ``head``: the final
-    ``nn.Linear`` (torchvision's ``fc``).
-    """
-
-    def __init__(self, spec: ResNetSpec, num_classes: int, in_channels: int = 1):
-        self._width = spec.width  # read by _make_layer while ResNet.__init__ builds the stages
-        self._stem_pending = True
-        super().__init__(BasicBlock, [2, 2, 2, 2], num_classes=num_classes)
-        stem = _channels(64, spec.width)
-        self.conv1 = nn.Conv2d(in_channels, stem, kernel_size=3, stride=1, padding=1, bias=False)
-        nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
-        self.bn1 = nn.BatchNorm2d(stem)
-        self.maxpool = nn.Identity()
-        self.dropout = nn.Dropout(spec.dropout)
-        width = _channels(512, spec.width) * BasicBlock.expansion
-        del self.fc  # the head takes its place (same layer, the contract's name)
-        self.head = nn.Linear(width, num_classes)
-
-    def _make_layer(self, block, planes, blocks, stride=1, dilate=False):
-        if self._stem_pending:  # the first stage's input is the (scaled) stem
-            self.inplanes, self._stem_pending = _channels(64, self._width), False
-        return super()._make_layer(block, _channels(planes, self._width), blocks, stride, dilate)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(self.bn1(self.conv1(x)))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.dropout(torch.flatten(self.avgpool(x), 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
-
-
 def build_resnet18(spec: ResNetSpec | Mapping, num_classes: int,
                    input_shape: tuple[int, int, int] = (1, 28, 28)) -> ResNet18:
-    """Builds :class:`ResNet18` for ``input_shape`` images (any channel count)."""
+    """Builds :class:`~automl_chars.models.resnet_network.ResNet18` for ``input_shape`` images
+    (any channel count)."""
+    from automl_chars.models.resnet_network import ResNet18
+
     spec = spec if isinstance(spec, ResNetSpec) else ResNetSpec.from_dict(spec)
     return ResNet18(spec, num_classes, in_channels=input_shape[0])
+
+
+def __getattr__(name: str):
+    if name == "ResNet18":  # imported on first use: see resnet_network's docstring
+        from automl_chars.models.resnet_network import ResNet18
+
+        return ResNet18
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

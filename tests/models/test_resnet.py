@@ -69,3 +69,17 @@ def test_resnet_space_configurations_build():
         ResNetSpec(width=8)
     with pytest.raises(InvalidConfigError, match="depth"):
         ResNetSpec.from_dict({"depth": 34})
+
+
+def test_trials_and_the_cli_do_not_import_torchvision_until_a_resnet_is_built():
+    """torchvision's import (every model, torch._dynamo) costs seconds in each new trial
+    process; only building a ResNet may pay it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, automl_chars.trainables, automl_chars.search, automl_chars.cli.main\n"
+            "assert 'torchvision' not in sys.modules\n"
+            "from automl_chars.models import ResNet18, build_model\n"
+            "assert isinstance(build_model('resnet18', {'width': 0.0625}, 3), ResNet18)\n"
+            "assert 'torchvision' in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
