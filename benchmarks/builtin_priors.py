@@ -58,20 +58,18 @@ def run(ds, args, seed: int, priors: bool, storage: str) -> dict:
 
 def main(argv=None) -> int:
     import pandas as pd
-    import ray
 
     from automl_chars import data
+    from automl_chars.search.cluster import local_ray
 
     args = parse(argv)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     size = {"samples_per_class": args.samples_per_class} if args.samples_per_class else {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with local_ray(num_cpus=2), tempfile.TemporaryDirectory() as tmp:
         ds = data.load(args.dataset, root=os.path.join(tmp, "data") if args.smoke else None,
                        **size)
         storage = args.storage or os.path.join(tmp, "runs")
         rows = [{"variant": v, **run(ds, args, seed, priors, storage)}
                 for seed in args.seeds for v, priors in VARIANTS.items()]
-    ray.shutdown()
     table = pd.DataFrame(rows)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     means = table.groupby("variant").mean(numeric_only=True)

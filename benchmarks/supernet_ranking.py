@@ -58,15 +58,13 @@ def parse(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse(argv)
-    import ray
     import torch
 
     from automl_chars import data
+    from automl_chars.search.cluster import local_ray
     from automl_chars.supernet import SupernetSpace, run_supernet
     from automl_chars.supernet.result import format_table
 
-    ray.init(num_cpus=args.cpus, num_gpus=torch.cuda.device_count(), include_dashboard=False,
-             log_to_driver=False, configure_logging=False)
     ds = data.load(args.dataset, samples_per_class=args.samples_per_class, seed=args.seed)
     space = SupernetSpace(channels=tuple(int(c) for c in args.channels.split(",")),
                           depths=tuple(int(d) for d in args.depths.split(",")))
@@ -76,13 +74,14 @@ def main(argv=None) -> None:
     print(f"{ds!r}; {space.size} subnets; {args.epochs} epochs, {args.lr_schedule} learning "
           f"rate {args.learning_rate}; runs in {storage}")
     start, results = time.perf_counter(), []
-    for sampler in args.samplers.split(","):
-        r = run_supernet(ds, sampler, args.epochs, storage, args.seed, args.gpus_per_trial,
-                         space=space, config=config, top_k=args.top_k,
-                         finetune_epochs=args.finetune_epochs, name="bench", verbose=0)
-        results.append(r)
-        if len(results) == 1:
-            print(format_table(r))
+    with local_ray(num_cpus=args.cpus, num_gpus=torch.cuda.device_count()):
+        for sampler in args.samplers.split(","):
+            r = run_supernet(ds, sampler, args.epochs, storage, args.seed, args.gpus_per_trial,
+                             space=space, config=config, top_k=args.top_k,
+                             finetune_epochs=args.finetune_epochs, name="bench", verbose=0)
+            results.append(r)
+            if len(results) == 1:
+                print(format_table(r))
     print(f"\n{'sampler':<15} {'tau':>6} {'rho':>6} {'top1':>5} {'ft top1':>7} {'ratio':>6}  "
           f"supernet / standalone / fine-tune ({results[0].costs['unit']})")
     for r in results:
@@ -98,7 +97,6 @@ def main(argv=None) -> None:
         print(f"top1_match[{s}]: {int(r.top1_match)}")
         print(f"top1_after_finetune[{s}]: {int(bool(r.finetune.get('right_top1')))}")
         print(f"ratio[{s}]: {r.cost_ratio:.4f}")
-    ray.shutdown()
     print(f"ratio: {results[0].cost_ratio:.4f}")
 
 

@@ -209,24 +209,26 @@ def main(argv=None) -> int:
 
     import ray
 
+    from automl_chars.search.cluster import local_ray
+
     storage = args.storage or tempfile.mkdtemp(prefix="transferability-")
-    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False,
-             logging_config=ray.LoggingConfig(log_level="WARNING"), configure_logging=False)
     try:
-        portfolio, build_s = build(domains, args, storage)
-        entries = portfolio.entries.set_index("name")
-        print(f"portfolio: {len(portfolio)} CNN entries, {args.samples_per_class} images/class, "
-              f"{args.source_epochs} epochs, built in {build_s:.0f} s; test accuracy "
-              + ", ".join(f"{n}: {a:.2f}" for n, a in entries["test_acc"].items()), flush=True)
-        targets = {d: load_target(d, args) for d in domains}
-        start = time.perf_counter()
-        runs = [fine_tune(portfolio, targets, args, storage, args.seed + r)
-                for r in range(args.repeats)]
-        tune_s = time.perf_counter() - start
-        # read before a temporary storage goes: the entries' models and image samples
-        views = {v.name: v for v in portfolio.sources(seed=args.seed)}
+        with local_ray(num_cpus=args.cpus,
+                       logging_config=ray.LoggingConfig(log_level="WARNING")):
+            portfolio, build_s = build(domains, args, storage)
+            entries = portfolio.entries.set_index("name")
+            print(f"portfolio: {len(portfolio)} CNN entries, {args.samples_per_class} "
+                  f"images/class, {args.source_epochs} epochs, built in {build_s:.0f} s; test accuracy "
+                  + ", ".join(f"{n}: {a:.2f}" for n, a in entries["test_acc"].items()),
+                  flush=True)
+            targets = {d: load_target(d, args) for d in domains}
+            start = time.perf_counter()
+            runs = [fine_tune(portfolio, targets, args, storage, args.seed + r)
+                    for r in range(args.repeats)]
+            tune_s = time.perf_counter() - start
+            # read before a temporary storage goes: the entries' models and image samples
+            views = {v.name: v for v in portfolio.sources(seed=args.seed)}
     finally:
-        ray.shutdown()
         if args.storage is None:
             shutil.rmtree(storage, ignore_errors=True)
     acc = {t: {s: float(np.mean([run[0][t][s] for run in runs])) for s in runs[0][0][t]}

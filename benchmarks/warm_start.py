@@ -203,6 +203,7 @@ def main(argv=None) -> int:
     import ray
 
     from automl_chars import data
+    from automl_chars.search.cluster import local_ray
     from automl_chars.search.presets import get_preset
 
     names = [n for n in data.names() if n.startswith("glyphs-")]
@@ -219,47 +220,45 @@ def main(argv=None) -> int:
     root = Path(args.storage or tempfile.mkdtemp(prefix="warm_start_bench-")).resolve()
     domains = {n: data.load(n, root=args.root, samples_per_class=args.samples_per_class)
                for n in names}
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             logging_config=ray.LoggingConfig(log_level="WARNING"), configure_logging=False)
-    t_all = time.time()
-    stores = past_stores(domains, targets, args, root)
-    rows_file = root / "warm_start_rows.csv"
-    key = {"preset": args.preset, "samples_per_class": args.samples_per_class, "k": args.k,
-           "past_seed": args.past_seed}
-    rows = cached_rows(rows_file, key)
-    for target in targets:
-        for seed in range(args.seeds):
-            if any(r["target"] == target.removeprefix("glyphs-") and r["seed"] == seed
-                   for r in rows):
-                continue  # measured by an earlier run with this --storage
-            for v in VARIANTS:  # a (target, seed) cut short earlier starts again
-                shutil.rmtree(root / "runs" / f"{v}-{target}-s{seed}", ignore_errors=True)
-            # The order rotates with the seed, so a load trend does not favour one variant.
-            order = VARIANTS[seed % 3:] + VARIANTS[: seed % 3]
-            runs = {v: run_sweep(v, domains[target], args, seed, stores[target], root)
-                    for v in order}
-            cold = runs["cold"]["reports"]
-            goal = float(cold.loc[cold["budget"] >= top, "val_acc"].max())
-            row = {"target": target.removeprefix("glyphs-"), "seed": seed, "goal": goal, **key}
-            for v, run in runs.items():
-                row[f"{v}_s"], row[f"{v}_trials"] = reach(run, goal, top)
-                row[f"{v}_test"] = run["test_acc"]
-                row[f"{v}_wall"] = run["wall_s"]
-                row[f"{v}_model"] = run["model_based"]
-            row["seeds"] = runs["warm"]["n_seeds"]
-            row["plan_s"] = runs["warm"]["plan_s"]
-            for v in ("warm", "pte"):
-                row[f"{v}_ratio"] = (row["cold_s"] / row[f"{v}_s"]
-                                     if np.isfinite(row[f"{v}_s"]) else 0.0)
-            rows.append(row)
-            pd.DataFrame(rows).to_csv(rows_file, index=False)
-            log(f"{target} seed {seed}: goal {goal:.3f}; " + ", ".join(
-                f"{v} {row[f'{v}_s']:.1f}s/{row[f'{v}_trials']:.0f} trials test "
-                f"{row[f'{v}_test']:.3f}" for v in VARIANTS))
-    wanted = {(t.removeprefix("glyphs-"), s) for t in targets for s in range(args.seeds)}
-    frame = pd.DataFrame([r for r in rows if (r["target"], r["seed"]) in wanted])
-    report(frame, args, top, time.time() - t_all)
-    ray.shutdown()
+    with local_ray(num_cpus=2, logging_config=ray.LoggingConfig(log_level="WARNING")):
+        t_all = time.time()
+        stores = past_stores(domains, targets, args, root)
+        rows_file = root / "warm_start_rows.csv"
+        key = {"preset": args.preset, "samples_per_class": args.samples_per_class, "k": args.k,
+               "past_seed": args.past_seed}
+        rows = cached_rows(rows_file, key)
+        for target in targets:
+            for seed in range(args.seeds):
+                if any(r["target"] == target.removeprefix("glyphs-") and r["seed"] == seed
+                       for r in rows):
+                    continue  # measured by an earlier run with this --storage
+                for v in VARIANTS:  # a (target, seed) cut short earlier starts again
+                    shutil.rmtree(root / "runs" / f"{v}-{target}-s{seed}", ignore_errors=True)
+                # The order rotates with the seed, so a load trend does not favour one variant.
+                order = VARIANTS[seed % 3:] + VARIANTS[: seed % 3]
+                runs = {v: run_sweep(v, domains[target], args, seed, stores[target], root)
+                        for v in order}
+                cold = runs["cold"]["reports"]
+                goal = float(cold.loc[cold["budget"] >= top, "val_acc"].max())
+                row = {"target": target.removeprefix("glyphs-"), "seed": seed, "goal": goal, **key}
+                for v, run in runs.items():
+                    row[f"{v}_s"], row[f"{v}_trials"] = reach(run, goal, top)
+                    row[f"{v}_test"] = run["test_acc"]
+                    row[f"{v}_wall"] = run["wall_s"]
+                    row[f"{v}_model"] = run["model_based"]
+                row["seeds"] = runs["warm"]["n_seeds"]
+                row["plan_s"] = runs["warm"]["plan_s"]
+                for v in ("warm", "pte"):
+                    row[f"{v}_ratio"] = (row["cold_s"] / row[f"{v}_s"]
+                                         if np.isfinite(row[f"{v}_s"]) else 0.0)
+                rows.append(row)
+                pd.DataFrame(rows).to_csv(rows_file, index=False)
+                log(f"{target} seed {seed}: goal {goal:.3f}; " + ", ".join(
+                    f"{v} {row[f'{v}_s']:.1f}s/{row[f'{v}_trials']:.0f} trials test "
+                    f"{row[f'{v}_test']:.3f}" for v in VARIANTS))
+        wanted = {(t.removeprefix("glyphs-"), s) for t in targets for s in range(args.seeds)}
+        frame = pd.DataFrame([r for r in rows if (r["target"], r["seed"]) in wanted])
+        report(frame, args, top, time.time() - t_all)
     return 0
 
 

@@ -3,9 +3,11 @@ before the sweep starts (a trial no node can hold would wait forever)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import ray
@@ -39,6 +41,22 @@ def connect(address: str | None = None) -> None:
             f"(`ray start --head`, or `ray up cluster.yaml`), check the address, or leave "
             f"--address and RAY_ADDRESS unset to run on a local Ray instance."
         ) from None
+
+
+@contextlib.contextmanager
+def local_ray(**init_kwargs) -> Iterator[None]:
+    """Ray for a script (a benchmark, an experiment): the instance this process already runs (a
+    test session, a notebook), or a new local one from ``init_kwargs`` (no dashboard, workers'
+    logs not forwarded) that is shut down at the end."""
+    if ray.is_initialized():
+        yield
+        return
+    ray.init(**{"include_dashboard": False, "log_to_driver": False, "configure_logging": False,
+                **init_kwargs})
+    try:
+        yield
+    finally:
+        ray.shutdown()
 
 
 def _reachable(address: str, timeout_s: float = 5.0) -> bool:

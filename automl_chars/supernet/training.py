@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from automl_chars.errors import InvalidConfigError, NonFiniteLossError
 from automl_chars.supernet.model import Supernet, recalibrate_bn
 from automl_chars.supernet.samplers import Sampler
-from automl_chars.training import AugmentSettings, DeviceData, EpochStats, evaluate, random_affine
+from automl_chars.training import AugmentSettings, DeviceData, EpochStats, evaluate
+from automl_chars.training.loop import epoch_batches
 
 
 @dataclass(frozen=True)
@@ -65,16 +66,11 @@ def train_supernet_epoch(
     """
     start = time.perf_counter()
     supernet.train()
-    n, device = len(data), data.x.device
-    order = torch.randperm(n, generator=generator, device=generator.device).to(device)
+    device = data.x.device
+    _, batches = epoch_batches(data, batch_size, generator, augment)
     loss_sum, correct_sum = torch.zeros((), device=device), torch.zeros((), device=device)
     trained = 0
-    for i in range(0, n, batch_size):
-        idx = order[i : i + batch_size]
-        if len(idx) < 2:
-            continue
-        x, y = data.batch(idx)
-        x = random_affine(x, augment, generator)
+    for _, x, y in batches:
         chosen = sampler.sample()
         archs = [sampler.space.archs[c] for c in chosen]
         optimizer.zero_grad(set_to_none=True)

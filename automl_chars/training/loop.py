@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -75,6 +76,26 @@ class EpochStats:
     seconds: float
 
 
+def epoch_batches(data: DeviceData, batch_size: int, generator: torch.Generator,
+                  augment: AugmentSettings = AugmentSettings(),
+                  ) -> tuple[torch.Tensor, Iterator[tuple[int, torch.Tensor, torch.Tensor]]]:
+    """An epoch's random order (drawn from ``generator``) and its augmented batches in that
+    order, as ``(offset, x, y)``; a last batch of a single sample is skipped (BatchNorm cannot
+    train on one). Shared by every training loop, so they see data alike."""
+    n, device = len(data), data.x.device
+    order = torch.randperm(n, generator=generator, device=generator.device).to(device)
+
+    def batches() -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+        for i in range(0, n, batch_size):
+            idx = order[i : i + batch_size]
+            if len(idx) < 2:
+                continue
+            x, y = data.batch(idx)
+            yield i, random_affine(x, augment, generator), y
+
+    return order, batches()
+
+
 def train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -96,16 +117,11 @@ def train_epoch(
     model.train()
     n = len(data)
     device = data.x.device
-    order = torch.randperm(n, generator=generator, device=generator.device).to(device)
+    order, batches = epoch_batches(data, batch_size, generator, augment)
     loss_sum = torch.zeros((), device=device)
     predicted = torch.full((n,), -1, dtype=torch.int64, device=device)  # -1: batch skipped
     trained = 0
-    for i in range(0, n, batch_size):
-        idx = order[i : i + batch_size]
-        if len(idx) < 2:
-            continue
-        x, y = data.batch(idx)
-        x = random_affine(x, augment, generator)
+    for i, x, y in batches:
         out = model(x)
         loss = F.cross_entropy(out, y)
         optimizer.zero_grad(set_to_none=True)
