@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -395,9 +396,17 @@ def _warm_start_searcher(ds: Dataset, spec: SweepSpec, warm: WarmStart, bohb: BO
 
     store = (warm.store if isinstance(warm.store, ResultsStore) else
              ResultsStore(warm.store) if warm.store else store_beside(exp_dir))
-    plan = plan_warm_start(ds, spec, warm, bohb.budgets, store=store, seed=seed)
-    if plan.empty and not warm.seed_trials:
-        return None
+    if warm.seed_trials:
+        plan = plan_warm_start(ds, spec, warm, bohb.budgets, store=store, seed=seed)
+    else:  # default priors: a help, never a reason for a sweep to fail
+        try:
+            plan = plan_warm_start(ds, spec, warm, bohb.budgets, store=store, seed=seed)
+        except Exception as err:
+            warnings.warn(f"No priors for BOHB's model ({type(err).__name__}: {err}); the "
+                          f"sweep starts cold.", stacklevel=3)
+            return None
+        if plan.empty:
+            return None
     exp_dir.mkdir(parents=True, exist_ok=True)
     write_json(exp_dir / WARM_START_FILE, plan.summary())
     if verbose >= 1:

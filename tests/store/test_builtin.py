@@ -115,3 +115,21 @@ def test_the_rebuild_script_writes_a_store_of_the_sweeps(ray_session, data_root,
     assert set(frame["dataset"]) == set(BUILTIN_DOMAINS[:2]) and len(frame) == 6
     assert frame.filter(like="mf_").notna().all().all()
     assert "rows: 6" in capsys.readouterr().out
+
+
+def test_default_priors_that_fail_leave_a_cold_sweep_with_a_warning(latin_upper, tmp_path,
+                                                                     monkeypatch):
+    """Priors help; they never stop a sweep (an explicit warm start's failure still raises)."""
+    from automl_chars.search import sweep
+    from automl_chars.search.presets import BOHBPreset
+
+    def broken(*args, **kwargs):
+        raise ValueError("meta-features of 5-channel images")
+
+    monkeypatch.setattr(sweep, "plan_warm_start", broken)
+    spec, bohb = cnn_spec(cnn_space()), BOHBPreset.parse("3_1_9_1")
+    with pytest.warns(UserWarning, match="starts cold"):
+        assert sweep._warm_start_searcher(latin_upper, spec, WarmStart(seed_trials=False), bohb,
+                                          tmp_path / "exp", 0, 0) is None
+    with pytest.raises(ValueError, match="5-channel"):
+        sweep._warm_start_searcher(latin_upper, spec, WarmStart(), bohb, tmp_path / "exp", 0, 0)
