@@ -46,8 +46,11 @@ def run(ds, args, seed: int, priors: bool, storage: str) -> dict:
     from automl_chars import run_bohb
 
     start = time.time()
-    result = run_bohb(ds, preset=args.preset, seed=seed, priors=priors, storage_path=storage,
-                      name=f"{'priors' if priors else 'cold'}-s{seed}", verbose=0)
+    name = f"{'priors' if priors else 'cold'}-s{seed}"
+    # Each sweep in a folder of its own, so the results store beside it (which the default
+    # priors read) holds no other run of this benchmark.
+    result = run_bohb(ds, preset=args.preset, seed=seed, priors=priors,
+                      storage_path=os.path.join(storage, name), name=name, verbose=0)
     model = (result.trials["suggested_by"] == "model").tolist()
     return {"seed": seed, "model_share": sum(model) / len(model),
             "first_model_trial": model.index(True) + 1 if any(model) else 0,
@@ -63,6 +66,7 @@ def main(argv=None) -> int:
     from automl_chars.search.cluster import local_ray
 
     args = parse(argv)
+    os.environ.pop("AUTOML_CHARS_STORE", None)  # each sweep's store is its own (see run)
     size = {"samples_per_class": args.samples_per_class} if args.samples_per_class else {}
     with local_ray(num_cpus=2), tempfile.TemporaryDirectory() as tmp:
         ds = data.load(args.dataset, root=os.path.join(tmp, "data") if args.smoke else None,

@@ -48,8 +48,15 @@ SUBPROCESS = {"trial_overhead.py", "gpu_packing.py"}
 
 
 def run_in_process(script: str, capsys) -> str:
-    """``main(["--smoke"])`` of ``script`` in this process; the environment is restored after."""
-    env = dict(os.environ)
+    """``main(["--smoke"])`` of ``script`` in this process; what a benchmark may change for the
+    process (environment, torch's threads, the global random generators) is restored after."""
+    import random
+
+    import numpy as np
+    import torch
+
+    env, threads = dict(os.environ), torch.get_num_threads()
+    states = torch.get_rng_state(), np.random.get_state(), random.getstate()
     spec = importlib.util.spec_from_file_location(Path(script).stem, BENCHMARKS / script)
     module = importlib.util.module_from_spec(spec)
     try:
@@ -58,6 +65,10 @@ def run_in_process(script: str, capsys) -> str:
     finally:
         os.environ.clear()
         os.environ.update(env)
+        torch.set_num_threads(threads)
+        torch.set_rng_state(states[0])
+        np.random.set_state(states[1])
+        random.setstate(states[2])
     assert code in (None, 0) or isinstance(code, float), f"{script} --smoke returned {code}"
     return capsys.readouterr().out
 

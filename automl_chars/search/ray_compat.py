@@ -89,7 +89,8 @@ def atomic_local_uploads() -> Iterator[None]:
         try:
             original(source, staging, source_filesystem=source_filesystem,
                      destination_filesystem=destination_filesystem, **kwargs)
-            _move_into_place(staging, destination)
+            if os.path.exists(staging):  # an empty source folder copies nothing
+                _move_into_place(staging, destination)
         finally:
             if os.path.isdir(staging):
                 shutil.rmtree(staging, ignore_errors=True)
@@ -101,6 +102,25 @@ def atomic_local_uploads() -> Iterator[None]:
         yield
     finally:
         storage._pyarrow_fs_copy_files = original
+
+
+def remove_partial_uploads(exp_dir: str | os.PathLike) -> int:
+    """Deletes what :func:`atomic_local_uploads` left of copies cut short by a kill (hidden
+    ``.*.partial`` folders and files beside ``exp_dir`` and inside it); returns how many. Call
+    it only while no sweep in ``exp_dir`` is running."""
+    exp_dir = os.fspath(exp_dir)
+    parent, name = os.path.dirname(exp_dir), os.path.basename(exp_dir)
+    found = [os.path.join(parent, f) for f in (os.listdir(parent) if os.path.isdir(parent) else ())
+             if f.startswith(f".{name}.") and f.endswith(".partial")]
+    for root, dirs, files in os.walk(exp_dir):
+        found += [os.path.join(root, f) for f in dirs + files
+                  if f.startswith(".") and f.endswith(".partial")]
+    for path in found:
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.exists(path):
+            os.unlink(path)
+    return len(found)
 
 
 def _move_into_place(staging: str, destination: str) -> None:

@@ -36,6 +36,7 @@ from automl_chars.search.presets import BOHBPreset, get_preset
 from automl_chars.search.progress import TrialLineCallback, quiet_ray_output
 from automl_chars.search.ray_compat import (
     atomic_local_uploads,
+    remove_partial_uploads,
     restored_run_config,
     trial_statuses,
 )
@@ -134,6 +135,10 @@ def check_same_sweep(exp_dir: Path, settings: SweepSettings) -> None:
         return
     saved = json.loads(saved_file.read_text())
     given = plain_value(asdict(settings))
+    # A warm start's settings are compared on the keys the saved sweep has (sweeps saved
+    # before a setting existed resume as they were).
+    if saved.get("warm_start") and given["warm_start"]:
+        given["warm_start"] = {k: given["warm_start"].get(k) for k in saved["warm_start"]}
     diff = {k: (saved.get(k), given[k]) for k in DEFINING_SETTINGS if saved.get(k) != given[k]}
     if diff:
         raise ExperimentStateError(
@@ -381,11 +386,13 @@ def run_bohb(
 
 def _warm_start(warm: WarmStart | None, priors: bool, fid: Fidelity) -> WarmStart | None:
     """The warm start a sweep runs with: the given one (with the built-in priors unless
-    ``priors`` is off), or, by default, priors only; the built-in priors are epoch budgets."""
+    ``priors`` is off), or, by default, priors only, from other datasets than the target."""
     builtin = priors and fid.kind == "epochs"
     if warm is not None:
         return replace(warm, builtin=warm.builtin and builtin)
-    return WarmStart(builtin=builtin, seed_trials=False) if priors else None
+    # Default priors: other datasets' results at epoch budgets (the store does not record which
+    # fidelity a result used, so a subset sweep starts cold).
+    return WarmStart(builtin=True, seed_trials=False, same_dataset=False) if builtin else None
 
 
 def _warm_start_searcher(ds: Dataset, spec: SweepSpec, warm: WarmStart, bohb: BOHBPreset,
@@ -411,7 +418,18 @@ def _warm_start_searcher(ds: Dataset, spec: SweepSpec, warm: WarmStart, bohb: BO
     write_json(exp_dir / WARM_START_FILE, plan.summary())
     if verbose >= 1:
         print(plan.describe(), flush=True)
-    return lambda searcher: WarmStartSearcher(searcher, plan)
+    if warm.seed_trials:
+        return lambda searcher: WarmStartSearcher(searcher, plan)
+
+    def priors_only(searcher):
+        try:
+            return WarmStartSearcher(searcher, plan)
+        except Exception as err:  # e.g. hpbandster cannot fit its model to the priors
+            warnings.warn(f"BOHB's model could not take the priors ({type(err).__name__}: "
+                          f"{err}); the sweep starts cold.", stacklevel=2)
+            return searcher
+
+    return priors_only
 
 
 def fit_to_the_end(tuner: tune.Tuner, exp_dir: Path, num_trials: int, verbose: int = 1,
@@ -422,6 +440,7 @@ def fit_to_the_end(tuner: tune.Tuner, exp_dir: Path, num_trials: int, verbose: i
     themselves and ``complete(grid)`` holds (the one rule every runner follows before it
     writes anything up)."""
     guard = InterruptGuard()
+    remove_partial_uploads(exp_dir)  # left by a driver killed mid-copy
     try:
         with guard, _environment(_tune_environment(verbose)), atomic_local_uploads():
             grid = tuner.fit()

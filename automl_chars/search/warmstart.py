@@ -71,6 +71,9 @@ class WarmStart:
             which count when they are nearer to the target than the store's own datasets.
         seed_trials: start with seed trials; False feeds priors to BOHB's model only (what
             every sweep does by default, ``run_bohb(priors=True)``).
+        same_dataset: draw on the store's results of the target dataset itself (same name or
+            contents). The default priors leave them out, so that a sweep does not depend on
+            earlier sweeps of the same data; an explicit warm start uses them.
     """
 
     portfolio: Any = None
@@ -81,6 +84,7 @@ class WarmStart:
     priors_per_budget: int | None = None
     builtin: bool = True
     seed_trials: bool = True
+    same_dataset: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.k, int) or self.k < 0:
@@ -92,13 +96,15 @@ class WarmStart:
         MEASURES.get(self.measure)  # unknown names raise with the closest ones
 
     def describe(self) -> dict:
-        """What defines the warm start (recorded with the sweep; resume checks it)."""
+        """What defines the warm start (recorded with the sweep; resume checks it). ``builtin``
+        is not in it: like ``run_bohb(priors=...)``, it cannot change a resumed sweep, whose
+        searcher comes back as it was saved."""
         path = getattr(self.portfolio, "path", self.portfolio)
         store = getattr(self.store, "path", self.store)
         return {"portfolio": str(path) if path else None, "store": str(store) if store else None,
                 "measure": self.measure, "k": self.k, "sample_size": self.sample_size,
-                "priors_per_budget": self.priors_per_budget, "builtin": self.builtin,
-                "seed_trials": self.seed_trials}
+                "priors_per_budget": self.priors_per_budget, "seed_trials": self.seed_trials,
+                "same_dataset": self.same_dataset}
 
 
 @dataclass(frozen=True)
@@ -194,6 +200,10 @@ def plan_warm_start(target: Dataset, spec, warm: WarmStart, budgets: Sequence[in
                                    f"rank {list(plan.ranking.index).index(name) + 1} by "
                                    f"{warm.measure}"))
     frame = _store_rows(store, warm.builtin)
+    if not frame.empty and not warm.same_dataset:
+        mine = (frame["dataset"] == target.name) | (
+            frame["dataset_fingerprint"] == target.fingerprint())
+        frame = frame[~mine]
     if not frame.empty:
         frame = _usable_rows(frame, spec, plan.notes, warn=warm.seed_trials)
         plan.neighbours = _nearest(target, frame, warm.k)

@@ -13,6 +13,7 @@ from ray.tune.experiment import Trial
 from automl_chars.search.ray_compat import (
     atomic_local_uploads,
     forget_deleted_checkpoints,
+    remove_partial_uploads,
     restored_run_config,
     trial_statuses,
 )
@@ -149,3 +150,21 @@ def test_tune_uploads_its_experiment_state_through_the_workaround(ray_session, t
     states = list((tmp_path / "atomic").glob("experiment_state-*.json"))
     assert states and all(s.stat().st_size > 0 for s in states)
     assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_an_empty_folder_uploads_as_nothing_and_leftovers_of_a_kill_are_removed(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    dest = tmp_path / "storage" / "exp"
+    with atomic_local_uploads():
+        storage._upload_to_fs_path(str(empty), pyarrow.fs.LocalFileSystem(), str(dest))
+    assert not list((tmp_path / "storage").glob(".*"))
+    (tmp_path / "storage" / ".exp.0123abcd.partial" / "t").mkdir(parents=True)
+    (dest / "trial_0").mkdir(parents=True)
+    (dest / "trial_0" / ".params.json.89ef.partial").write_text("{")
+    (dest / "trial_0" / "params.json").write_text("{}")
+    (tmp_path / "storage" / ".other.0123.partial").mkdir()  # another experiment's: kept
+    assert remove_partial_uploads(dest) == 2
+    assert sorted(p.name for p in (tmp_path / "storage").iterdir()) == [".other.0123.partial",
+                                                                          "exp"]
+    assert [p.name for p in (dest / "trial_0").iterdir()] == ["params.json"]

@@ -128,3 +128,23 @@ def test_gpus_requested_without_a_gpu(ray_session, glyph_root, tmp_path, monkeyp
     with pytest.raises(InvalidConfigError, match="no GPU"):
         run_bohb("glyphs-digits", space=_small_space(), preset="3_1_3_1", storage_path=tmp_path,
                  gpus_per_trial=0.5, data_root=glyph_root, verbose=0)
+
+
+def test_a_warm_start_saved_before_a_setting_existed_still_resumes(tmp_path):
+    """Settings a warm start gained later are not compared with a sweep saved without them;
+    the ones it saved still are."""
+    import json
+    from dataclasses import asdict, replace
+
+    from automl_chars.search.sweep import SETTINGS_FILE, SweepSettings, check_same_sweep
+    from automl_chars.search.warmstart import WarmStart
+
+    given = SweepSettings(dataset="d", dataset_fingerprint="f", preset="3_1_3_1", eta=3,
+                          min_budget=1, max_budget=3, num_samples=4, fidelity="epochs",
+                          gpus_per_trial=0, cpus_per_trial=1, seed=0,
+                          warm_start=WarmStart(k=2).describe())
+    old = {k: v for k, v in given.warm_start.items() if k not in ("seed_trials", "same_dataset")}
+    (tmp_path / SETTINGS_FILE).write_text(json.dumps({**asdict(given), "warm_start": old}))
+    check_same_sweep(tmp_path, given)  # no error
+    with pytest.raises(ExperimentStateError, match="different settings"):
+        check_same_sweep(tmp_path, replace(given, warm_start=WarmStart(k=3).describe()))

@@ -64,19 +64,24 @@ def test_a_default_plan_gives_bohbs_model_the_builtin_priors_from_the_first_tria
 
 
 def test_a_nearer_dataset_in_the_users_store_comes_before_the_builtin_ones(latin_upper, tmp_path):
-    """The user's own past results on this very dataset are nearest (distance 0)."""
+    """A warm start from the user's store: their past results on this very dataset are nearest
+    (distance 0). The default priors leave the target's own results out: a sweep does not
+    depend on earlier sweeps of the same data."""
     store = ResultsStore(tmp_path / "store")
     config = dict(cnn_space().get_default_configuration())
     store.write("mine", rows("sweep", latin_upper.name, "f", "cnn",
                              [{"config": config, "budget": 1, "val_acc": 0.5, "trial_id": "t"}],
                              "/x", dataset_meta_features(latin_upper)))
-    plan = plan_warm_start(latin_upper, cnn_spec(cnn_space()), WarmStart(seed_trials=False),
-                           [1, 3], store=store)
+    plan = plan_warm_start(latin_upper, cnn_spec(cnn_space()), WarmStart(), [1, 3], store=store)
     assert plan.neighbours.index[0] == latin_upper.name
     assert plan.neighbours["distance"].iloc[0] == pytest.approx(0)
     off = plan_warm_start(latin_upper, cnn_spec(cnn_space()),
                           WarmStart(seed_trials=False, builtin=False), [1, 3], store=store)
     assert list(off.neighbours.index) == [latin_upper.name] and len(off.priors) == 1
+    default = plan_warm_start(latin_upper, cnn_spec(cnn_space()),
+                              WarmStart(seed_trials=False, same_dataset=False), [1, 3],
+                              store=store)
+    assert latin_upper.name not in set(default.neighbours.index) and len(default.neighbours) == 3
 
 
 def test_a_default_sweep_draws_from_bohbs_model_from_its_first_trial(ray_session, tmp_path):
