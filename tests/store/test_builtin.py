@@ -117,9 +117,9 @@ def test_the_rebuild_script_writes_a_store_of_the_sweeps(ray_session, data_root,
         runpy.run_path(str(SCRIPT), run_name="__main__")
     assert exit_.value.code == 0
     frame = ResultsStore(out).frame()
-    assert set(frame["dataset"]) == set(BUILTIN_DOMAINS[:2]) and len(frame) == 6
+    assert set(frame["dataset"]) == set(BUILTIN_DOMAINS[:1]) and len(frame) == 3
     assert frame.filter(like="mf_").notna().all().all()
-    assert "rows: 6" in capsys.readouterr().out
+    assert "rows: 3" in capsys.readouterr().out
 
 
 def test_default_priors_that_fail_leave_a_cold_sweep_with_a_warning(latin_upper, tmp_path,
