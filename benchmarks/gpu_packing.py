@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> float | None:
                     ("cpu 1 (gpu 0)", {"cpu": 1, "gpu": 0}, 2)]
         num_gpus = 0
 
-    import ray
+    from automl_chars.search.cluster import local_ray
 
     def patches():
         """--keep-starting's patch of Tune (a fresh context manager per sweep), or nothing."""
@@ -232,22 +232,20 @@ def main(argv: list[str] | None = None) -> float | None:
 
         return keep_starting_actors(True)
 
-    ray.init(num_cpus=args.cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
-    dataset = kmnist_sized(args.n)
-    configs = configurations(args.configs, args.trials)
-    results = {}
-    with tempfile.TemporaryDirectory(prefix="automl_chars_gpu_packing_") as storage:
-        with patches():
-            run_sweep(dataset, configs[:1], args.epochs, settings[-1][1], storage,
-                      args.max_pending, "warmup")
-        for label, resources, _ in settings:
+    with local_ray(num_cpus=args.cpus, num_gpus=num_gpus):
+        dataset = kmnist_sized(args.n)
+        configs = configurations(args.configs, args.trials)
+        results = {}
+        with tempfile.TemporaryDirectory(prefix="automl_chars_gpu_packing_") as storage:
             with patches():
-                r = run_sweep(dataset, configs, args.epochs, resources, storage,
-                              args.max_pending, f"packing-{label.replace(' ', '-')}")
-            results[label] = r
-            print(f"  {label}: {r['wall']:.1f} s", file=sys.stderr, flush=True)
-    ray.shutdown()
+                run_sweep(dataset, configs[:1], args.epochs, settings[-1][1], storage,
+                          args.max_pending, "warmup")
+            for label, resources, _ in settings:
+                with patches():
+                    r = run_sweep(dataset, configs, args.epochs, resources, storage,
+                                  args.max_pending, f"packing-{label.replace(' ', '-')}")
+                results[label] = r
+                print(f"  {label}: {r['wall']:.1f} s", file=sys.stderr, flush=True)
 
     gpu = torch.cuda.get_device_name(0) if cuda else "no GPU (CPU smoke run)"
     devices = ",".join(sorted(set().union(*(r["devices"] for r in results.values()))))

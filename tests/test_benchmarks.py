@@ -3,9 +3,9 @@
 Every benchmark takes ``--smoke`` for a tiny run (project rule); these tests run it and check
 the exit status and the named result lines (``name: number``, ``ratio:`` last). Most run their
 ``main`` in this process, on the session's Ray instance (``local_ray`` joins it), which saves a
-Ray start and the imports per script; the two that patch Ray's internals or the environment
-for their measurements (``SUBPROCESS``) run in a subprocess, as a user would, with their own
-Ray. A benchmark that gains ``--smoke`` is picked up here by itself.
+Ray start and the imports per script; ``trial_overhead``, which patches Ray's internals and
+the environment for its measurements (``SUBPROCESS``), runs in a subprocess, as a user would,
+with its own Ray. A benchmark that gains ``--smoke`` is picked up here by itself.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ TIMEOUT_S = 300
 
 
 #: Benchmarks that patch Ray Tune or the environment while they measure: own process, own Ray.
-SUBPROCESS = {"trial_overhead.py", "gpu_packing.py"}
+SUBPROCESS = {"trial_overhead.py"}
 
 
 def run_in_process(script: str, capsys) -> str:
