@@ -403,17 +403,16 @@ def _warm_start_searcher(ds: Dataset, spec: SweepSpec, warm: WarmStart, bohb: BO
 
     store = (warm.store if isinstance(warm.store, ResultsStore) else
              ResultsStore(warm.store) if warm.store else store_beside(exp_dir))
-    if warm.seed_trials:
+    try:
         plan = plan_warm_start(ds, spec, warm, bohb.budgets, store=store, seed=seed)
-    else:  # default priors: a help, never a reason for a sweep to fail
-        try:
-            plan = plan_warm_start(ds, spec, warm, bohb.budgets, store=store, seed=seed)
-        except Exception as err:
-            warnings.warn(f"No priors for BOHB's model ({type(err).__name__}: {err}); the "
-                          f"sweep starts cold.", stacklevel=3)
-            return None
-        if plan.empty:
-            return None
+    except Exception as err:
+        if warm.seed_trials:  # an explicit warm start fails loudly
+            raise
+        warnings.warn(f"No priors for BOHB's model ({type(err).__name__}: {err}); the sweep "
+                      f"starts cold.", stacklevel=3)  # default priors never fail a sweep
+        return None
+    if plan.empty and not warm.seed_trials:
+        return None
     exp_dir.mkdir(parents=True, exist_ok=True)
     write_json(exp_dir / WARM_START_FILE, plan.summary())
     if verbose >= 1:
