@@ -360,7 +360,8 @@ def run_bohb(
     sweep_spec.check(ds)
     warm = _warm_start(warm_start, settings.priors, fid)
     if warm is not None and not resume:  # a resumed sweep restores its searcher's state
-        searcher = _warm_start_searcher(ds, sweep_spec, warm, bohb, exp_dir, seed, verbose)
+        searcher = _warm_start_searcher(ds, sweep_spec, warm, bohb, exp_dir, seed, verbose,
+                                        settings.num_samples)
 
     with quiet_ray_output(verbose):
         cluster.connect(address)
@@ -396,7 +397,8 @@ def _warm_start(warm: WarmStart | None, priors: bool, fid: Fidelity) -> WarmStar
 
 
 def _warm_start_searcher(ds: Dataset, spec: SweepSpec, warm: WarmStart, bohb: BOHBPreset,
-                         exp_dir: Path, seed: int, verbose: int) -> SearcherFactory | None:
+                         exp_dir: Path, seed: int, verbose: int,
+                         num_trials: int) -> SearcherFactory | None:
     """Plans the warm start (before Ray starts) and returns the factory wrapping BOHB with it
     (None for priors only, when there are none for this sweep)."""
     from automl_chars.store import ResultsStore, store_beside
@@ -413,6 +415,7 @@ def _warm_start_searcher(ds: Dataset, spec: SweepSpec, warm: WarmStart, bohb: BO
         return None
     if plan.empty and not warm.seed_trials:
         return None
+    plan.cap_seeds(num_trials)
     exp_dir.mkdir(parents=True, exist_ok=True)
     write_json(exp_dir / WARM_START_FILE, plan.summary())
     if verbose >= 1:

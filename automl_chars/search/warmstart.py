@@ -49,7 +49,7 @@ from ray.tune.search import Searcher
 from automl_chars.data import Dataset
 from automl_chars.errors import InvalidConfigError
 from automl_chars.search.searcher import BOHBSearcher
-from automl_chars.spaces.values import plain_config
+from automl_chars.spaces.values import plain_config, typed_to_space
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +147,15 @@ class WarmStartPlan:
                 "neighbours": self.neighbours.reset_index(names="dataset").to_dict("records"),
                 "notes": list(self.notes)}
 
+    def cap_seeds(self, num_trials: int) -> None:
+        """Keeps the first ``num_trials`` seeds (a sweep of fewer trials cannot run the rest)
+        and notes the ones left out."""
+        if len(self.seeds) > num_trials:
+            left = self.seeds[num_trials:]
+            self.notes.append(f"{len(left)} seed(s) left out, the sweep runs {num_trials} "
+                              f"trial(s): " + ", ".join(s.suggested_by for s in left))
+            self.seeds = self.seeds[:num_trials]
+
     @property
     def empty(self) -> bool:
         """Nothing to start from: the sweep runs as a cold BOHB sweep."""
@@ -170,7 +179,7 @@ def fit_to_space(config: Mapping[str, Any], space: ConfigurationSpace) -> dict |
     """``config`` as a configuration of ``space``: its values for the space's hyperparameters
     (the space's defaults for the rest), inactive ones dropped; None when a value does not fit."""
     values = {name: hp.default_value for name, hp in space.items()}
-    values.update({k: v for k, v in config.items() if k in space})
+    values.update(typed_to_space({k: v for k, v in config.items() if k in space}, space))
     try:
         return plain_config(deactivate_inactive_hyperparameters(values, space))
     except (ValueError, TypeError, KeyError):
@@ -211,7 +220,8 @@ def plan_warm_start(target: Dataset, spec, warm: WarmStart, budgets: Sequence[in
             rows = frame[frame["dataset"] == dataset]
             best = rows.sort_values(["budget", "val_acc"], ascending=False).iloc[0]
             plan.seeds.append(Seed(best["config"], f"store:{dataset}",
-                                   f"best of {len(rows)} results at budget {best['budget']:g}"))
+                                   f"best of {len(rows)} results at budget {best['budget']:g} "
+                                   f"({_origin(best, target)})"))
         cap = (2 * (len(spec.space) + 1) if warm.priors_per_budget is None
                else warm.priors_per_budget)
         plan.priors = _priors(frame[frame["dataset"].isin(plan.neighbours.index)], budgets, cap)
@@ -224,14 +234,27 @@ def plan_warm_start(target: Dataset, spec, warm: WarmStart, budgets: Sequence[in
 
 
 def _store_rows(store, builtin: bool) -> pd.DataFrame:
-    """The store's rows, with the built-in priors' after them when ``builtin``."""
-    frames = [store.configs()] if store is not None else []
+    """The store's rows, with the built-in priors' after them when ``builtin`` (column
+    ``origin``: ``"store"`` or ``"built-in priors"``)."""
+    frames = [store.configs().assign(origin="store")] if store is not None else []
     if builtin:
         from automl_chars.store.builtin import builtin_store
 
-        frames.append(builtin_store().configs())
+        frames.append(builtin_store().configs().assign(origin="built-in priors"))
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _origin(row: pd.Series, target: Dataset) -> str:
+    """Where a store result comes from, and whether it is the target's own dataset: the same
+    name counts as the same dataset (a glyph domain or public set drawn at another size), and the
+    plan says so, since its results were not measured on the target's exact data."""
+    where = f"from the {row.get('origin', 'store')}"
+    if row["dataset_fingerprint"] == target.fingerprint():
+        return f"{where}; the target's own data"
+    if row["dataset"] == target.name:
+        return f"{where}; the target's dataset drawn at another size or sample"
+    return where
 
 
 def _portfolio(p):

@@ -62,3 +62,28 @@ def resolve_against(config: Mapping[str, Any], defaults: Mapping[str, Any], what
 def space_defaults(space) -> dict[str, Any]:
     """Every hyperparameter's default value in ``space`` (active or not), plain values."""
     return {name: plain_value(hp.default_value) for name, hp in space.items()}
+
+
+def typed_to_space(config: Mapping[str, Any], space) -> dict[str, Any]:
+    """``config`` with each value in its hyperparameter's type in ``space``: a whole float for an
+    integer hyperparameter becomes an ``int``, and a categorical or ordinal value becomes the
+    choice it equals (``27.0`` -> ``27``). Values read back from tables (CSV, Parquet) lose their
+    types; plain values are the contract of every trial and saved file. Values that fit no type
+    are left as they are, for ConfigSpace to refuse."""
+    from ConfigSpace.hyperparameters import (
+        CategoricalHyperparameter,
+        IntegerHyperparameter,
+        OrdinalHyperparameter,
+    )
+
+    out = {}
+    for name, value in config.items():
+        hp = space[name] if name in space else None
+        value = plain_value(value)
+        if isinstance(hp, IntegerHyperparameter) and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        elif isinstance(hp, (CategoricalHyperparameter, OrdinalHyperparameter)):
+            choices = hp.choices if isinstance(hp, CategoricalHyperparameter) else hp.sequence
+            value = next((plain_value(c) for c in choices if c == value), value)
+        out[name] = value
+    return out

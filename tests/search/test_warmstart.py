@@ -156,6 +156,44 @@ def test_fit_to_space_drops_inactive_and_refuses_values_out_of_range():
     assert fit_to_space({"learning_rate": 5.0}, space) is None
 
 
+def test_fit_to_space_gives_integer_hyperparameters_ints():
+    """Configurations read back from a table carry whole floats (``27.0``); seeds, trials and
+    saved files must see the space's types."""
+    config = fit_to_space({"learning_rate": 0.01, "batch_size": 64.0, "n_fc_layers": 1.0,
+                           "fc1_units": 20.0}, _space())
+    assert config == {"learning_rate": 0.01, "batch_size": 64, "n_fc_layers": 1, "fc1_units": 20}
+    assert all(type(config[k]) is int for k in ("batch_size", "n_fc_layers", "fc1_units"))
+    assert fit_to_space({"batch_size": 64.5}, _space()) is None  # not whole: refused
+
+
+def test_seeds_beyond_the_sweeps_trials_are_left_out_and_noted():
+    plan = _plan()
+    plan.seeds = plan.seeds * 3
+    plan.cap_seeds(2)
+    assert len(plan.seeds) == 2
+    assert "1 seed(s) left out, the sweep runs 2 trial(s): store:d" in plan.describe()
+
+
+def test_a_store_seed_of_the_targets_name_says_it_is_another_sample(glyph_root, tmp_path):
+    """Results recorded under the target's name on other data (a glyph domain drawn at another
+    size) count as the target's own dataset, and the plan says they come from another sample."""
+    target = _load("glyphs-digits", glyph_root)
+    store = ResultsStore(tmp_path / "st")
+    results = [{"config": {"learning_rate": 0.01, "batch_size": 32.0, "n_fc_layers": 0.0},
+                "budget": 1, "val_acc": 0.5, "trial_id": "t"}]
+    store.write("d", rows("sweep", "glyphs-digits", "other-print", "cnn", results, "/x/d",
+                          dataset_meta_features(target)))
+    plan = plan_warm_start(target, cnn_spec(_space()), WarmStart(k=1, builtin=False), [1],
+                           store=store)
+    assert [s.suggested_by for s in plan.seeds] == ["store:glyphs-digits"]
+    assert "from the store; the target's dataset drawn at another size" in plan.seeds[0].reason
+    assert type(plan.seeds[0].config["batch_size"]) is int
+    no_own = plan_warm_start(target, cnn_spec(_space()),
+                             WarmStart(k=1, builtin=False, same_dataset=False, seed_trials=False),
+                             [1], store=store)
+    assert no_own.empty
+
+
 DRIVER = textwrap.dedent("""
     import ray
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
