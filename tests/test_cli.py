@@ -21,7 +21,7 @@ def test_datasets_lists_every_dataset_with_availability(data_root, capsys):
     (["bohb", "--dataset", "kmnist"], "http"),
     (["bohb", "--dataset", "glyphs-digits", "--preset", "3_1_9"], "eta_min_max_iterations"),
     (["bohb", "--dataset", "kmnist", "--samples-per-class", "5"], "does not take"),
-    (["show", "/nonexistent/sweep"], "not a sweep folder"),
+    (["show", "/nonexistent/sweep"], "/nonexistent/sweep does not exist: pass a sweep's folder"),
 ])
 def test_bad_input_is_one_clear_error(data_root, capsys, argv, fragment):
     assert main(argv) == 2
@@ -65,3 +65,74 @@ def test_show_imports_neither_ray_nor_torch(tmp_path):
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "85.00%" in out.stdout and "MODULES False False" in out.stdout
+
+
+def _finished_sweep(folder, n_trials=1):
+    """A finished sweep's files, as ``show`` reads them (no Ray, no training)."""
+    import json
+
+    rows = "".join(f"a{i},TERMINATED,random,3,0.9,0.95,100,20.0\n" for i in range(n_trials))
+    (folder / "trials.csv").write_text(
+        "trial_id,status,suggested_by,budget,val_acc,train_acc,num_params,timestamp\n" + rows)
+    (folder / "summary.json").write_text(json.dumps({
+        "incumbent": {"learning_rate": 0.01}, "incumbent_trial_id": "a0", "test_accuracy": 0.85,
+        "settings": {"dataset": "glyphs-digits", "preset": "3_1_3_1", "started_at": 10.0}}))
+    return folder
+
+
+def test_show_into_a_closed_pipe_is_quiet(tmp_path):
+    """``automl-chars show DIR | head``: the reader leaves early; no BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    _finished_sweep(tmp_path)
+    code = ("import os, sys; r, w = os.pipe(); os.close(r); os.dup2(w, 1);"
+            "from automl_chars.cli.main import main; rc = main(['show', sys.argv[1]]);"
+            "sys.stderr.write(f'RC {rc}'); os._exit(rc)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                         text=True, timeout=120)
+    assert "RC 141" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert "BrokenPipe" not in out.stderr
+
+
+def test_show_names_what_is_missing(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["show", str(tmp_path / "file")]) == 2
+    assert "does not exist as a folder" in capsys.readouterr().err
+    (tmp_path / "unfinished").mkdir()
+    (tmp_path / "unfinished" / "automl_chars.json").write_text("{}")
+    assert main(["show", str(tmp_path / "unfinished")]) == 2
+    assert "an unfinished sweep (resume it with --resume)" in capsys.readouterr().err
+
+
+def test_gpus_no_node_has_are_refused_before_data_or_ray(monkeypatch, capsys):
+    """Without a cluster to join, a local instance is checked before the data loads or Ray
+    starts, and the command line's error names its flag."""
+    from automl_chars import data
+    from automl_chars.search import cluster
+
+    monkeypatch.setattr(cluster.ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(cluster, "local_resources", lambda: {"CPU": 2.0, "GPU": 0.0})
+    monkeypatch.setattr(data, "load", lambda *a, **k: pytest.fail("loaded data"))
+    monkeypatch.setattr(cluster, "connect", lambda *a, **k: pytest.fail("started Ray"))
+    assert main(["bohb", "--dataset", "glyphs-digits", "--gpus-per-trial", "2",
+                 "--address", "local"]) == 2
+    err = capsys.readouterr().err
+    assert "--gpus-per-trial 2.0 but the Ray cluster has no GPU" in err
+    assert "gpus_per_trial" not in err
+
+
+@pytest.mark.parametrize("message,cli", [
+    ("gpus_per_trial=2.0 but no GPU. Use gpus_per_trial=0 (CPU only)",
+     "--gpus-per-trial 2.0 but no GPU. Use --gpus-per-trial 0 (CPU only)"),
+    ("Use cpus_per_trial <= 2.", "Use --cpus-per-trial <= 2."),
+    ("Pass resume=True (CLI: --resume) to continue it", "Pass --resume to continue it"),
+    ("Resume it with resume=True (command line: the same command with --resume); folder x",
+     "Resume it with the same command and --resume; folder x"),
+    ("priors=False starts cold; storage_path 's3://x'", "--no-priors starts cold; --storage 's3://x'"),
+    ("the dataset's seeds", "the dataset's seeds"),  # only whole names
+])
+def test_cli_wording_names_flags_instead_of_api_arguments(message, cli):
+    from automl_chars.cli.main import cli_wording
+
+    assert cli_wording(message) == cli

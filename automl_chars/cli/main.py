@@ -10,11 +10,13 @@ to resume it and exits with 128 + the signal's number (130 for Ctrl-C, 143 for S
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 from collections.abc import Sequence
 
 from automl_chars.cli import portfolio, similarity, store, supernet
-from automl_chars.cli.options import add_data_arguments, load_dataset
+from automl_chars.cli.options import add_data_arguments, load_dataset, store_line
 from automl_chars.errors import AutomlCharsError, SweepInterrupted
 
 
@@ -73,6 +75,7 @@ def print_result(result) -> None:
     from automl_chars.reporting import format_table, top_trials
 
     print(f"\nExperiment: {result.path}")
+    print(store_line(result.path))
     print(f"Trials: {len(result.trials)} ({result.n_model_based} proposed by BOHB's model)")
     seeded = seeded_trials(result.trials)
     if not seeded.empty:
@@ -161,17 +164,41 @@ def run_command(func, args: argparse.Namespace) -> int:
     """``func(args)`` with the platform's errors and interrupts turned into one line and an exit
     status (shared by ``automl-chars`` and the experiment scripts)."""
     try:
-        return func(args)
+        code = func(args)
+        sys.stdout.flush()  # inside the try: a reader that left (`| head`) is a BrokenPipeError
+        return code
     except SweepInterrupted as err:
-        print(f"interrupted: {err}", file=sys.stderr)
+        print(f"interrupted: {cli_wording(str(err))}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:  # outside a sweep's fit(): before it started, or while writing up
         print("interrupted (SIGINT). A sweep that had started is resumable: run the same command "
               "with --resume.", file=sys.stderr)
         return 130
     except AutomlCharsError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {cli_wording(str(err))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `automl-chars show DIR | head`: the reader left; nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports it
+
+
+#: The Python API's argument names in the platform's messages, and the CLI flags that set them.
+CLI_FLAGS = {"gpus_per_trial": "--gpus-per-trial", "cpus_per_trial": "--cpus-per-trial",
+             "num_samples": "--num-samples", "max_failures": "--max-failures",
+             "storage_path": "--storage", "data_root": "--root", "samples_per_class":
+             "--samples-per-class", "seed": "--seed", "priors": "--no-priors"}
+
+
+def cli_wording(message: str) -> str:
+    """``message`` in the command line's words: ``gpus_per_trial=2`` -> ``--gpus-per-trial 2``,
+    ``resume=True`` -> ``--resume`` (errors are raised by the Python API, shared by both)."""
+    message = message.replace("resume=True (command line: the same command with --resume)",
+                              "the same command and --resume")
+    message = re.sub(r"resume=True(?: \((?:CLI|command line)[^)]*\))?", "--resume", message)
+    message = re.sub(r"priors=False", "--no-priors", message)
+    names = "|".join(k for k in CLI_FLAGS if k != "priors")
+    return re.sub(rf"\b({names})\b(=|\s*(?=[<>]=?))?",
+                  lambda m: CLI_FLAGS[m.group(1)] + (" " if m.group(2) else ""), message)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from automl_chars.cli.options import add_data_arguments, load_dataset
+from automl_chars.cli.options import add_data_arguments, load_dataset, store_line
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -66,6 +66,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     )
     print(f"\nPortfolio: {portfolio.path}")
     print(format_entries(portfolio))
+    print(store_line(portfolio.path))
     return 0
 
 

@@ -39,6 +39,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"Store: {store.path} ({len(frame)} rows)")
     if not frame.empty:
         print(summary(frame).to_string(index=False))
+    elif args.store is None:
+        print("Nothing recorded here. Sweeps and portfolios record into store/ beside their "
+              "folder (--storage DIR: DIR/store; portfolio build --out DIR: store/ beside DIR), "
+              "or into $AUTOML_CHARS_STORE when it is set; each prints its store's path. Pass "
+              "that path with --store.")
     return 0
 
 

@@ -13,17 +13,48 @@ from pathlib import Path
 import ray
 
 from automl_chars.errors import ClusterUnavailableError, InvalidConfigError
+from automl_chars.search.ray_compat import address_to_join
 
 logger = logging.getLogger(__name__)
 
 
-def connect(address: str | None = None) -> None:
-    """Starts or joins Ray unless it is initialised (``address``: a cluster's, ``"auto"``, or
-    None for ``$RAY_ADDRESS`` or a new local instance). Trial processes log at WARNING, so Ray's
+def join(address: str | None, cpus_per_trial: float, gpus_per_trial: float,
+         verbose: int = 1) -> None:
+    """Connects (:func:`connect`), says which Ray the run joined when ``verbose``, and checks
+    that a node can hold a trial (:func:`check_resources`). Every runner starts with this."""
+    from automl_chars.search.progress import quiet_ray_output
+
+    with quiet_ray_output(verbose):
+        joined = connect(address)
+    if verbose >= 1 and joined:
+        print(joined, flush=True)
+    check_resources(cpus_per_trial, gpus_per_trial)
+
+
+def precheck(address: str | None, cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """Refuses, before any data loads or Ray starts, resources that the local Ray instance a
+    run would start cannot give (a cluster to join is checked once joined)."""
+    if ray.is_initialized() or address_to_join(address) is not None:
+        return
+    check_fits(cpus_per_trial, gpus_per_trial, [local_resources()], autoscaling=False)
+
+
+def local_resources() -> dict[str, float]:
+    """What a new local Ray instance gets: this machine's CPUs and the GPUs CUDA sees."""
+    import torch
+
+    return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
+
+
+def connect(address: str | None = None) -> str:
+    """Starts or joins Ray unless it is initialised (``address``: a cluster's, ``"auto"``,
+    ``"local"`` for a new local instance, or None for ``$RAY_ADDRESS``, else a cluster that
+    ``ray start`` left running here, else a new local instance) and returns a line saying which
+    (empty when Ray was already initialised). Trial processes log at WARNING, so Ray's
     per-checkpoint INFO lines stay out of the sweep's output. A cluster that cannot be reached
     raises :class:`ClusterUnavailableError`."""
     if ray.is_initialized():
-        return
+        return ""
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address and not _reachable(address):
         raise ClusterUnavailableError(
@@ -34,6 +65,7 @@ def connect(address: str | None = None) -> None:
     try:
         ray.init(address=address, logging_config=ray.LoggingConfig(log_level="WARNING"),
                  configure_logging=False)
+        resources = ray.cluster_resources()
     except (ConnectionError, TimeoutError, RuntimeError) as err:
         raise ClusterUnavailableError(
             f"Cannot connect to the Ray cluster at {address or 'RAY_ADDRESS'}: "
@@ -41,6 +73,14 @@ def connect(address: str | None = None) -> None:
             f"(`ray start --head`, or `ray up cluster.yaml`), check the address, or leave "
             f"--address and RAY_ADDRESS unset to run on a local Ray instance."
         ) from None
+    joining = address_to_join(address)
+    size = f"{resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs"
+    if joining is None:
+        return f"Ray: started a local instance ({size}), stopped when this run ends."
+    given = "--address" if address and address != os.environ.get("RAY_ADDRESS") else (
+        "RAY_ADDRESS" if address else "a `ray start` instance running on this machine")
+    return (f"Ray: joined the cluster at {joining} ({size}; from {given}). Dashboard and "
+            f"`ray job` use it; --address local starts a private instance instead.")
 
 
 @contextlib.contextmanager

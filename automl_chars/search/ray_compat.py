@@ -30,6 +30,19 @@ from ray.tune.schedulers import HyperBandScheduler
 from ray.tune.schedulers.hyperband import _Bracket
 
 
+def address_to_join(address: str | None) -> str | None:
+    """The ``host:port`` that ``ray.init(address)`` would join, or None when it would start a
+    new local instance. With ``address=None`` Ray joins a cluster that ``ray start`` left running
+    on this machine (its ``/tmp/ray/ray_current_cluster``), or ``$RAY_ADDRESS``: Ray's own
+    lookup, private (``ray._private.services``)."""
+    from ray._private.services import canonicalize_bootstrap_address
+
+    try:
+        return canonicalize_bootstrap_address(address)
+    except (OSError, ValueError):  # "auto" with nothing running, or a bad address
+        return address
+
+
 def trial_statuses(grid: ResultGrid) -> dict[str, str]:
     """Trial id -> Tune's status (``TERMINATED``, ``ERROR``, ``PAUSED``, ``PENDING``, ...) of the
     trials of a ``ResultGrid``. ``Result`` objects do not carry it; the grid's analysis does."""

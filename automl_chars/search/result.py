@@ -97,6 +97,12 @@ class SweepResult:
         """Reads a finished sweep's folder (as written by :meth:`save`)."""
         path = Path(path).expanduser().resolve()
         summary_file, trials_file = path / SUMMARY_FILE, path / TRIALS_FILE
+        if not path.is_dir():
+            raise ExperimentStateError(
+                f"{path} does not exist{'' if not path.exists() else ' as a folder'}: pass a "
+                f"sweep's folder (the 'Experiment:' line a sweep prints, e.g. "
+                f"~/automl_chars_results/bohb-<dataset>-<preset>)."
+            )
         if not summary_file.exists() or not trials_file.exists():
             state = "an unfinished sweep (resume it with --resume)" if (path / SETTINGS_FILE).exists() \
                 else "not a sweep folder"

@@ -23,13 +23,19 @@ import numpy as np
 import pandas as pd
 from ConfigSpace import ConfigurationSpace
 from ray import tune
+from ray.exceptions import RayActorError, RaySystemError
 from ray.tune.callback import Callback
 from ray.tune.experiment import Trial
 from ray.tune.logger import TBXLoggerCallback
 from ray.tune.search import Searcher
 
 from automl_chars.data import Dataset, load
-from automl_chars.errors import ExperimentStateError, InvalidConfigError, SweepInterrupted
+from automl_chars.errors import (
+    ClusterUnavailableError,
+    ExperimentStateError,
+    InvalidConfigError,
+    SweepInterrupted,
+)
 from automl_chars.search import cluster
 from automl_chars.search.interrupts import TUNE_ENV, InterruptGuard
 from automl_chars.search.presets import BOHBPreset, get_preset
@@ -105,7 +111,7 @@ class SweepSettings:
             problems.append(f"cpus_per_trial must be > 0 (got {self.cpus_per_trial})")
         if not _is_int(self.num_samples) or self.num_samples < 1:
             problems.append(f"num_samples must be a whole number >= 1 (got {self.num_samples!r})")
-        if not _is_int(self.seed) or not 0 <= self.seed < 2**32:
+        if not _seed_ok(self.seed):
             problems.append(f"seed must be a whole number in [0, 2**32) (got {self.seed!r})")
         if not _is_int(self.max_failures) or self.max_failures < 0:
             problems.append(f"max_failures must be a whole number >= 0 (got {self.max_failures!r})")
@@ -119,6 +125,17 @@ class SweepSettings:
 
 def _is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _seed_ok(seed) -> bool:
+    return _is_int(seed) and 0 <= seed < 2**32
+
+
+def check_seed(seed) -> None:
+    """Raises :class:`InvalidConfigError` for a seed numpy and ConfigSpace cannot take."""
+    if not _seed_ok(seed):
+        raise InvalidConfigError(f"Invalid sweep settings: seed must be a whole number in "
+                                 f"[0, 2**32) (got {seed!r}).")
 
 
 #: The settings that make a sweep what it is; resuming with other values is refused.
@@ -332,6 +349,8 @@ def run_bohb(
         verbose: 0 silent, 1 one line per finished trial, 2-4 Ray Tune's own output (its
             verbosity 1-3) instead.
     """
+    check_seed(seed)  # before the space draws from it
+    cluster.precheck(address, float(cpus_per_trial), float(gpus_per_trial))
     bohb = resolve_preset(preset, eta, min_budget, max_budget)
     fid = Fidelity(fidelity, bohb.max_budget, data_seed=seed)
     bohb_options = check_bohb_config(bohb_config)
@@ -358,14 +377,11 @@ def run_bohb(
     if check_resumable(exp_dir, resume):  # finished earlier: nothing left to run
         return SweepResult.load(exp_dir)
     sweep_spec.check(ds)
+    cluster.join(address, settings.cpus_per_trial, settings.gpus_per_trial, verbose)
     warm = _warm_start(warm_start, settings.priors, fid)
     if warm is not None and not resume:  # a resumed sweep restores its searcher's state
         searcher = _warm_start_searcher(ds, sweep_spec, warm, bohb, exp_dir, seed, verbose,
                                         settings.num_samples)
-
-    with quiet_ray_output(verbose):
-        cluster.connect(address)
-    cluster.check_resources(settings.cpus_per_trial, settings.gpus_per_trial)
     trainable = tune.with_resources(
         tune.with_parameters(sweep_spec.trainable, dataset=ds, fidelity=fid, seed=seed,
                              **sweep_spec.parameters),
@@ -448,6 +464,15 @@ def fit_to_the_end(tuner: tune.Tuner, exp_dir: Path, num_trials: int, verbose: i
             grid = tuner.fit()
     except KeyboardInterrupt:  # a second Ctrl-C: Tune's last saved state is what resumes
         raise _interrupted(exp_dir, guard) from None
+    except (RayActorError, RaySystemError, ConnectionError) as err:
+        # The cluster went away under the driver (a `ray stop`, a lost head node): Tune's
+        # saved state is intact, so this is an interrupted run, resumable once Ray is back.
+        raise ClusterUnavailableError(
+            f"Lost the Ray cluster during the run ({type(err).__name__}: "
+            f"{str(err).strip().splitlines()[0] if str(err).strip() else 'no details'}). Finished "
+            f"trials are saved in {exp_dir}; start Ray again (or leave --address unset for a "
+            f"local instance) and resume with resume=True (CLI: --resume)."
+        ) from None
     statuses = trial_statuses(grid)
     unfinished = [t for t, s in statuses.items() if s not in ENDED]
     if unfinished or len(statuses) < num_trials or (complete and not complete(grid)):

@@ -146,6 +146,7 @@ def run_trials(
     read back. Failed or errored jobs are rows of the table, not exceptions.
     """
     sweep_spec = get_spec(spec)
+    cluster.precheck(address, float(cpus_per_trial), float(gpus_per_trial))
     by_label = _load_jobs(jobs, data_root)
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
         raise InvalidConfigError(f"epochs must be a whole number >= 1, got {epochs!r}.")
@@ -166,9 +167,7 @@ def run_trials(
     for label, (ds, config) in by_label.items():
         _check_config(sweep_spec, label, ds, config)
 
-    with quiet_ray_output(verbose):
-        cluster.connect(address)
-    cluster.check_resources(float(cpus_per_trial), float(gpus_per_trial))
+    cluster.join(address, float(cpus_per_trial), float(gpus_per_trial), verbose)
     trainable = tune.with_resources(
         tune.with_parameters(sweep_spec.trainable, jobs=by_label,
                              fidelity=Fidelity("epochs", epochs, data_seed=seed), seed=seed,

@@ -168,3 +168,14 @@ def test_an_empty_folder_uploads_as_nothing_and_leftovers_of_a_kill_are_removed(
     assert sorted(p.name for p in (tmp_path / "storage").iterdir()) == [".other.0123.partial",
                                                                           "exp"]
     assert [p.name for p in (dest / "trial_0").iterdir()] == ["params.json"]
+
+
+def test_address_to_join_follows_rays_lookup(monkeypatch):
+    """``RAY_ADDRESS`` is joined; ``"local"`` starts a new instance, as ``ray.init`` decides."""
+    from automl_chars.search.ray_compat import address_to_join
+
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6390")
+    assert address_to_join(None).endswith(":6390")  # Ray names this host by its address
+    monkeypatch.delenv("RAY_ADDRESS")
+    assert address_to_join("local") is None
+    assert address_to_join("127.0.0.1:6391").endswith(":6391")

@@ -168,3 +168,29 @@ def test_an_unreachable_cluster_is_one_clear_error_not_minutes_of_retries(monkey
     with pytest.raises(ClusterUnavailableError, match="ray start --head"):
         cluster.connect(None)
     assert cluster._reachable("auto") and cluster._reachable("ray://head:10001")
+
+
+def test_a_bad_seed_is_refused_before_the_space_draws_from_it(tmp_path):
+    from automl_chars import run_bohb
+
+    with pytest.raises(InvalidConfigError, match=r"seed must be a whole number in \[0, 2\*\*32\)"):
+        run_bohb("glyphs-digits", seed=-1, storage_path=tmp_path)
+
+
+def test_a_cluster_lost_mid_run_is_a_resumable_error(tmp_path):
+    """The cluster went away under ``fit()`` (its Ray actors died): the project's own error,
+    naming the folder and how to resume, instead of Ray's traceback."""
+    from ray.exceptions import ActorDiedError
+
+    from automl_chars.errors import ClusterUnavailableError
+    from automl_chars.search.sweep import fit_to_the_end
+
+    class LostCluster:
+        def fit(self):
+            raise ActorDiedError()
+
+    with pytest.raises(ClusterUnavailableError) as err:
+        fit_to_the_end(LostCluster(), tmp_path, num_trials=1, verbose=0)
+    message = str(err.value)
+    assert "Lost the Ray cluster during the run (ActorDiedError: The actor died" in message
+    assert str(tmp_path) in message and "resume=True (CLI: --resume)" in message
