@@ -43,11 +43,11 @@ import numpy as np
 import pandas as pd
 from ConfigSpace import ConfigurationSpace
 from ConfigSpace.util import deactivate_inactive_hyperparameters
-from hpbandster.core.dispatcher import Job
 from ray.tune.search import Searcher
 
 from automl_chars.data import Dataset
 from automl_chars.errors import InvalidConfigError
+from automl_chars.search import hpbandster_compat
 from automl_chars.search.searcher import BOHBSearcher
 from automl_chars.spaces.values import plain_config, typed_to_space
 
@@ -395,16 +395,14 @@ class WarmStartSearcher(Searcher):
     def _feed_priors(self, priors: list[Prior]) -> None:
         """Priors into hpbandster's model, smallest budget first, the model fitted once per
         budget; remembered (by position) so they can be retired as the target's results come."""
-        bohber = self.bohb.bohber
         by_budget: dict[int, list[Prior]] = {}
         for p in priors:
             by_budget.setdefault(p.budget, []).append(p)
         for budget in sorted(by_budget):
             group = by_budget[budget]
             for i, p in enumerate(group):
-                job = Job(("prior", budget, i), config=p.config, budget=budget)
-                job.result = {"loss": p.loss}
-                bohber.new_result(job, update_model=i == len(group) - 1)
+                hpbandster_compat.add_prior(self.bohb.bohber, p.config, budget, p.loss,
+                                            ("prior", budget, i), update_model=i == len(group) - 1)
             self.priors_left[budget] = len(group)
             self.prior_q[budget] = [-p.loss for p in group]
 
@@ -435,18 +433,15 @@ class WarmStartSearcher(Searcher):
         best, worst = self.target_losses.get(budget, (loss, loss))
         best, worst = min(best, loss), max(worst, loss)
         self.target_losses[budget] = (best, worst)
-        losses = self.bohb.bohber.losses[budget]
         for i, q in enumerate(self.prior_q[budget]):
-            losses[i] = worst + q * (best - worst)
+            hpbandster_compat.set_loss(self.bohb.bohber, budget, i, worst + q * (best - worst))
 
     def _retire_prior(self, budget: int) -> None:
         """Drops the priors' middle one at ``budget`` (the target's result takes its place);
         priors sit first in hpbandster's lists because they were fed before any trial."""
-        bohber = self.bohb.bohber
         n = self.priors_left[budget]
         idx = n // 2
-        del bohber.configs[budget][idx]
-        del bohber.losses[budget][idx]
+        hpbandster_compat.retire_prior(self.bohb.bohber, budget, idx)
         del self.prior_q[budget][idx]
         self.priors_left[budget] = n - 1
 
