@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import time
 
+from automl_chars.cli.options import summary_of
 from automl_chars.store import builtin
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=summary_of(__doc__))
     p.add_argument("--out", default=str(builtin.BUILTIN_STORE_PATH), help="store folder to write")
     p.add_argument("--trials", type=int, default=40, help="BOHB trials per domain")
     p.add_argument("--max-budget", type=int, default=1, help="largest budget (epochs)")

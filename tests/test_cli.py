@@ -136,3 +136,12 @@ def test_cli_wording_names_flags_instead_of_api_arguments(message, cli):
     from automl_chars.cli.main import cli_wording
 
     assert cli_wording(message) == cli
+
+
+def test_help_descriptions_are_whole_sentences():
+    from automl_chars.cli.main import build_parser
+    from automl_chars.cli.options import summary_of
+
+    assert summary_of('"""First line\nsecond line.\n\nMore."""'.strip('"')) == "First line second line."
+    description = build_parser().description
+    assert description.endswith("``supernet``.") and "\n" not in description

@@ -1,5 +1,5 @@
 """The ``automl-chars`` command: ``datasets``, ``bohb``, ``show``, ``portfolio``, ``store``,
-``similarity``.
+``similarity``, ``supernet``.
 
 Errors the platform raises on purpose (unknown names, missing data, bad presets, experiments that
 cannot be resumed, a cluster that cannot be reached) are printed as one clear message with exit
@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from automl_chars.cli import portfolio, similarity, store, supernet
-from automl_chars.cli.options import add_data_arguments, load_dataset, store_line
+from automl_chars.cli.options import add_data_arguments, load_dataset, store_line, summary_of
 from automl_chars.errors import AutomlCharsError, SweepInterrupted
 
 
@@ -129,7 +129,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="automl-chars", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="automl-chars", description=summary_of(__doc__))
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("datasets", help="list every dataset and whether it is available locally")

@@ -5,6 +5,13 @@ from __future__ import annotations
 import argparse
 
 
+def summary_of(doc: str | None) -> str:
+    """A module docstring's first paragraph as one line: the ``--help`` description of a command
+    or script (its first line alone may stop mid-sentence)."""
+    paragraph = (doc or "").strip().split("\n\n", 1)[0]
+    return " ".join(line.strip() for line in paragraph.splitlines())
+
+
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
     """The dataset options every command that loads data by name takes."""
     p.add_argument("--root", default=None, help="data root (default $AUTOML_CHARS_DATA)")
