@@ -206,5 +206,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_command(args.func, args)
 
 
+def entry_point() -> int:
+    """The ``automl-chars`` script: :func:`main`, then Ray shut down in order while the
+    interpreter is still whole (left to interpreter exit, Ray's threads and gRPC may print
+    teardown noise, e.g. after Ctrl-C)."""
+    try:
+        return main()
+    finally:
+        ray = sys.modules.get("ray")
+        if ray is not None and ray.is_initialized():
+            ray.shutdown()
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(entry_point())

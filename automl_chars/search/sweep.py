@@ -414,7 +414,7 @@ def _warm_start(warm: WarmStart | None, priors: bool, fid: Fidelity) -> WarmStar
 
 def _warm_start_searcher(ds: Dataset, spec: SweepSpec, warm: WarmStart, bohb: BOHBPreset,
                          exp_dir: Path, seed: int, verbose: int,
-                         num_trials: int) -> SearcherFactory | None:
+                         num_trials: int | None = None) -> SearcherFactory | None:
     """Plans the warm start (before Ray starts) and returns the factory wrapping BOHB with it
     (None for priors only, when there are none for this sweep)."""
     from automl_chars.store import ResultsStore, store_beside
@@ -431,7 +431,8 @@ def _warm_start_searcher(ds: Dataset, spec: SweepSpec, warm: WarmStart, bohb: BO
         return None
     if plan.empty and not warm.seed_trials:
         return None
-    plan.cap_seeds(num_trials)
+    if num_trials is not None:
+        plan.cap_seeds(num_trials)
     exp_dir.mkdir(parents=True, exist_ok=True)
     write_json(exp_dir / WARM_START_FILE, plan.summary())
     if verbose >= 1:
