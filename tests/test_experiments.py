@@ -50,6 +50,11 @@ def _check_supernet(out: str, storage: Path) -> None:
         assert len(result.table) == 4 and result.summary["dataset"] == "glyphs-digits"
         assert result.table[["supernet_acc", "standalone_acc"]].notna().all().all()
     assert (exp / "dynamics.png").exists() and (exp / "sampling_counts.png").exists()
+    listed = [line.strip() for line in out.split("\nPlots:\n")[1].splitlines()
+              if line.startswith("  ")]
+    assert len(listed) == 2 * 3 + 2 and all(Path(p).stat().st_size for p in listed)
+    assert {str(exp / s / "supernet_vs_standalone.png") for s in ("uniform", "epsilon_greedy")} \
+        <= set(listed)
     assert len(pd.read_csv(exp / "standalone" / "trials.csv")) == 4  # trained once, shared
 
 

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow
 TINY = ["--channels", "4,8", "--depths", "1,2", "--epochs", "1", "--top-k", "2",
         "--samples-per-class", "8", "--batch-size", "16", "--verbose", "0"]
 NAMES = ["(1, 1)", "(1, 2)", "(2, 1)", "(2, 2)"]
+PLOTS = ("supernet_vs_standalone.png", "dynamics.png", "sampling_counts.png")
 
 
 DRIVER = textwrap.dedent("""
@@ -52,6 +53,10 @@ def test_cli_supernet_killed_then_resumed_writes_the_table_correlations_and_plot
     # The fine-tuning run starts after the kill, so its lines come from this driver.
     tuned = [line for line in out.splitlines() if "(fine-tuned subnet (" in line]
     assert len(tuned) == 2 and all("sampler epsilon_greedy)" in line for line in tuned)
+    plots = out.split("\nPlots:\n")[1].split("\n")
+    listed = [line.strip() for line in plots if line.startswith("  ")]
+    assert listed == [str(exp / "epsilon_greedy" / f) for f in PLOTS] + [
+        str(exp / "dynamics.png"), str(exp / "sampling_counts.png")]
     standalone = pd.read_csv(exp / "standalone" / "trials.csv", dtype={"trial_id": str})
     assert sorted(standalone["label"]) == NAMES and (standalone["epochs"] == 1).all()
     assert (standalone["status"] == "TERMINATED").all()
@@ -78,7 +83,7 @@ def test_cli_supernet_killed_then_resumed_writes_the_table_correlations_and_plot
     assert c["unit"] == "CPU-seconds" and c["supernet"] > 0 and c["standalone"] > 0
     assert c["ratio"] == pytest.approx(c["supernet"] / c["standalone"])
     assert set(result.history["subnet"]) == set(NAMES) and not result.history.empty
-    for png in ("supernet_vs_standalone.png", "dynamics.png", "sampling_counts.png"):
+    for png in PLOTS:
         assert (result.path / png).stat().st_size > 1000
     summary = json.loads((result.path / "summary.json").read_text())
     assert summary["sampler"] == "epsilon_greedy" and summary["epochs"] == 1
