@@ -81,12 +81,22 @@ CHECKS = {**dict.fromkeys(SEED_001_SCRIPTS, _check_bohb_table),
 
 @pytest.mark.parametrize("script", EXPERIMENTS, ids=lambda p: p.stem)
 def test_experiment_smoke(script, ray_session, data_root, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", [str(script), "--smoke", "--storage", str(tmp_path),
-                                      "--verbose", "0"])
+    """Without --storage, as a new user runs it: the results go to a fresh temporary folder, and
+    the user's results root (where runs of the same default names may be) stays untouched."""
+    import tempfile
+
+    monkeypatch.setenv("AUTOML_CHARS_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(sys, "argv", [str(script), "--smoke", "--verbose", "0"])
     with pytest.raises(SystemExit) as done:
         runpy.run_path(str(script), run_name="__main__")
     assert done.value.code == 0
-    CHECKS[script.name](capsys.readouterr().out, tmp_path)
+    out = capsys.readouterr().out
+    (storage,) = (tmp_path / "tmp").glob(f"{script.stem}-smoke-*")
+    assert f"Smoke run: results in {storage}" in out
+    assert not (tmp_path / "results").exists()
+    CHECKS[script.name](out, storage)
 
 
 def test_resume_continues_each_preset_where_it_is(ray_session, data_root, tmp_path, monkeypatch,
