@@ -174,7 +174,7 @@ def similarity(
         sources: a list of :class:`SourceView`, or an object with a ``sources()`` method (a
             portfolio). Every source must have the target's image shape.
         measures: ``"fast"`` (default: every measure but the slow ones, i.e. ``task2vec``,
-            which takes ~15 s per source with a ResNet-18 on a CPU), ``"all"``, a name, a
+            which takes ~11 s per source with a ResNet-18 on a CPU), ``"all"``, a name, a
             comma-separated string or a list of names of :data:`MEASURES`.
         sample_size: target images to draw (stratified, fixed by ``seed``).
         seed: fixes the target sample, the bootstrap resamples and any random draw of a measure.
