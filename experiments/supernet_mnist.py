@@ -5,12 +5,16 @@ plots).
     python experiments/supernet_mnist.py --download --gpus-per-trial 0.25   # MNIST, 9 subnets
     python experiments/supernet_mnist.py --sampler fair --epochs 5          # another sampler
     python experiments/supernet_mnist.py --smoke                            # tiny, built-in data
+
+``--smoke`` writes to a fresh temporary folder unless ``--storage`` is given, so it never meets
+an ``automl-chars supernet`` run of the same default name.
 """
 
 import argparse
 import sys
 
 from automl_chars.cli.main import run_command
+from automl_chars.cli.options import SMOKE_HELP, smoke_storage
 from automl_chars.cli.supernet import add_supernet_arguments, run_samplers
 
 DATASET = "mnist"
@@ -24,8 +28,7 @@ SMOKE_DATASET = "glyphs-digits"
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="supernet_mnist", description=__doc__.splitlines()[0])
     add_supernet_arguments(parser, samplers=("uniform", "epsilon_greedy"))
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny run on built-in data (what the tests run)")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args(argv)
     if args.smoke:
         for key, value in SMOKE.items():
@@ -34,6 +37,8 @@ def main(argv=None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.smoke:
+        smoke_storage(args, "supernet_mnist")
     run_samplers(SMOKE_DATASET if args.smoke else DATASET, args)
     return 0
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from automl_chars.cli.main import add_sweep_arguments, run_command, sweep
-from automl_chars.cli.options import load_dataset
+from automl_chars.cli.options import SMOKE_HELP, load_dataset, smoke_storage
 
 SOURCE, TARGET, PRESET = "kmnist", "k49", "3_1_9_20"
 SMOKE = {"source": "glyphs-latin-upper", "target": "glyphs-latin-lower", "preset": "2_1_2_1",
@@ -21,7 +21,7 @@ SMOKE = {"source": "glyphs-latin-upper", "target": "glyphs-latin-lower", "preset
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="transfer_k49", description=__doc__.splitlines()[0])
     add_sweep_arguments(parser, preset_default=None)
-    parser.add_argument("--smoke", action="store_true", help="tiny, offline, on glyph domains")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args(argv)
     return run_command(_run, args)
 
@@ -33,6 +33,7 @@ def _run(args: argparse.Namespace) -> int:
 
     source, target, preset = SOURCE, TARGET, args.preset or PRESET
     if args.smoke:
+        smoke_storage(args, "transfer_k49")
         source, target, preset = SMOKE["source"], SMOKE["target"], args.preset or SMOKE["preset"]
         if args.samples_per_class is None:
             args.samples_per_class = SMOKE["samples_per_class"]

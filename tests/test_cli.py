@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -145,3 +147,28 @@ def test_help_descriptions_are_whole_sentences():
     assert summary_of('"""First line\nsecond line.\n\nMore."""'.strip('"')) == "First line second line."
     description = build_parser().description
     assert description.endswith("``supernet``.") and "\n" not in description
+
+
+def test_a_smoke_run_without_storage_gets_a_fresh_folder_of_its_own(tmp_path, monkeypatch):
+    """Never the user's results root (where a run of the same default name may be), never an
+    earlier smoke run's folder; --storage wins; --resume without --storage is refused."""
+    import argparse
+    import tempfile
+
+    from automl_chars.cli.options import smoke_storage
+    from automl_chars.errors import InvalidConfigError
+
+    monkeypatch.setenv("AUTOML_CHARS_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    first, second = (argparse.Namespace(storage=None, resume=False) for _ in range(2))
+    a, b = smoke_storage(first, "supernet_mnist"), smoke_storage(second, "supernet_mnist")
+    assert a != b and first.storage == a and second.storage == b
+    for folder in (a, b):
+        assert Path(folder).parent == tmp_path / "tmp" and Path(folder).is_dir()
+        assert not any(Path(folder).iterdir())
+    assert not (tmp_path / "results").exists()
+    given = argparse.Namespace(storage=str(tmp_path / "mine"), resume=True)
+    assert smoke_storage(given, "bohb_k49") == str(tmp_path / "mine")
+    with pytest.raises(InvalidConfigError, match="--smoke --resume needs --storage"):
+        smoke_storage(argparse.Namespace(storage=None, resume=True), "bohb_k49")

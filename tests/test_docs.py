@@ -1,7 +1,10 @@
 """Docs stay in step with the code."""
 
 import re
+import runpy
 from pathlib import Path
+
+import pytest
 
 from automl_chars.spaces import cnn_space
 
@@ -53,3 +56,53 @@ def test_cli_doc_synopsis_lists_every_command_and_option():
     for command, options in commands.items():
         documented = set(re.findall(r"--[a-z][a-z-]*", blocks[f"automl-chars {command}"]))
         assert documented == set(options), (command, set(options) ^ documented)
+
+
+ROOT = Path(__file__).parents[1]
+
+
+def _options(run, capsys) -> set[str]:
+    """The ``--options`` a command's ``--help`` lists (``run`` takes an argv)."""
+    with pytest.raises(SystemExit) as done:
+        run(["--help"])
+    assert done.value.code == 0
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", capsys.readouterr().out))
+
+
+def _cli(*command):
+    from automl_chars.cli.main import main
+
+    return lambda argv: main([*command, *argv])
+
+
+def _script(path):
+    return lambda argv: runpy.run_path(str(ROOT / path), run_name="docs_check")["main"](argv)
+
+
+#: Per page: how it names each command, and the command. An option belongs to the command named
+#: last before it (before any, to the first one listed).
+COMMANDS = {
+    "portfolio.md": {r"portfolio build|`build`": _cli("portfolio", "build"),
+                     r"portfolio show|`show`": _cli("portfolio", "show")},
+    "similarity.md": {r"automl-chars similarity": _cli("similarity")},
+    "supernet.md": {r"automl-chars supernet": _cli("supernet"),
+                    r"experiments/supernet_mnist\.py": _script("experiments/supernet_mnist.py"),
+                    r"benchmarks/supernet_ranking\.py": _script("benchmarks/supernet_ranking.py")},
+}
+
+
+@pytest.mark.parametrize("page", sorted(COMMANDS))
+def test_every_option_a_page_names_is_in_its_commands_help(page, capsys):
+    """docs/portfolio.md once gave ``portfolio show`` the dataset options of ``build``."""
+    commands = COMMANDS[page]
+    known = {pattern: _options(run, capsys) for pattern, run in commands.items()}
+    text = (DOCS / page).read_text()
+    pattern = "|".join(f"(?P<c{i}>{p})" for i, p in enumerate(commands)) + \
+        r"|(?<![\w-])(?P<option>--[a-z][a-z0-9-]*)"
+    current, wrong = next(iter(commands)), []
+    for match in re.finditer(pattern, text):
+        if match["option"] is None:
+            current = list(commands)[int(match.lastgroup[1:])]
+        elif match["option"] not in known[current]:
+            wrong.append(f"{match['option']} ({current})")
+    assert not wrong, f"docs/{page} names options its command does not take: {wrong}"

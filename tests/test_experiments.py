@@ -50,6 +50,11 @@ def _check_supernet(out: str, storage: Path) -> None:
         assert len(result.table) == 4 and result.summary["dataset"] == "glyphs-digits"
         assert result.table[["supernet_acc", "standalone_acc"]].notna().all().all()
     assert (exp / "dynamics.png").exists() and (exp / "sampling_counts.png").exists()
+    listed = [line.strip() for line in out.split("\nPlots:\n")[1].splitlines()
+              if line.startswith("  ")]
+    assert len(listed) == 2 * 3 + 2 and all(Path(p).stat().st_size for p in listed)
+    assert {str(exp / s / "supernet_vs_standalone.png") for s in ("uniform", "epsilon_greedy")} \
+        <= set(listed)
     assert len(pd.read_csv(exp / "standalone" / "trials.csv")) == 4  # trained once, shared
 
 
@@ -76,12 +81,22 @@ CHECKS = {**dict.fromkeys(SEED_001_SCRIPTS, _check_bohb_table),
 
 @pytest.mark.parametrize("script", EXPERIMENTS, ids=lambda p: p.stem)
 def test_experiment_smoke(script, ray_session, data_root, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", [str(script), "--smoke", "--storage", str(tmp_path),
-                                      "--verbose", "0"])
+    """Without --storage, as a new user runs it: the results go to a fresh temporary folder, and
+    the user's results root (where runs of the same default names may be) stays untouched."""
+    import tempfile
+
+    monkeypatch.setenv("AUTOML_CHARS_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(sys, "argv", [str(script), "--smoke", "--verbose", "0"])
     with pytest.raises(SystemExit) as done:
         runpy.run_path(str(script), run_name="__main__")
     assert done.value.code == 0
-    CHECKS[script.name](capsys.readouterr().out, tmp_path)
+    out = capsys.readouterr().out
+    (storage,) = (tmp_path / "tmp").glob(f"{script.stem}-smoke-*")
+    assert f"Smoke run: results in {storage}" in out
+    assert not (tmp_path / "results").exists()
+    CHECKS[script.name](out, storage)
 
 
 def test_resume_continues_each_preset_where_it_is(ray_session, data_root, tmp_path, monkeypatch,

@@ -1,7 +1,8 @@
 """The shared runner behind ``experiments/*.py``: seed 001's sweeps, a table, a plot.
 
 Each script names a dataset and the presets of its seed-001 table; ``--smoke`` swaps in a tiny
-budget on built-in data so the tests can run every script.
+budget on built-in data so the tests can run every script (in a fresh temporary folder unless
+``--storage`` is given, so that it never meets the user's runs).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from automl_chars.cli.main import add_sweep_arguments, run_command, sweep
-from automl_chars.cli.options import load_dataset
+from automl_chars.cli.options import SMOKE_HELP, load_dataset, smoke_storage
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,7 @@ def run_experiment(spec: ExperimentSpec, argv: Sequence[str] | None = None) -> i
     """Runs ``spec``'s sweeps (or the one ``--preset``), prints and saves the combined table."""
     parser = argparse.ArgumentParser(prog=spec.name, description=spec.description)
     add_sweep_arguments(parser)
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny budget on built-in data (what the tests run)")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args(argv)
     return run_command(lambda a: _run(spec, a), args)
 
@@ -42,6 +42,7 @@ def _run(spec: ExperimentSpec, args: argparse.Namespace) -> int:
     from automl_chars.reporting import format_table, plot_learning_curves, results_table
 
     if args.smoke:
+        smoke_storage(args, spec.name)
         dataset_name, presets = spec.smoke_dataset, [spec.smoke_preset]
         if args.samples_per_class is None:
             args.samples_per_class = spec.smoke_samples_per_class

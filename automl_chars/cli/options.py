@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 
 
 def summary_of(doc: str | None) -> str:
@@ -45,3 +46,26 @@ def store_line(folder) -> str:
 
     path = store_beside(folder).path
     return f"Results store: {path} (automl-chars store show --store {path})"
+
+
+#: ``--smoke``'s help in every experiment script.
+SMOKE_HELP = ("tiny, offline run on built-in glyph data (what the tests run); its results go to a "
+              "fresh temporary folder unless --storage is given")
+
+
+def smoke_storage(args: argparse.Namespace, prog: str) -> str:
+    """The results root of an experiment's ``--smoke`` run: ``--storage`` where given, else a
+    fresh temporary folder (set as ``args.storage``). A smoke run uses the default experiment
+    names; under the user's results root it would meet their runs of those names ("An
+    experiment already exists", or a finished smoke portfolio read back by a real run) and its
+    own earlier smoke runs."""
+    from automl_chars.errors import InvalidConfigError
+
+    if args.storage is None:
+        if getattr(args, "resume", False):
+            raise InvalidConfigError(f"{prog}: --smoke --resume needs --storage DIR: without "
+                                     f"--storage each smoke run writes to a fresh temporary "
+                                     f"folder, so there is nothing to resume.")
+        args.storage = tempfile.mkdtemp(prefix=f"{prog}-smoke-")
+        print(f"Smoke run: results in {args.storage}", flush=True)
+    return args.storage

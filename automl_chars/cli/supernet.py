@@ -89,8 +89,16 @@ def run_samplers(dataset_name: str, args: argparse.Namespace) -> list:
         print(format_table(result))
         print(format_summary(result))
         results.append(result)
-    print(f"\nPlots: {', '.join(str(p) for p in comparison_plots(results))}")
+    plots = [*sampler_plots(results), *comparison_plots(results)]
+    print("\nPlots:\n" + "\n".join(f"  {p}" for p in plots))
     return results
+
+
+def sampler_plots(results: list) -> list[Path]:
+    """The plots :func:`run_supernet` wrote into each sampler's folder (those there)."""
+    from automl_chars.reporting.supernet import RESULT_PLOTS
+
+    return [r.path / name for r in results for name in RESULT_PLOTS if (r.path / name).exists()]
 
 
 def comparison_plots(results: list) -> list[Path]:
@@ -98,14 +106,12 @@ def comparison_plots(results: list) -> list[Path]:
     from automl_chars.reporting.supernet import (
         COUNTS_FILE,
         DYNAMICS_FILE,
-        SCATTER_FILE,
         plot_counts,
         plot_dynamics,
     )
 
     root = Path(results[0].path).parent
-    return [results[0].path / SCATTER_FILE,
-            plot_dynamics(results, root / DYNAMICS_FILE), plot_counts(results, root / COUNTS_FILE)]
+    return [plot_dynamics(results, root / DYNAMICS_FILE), plot_counts(results, root / COUNTS_FILE)]
 
 
 def cmd_supernet(args: argparse.Namespace) -> int:

@@ -74,7 +74,8 @@ def build_portfolio(
     names = [d.name for d in datasets]
     if len(set(names)) != len(names):
         raise InvalidConfigError(f"Source datasets must be distinct; got {names}.")
-    jobs = [TrialJob(d.name, d, dict(config or {})) for d in datasets]
+    jobs = [TrialJob(d.name, d, dict(config or {}), description=f"source {d.name}")
+            for d in datasets]
     run = run_trials(jobs, model, epochs, name=TRAINING_RUN, storage_path=folder, seed=seed,
                      resume=resume and (folder / TRAINING_RUN).exists(),
                      gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial,

@@ -79,7 +79,11 @@ def plot_counts(results: Sequence[SupernetResult], out: str | os.PathLike) -> Pa
     return _save(fig, Path(out))
 
 
+#: The plots :func:`plot_result` writes into a sampler's folder.
+RESULT_PLOTS = (SCATTER_FILE, DYNAMICS_FILE, COUNTS_FILE)
+
+
 def plot_result(result: SupernetResult) -> list[Path]:
-    """The three plots of one sampler's run, in its folder."""
+    """The three plots of one sampler's run (:data:`RESULT_PLOTS`), in its folder."""
     return [plot_scatter(result), plot_dynamics([result], result.path / DYNAMICS_FILE),
             plot_counts([result], result.path / COUNTS_FILE)]

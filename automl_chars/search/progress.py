@@ -6,24 +6,44 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from ray.tune.callback import Callback
 from ray.tune.experiment import Trial
 
 from automl_chars.spaces.values import SUGGESTED_BY
-from automl_chars.trainables.base import FAILURE
+from automl_chars.trainables.base import FAILURE, JOB
+
+
+def trial_origin(config: Mapping, descriptions: Mapping[str, str] | None = None) -> str:
+    """What a progress line says a trial is: a job of ``run_trials`` by its description (the
+    portfolio source, the supernet's sampler, the subnet; its label where none is given), a
+    sweep's trial by what suggested it (``model``, ``random``, ``given``), else ``?``."""
+    job = config.get(JOB)
+    if job is not None:
+        return (descriptions or {}).get(job) or str(job)
+    return str(config.get(SUGGESTED_BY, "?"))
 
 
 class TrialLineCallback(Callback):
-    """Prints where the sweep writes, then ``[done/total] trial_id budget val_acc (model|random)``
-    as trials end. After a resume the count goes on from the trials that had already ended."""
+    """Prints where the sweep writes, then ``[done/total] trial_id budget val_acc best (origin)``
+    as trials end, the origin as :func:`trial_origin` names it. After a resume the count goes on
+    from the trials that had already ended.
 
-    def __init__(self, total: int, experiment_path: str):
+    Args:
+        total: trials the run will have.
+        experiment_path: the run's folder.
+        descriptions: job label -> what the line calls that trial (``run_trials``' jobs).
+    """
+
+    def __init__(self, total: int, experiment_path: str,
+                 descriptions: Mapping[str, str] | None = None):
         # No stream attribute: Tune pickles callbacks into tuner.pkl, and files do not pickle.
+        # (One pickled before descriptions existed has none: hence getattr in _line.)
         self.total, self.done, self.best = total, 0, float("-inf")
         self.experiment_path = experiment_path
+        self.descriptions = dict(descriptions or {})
         self.start = time.time()
         self.counted: set[str] = set()
 
@@ -63,7 +83,8 @@ class TrialLineCallback(Callback):
         if acc == acc:
             self.best = max(self.best, acc)
         print(f"[{self.done:>3}/{self.total}] {trial.trial_id}  budget {r.get('training_iteration', 0):>3}"
-              f"  val_acc {acc:.4f}  best {self.best:.4f}  ({trial.config.get(SUGGESTED_BY, '?')})"
+              f"  val_acc {acc:.4f}  best {self.best:.4f}  "
+              f"({trial_origin(trial.config or {}, getattr(self, 'descriptions', None))})"
               f"  {time.time() - self.start:7.1f}s{note}", file=sys.stdout, flush=True)
 
 

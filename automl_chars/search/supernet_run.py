@@ -102,10 +102,12 @@ def run_supernet(
               "max_failures": max_failures, "address": address, "verbose": verbose}
 
     names = [arch_space.name(a) for a in arch_space.archs]
-    sup = _phase([TrialJob(SUPERNET_LABEL, ds, supernet_config)], "supernet", epochs,
-                 root / sampler / "supernet", resume, **common)
+    sup = _phase([TrialJob(SUPERNET_LABEL, ds, supernet_config,
+                           description=f"supernet, sampler {sampler}")],
+                 "supernet", epochs, root / sampler / "supernet", resume, **common)
     standalone = _phase(
-        [TrialJob(n, ds, {**training, "subnet": SubnetSpec(arch_space, a).to_dict()})
+        [TrialJob(n, ds, {**training, "subnet": SubnetSpec(arch_space, a).to_dict()},
+                  description=f"standalone subnet {n}")
          for n, a in zip(names, arch_space.archs)],
         "subnet", epochs, root / "standalone", resume, reuse=True, **common)
 
@@ -120,7 +122,8 @@ def run_supernet(
     if top:
         finetune = _phase(
             [TrialJob(n, ds, {**finetuning, "subnet": SubnetSpec(arch_space, n).to_dict(),
-                              "init_checkpoint": str(ckpt)}) for n in top],
+                              "init_checkpoint": str(ckpt)},
+                      description=f"fine-tuned subnet {n}, sampler {sampler}") for n in top],
             "subnet", finetune_epochs, root / sampler / "finetune", resume, **common)
 
     st = standalone.table.set_index("label")

@@ -55,11 +55,15 @@ class TrialJob:
         label: unique name of the job: the row of :attr:`TrialsResult.table`.
         dataset: a registered dataset name or a :class:`Dataset`.
         config: a configuration of the spec's Trainable (plain values).
+        description: what the progress lines call the trial, e.g. ``"source glyphs-greek"``
+            or ``"standalone subnet (1, 2)"`` (default: the label). Not part of the run's
+            identity: resuming with another description is the same run.
     """
 
     label: str
     dataset: str | Dataset
     config: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
 
 
 @dataclass
@@ -183,8 +187,9 @@ def run_trials(
         else:
             exp_dir.mkdir(parents=True, exist_ok=True)
             write_json(exp_dir / SETTINGS_FILE, {**settings, "started_at": time.time()})
+            descriptions = {j.label: j.description for j in jobs if j.description}
             tuner = _new_tuner(exp_dir, trainable, sorted(by_label), epochs, sweep_spec, failure,
-                               verbose, callbacks)
+                               verbose, callbacks, descriptions)
         # Every job must be in the grid with its label (a stopped run may hold trials that
         # never started, without a configuration).
         grid, statuses = fit_to_the_end(
@@ -244,7 +249,7 @@ def _check_config(spec: SweepSpec, label: str, dataset: Dataset, config: dict) -
 
 def _new_tuner(exp_dir: Path, trainable, labels: list[str], epochs: int, spec: SweepSpec,
                failure: tune.FailureConfig, verbose: int, callbacks: Sequence[Callback],
-               ) -> tune.Tuner:
+               descriptions: Mapping[str, str] | None = None) -> tune.Tuner:
     return tune.Tuner(
         trainable,
         param_space={JOB: tune.grid_search(labels)},
@@ -254,7 +259,8 @@ def _new_tuner(exp_dir: Path, trainable, labels: list[str], epochs: int, spec: S
             name=exp_dir.name, storage_path=str(exp_dir.parent), verbose=max(0, verbose - 1),
             stop={"training_iteration": epochs},
             callbacks=[TBXLoggerCallback(),
-                       *([TrialLineCallback(len(labels), str(exp_dir))] if verbose >= 1 else []),
+                       *([TrialLineCallback(len(labels), str(exp_dir), descriptions)]
+                         if verbose >= 1 else []),
                        *callbacks],
             checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=1,
                                                     checkpoint_at_end=True),

@@ -6,11 +6,21 @@ its images); :func:`similarity` returns one row per source with every measure's 
 bootstrap interval and the seconds it took. Measures are registered in :data:`MEASURES`; each
 says whether a higher score means more similar (``higher_is_more_similar``): the distances
 (``sen``, ``frechet``, ``otdd``, ``meta_features``, ``task2vec``) are lower-is-more-similar, the
-transferability scores (``logme``, ``leep``) higher-is-better. See docs/similarity.md.
+transferability scores (``logme``, ``leep``) higher-is-better. The default set, ``"fast"``, leaves
+out the slow measures (``task2vec``); ``"all"`` runs every one. See docs/similarity.md.
 """
 
 from automl_chars.similarity import distribution, meta_features, task2vec, transferability  # noqa: F401  (registers the measures)
-from automl_chars.similarity.base import MEASURES, Context, Measure, get_measure, register_measure
+from automl_chars.similarity.base import (
+    ALL,
+    FAST,
+    MEASURES,
+    Context,
+    Measure,
+    fast_measures,
+    get_measure,
+    register_measure,
+)
 from automl_chars.similarity.compare import (
     DEFAULT_BOOTSTRAP,
     rank_sources,
@@ -37,7 +47,7 @@ def plot_heatmap(frame, path, title=None):
 
 
 __all__ = [
-    "DEFAULT_BOOTSTRAP", "DEFAULT_SAMPLE_SIZE", "MEASURES", "META_FEATURES", "Context", "Measure",
-    "Sample", "SimilarityError", "SourceView", "get_measure", "leep", "logme", "plot_heatmap",
+    "ALL", "DEFAULT_BOOTSTRAP", "DEFAULT_SAMPLE_SIZE", "FAST", "MEASURES", "META_FEATURES",
+    "Context", "Measure", "Sample", "SimilarityError", "SourceView", "fast_measures", "get_measure", "leep", "logme", "plot_heatmap",
     "rank_sources", "register_measure", "resolve_measures", "similarity", "similarity_matrix",
 ]

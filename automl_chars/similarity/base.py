@@ -43,6 +43,9 @@ class Measure:
         uses: which networks it runs: ``"reference"`` (one reference network for every source),
             ``"source"`` (each source's own model), or ``"none"``.
         bounds: the range of the score; bootstrap intervals are clipped to it.
+        slow: whether it takes many seconds per source on a CPU (``task2vec``: a gradient per
+            image and likely label). Slow measures are left out of the default set
+            (:data:`FAST`) and run only when asked for by name or with ``"all"``.
     """
 
     name: ClassVar[str] = ""
@@ -51,6 +54,7 @@ class Measure:
     label_aware: ClassVar[bool] = False
     uses: ClassVar[str] = "reference"
     bounds: ClassVar[tuple[float, float]] = (-np.inf, np.inf)
+    slow: ClassVar[bool] = False
 
     def source_state(self, source: SourceView, ctx: Context) -> Any:
         """Work that depends on the source only; computed once per source."""
@@ -75,6 +79,15 @@ class Measure:
 #: Registered measure classes by name.
 MEASURES: Registry[type[Measure]] = Registry("similarity measure")
 
+#: The names of measure sets (not measures): every measure but the slow ones (the default), and
+#: every measure.
+FAST, ALL = "fast", "all"
+
+
+def fast_measures() -> list[str]:
+    """Names of the registered measures that are not :attr:`Measure.slow`: the default set."""
+    return [name for name in MEASURES.names() if not MEASURES.get(name).slow]
+
 
 def register_measure(cls: type[Measure]) -> type[Measure]:
     """Class decorator: registers a :class:`Measure` subclass under its ``name``."""
@@ -82,6 +95,9 @@ def register_measure(cls: type[Measure]) -> type[Measure]:
     if missing or cls.uses not in ("reference", "source", "none"):
         raise TypeError(f"measure {cls.__name__} must set name, description and uses "
                         f"(reference/source/none); missing {missing or ['a valid uses']}.")
+    if cls.name in (FAST, ALL):
+        raise TypeError(f"measure {cls.__name__}: {cls.name!r} names a set of measures; "
+                        f"choose another name.")
     return MEASURES.add(cls.name, cls)
 
 

@@ -14,7 +14,15 @@ from torch import nn
 
 from automl_chars.data.dataset import Dataset
 from automl_chars.errors import InvalidConfigError
-from automl_chars.similarity.base import MEASURES, Context, Measure, get_measure
+from automl_chars.similarity.base import (
+    ALL,
+    FAST,
+    MEASURES,
+    Context,
+    Measure,
+    fast_measures,
+    get_measure,
+)
 from automl_chars.similarity.source import (
     DEFAULT_SAMPLE_SIZE,
     Sample,
@@ -30,17 +38,20 @@ DEFAULT_BOOTSTRAP = 20
 INTERVALS = ("normal", "percentile")
 
 
-def resolve_measures(measures: str | Sequence[str]) -> list[str]:
-    """``"all"``, one name, a comma-separated string or a list of names -> registered names
-    (unknown names raise with the closest names)."""
+def resolve_measures(measures: str | Sequence[str] = FAST) -> list[str]:
+    """``"fast"`` (every measure but the slow ones: the default), ``"all"``, one name, a
+    comma-separated string or a list of names -> registered names (unknown names raise with the
+    closest names)."""
     if isinstance(measures, str):
-        if measures == "all":
+        if measures.strip() == FAST:
+            return fast_measures()
+        if measures.strip() == ALL:
             return MEASURES.names()
         measures = [m.strip() for m in measures.split(",") if m.strip()]
     names = list(dict.fromkeys(measures))
     if not names:
-        raise InvalidConfigError("no similarity measure given; use 'all' or names from "
-                                 f"{', '.join(MEASURES.names())}.")
+        raise InvalidConfigError(f"no similarity measure given; use {FAST!r}, {ALL!r} or names "
+                                 f"from {', '.join(MEASURES.names())}.")
     for name in names:
         MEASURES.get(name)
     return names
@@ -143,7 +154,7 @@ def _run_measure(measure: Measure, samples: list[Sample], sources: list[SourceVi
 def similarity(
     target,
     sources,
-    measures: str | Sequence[str] = "all",
+    measures: str | Sequence[str] = FAST,
     sample_size: int = DEFAULT_SAMPLE_SIZE,
     seed: int = 0,
     bootstrap: int = DEFAULT_BOOTSTRAP,
@@ -162,8 +173,9 @@ def similarity(
             ``sample_size``, all are used and a warning says so.
         sources: a list of :class:`SourceView`, or an object with a ``sources()`` method (a
             portfolio). Every source must have the target's image shape.
-        measures: ``"all"``, a name, a comma-separated string or a list of names of
-            :data:`MEASURES`.
+        measures: ``"fast"`` (default: every measure but the slow ones, i.e. ``task2vec``,
+            which takes ~11 s per source with a ResNet-18 on a CPU), ``"all"``, a name, a
+            comma-separated string or a list of names of :data:`MEASURES`.
         sample_size: target images to draw (stratified, fixed by ``seed``).
         seed: fixes the target sample, the bootstrap resamples and any random draw of a measure.
         bootstrap: resamples of the target sample (stratified, with replacement) for the

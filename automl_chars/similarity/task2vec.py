@@ -129,6 +129,7 @@ class Task2Vec(Measure):
     label_aware = True
     uses = "reference"
     bounds = (0.0, 1.0)
+    slow = True  # one gradient per image and likely label: ~11 s per source with a ResNet-18
 
     def _terms(self, sample: Sample, ctx: Context) -> np.ndarray:
         """Per-image Fisher terms of the base of ``sample`` (rows ``0..n-1``), cached."""

@@ -92,3 +92,25 @@ def test_cli_errors_before_ray(tmp_path, capsys):
     assert main(["portfolio", "build", "--sources", "glyphs-digits", "--config", "{bad",
                  "--out", str(tmp_path / "x")]) == 2
     assert "JSON" in capsys.readouterr().err
+
+
+def test_each_source_trains_as_a_job_described_by_its_source(make_dataset, tmp_path,
+                                                             monkeypatch):
+    """The jobs build_portfolio hands run_trials carry "source <name>", which the progress
+    lines print instead of an anonymous trial (tests/search: run_trials prints descriptions)."""
+    from automl_chars.search import trials
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def record(jobs, *args, **kwargs):
+        seen.extend(jobs)
+        raise Stop
+
+    monkeypatch.setattr(trials, "run_trials", record)
+    datasets = [make_dataset("a", num_classes=3), make_dataset("b", num_classes=4, seed=1)]
+    with pytest.raises(Stop):
+        build_portfolio(datasets, "cnn", CONFIG, 1, storage_path=tmp_path, name="pf")
+    assert [(j.label, j.description) for j in seen] == [("a", "source a"), ("b", "source b")]

@@ -1,6 +1,7 @@
 """TrialLineCallback: the sweep's own console output."""
 
 import pickle
+import re
 from types import SimpleNamespace
 
 from automl_chars.search.progress import TrialLineCallback
@@ -25,6 +26,25 @@ def test_one_line_per_finished_trial_and_a_fresh_clock_on_resume(capsys, monkeyp
     monkeypatch.setattr("time.time", lambda: cb.start + 3600)
     restored.setup()
     assert restored.start == cb.start + 3600 and restored.done == 1
+
+
+def test_a_line_names_what_the_trial_is(capsys):
+    """A job of run_trials by its description (or its label), a sweep's trial by what suggested
+    it; a restored callback keeps the descriptions."""
+    from automl_chars.trainables.base import JOB
+
+    cb = TrialLineCallback(4, "/results/pf/training",
+                           descriptions={"glyphs-greek": "source glyphs-greek"})
+    result = {"val_acc": 0.5, "training_iteration": 2}
+    trials = [SimpleNamespace(trial_id=f"t{i}", config=config, last_result=result)
+              for i, config in enumerate([{JOB: "glyphs-greek"}, {JOB: "(1, 2)"},
+                                          {"suggested_by": "random", "lr": 0.1}, {}])]
+    restored = pickle.loads(pickle.dumps(cb))
+    for trial in trials:
+        restored.on_trial_complete(0, trials, trial)
+    origins = [re.search(r"best [\d.]+  \((.*)\)  +[\d.]+s$", line).group(1)
+               for line in capsys.readouterr().out.splitlines()]
+    assert origins == ["source glyphs-greek", "(1, 2)", "random", "?"]
 
 
 def test_rays_own_lines_stay_out_at_the_default_verbosity():

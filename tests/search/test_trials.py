@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -16,15 +18,20 @@ FAST = {"learning_rate": 0.05, "batch_size": 32, "optimizer": "adam"}
 
 
 @pytest.mark.slow
-def test_jobs_train_on_their_own_datasets_and_read_back(ray_session, make_dataset, tmp_path):
+def test_jobs_train_on_their_own_datasets_and_read_back(ray_session, make_dataset, tmp_path,
+                                                        capsys):
     """Two datasets with different class counts: each job's model has its dataset's classes,
     trains for the given epochs, is evaluated on that dataset's test split; the finished run is
-    read back (not trained again) by resume."""
+    read back (not trained again) by resume. Each progress line names its job."""
     a = make_dataset("a", num_classes=3, per_class=20)
     b = make_dataset("b", num_classes=5, per_class=20, seed=1)
-    jobs = [TrialJob("on-a", a, FAST), TrialJob("on-b", b, FAST),
+    jobs = [TrialJob("on-a", a, FAST, description="source a"), TrialJob("on-b", b, FAST),
             TrialJob("diverges", a, {**FAST, "learning_rate": 1e10, "optimizer": "sgd"})]
-    result = run_trials(jobs, "cnn", 2, name="run", storage_path=tmp_path, verbose=0)
+    result = run_trials(jobs, "cnn", 2, name="run", storage_path=tmp_path, verbose=1)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    assert len(lines) == 3 and "(?)" not in "".join(lines)
+    origins = {re.search(r"  \((.*?)\)  +[\d.]+s", line).group(1) for line in lines}
+    assert origins == {"source a", "on-b", "diverges"}
 
     t = result.table.set_index("label")
     assert list(result.table["label"]) == ["on-a", "on-b", "diverges"]
@@ -39,7 +46,10 @@ def test_jobs_train_on_their_own_datasets_and_read_back(ray_session, make_datase
     with pytest.raises(ExperimentStateError, match="did not finish"):
         result.checkpoint("diverges")
 
-    again = run_trials(jobs, "cnn", 2, name="run", storage_path=tmp_path, resume=True, verbose=0)
+    # A description is not part of the run's identity: the finished run is read back.
+    renamed = [dataclasses.replace(j, description=f"now {j.label}") for j in jobs]
+    again = run_trials(renamed, "cnn", 2, name="run", storage_path=tmp_path, resume=True,
+                       verbose=0)
     pd.testing.assert_frame_equal(again.table, TrialsResult.load(result.path).table)
     assert list(again.table["trial_id"]) == list(result.table["trial_id"])
     with pytest.raises(ExperimentStateError, match="different jobs"):

@@ -75,6 +75,38 @@ def test_unknown_measure_suggests_close_names(fresh, views):
         similarity(fresh["hbars"], views, "sen,logmee")
 
 
+def test_measure_sets_fast_by_default_and_all(fresh, views, monkeypatch):
+    """The default leaves out the slow measures (task2vec); "all" and a name still reach them,
+    and a measure marked slow leaves the default set."""
+    from automl_chars.similarity import resolve_measures
+
+    assert resolve_measures() == resolve_measures("fast") == [
+        m for m in MEASURES.names() if m != "task2vec"]
+    assert resolve_measures("all") == MEASURES.names() and "task2vec" in MEASURES.names()
+    assert resolve_measures("task2vec") == ["task2vec"]
+
+    class Slow(_Broken):
+        name, slow = "slowpoke", True
+
+    class Fast(_Broken):
+        name = "quick"
+
+    monkeypatch.setitem(MEASURES._items, "slowpoke", Slow)
+    monkeypatch.setitem(MEASURES._items, "quick", Fast)
+    assert "quick" in resolve_measures() and "slowpoke" not in resolve_measures()
+    table = similarity(fresh["hbars"], views[:1], sample_size=40, bootstrap=0)
+    assert "quick" in table and "slowpoke" not in table and "task2vec" not in table
+
+
+def test_a_measure_cannot_take_the_name_of_a_set():
+    from automl_chars.similarity import register_measure
+
+    for name in ("all", "fast"):
+        with pytest.raises(TypeError, match="names a set of measures"):
+            register_measure(type("M", (_Broken,), {"name": name}))
+    assert "all" not in MEASURES and "fast" not in MEASURES
+
+
 def test_no_sources_is_a_clear_error(fresh):
     class EmptyPortfolio:
         def sources(self):

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow
 TINY = ["--channels", "4,8", "--depths", "1,2", "--epochs", "1", "--top-k", "2",
         "--samples-per-class", "8", "--batch-size", "16", "--verbose", "0"]
 NAMES = ["(1, 1)", "(1, 2)", "(2, 1)", "(2, 2)"]
+PLOTS = ("supernet_vs_standalone.png", "dynamics.png", "sampling_counts.png")
 
 
 DRIVER = textwrap.dedent("""
@@ -46,9 +47,16 @@ def test_cli_supernet_killed_then_resumed_writes_the_table_correlations_and_plot
     supernet_trial = pd.read_csv(exp / "epsilon_greedy" / "supernet" / "trials.csv",
                                  dtype=str)["trial_id"]
 
-    assert main([*argv, "--resume"]) == 0
+    assert main([*argv, "--resume", "--verbose", "1"]) == 0
     out = capsys.readouterr().out
     assert "Top-1 in supernet" in out and "Kendall tau" in out and "fine-tuning" in out
+    # The fine-tuning run starts after the kill, so its lines come from this driver.
+    tuned = [line for line in out.splitlines() if "(fine-tuned subnet (" in line]
+    assert len(tuned) == 2 and all("sampler epsilon_greedy)" in line for line in tuned)
+    plots = out.split("\nPlots:\n")[1].split("\n")
+    listed = [line.strip() for line in plots if line.startswith("  ")]
+    assert listed == [str(exp / "epsilon_greedy" / f) for f in PLOTS] + [
+        str(exp / "dynamics.png"), str(exp / "sampling_counts.png")]
     standalone = pd.read_csv(exp / "standalone" / "trials.csv", dtype={"trial_id": str})
     assert sorted(standalone["label"]) == NAMES and (standalone["epochs"] == 1).all()
     assert (standalone["status"] == "TERMINATED").all()
@@ -75,7 +83,7 @@ def test_cli_supernet_killed_then_resumed_writes_the_table_correlations_and_plot
     assert c["unit"] == "CPU-seconds" and c["supernet"] > 0 and c["standalone"] > 0
     assert c["ratio"] == pytest.approx(c["supernet"] / c["standalone"])
     assert set(result.history["subnet"]) == set(NAMES) and not result.history.empty
-    for png in ("supernet_vs_standalone.png", "dynamics.png", "sampling_counts.png"):
+    for png in PLOTS:
         assert (result.path / png).stat().st_size > 1000
     summary = json.loads((result.path / "summary.json").read_text())
     assert summary["sampler"] == "epsilon_greedy" and summary["epochs"] == 1
@@ -83,6 +91,30 @@ def test_cli_supernet_killed_then_resumed_writes_the_table_correlations_and_plot
     # Resumed when finished: read back, nothing trained again.
     assert main([*argv, "--resume"]) == 0
     pd.testing.assert_frame_equal(SupernetResult.load(exp / "epsilon_greedy").table, t)
+
+
+def test_progress_lines_name_the_sampler_and_each_subnet(make_dataset, tmp_path, monkeypatch):
+    """The supernet's job is described by its sampler and each standalone job by its subnet,
+    which the progress lines print (tests/search: run_trials prints descriptions)."""
+    from automl_chars.search import supernet_run
+
+    class Stop(Exception):
+        pass
+
+    phases = []
+
+    def record(jobs, *args, **kwargs):
+        phases.append([(j.label, j.description) for j in jobs])
+        if len(phases) == 2:  # the supernet, then the standalone subnets
+            raise Stop
+
+    monkeypatch.setattr(supernet_run, "run_trials", record)
+    space = {"channels": (4, 8), "depths": (1, 2)}
+    with pytest.raises(Stop):
+        supernet_run.run_supernet(make_dataset("d", num_classes=3), "ucb1", 1, tmp_path,
+                                  space=space)
+    assert phases[0] == [("supernet", "supernet, sampler ucb1")]
+    assert phases[1] == [(n, f"standalone subnet {n}") for n in NAMES]
 
 
 @pytest.mark.parametrize("argv,fragment", [
