@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "run_bohb": "automl_chars.search.sweep",
-    "SweepResult": "automl_chars.search.result",
+    "run_bohb": "automl_chars.runner.sweep",
+    "SweepResult": "automl_chars.runner.result",
     "PRESETS": "automl_chars.search.presets",
     "BOHBPreset": "automl_chars.search.presets",
 }
@@ -21,9 +21,9 @@ _SUBMODULES = ("data", "spaces", "models", "training", "trainables", "search", "
 __all__ = ["BOHBPreset", "PRESETS", "SweepResult", "run_bohb", *_SUBMODULES]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from automl_chars.runner.result import SweepResult
+    from automl_chars.runner.sweep import run_bohb
     from automl_chars.search.presets import PRESETS, BOHBPreset
-    from automl_chars.search.result import SweepResult
-    from automl_chars.search.sweep import run_bohb
 
 
 def __getattr__(name: str) -> Any:

@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     import pandas as pd
 
     from automl_chars import data
-    from automl_chars.search.cluster import local_ray
+    from automl_chars.runner.cluster import local_ray
 
     args = parse(argv)
     os.environ.pop("AUTOML_CHARS_STORE", None)  # each sweep's store is its own (see run)

@@ -86,7 +86,7 @@ def configurations(kind: str, trials: int) -> list[dict]:
 
 
 def trial_dirname(trial) -> str:
-    # As automl_chars.search.sweep.trial_dirname (short folder names).
+    # As automl_chars.runner.core.trial_dirname (short folder names).
     return f"{trial.trainable_name}_{trial.trial_id}"
 
 
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> float | None:
                     ("cpu 1 (gpu 0)", {"cpu": 1, "gpu": 0}, 2)]
         num_gpus = 0
 
-    from automl_chars.search.cluster import local_ray
+    from automl_chars.runner.cluster import local_ray
 
     def patches():
         """--keep-starting's patch of Tune (a fresh context manager per sweep), or nothing."""

@@ -61,7 +61,7 @@ def main(argv=None) -> None:
     import torch
 
     from automl_chars import data
-    from automl_chars.search.cluster import local_ray
+    from automl_chars.runner.cluster import local_ray
     from automl_chars.supernet import SupernetSpace, run_supernet
     from automl_chars.supernet.result import format_table
 

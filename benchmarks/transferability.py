@@ -8,7 +8,7 @@ target's own entry never is). The ground truth: every source is fine-tuned on th
 fixed budget (``--epochs``; Adam, learning rate 1e-2, 0.1 of it for the pretrained body, batch 8,
 nothing frozen) and so is the same architecture from random initialisation, with the same seeds;
 a source's **gain** is its test accuracy minus random initialisation's. All (target, source)
-fine-tunings are jobs of one :func:`~automl_chars.search.trials.run_trials` call, i.e. parallel
+fine-tunings are jobs of one :func:`~automl_chars.runner.trials.run_trials` call, i.e. parallel
 Ray trials of ``TransferTrainable`` (one Ray start-up instead of one per target).
 
 Each similarity measure ranks the target's sources on the target's training images
@@ -111,10 +111,10 @@ def load_target(domain: str, args) -> data.Dataset:
 def fine_tune(portfolio, targets: dict[str, data.Dataset], args, storage: str, seed: int):
     """Test accuracy of every (target, source) fine-tuning and of random initialisation per
     target: one ``run_trials`` call, labels ``target:source``. Returns ``{target: {source: acc}}``."""
-    from automl_chars.search.result import SUMMARY_FILE
+    from automl_chars.layout import SUMMARY_FILE, experiment_dir
+    from automl_chars.runner.core import can_resume
+    from automl_chars.runner.trials import TrialJob, run_trials
     from automl_chars.search.spec import transfer_spec
-    from automl_chars.search.sweep import can_resume, experiment_dir
-    from automl_chars.search.trials import TrialJob, run_trials
 
     jobs = []
     for t, ds in targets.items():
@@ -209,7 +209,7 @@ def main(argv=None) -> int:
 
     import ray
 
-    from automl_chars.search.cluster import local_ray
+    from automl_chars.runner.cluster import local_ray
 
     storage = args.storage or tempfile.mkdtemp(prefix="transferability-")
     try:

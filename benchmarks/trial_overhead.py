@@ -79,7 +79,7 @@ import numpy as np
 
 os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
 
-#: What run_bohb sets for fit() (sweep._tune_environment at verbose=1, interrupts.TUNE_ENV);
+#: What run_bohb sets for fit() (core._tune_environment at verbose=1, interrupts.TUNE_ENV);
 #: the user's own values win, as there.
 RUN_BOHB_ENV = {k: v for k, v in {
     "RAY_AIR_NEW_OUTPUT": "0",
@@ -276,7 +276,7 @@ DRIVER_TIMED = [
     ("ray.tune.logger.tensorboardx", "TBXLoggerCallback",
      ["log_trial_start", "log_trial_result", "log_trial_end"]),
     ("ray.tune.progress_reporter", "TrialProgressCallback", ["on_trial_result", "on_step_end"]),
-    ("automl_chars.search.progress", "TrialLineCallback", ["on_trial_complete"]),
+    ("automl_chars.runner.progress", "TrialLineCallback", ["on_trial_complete"]),
 ]
 #: Actor-side methods timed by --breakdown: Ray's (what the actor tasks run) and ours inside.
 ACTOR_TIMED = ["reset", "reset_config", "train", "step", "save", "save_checkpoint"]
@@ -531,7 +531,7 @@ def keep_starting_actors(enabled: bool):
 
 
 def trial_dirname(trial) -> str:
-    # Same as automl_chars.search.sweep.trial_dirname (short folder names).
+    # Same as automl_chars.runner.core.trial_dirname (short folder names).
     return f"{trial.trainable_name}_{trial.trial_id}"
 
 
@@ -593,7 +593,7 @@ def run_sweep(dataset, trials: int, reuse: bool, storage: str, slots: int, v: Va
         callbacks.append(TBXLoggerCallback())
     extra_tune, extra_run = {}, {}
     if v.run_bohb_callbacks:
-        from automl_chars.search.progress import TrialLineCallback
+        from automl_chars.runner.progress import TrialLineCallback
 
         callbacks.append(TrialLineCallback(trials, storage))
         extra_tune["trial_dirname_creator"] = trial_dirname

@@ -203,7 +203,7 @@ def main(argv=None) -> int:
     import ray
 
     from automl_chars import data
-    from automl_chars.search.cluster import local_ray
+    from automl_chars.runner.cluster import local_ray
     from automl_chars.search.presets import get_preset
 
     names = [n for n in data.names() if n.startswith("glyphs-")]

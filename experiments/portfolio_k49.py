@@ -58,10 +58,10 @@ def main(argv=None) -> int:
 def _run(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from automl_chars.layout import experiment_dir
     from automl_chars.portfolio import build_portfolio
     from automl_chars.search import WarmStart
     from automl_chars.search.spec import transfer_spec
-    from automl_chars.search.sweep import experiment_dir
     from automl_chars.similarity import MEASURES, plot_heatmap, rank_sources, similarity
     from automl_chars.store import ResultsStore, add_portfolio
 

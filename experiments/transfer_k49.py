@@ -27,9 +27,8 @@ def main(argv=None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from automl_chars.search.result import SUMMARY_FILE
-    from automl_chars.search.sweep import experiment_dir
-    from automl_chars.search.transfer import transfer_table
+    from automl_chars.layout import SUMMARY_FILE, experiment_dir
+    from automl_chars.workflows.transfer import transfer_table
 
     source, target, preset = SOURCE, TARGET, args.preset or PRESET
     if args.smoke:

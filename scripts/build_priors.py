@@ -12,6 +12,7 @@ import time
 
 from automl_chars.cli.options import summary_of
 from automl_chars.store import builtin
+from automl_chars.workflows.priors import build_builtin_store
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     domains = builtin.BUILTIN_DOMAINS[:1] if args.smoke else builtin.BUILTIN_DOMAINS
     trials, budget = (3, 1) if args.smoke else (args.trials, args.max_budget)
     start = time.perf_counter()
-    store = builtin.build_builtin_store(args.out, domains, trials=trials, max_budget=budget,
+    store = build_builtin_store(args.out, domains, trials=trials, max_budget=budget,
                                         seed=args.seed, storage_path=args.storage,
                                         samples_per_class=10 if args.smoke else None)
     frame = store.frame()

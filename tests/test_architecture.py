@@ -1,7 +1,7 @@
 """The house's layers (docs/architecture.md): data flows one way, so no module imports a module
 of a higher layer, at module level or inside a function. Lazy re-exports that keep an old public
-path working (a package ``__init__``'s ``__getattr__`` naming a module as a string) are not
-imports and are allowed."""
+path working (a package ``__init__``'s ``__getattr__`` naming a module as a string, with its
+``if TYPE_CHECKING:`` imports for type checkers) are not imports at run time and are allowed."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "automl_chars"
 
 #: Bottom to top. A module may import its own layer and the ones below it.
 LAYERS = [
-    {"errors", "registry", "layout", "checkpoints", "ray_compat"},
-    {"data", "spaces", "models"},
+    {"errors", "registry", "checkpoints", "ray_compat"},
+    {"data", "spaces", "models", "layout"},
     {"training"},
     {"similarity", "supernet"},
     {"portfolio", "store", "tabular"},
@@ -30,7 +30,7 @@ LEVEL = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 
 
 def part_of(module: str) -> str:
-    """``automl_chars.search.sweep`` -> ``search``; ``automl_chars.errors`` -> ``errors``."""
+    """``automl_chars.runner.sweep`` -> ``runner``; ``automl_chars.errors`` -> ``errors``."""
     return module.split(".")[1] if module.count(".") else ""
 
 
@@ -38,8 +38,16 @@ def imports_of(path: Path) -> set[str]:
     """Every ``automl_chars`` module ``path`` imports, functions' own imports included."""
     module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
     package = module.rsplit(".", 1)[0] if path.name != "__init__.py" else module[: -len(".__init__")]
+    tree = ast.parse(path.read_text(), str(path))
+    hints = set()  # a package's type hints for its lazy re-exports: not imports at run time
+    if path.name == "__init__.py":
+        for block in ast.walk(tree):
+            if isinstance(block, ast.If) and getattr(block.test, "id", "") == "TYPE_CHECKING":
+                hints |= {id(n) for n in ast.walk(block)}
     out = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(tree):
+        if id(node) in hints:
+            continue
         if isinstance(node, ast.Import):
             out |= {a.name for a in node.names if a.name.startswith("automl_chars.")}
         elif isinstance(node, ast.ImportFrom):

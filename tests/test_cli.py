@@ -111,7 +111,7 @@ def test_gpus_no_node_has_are_refused_before_data_or_ray(monkeypatch, capsys):
     """Without a cluster to join, a local instance is checked before the data loads or Ray
     starts, and the command line's error names its flag."""
     from automl_chars import data
-    from automl_chars.search import cluster
+    from automl_chars.runner import cluster
 
     monkeypatch.setattr(cluster.ray, "is_initialized", lambda: False)
     monkeypatch.setattr(cluster, "local_resources", lambda: {"CPU": 2.0, "GPU": 0.0})

@@ -70,8 +70,8 @@ def _sweep_or_reuse(ds, args: argparse.Namespace, preset: str, name: str):
     """With ``--resume``, each preset's sweep continues where it is: finished ones are read back,
     interrupted ones resumed, ones never started begin (each checked against its saved settings).
     Without it, any existing sweep raises."""
-    from automl_chars.search.result import SUMMARY_FILE
-    from automl_chars.search.sweep import can_resume, experiment_dir
+    from automl_chars.layout import SUMMARY_FILE, experiment_dir
+    from automl_chars.runner.core import can_resume
 
     if not args.resume:
         return sweep(ds, args, preset, name=name)

@@ -122,7 +122,7 @@ def cmd_bohb(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from automl_chars.search.result import SweepResult
+    from automl_chars.runner.result import SweepResult
 
     print_result(SweepResult.load(args.path))
     return 0

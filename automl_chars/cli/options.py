@@ -31,7 +31,7 @@ def load_dataset(name: str, args: argparse.Namespace):
     from automl_chars import data
 
     if hasattr(args, "gpus_per_trial"):
-        from automl_chars.search import cluster
+        from automl_chars.runner import cluster
 
         cluster.precheck(getattr(args, "address", None), float(getattr(args, "cpus_per_trial", 1)),
                          float(args.gpus_per_trial))

@@ -52,7 +52,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as err:
             raise InvalidConfigError(f"--config is not valid JSON ({err}).") from None
     elif args.from_sweep:
-        from automl_chars.search.result import SweepResult
+        from automl_chars.runner.result import SweepResult
 
         config = SweepResult.load(args.from_sweep)
     names = [s.strip() for s in args.sources.split(",") if s.strip()]

@@ -69,6 +69,7 @@ def samplers_of(args: argparse.Namespace) -> list[str]:
 def run_samplers(dataset_name: str, args: argparse.Namespace) -> list:
     """Runs :func:`run_supernet` for each sampler of ``args`` (sharing the standalone runs),
     prints each table and summary, and plots the samplers side by side."""
+    from automl_chars.reporting.supernet import plot_result
     from automl_chars.supernet import SupernetSpace, run_supernet
     from automl_chars.supernet.result import format_summary, format_table
 
@@ -85,6 +86,7 @@ def run_samplers(dataset_name: str, args: argparse.Namespace) -> list:
             config=config, top_k=args.top_k, finetune_epochs=args.finetune_epochs,
             name=args.name, resume=args.resume, cpus_per_trial=args.cpus_per_trial,
             max_failures=args.max_failures, address=args.address, verbose=args.verbose)
+        plot_result(result)
         print(f"\n== {sampler}: {result.path}")
         print(format_table(result))
         print(format_summary(result))

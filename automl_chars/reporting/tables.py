@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from automl_chars.search.result import SweepResult
+from automl_chars.runner.result import SweepResult
 
 #: Column names as in seed 001's tables.
 SEED_001_COLUMNS = {

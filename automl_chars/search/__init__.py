@@ -1,6 +1,6 @@
 """Searchers, schedulers and the one sweep runner (Ray Tune's TuneBOHB + HyperBandForBOHB).
 
-Names load on first use, so that reading a finished sweep (``automl_chars.search.result``,
+Names load on first use, so that reading a finished sweep (``automl_chars.runner.result``,
 ``automl-chars show``) imports neither Ray nor torch.
 """
 
@@ -13,7 +13,7 @@ _LAZY = {
     "PRESETS": "presets",
     "BOHBPreset": "presets",
     "get_preset": "presets",
-    "SweepResult": "result",
+    "SweepResult": "automl_chars.runner.result",
     "ResumableHyperBandForBOHB": "scheduler",
     "SchedulerStateCallback": "scheduler",
     "BOHBSearcher": "searcher",
@@ -21,14 +21,14 @@ _LAZY = {
     "SPECS": "spec",
     "SweepSpec": "spec",
     "cnn_spec": "spec",
-    "SweepSettings": "sweep",
-    "build_search": "sweep",
-    "run_bohb": "sweep",
+    "SweepSettings": "automl_chars.runner.sweep",
+    "build_search": "bohb",
+    "run_bohb": "automl_chars.runner.sweep",
     "WarmStart": "warmstart",
     "WarmStartSearcher": "warmstart",
     "plan_warm_start": "warmstart",
-    "TrialJob": "trials",
-    "run_trials": "trials",
+    "TrialJob": "automl_chars.runner.trials",
+    "run_trials": "automl_chars.runner.trials",
 }
 
 __all__ = [
@@ -39,17 +39,21 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from automl_chars.runner.result import SweepResult
+    from automl_chars.runner.sweep import SweepSettings, run_bohb
+    from automl_chars.runner.trials import TrialJob, run_trials
+    from automl_chars.search.bohb import build_search
     from automl_chars.search.presets import PRESETS, BOHBPreset, get_preset
-    from automl_chars.search.result import SweepResult
     from automl_chars.search.scheduler import ResumableHyperBandForBOHB, SchedulerStateCallback
     from automl_chars.search.searcher import BOHBSearcher, BracketSearcher
     from automl_chars.search.spec import SPECS, SweepSpec, cnn_spec
-    from automl_chars.search.sweep import SweepSettings, build_search, run_bohb
-    from automl_chars.search.trials import TrialJob, run_trials
     from automl_chars.search.warmstart import WarmStart, WarmStartSearcher, plan_warm_start
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(f"automl_chars.search.{_LAZY[name]}"), name)
+        module = _LAZY[name]
+        if "." not in module:
+            module = f"automl_chars.search.{module}"
+        return getattr(importlib.import_module(module), name)
     raise AttributeError(f"module 'automl_chars.search' has no attribute {name!r}")

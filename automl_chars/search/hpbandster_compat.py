@@ -1,4 +1,4 @@
-"""Every use of hpbandster's internals, in one place (as :mod:`~automl_chars.search.ray_compat`
+"""Every use of hpbandster's internals, in one place (as :mod:`~automl_chars.ray_compat`
 is for Ray's): the warm start feeds results of other datasets into BOHB's model, retires them and
 rescales them, which hpbandster offers no API for; and hpbandster's KDEs warn through statsmodels.
 

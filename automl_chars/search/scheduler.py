@@ -25,7 +25,7 @@ from ray.tune.callback import Callback
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import HyperBandForBOHB, TrialScheduler
 
-from automl_chars.search import ray_compat as compat
+from automl_chars import ray_compat as compat
 from automl_chars.search.presets import rung_budgets
 from automl_chars.trainables.base import FAILURE
 
@@ -47,7 +47,7 @@ class _Slot(NamedTuple):
 class ResumableHyperBandForBOHB(HyperBandForBOHB):
     """``HyperBandForBOHB`` with ``min_t`` and :meth:`snapshot` / :meth:`load_snapshot`.
 
-    Its uses of Ray's private HyperBand internals are in :mod:`automl_chars.search.ray_compat`.
+    Its uses of Ray's private HyperBand internals are in :mod:`automl_chars.ray_compat`.
     """
 
     def __init__(self, *, min_t: int = 1, max_t: int = 81, reduction_factor: float = 3, **kwargs: Any):

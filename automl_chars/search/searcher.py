@@ -24,8 +24,8 @@ from typing import Protocol, runtime_checkable
 from hpbandster.optimizers.config_generators.bohb import BOHB
 from ray.tune.search.bohb import TuneBOHB
 
+from automl_chars.ray_compat import searcher_bohb_config, searcher_space
 from automl_chars.search import hpbandster_compat  # noqa: F401  (its warning filter)
-from automl_chars.search.ray_compat import searcher_bohb_config, searcher_space
 from automl_chars.spaces.values import SUGGESTED_BY, plain_config
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from automl_chars.layout import SETTINGS_FILE, SUMMARY_FILE, TRIALS_FILE
 from automl_chars.store.store import ResultsStore, rows, store_beside
 
 logger = logging.getLogger(__name__)
 
-SETTINGS_FILE, TRIALS_FILE, SUMMARY_FILE = "automl_chars.json", "trials.csv", "summary.json"
 MANIFEST_FILE = "manifest.json"
 
 

@@ -26,6 +26,8 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from automl_chars.layout import results_root
+
 #: Environment variable naming the store's folder.
 STORE_ENV = "AUTOML_CHARS_STORE"
 #: Columns of every row, in order; meta-features follow as ``mf_<name>``.
@@ -46,8 +48,7 @@ def default_store_path() -> Path:
     ``~/automl_chars_results``): on a cluster, on the storage the sweeps share."""
     if os.environ.get(STORE_ENV):
         return Path(os.environ[STORE_ENV]).expanduser().resolve()
-    results = os.environ.get("AUTOML_CHARS_RESULTS") or "~/automl_chars_results"
-    return Path(results).expanduser().resolve() / "store"
+    return results_root() / "store"
 
 
 def store_beside(folder: str | os.PathLike) -> ResultsStore:

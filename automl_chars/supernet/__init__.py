@@ -1,14 +1,14 @@
 """Weight-sharing supernets (seed 002), plain PyTorch: the space, the supernet and its subnets,
 the samplers, supernet training and the ranking against standalone training.
 
-``run_supernet`` (the Ray driver, :mod:`automl_chars.search.supernet_run`) loads on first use,
-so this package imports no Ray.
+``run_supernet`` (the Ray driver, :mod:`automl_chars.workflows.supernet`) loads on first use
+(a lazy re-export, which imports nothing upwards), so this package imports no Ray.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from automl_chars.supernet.model import (
     Subnet,
@@ -29,9 +29,6 @@ from automl_chars.supernet.samplers import (
 )
 from automl_chars.supernet.space import OPS, Arch, SupernetSpace
 
-if TYPE_CHECKING:  # pragma: no cover
-    from automl_chars.search.supernet_run import run_supernet
-
 __all__ = [
     "OPS", "SAMPLERS", "Arch", "PruneSettings", "Sampler", "SamplerSettings", "Subnet",
     "SubnetSpec", "Supernet", "SupernetResult", "SupernetSpace", "build_subnet",
@@ -42,5 +39,5 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "run_supernet":
-        return importlib.import_module("automl_chars.search.supernet_run").run_supernet
+        return importlib.import_module("automl_chars.workflows.supernet").run_supernet
     raise AttributeError(f"module 'automl_chars.supernet' has no attribute {name!r}")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from automl_chars.errors import ExperimentStateError
-from automl_chars.search.result import write_json
+from automl_chars.layout import write_json
 
 TABLE_FILE = "table.csv"
 HISTORY_FILE = "history.csv"

@@ -156,7 +156,7 @@ class SupervisedTrainable(tune.Trainable):
     def setup(self, config: dict, dataset: Dataset | None = None, fidelity: Fidelity = Fidelity(),
               seed: int = 0, jobs: Mapping[str, Job] | None = None) -> None:
         """``jobs`` (label -> (dataset, configuration)) lets each trial train its own dataset:
-        the trial's config is then ``{JOB: label}`` (see :func:`~automl_chars.search.trials.run_trials`)."""
+        the trial's config is then ``{JOB: label}`` (see :func:`~automl_chars.runner.trials.run_trials`)."""
         self.jobs = jobs
         if jobs is not None:
             dataset, config = self._job(config)

@@ -13,9 +13,9 @@ from automl_chars import data
 from automl_chars.cli.main import main
 from automl_chars.errors import PortfolioError
 from automl_chars.portfolio import Portfolio, build_portfolio
-from automl_chars.portfolio.build import TRAINING_RUN
 from automl_chars.store import ResultsStore
 from automl_chars.training import DeviceData, evaluate
+from automl_chars.workflows.portfolio import TRAINING_RUN
 
 pytestmark = pytest.mark.slow
 
@@ -98,7 +98,7 @@ def test_each_source_trains_as_a_job_described_by_its_source(make_dataset, tmp_p
                                                              monkeypatch):
     """The jobs build_portfolio hands run_trials carry "source <name>", which the progress
     lines print instead of an anonymous trial (tests/search: run_trials prints descriptions)."""
-    from automl_chars.search import trials
+    from automl_chars.runner import trials
 
     class Stop(Exception):
         pass

@@ -18,16 +18,12 @@ from ray.tune.schedulers import TrialScheduler
 from support import FakeController
 
 from automl_chars.errors import InvalidConfigError
-from automl_chars.search.result import (
-    SETTINGS_FILE,
-    SweepResult,
-    pick_incumbent,
-    runtime_seconds,
-    write_json,
-)
+from automl_chars.layout import SETTINGS_FILE, write_json
+from automl_chars.runner.result import SweepResult, pick_incumbent, runtime_seconds
+from automl_chars.runner.sweep import SweepSettings, finish, trials_frame
+from automl_chars.search.bohb import check_bohb_config
 from automl_chars.search.scheduler import ResumableHyperBandForBOHB
 from automl_chars.search.searcher import BOHBSearcher
-from automl_chars.search.sweep import SweepSettings, check_bohb_config, finish, trials_frame
 from automl_chars.trainables.base import FAILURE
 
 

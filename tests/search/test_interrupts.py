@@ -14,7 +14,7 @@ import pytest
 
 from automl_chars import data, run_bohb
 from automl_chars.errors import SweepInterrupted
-from automl_chars.search.interrupts import InterruptGuard
+from automl_chars.runner.interrupts import InterruptGuard
 
 pytestmark = pytest.mark.slow
 

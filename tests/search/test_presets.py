@@ -2,7 +2,7 @@ import pytest
 
 from automl_chars.errors import InvalidConfigError, UnknownNameError
 from automl_chars.search import PRESETS, BOHBPreset, get_preset
-from automl_chars.search.sweep import resolve_preset
+from automl_chars.search.bohb import resolve_preset
 
 SEED_001 = ("2_1_16_10", "3_1_9_20", "4_1_16_20", "2_1_10_14", "3_2_20_20", "3_1_9_10", "2_1_10_10")
 

@@ -4,7 +4,7 @@ import pickle
 import re
 from types import SimpleNamespace
 
-from automl_chars.search.progress import TrialLineCallback
+from automl_chars.runner.progress import TrialLineCallback
 
 
 def test_heading_names_the_experiment_and_its_tensorboard_command(capsys):
@@ -50,7 +50,7 @@ def test_a_line_names_what_the_trial_is(capsys):
 def test_rays_own_lines_stay_out_at_the_default_verbosity():
     import logging
 
-    from automl_chars.search.progress import quiet_ray_output
+    from automl_chars.runner.progress import quiet_ray_output
 
     seen = []
     handler = logging.Handler()

@@ -10,7 +10,7 @@ from ray.train._internal import storage
 from ray.train._internal.session import _TrainingResult
 from ray.tune.experiment import Trial
 
-from automl_chars.search.ray_compat import (
+from automl_chars.ray_compat import (
     atomic_local_uploads,
     forget_deleted_checkpoints,
     remove_partial_uploads,
@@ -172,7 +172,7 @@ def test_an_empty_folder_uploads_as_nothing_and_leftovers_of_a_kill_are_removed(
 
 def test_address_to_join_follows_rays_lookup(monkeypatch):
     """``RAY_ADDRESS`` is joined; ``"local"`` starts a new instance, as ``ray.init`` decides."""
-    from automl_chars.search.ray_compat import address_to_join
+    from automl_chars.ray_compat import address_to_join
 
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6390")
     assert address_to_join(None).endswith(":6390")  # Ray names this host by its address

@@ -7,7 +7,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import HyperBandForBOHB, TrialScheduler
 from support import FakeController
 
-from automl_chars.search.ray_compat import forget_deleted_checkpoints
+from automl_chars.ray_compat import forget_deleted_checkpoints
 from automl_chars.search.scheduler import ResumableHyperBandForBOHB
 
 

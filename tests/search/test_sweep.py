@@ -124,7 +124,7 @@ def test_resume_of_a_truncated_experiment_state_says_so_before_ray_starts(glyph_
 def test_gpus_requested_without_a_gpu(ray_session, glyph_root, tmp_path, monkeypatch):
     if ray_session.cluster_resources().get("GPU", 0) > 0:
         pytest.skip("this machine has a GPU; the check is for clusters without one")
-    monkeypatch.setattr("automl_chars.search.cluster.autoscaling", lambda: False)  # on a `ray up` head too
+    monkeypatch.setattr("automl_chars.runner.cluster.autoscaling", lambda: False)  # on a `ray up` head too
     with pytest.raises(InvalidConfigError, match="no GPU"):
         run_bohb("glyphs-digits", space=_small_space(), preset="3_1_3_1", storage_path=tmp_path,
                  gpus_per_trial=0.5, data_root=glyph_root, verbose=0)
@@ -136,7 +136,8 @@ def test_a_warm_start_saved_before_a_setting_existed_still_resumes(tmp_path):
     import json
     from dataclasses import asdict, replace
 
-    from automl_chars.search.sweep import SETTINGS_FILE, SweepSettings, check_same_sweep
+    from automl_chars.layout import SETTINGS_FILE
+    from automl_chars.runner.sweep import SweepSettings, check_same_sweep
     from automl_chars.search.warmstart import WarmStart
 
     given = SweepSettings(dataset="d", dataset_fingerprint="f", preset="3_1_3_1", eta=3,

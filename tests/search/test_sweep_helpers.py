@@ -8,16 +8,11 @@ import os
 import pytest
 
 from automl_chars.errors import ExperimentStateError, InvalidConfigError
-from automl_chars.search.cluster import autoscaling, check_fits
-from automl_chars.search.result import SETTINGS_FILE, write_json
-from automl_chars.search.sweep import (
-    SweepSettings,
-    _environment,
-    _tune_environment,
-    check_bohb_config,
-    check_same_sweep,
-    resolve_preset,
-)
+from automl_chars.layout import SETTINGS_FILE, write_json
+from automl_chars.runner.cluster import autoscaling, check_fits
+from automl_chars.runner.core import _tune_environment, environment
+from automl_chars.runner.sweep import SweepSettings, check_same_sweep
+from automl_chars.search.bohb import check_bohb_config, resolve_preset
 
 
 def _nodes(*specs):
@@ -79,7 +74,7 @@ def test_the_sweep_owns_sigint_during_fit(monkeypatch):
 
 def test_environment_is_set_only_inside_the_block(monkeypatch):
     monkeypatch.delenv("AUTOML_CHARS_TEST_VAR", raising=False)
-    with pytest.raises(RuntimeError), _environment({"AUTOML_CHARS_TEST_VAR": "1"}):
+    with pytest.raises(RuntimeError), environment({"AUTOML_CHARS_TEST_VAR": "1"}):
         assert os.environ["AUTOML_CHARS_TEST_VAR"] == "1"
         raise RuntimeError("a failed fit() must not leave it set either")
     assert "AUTOML_CHARS_TEST_VAR" not in os.environ
@@ -155,7 +150,7 @@ def test_an_unreachable_cluster_is_one_clear_error_not_minutes_of_retries(monkey
     import socket
 
     from automl_chars.errors import ClusterUnavailableError
-    from automl_chars.search import cluster
+    from automl_chars.runner import cluster
 
     monkeypatch.setattr(cluster.ray, "is_initialized", lambda: False)
     monkeypatch.setattr(cluster.ray, "init", lambda **kw: pytest.fail("ray.init was called"))
@@ -183,7 +178,7 @@ def test_a_cluster_lost_mid_run_is_a_resumable_error(tmp_path):
     from ray.exceptions import ActorDiedError
 
     from automl_chars.errors import ClusterUnavailableError
-    from automl_chars.search.sweep import fit_to_the_end
+    from automl_chars.runner.core import fit_to_the_end
 
     class LostCluster:
         def fit(self):

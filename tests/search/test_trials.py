@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from automl_chars.errors import ExperimentStateError, InvalidConfigError
-from automl_chars.search.result import SETTINGS_FILE
-from automl_chars.search.trials import TrialJob, TrialsResult, run_trials
+from automl_chars.layout import SETTINGS_FILE
+from automl_chars.runner.trials import TrialJob, TrialsResult, run_trials
 from automl_chars.trainables.base import load_trial_state
 
 FAST = {"learning_rate": 0.05, "batch_size": 32, "optimizer": "adam"}
@@ -81,8 +81,8 @@ def test_a_grid_without_every_job_is_an_interrupted_run_not_a_finished_one(tmp_p
     from types import SimpleNamespace
 
     from automl_chars.errors import SweepInterrupted
-    from automl_chars.search.sweep import fit_to_the_end
-    from automl_chars.search.trials import jobs_in
+    from automl_chars.runner.core import fit_to_the_end
+    from automl_chars.runner.trials import jobs_in
 
     class Grid(list):  # what fit_to_the_end reads of a ResultGrid: results and statuses
         _experiment_analysis = SimpleNamespace(trials=[

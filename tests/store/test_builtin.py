@@ -125,7 +125,7 @@ def test_the_rebuild_script_writes_a_store_of_the_sweeps(ray_session, data_root,
 def test_default_priors_that_fail_leave_a_cold_sweep_with_a_warning(latin_upper, tmp_path,
                                                                      monkeypatch):
     """Priors help; they never stop a sweep (an explicit warm start's failure still raises)."""
-    from automl_chars.search import sweep
+    from automl_chars.runner import sweep
     from automl_chars.search.presets import BOHBPreset
 
     def broken(*args, **kwargs):

@@ -17,23 +17,14 @@ from pathlib import Path
 import pandas as pd
 
 from automl_chars.errors import ExperimentStateError
-from automl_chars.spaces.values import SUGGESTED_BY, plain_value
+from automl_chars.layout import SETTINGS_FILE, SUMMARY_FILE, TRIALS_FILE, write_json
+from automl_chars.spaces.values import SUGGESTED_BY
 
-SETTINGS_FILE = "automl_chars.json"
-TRIALS_FILE = "trials.csv"
-SUMMARY_FILE = "summary.json"
 #: Metric columns of :attr:`SweepResult.trials`, in order.
 METRIC_COLUMNS = ("val_acc", "val_loss", "train_acc", "train_loss", "epoch_s", "num_params",
                   "data_fraction", "samples_seen", "shape_adjustments", "time_total_s")
 #: Columns of seed 001's results table (:attr:`SweepResult.table`).
 TABLE_COLUMNS = ("dataset", "preset", "val_acc", "train_acc", "test_acc", "runtime_s")
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Writes ``data`` as JSON atomically (a killed driver never leaves half a file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(plain_value(data), indent=2, sort_keys=True))
-    os.replace(tmp, path)
 
 
 @dataclass

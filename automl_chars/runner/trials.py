@@ -22,25 +22,27 @@ import pandas as pd
 from ray import tune
 from ray.tune.callback import Callback
 from ray.tune.experiment import Trial
-from ray.tune.logger import TBXLoggerCallback
 
 from automl_chars.data import Dataset, load
 from automl_chars.errors import ExperimentStateError, InvalidConfigError
-from automl_chars.search import cluster
-from automl_chars.search.progress import TrialLineCallback, quiet_ray_output
-from automl_chars.search.ray_compat import restored_run_config
-from automl_chars.search.result import SETTINGS_FILE, SUMMARY_FILE, TRIALS_FILE, write_json
-from automl_chars.search.spec import SweepSpec, get_spec
-from automl_chars.search.sweep import (
-    SweepSettings,
+from automl_chars.layout import SETTINGS_FILE, SUMMARY_FILE, TRIALS_FILE, experiment_dir, write_json
+from automl_chars.runner import cluster
+from automl_chars.runner.core import (
     check_resumable,
-    experiment_dir,
+    check_same_run,
     fit_to_the_end,
+    restore_tuner,
     result_trial_id,
+    run_config,
+    run_problems,
+    start_run,
     trial_dirname,
+    trial_outcome,
 )
+from automl_chars.runner.progress import quiet_ray_output
+from automl_chars.search.spec import SweepSpec, get_spec
 from automl_chars.spaces.values import plain_value
-from automl_chars.trainables.base import FAILURE, JOB
+from automl_chars.trainables.base import JOB
 from automl_chars.training.fidelity import Fidelity
 
 #: Settings whose change makes a saved run another run; resuming with others is refused.
@@ -154,18 +156,16 @@ def run_trials(
     by_label = _load_jobs(jobs, data_root)
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
         raise InvalidConfigError(f"epochs must be a whole number >= 1, got {epochs!r}.")
-    # The resource and seed checks of a sweep, with the run's own defining values.
-    SweepSettings(dataset="", dataset_fingerprint="", preset="", eta=2, min_budget=1,
-                  max_budget=epochs, num_samples=len(by_label), fidelity="epochs",
-                  gpus_per_trial=float(gpus_per_trial), cpus_per_trial=float(cpus_per_trial),
-                  seed=seed, max_failures=max_failures)
+    problems = run_problems(float(gpus_per_trial), float(cpus_per_trial), seed, max_failures)
+    if problems:
+        raise InvalidConfigError("Invalid run settings: " + "; ".join(problems) + ".")
     settings = {"trainable": sweep_spec.name, "epochs": epochs, "seed": seed,
                 "jobs": jobs_fingerprint(by_label), "labels": sorted(by_label),
                 "gpus_per_trial": float(gpus_per_trial), "cpus_per_trial": float(cpus_per_trial),
                 "max_failures": max_failures}
     exp_dir = experiment_dir(storage_path, name)
     if resume:
-        _check_same_run(exp_dir, settings)
+        check_same_run(exp_dir, settings, DEFINING, "jobs or settings")
     if check_resumable(exp_dir, resume):
         return TrialsResult.load(exp_dir)
     for label, (ds, config) in by_label.items():
@@ -181,12 +181,9 @@ def run_trials(
     failure = tune.FailureConfig(max_failures=max_failures, fail_fast=False)
     with quiet_ray_output(verbose):
         if resume:
-            tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True,
-                                       resume_errored=True)
-            restored_run_config(tuner).failure_config = failure
+            tuner = restore_tuner(exp_dir, trainable, failure)
         else:
-            exp_dir.mkdir(parents=True, exist_ok=True)
-            write_json(exp_dir / SETTINGS_FILE, {**settings, "started_at": time.time()})
+            start_run(exp_dir, settings)
             descriptions = {j.label: j.description for j in jobs if j.description}
             tuner = _new_tuner(exp_dir, trainable, sorted(by_label), epochs, sweep_spec, failure,
                                verbose, callbacks, descriptions)
@@ -223,19 +220,6 @@ def _load_jobs(jobs: Sequence[TrialJob], data_root) -> dict[str, tuple[Dataset, 
     return out
 
 
-def _check_same_run(exp_dir: Path, settings: dict) -> None:
-    saved_file = exp_dir / SETTINGS_FILE
-    if not saved_file.exists():
-        return
-    saved = json.loads(saved_file.read_text())
-    diff = {k: (saved.get(k), settings[k]) for k in DEFINING if saved.get(k) != settings[k]}
-    if diff:
-        raise ExperimentStateError(
-            f"Cannot resume {exp_dir} with different jobs or settings (saved, given): {diff}. "
-            f"Use the saved ones, or another name/storage path for a new run."
-        )
-
-
 def _check_config(spec: SweepSpec, label: str, dataset: Dataset, config: dict) -> None:
     """Builds the job's settings and model once on the CPU, so a bad job fails before Ray."""
     check = getattr(spec.trainable, "check_config", None)
@@ -255,17 +239,10 @@ def _new_tuner(exp_dir: Path, trainable, labels: list[str], epochs: int, spec: S
         param_space={JOB: tune.grid_search(labels)},
         tune_config=tune.TuneConfig(metric=spec.metric, mode=spec.mode, reuse_actors=True,
                                     trial_dirname_creator=trial_dirname),
-        run_config=tune.RunConfig(
-            name=exp_dir.name, storage_path=str(exp_dir.parent), verbose=max(0, verbose - 1),
-            stop={"training_iteration": epochs},
-            callbacks=[TBXLoggerCallback(),
-                       *([TrialLineCallback(len(labels), str(exp_dir), descriptions)]
-                         if verbose >= 1 else []),
-                       *callbacks],
-            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=1,
-                                                    checkpoint_at_end=True),
-            failure_config=failure,
-        ),
+        run_config=run_config(
+            exp_dir, len(labels), failure, verbose, callbacks,
+            tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=1, checkpoint_at_end=True),
+            descriptions=descriptions, stop={"training_iteration": epochs}),
     )
 
 
@@ -276,10 +253,7 @@ def _table(grid, statuses: dict[str, str], jobs: Mapping[str, tuple[Dataset, dic
         m = r.metrics or {}
         label = (r.config or {}).get(JOB)
         ds, config = jobs[label]
-        status = statuses.get(result_trial_id(r), Trial.ERROR if r.error else Trial.TERMINATED)
-        error = m.get(FAILURE) or (str(r.error).splitlines()[0][:300] if r.error else "")
-        if m.get(FAILURE):
-            status = "FAILED"
+        status, error = trial_outcome(r, statuses)
         test_acc, ckpt = float("nan"), None
         if status == Trial.TERMINATED and r.checkpoint is not None:
             ckpt = r.checkpoint.path

@@ -13,7 +13,7 @@ from pathlib import Path
 import ray
 
 from automl_chars.errors import ClusterUnavailableError, InvalidConfigError
-from automl_chars.search.ray_compat import address_to_join
+from automl_chars.ray_compat import address_to_join
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def join(address: str | None, cpus_per_trial: float, gpus_per_trial: float,
          verbose: int = 1) -> None:
     """Connects (:func:`connect`), says which Ray the run joined when ``verbose``, and checks
     that a node can hold a trial (:func:`check_resources`). Every runner starts with this."""
-    from automl_chars.search.progress import quiet_ray_output
+    from automl_chars.runner.progress import quiet_ray_output
 
     with quiet_ray_output(verbose):
         joined = connect(address)

@@ -1,11 +1,12 @@
 """``run_supernet``: seed 002's experiment on any dataset, every part a Ray trial.
 
-Three runs of :func:`~automl_chars.search.trials.run_trials` (each resumable and interrupt-safe):
+Three runs of :func:`~automl_chars.runner.trials.run_trials` (each resumable and interrupt-safe):
 the supernet with one sampler (:class:`SupernetTrainable`), every subnet standalone with the
 same epochs and training hyperparameters (:class:`SubnetTrainable`; shared by every sampler of
 the same experiment, so a second sampler reuses them), and the top-k subnets by supernet
 validation top-1, extracted and fine-tuned. Then every subnet of the final supernet is evaluated
-on the test split, and the table, correlations, costs and plots are written.
+on the test split, and the table, correlations and costs are written (plots:
+:func:`automl_chars.reporting.supernet.plot_result`).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import pandas as pd
 
 from automl_chars.data import Dataset, load
 from automl_chars.errors import ExperimentStateError, InvalidConfigError
-from automl_chars.search.result import SUMMARY_FILE
-from automl_chars.search.sweep import can_resume, experiment_dir
-from automl_chars.search.trials import TrialJob, TrialsResult, run_trials
+from automl_chars.layout import SUMMARY_FILE, experiment_dir
+from automl_chars.runner.core import can_resume
+from automl_chars.runner.trials import TrialJob, TrialsResult, run_trials
 from automl_chars.spaces.supernet import subnet_space
 from automl_chars.supernet.model import SubnetSpec
 from automl_chars.supernet.ranking import best, correlations, ordering_errors, ranking_table
@@ -56,7 +57,6 @@ def run_supernet(
     max_failures: int = 2,
     data_root: str | os.PathLike | None = None,
     address: str | None = None,
-    plots: bool = True,
     verbose: int = 1,
 ) -> SupernetResult:
     """Trains a supernet with ``sampler`` and every subnet standalone, and compares the rankings.
@@ -65,7 +65,7 @@ def run_supernet(
         dataset: a registered name or a :class:`Dataset`.
         sampler: a name in :data:`~automl_chars.supernet.SAMPLERS`.
         epochs: epochs of the supernet and of each standalone subnet.
-        storage_path: results root (see :func:`~automl_chars.search.sweep.experiment_dir`).
+        storage_path: results root (see :func:`~automl_chars.layout.experiment_dir`).
         seed: seeds every trial.
         gpus_per_trial: GPU share of each trial (0: CPU); costs are then GPU-seconds.
         space: the supernet's architecture space (default: seed 002's 9 subnets).
@@ -78,7 +78,6 @@ def run_supernet(
         name: experiment folder (default ``supernet-<dataset>``); the sampler's results go to
             ``<name>/<sampler>``, the standalone runs to ``<name>/standalone``.
         resume: continue an interrupted run (finished parts are read back).
-        plots: write the scatter, dynamics and sampling-count plots into the sampler's folder.
 
     Raises :class:`~automl_chars.errors.SweepInterrupted` when stopped; everything else about the
     arguments is checked before any training starts.
@@ -155,10 +154,6 @@ def run_supernet(
     history = _history(sampler_state)
     result = SupernetResult(table, history, summary, root / sampler)
     result.save()
-    if plots:
-        from automl_chars.reporting.supernet import plot_result
-
-        plot_result(result)
     return result
 
 

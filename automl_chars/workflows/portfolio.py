@@ -1,6 +1,6 @@
 """``build_portfolio``: one model per source dataset, trained as Ray Tune trials side by side.
 
-The training is :func:`~automl_chars.search.trials.run_trials` (imported when called, so that
+The training is :func:`~automl_chars.runner.trials.run_trials` (imported when called, so that
 reading a portfolio needs no Ray): resumable, interrupt-safe, fractional GPUs. Its run lives in
 ``<portfolio>/training``; each finished trial becomes an entry as soon as the run has ended.
 """
@@ -43,7 +43,7 @@ def build_portfolio(
         sources: dataset names or :class:`Dataset` objects; each becomes an entry named after it.
         model: the sweep spec to train (``"resnet18"``, ``"cnn"``, a name in ``SPECS``).
         config: its configuration (hyperparameters left out take the space's defaults), or a
-            finished sweep's :class:`~automl_chars.search.result.SweepResult`, whose incumbent
+            finished sweep's :class:`~automl_chars.runner.result.SweepResult`, whose incumbent
             is trained on every source (its spec is then the sweep's trainable).
         epochs: training epochs of every entry.
         gpus_per_trial: GPU share per source (0.25 trains four sources per GPU); 0 = CPU.
@@ -53,9 +53,9 @@ def build_portfolio(
         resume: continue an interrupted build; finished entries are kept.
         sample_size: source images kept per entry for the similarity measures.
     """
-    from automl_chars.search.result import SweepResult
-    from automl_chars.search.sweep import experiment_dir
-    from automl_chars.search.trials import TrialJob, run_trials
+    from automl_chars.layout import experiment_dir
+    from automl_chars.runner.result import SweepResult
+    from automl_chars.runner.trials import TrialJob, run_trials
 
     if isinstance(config, SweepResult):
         model = str(config.settings.get("trainable", "cnn"))

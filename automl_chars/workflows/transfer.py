@@ -22,11 +22,12 @@ from pathlib import Path
 import pandas as pd
 
 from automl_chars.data import Dataset, load
+from automl_chars.layout import experiment_dir, write_json
 from automl_chars.portfolio import Portfolio, add_checkpoint
-from automl_chars.search.result import SweepResult, write_json
+from automl_chars.runner.result import SweepResult
+from automl_chars.runner.sweep import run_bohb
+from automl_chars.runner.trials import TrialJob, run_trials
 from automl_chars.search.spec import transfer_spec
-from automl_chars.search.sweep import experiment_dir, run_bohb
-from automl_chars.search.trials import TrialJob, run_trials
 from automl_chars.spaces import SEED_001_FREE, config_transfer_space
 
 ROWS = ("default configuration", "source incumbent as-is", "model transfer",

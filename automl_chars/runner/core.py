@@ -1,0 +1,266 @@
+"""One Ray Tune run's lifecycle, shared by both runners (:func:`~automl_chars.runner.sweep.run_bohb`
+and :func:`~automl_chars.runner.trials.run_trials`) and the benchmarks that time them:
+
+1. before Ray starts: is there a run to resume, or one a new run would overwrite
+   (:func:`check_resumable`), and is the saved one the same run (:func:`check_same_run`);
+2. the ``Tuner``: a new one with the shared run configuration (:func:`run_config`, written
+   settings by :func:`start_run`), or the interrupted one restored (:func:`restore_tuner`);
+3. ``fit`` to the end under an :class:`~automl_chars.runner.interrupts.InterruptGuard` with
+   atomic uploads (:func:`fit_to_the_end`): a run not every trial of which ended is a
+   :class:`SweepInterrupted`, never written up;
+4. each trial's outcome with one rule for failures (:func:`trial_outcome`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from ray import tune
+from ray.exceptions import RayActorError, RaySystemError
+from ray.tune.callback import Callback
+from ray.tune.experiment import Trial
+from ray.tune.logger import TBXLoggerCallback
+
+from automl_chars.errors import (
+    ClusterUnavailableError,
+    ExperimentStateError,
+    InvalidConfigError,
+    SweepInterrupted,
+)
+from automl_chars.layout import SETTINGS_FILE, SUMMARY_FILE, write_json
+from automl_chars.ray_compat import (
+    atomic_local_uploads,
+    remove_partial_uploads,
+    restored_run_config,
+    trial_statuses,
+)
+from automl_chars.runner.interrupts import TUNE_ENV, InterruptGuard
+from automl_chars.runner.progress import TrialLineCallback
+from automl_chars.search.bohb import is_whole
+from automl_chars.trainables.base import FAILURE
+
+#: Tune statuses of a trial that has ended (failed trials are TERMINATED to Tune); a sweep is
+#: finished when every trial has one of them.
+ENDED = (Trial.TERMINATED, Trial.ERROR)
+
+
+def trial_dirname(trial) -> str:
+    """Short trial folder names (Ray's default embeds the configuration and overflows paths)."""
+    return f"{trial.trainable_name}_{trial.trial_id}"
+
+
+def can_resume(exp_dir: Path) -> bool:
+    """Whether ``exp_dir`` holds Ray Tune state that :func:`run_bohb` can resume."""
+    return tune.Tuner.can_restore(str(exp_dir))
+
+
+def check_resumable(exp_dir: Path, resume: bool) -> bool:
+    """Whether the experiment in ``exp_dir`` had finished (its ``summary.json`` is there);
+    raises if ``resume`` finds nothing to resume, or a new run would overwrite one."""
+    if resume:
+        if (exp_dir / SUMMARY_FILE).exists():
+            return True
+        if not can_resume(exp_dir):
+            raise ExperimentStateError(
+                f"Nothing to resume in {exp_dir}: no Ray Tune experiment state there. Run "
+                f"without resume to start it."
+            )
+        check_experiment_state(exp_dir)
+    elif can_resume(exp_dir):
+        # A settings file alone (killed before Ray saved anything) is simply started again.
+        raise ExperimentStateError(
+            f"An experiment already exists in {exp_dir}. Pass resume=True (CLI: --resume) to "
+            f"continue it, or choose another name/storage path."
+        )
+    return False
+
+
+def check_experiment_state(exp_dir: Path) -> None:
+    """Raises :class:`ExperimentStateError` if Ray Tune's newest experiment state in ``exp_dir``
+    is unreadable (truncated by a kill while Ray copied it, before these copies were made
+    atomic by :func:`~automl_chars.ray_compat.atomic_local_uploads`): Tune would start
+    its trials again with empty configurations instead of resuming."""
+    states = sorted(exp_dir.glob("experiment_state-*.json"))
+    if not states:
+        return
+    try:
+        json.loads(states[-1].read_text() or "!")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ExperimentStateError(
+            f"Cannot resume {exp_dir}: Ray Tune's experiment state {states[-1].name} is "
+            f"truncated (the driver was killed while writing it). Delete that file to resume "
+            f"from the one before it, if any, or start the run again under another name."
+        ) from None
+
+
+def fit_to_the_end(tuner: tune.Tuner, exp_dir: Path, num_trials: int, verbose: int = 1,
+                   complete: Callable[[tune.ResultGrid], bool] | None = None,
+                   ) -> tuple[tune.ResultGrid, dict[str, str]]:
+    """Runs ``tuner.fit()`` under an :class:`InterruptGuard` and returns the grid and each trial's
+    status, or raises :class:`SweepInterrupted` unless all ``num_trials`` trials have ended by
+    themselves and ``complete(grid)`` holds (the one rule every runner follows before it
+    writes anything up)."""
+    guard = InterruptGuard()
+    remove_partial_uploads(exp_dir)  # left by a driver killed mid-copy
+    try:
+        with guard, environment(_tune_environment(verbose)), atomic_local_uploads():
+            grid = tuner.fit()
+    except KeyboardInterrupt:  # a second Ctrl-C: Tune's last saved state is what resumes
+        raise _interrupted(exp_dir, guard) from None
+    except (RayActorError, RaySystemError, ConnectionError) as err:
+        # The cluster went away under the driver (a `ray stop`, a lost head node): Tune's
+        # saved state is intact, so this is an interrupted run, resumable once Ray is back.
+        raise ClusterUnavailableError(
+            f"Lost the Ray cluster during the run ({type(err).__name__}: "
+            f"{str(err).strip().splitlines()[0] if str(err).strip() else 'no details'}). Finished "
+            f"trials are saved in {exp_dir}; start Ray again (or leave --address unset for a "
+            f"local instance) and resume with resume=True (CLI: --resume)."
+        ) from None
+    statuses = trial_statuses(grid)
+    unfinished = [t for t, s in statuses.items() if s not in ENDED]
+    if unfinished or len(statuses) < num_trials or (complete and not complete(grid)):
+        raise _interrupted(exp_dir, guard)
+    return grid, statuses
+
+
+def _interrupted(exp_dir: Path, guard: InterruptGuard) -> SweepInterrupted:
+    how = guard.description if guard.signal else "Ray Tune stopped before every trial had ended"
+    return SweepInterrupted(str(exp_dir), how, guard.exit_code,
+                            f"resume=True (command line: the same command with --resume); "
+                            f"experiment folder {exp_dir}")
+
+
+def _tune_environment(verbose: int) -> dict[str, str]:
+    """Settings Tune reads from the environment during ``fit()``; the user's own values win."""
+    env = {
+        # Tune forces an experiment snapshot whenever a trial saved num_to_keep checkpoints since
+        # the last one; with a checkpoint every budget unit that is frequent by design (resume
+        # needs it), so its warning about it is noise.
+        "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+        **TUNE_ENV,
+    }
+    if verbose <= 1:
+        # Tune's newer console output prints a heading even at verbose=0, with a TensorBoard
+        # path outside the experiment folder; TrialLineCallback prints the right one instead.
+        env["RAY_AIR_NEW_OUTPUT"] = "0"
+    return {k: v for k, v in env.items() if k not in os.environ}
+
+
+@contextmanager
+def environment(env: dict[str, str]):
+    """Sets ``env`` for the duration of the block, then removes it again."""
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key in env:
+            os.environ.pop(key, None)
+
+
+def result_trial_id(r) -> str:
+    """Ray's trial id of a ``Result`` (from its folder name when it never reported)."""
+    return (r.metrics or {}).get("trial_id") or Path(r.path).name.rsplit("_", 1)[-1]
+
+
+
+def run_problems(gpus_per_trial, cpus_per_trial, seed, max_failures) -> list[str]:
+    """What is wrong with a run's resources, seed and retries (empty when nothing): the checks
+    both runners make before Ray starts."""
+    problems = []
+    if not gpus_per_trial >= 0:
+        problems.append(f"gpus_per_trial must be >= 0 (got {gpus_per_trial})")
+    elif gpus_per_trial > 1 and gpus_per_trial != int(gpus_per_trial):
+        problems.append(f"gpus_per_trial above 1 must be a whole number (got {gpus_per_trial}); "
+                        f"Ray shares only single GPUs")
+    if not cpus_per_trial > 0:
+        problems.append(f"cpus_per_trial must be > 0 (got {cpus_per_trial})")
+    if not seed_ok(seed):
+        problems.append(f"seed must be a whole number in [0, 2**32) (got {seed!r})")
+    if not is_whole(max_failures) or max_failures < 0:
+        problems.append(f"max_failures must be a whole number >= 0 (got {max_failures!r})")
+    return problems
+
+
+def seed_ok(seed) -> bool:
+    """A seed numpy and ConfigSpace can take."""
+    return is_whole(seed) and 0 <= seed < 2**32
+
+
+def check_seed(seed) -> None:
+    """Raises :class:`InvalidConfigError` for a seed numpy and ConfigSpace cannot take (before a
+    space draws from it)."""
+    if not seed_ok(seed):
+        raise InvalidConfigError(f"Invalid sweep settings: seed must be a whole number in "
+                                 f"[0, 2**32) (got {seed!r}).")
+
+
+def check_same_run(exp_dir: Path, given: Mapping, defining: Sequence[str],
+                   what: str = "settings") -> None:
+    """Raises :class:`ExperimentStateError` if ``exp_dir``'s saved settings differ from
+    ``given`` in any ``defining`` key (``what`` names them in the message)."""
+    saved_file = exp_dir / SETTINGS_FILE
+    if not saved_file.exists():
+        return
+    saved = json.loads(saved_file.read_text())
+    diff = {k: (saved.get(k), given.get(k)) for k in defining if saved.get(k) != given.get(k)}
+    if diff:
+        raise ExperimentStateError(
+            f"Cannot resume {exp_dir} with different {what} (saved, given): {diff}. Use the "
+            f"saved ones, or another name/storage path for a new run."
+        )
+
+
+def start_run(exp_dir: Path, settings: Mapping) -> None:
+    """Creates the run's folder and writes its settings, with the time it started."""
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    write_json(exp_dir / SETTINGS_FILE, {**settings, "started_at": time.time()})
+
+
+def restore_tuner(exp_dir: Path, trainable, failure: tune.FailureConfig) -> tune.Tuner:
+    """The interrupted run in ``exp_dir``, unfinished and errored trials resumed, with today's
+    retries (the run config otherwise comes back from the folder); the saved settings record
+    them."""
+    tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True,
+                               resume_errored=True)
+    restored_run_config(tuner).failure_config = failure
+    saved = json.loads((exp_dir / SETTINGS_FILE).read_text())
+    write_json(exp_dir / SETTINGS_FILE, {**saved, "max_failures": failure.max_failures})
+    return tuner
+
+
+def run_config(exp_dir: Path, num_trials: int, failure: tune.FailureConfig, verbose: int,
+               callbacks: Sequence[Callback], checkpoint_config: tune.CheckpointConfig,
+               descriptions: Mapping[str, str] | None = None, first: Sequence[Callback] = (),
+               stop: Mapping | None = None) -> tune.RunConfig:
+    """The run configuration every run shares: its folder, Ray's verbosity, TensorBoard logs and
+    the progress lines (``first`` callbacks before them, the user's after)."""
+    progress = ([TrialLineCallback(num_trials, str(exp_dir), descriptions=descriptions)]
+                if verbose >= 1 else [])
+    return tune.RunConfig(
+        name=exp_dir.name, storage_path=str(exp_dir.parent), verbose=max(0, verbose - 1),
+        stop=dict(stop) if stop else None,
+        callbacks=[*first, TBXLoggerCallback(), *progress, *callbacks],
+        checkpoint_config=checkpoint_config, failure_config=failure,
+    )
+
+
+def trial_outcome(result, statuses: Mapping[str, str] | None) -> tuple[str, str]:
+    """``(status, error)`` of a trial's ``Result``: Tune's status, except ``FAILED`` for a
+    failure a retry cannot fix (the trial reported it), and why it failed or errored."""
+    metrics = result.metrics or {}
+    status = (statuses or {}).get(result_trial_id(result),
+                                  Trial.ERROR if result.error else Trial.TERMINATED)
+    if metrics.get(FAILURE):
+        return "FAILED", str(metrics[FAILURE])
+    return status, (str(result.error).splitlines()[0][:300] if result.error else "")
+
+
+__all__ = ["ENDED", "can_resume", "check_experiment_state", "check_resumable", "check_same_run",
+           "check_seed", "run_problems", "seed_ok",
+           "environment", "fit_to_the_end", "restore_tuner", "result_trial_id", "run_config",
+           "start_run", "trial_dirname", "trial_outcome"]
