@@ -53,6 +53,7 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -85,31 +86,14 @@ def configurations(kind: str, trials: int) -> list[dict]:
     return [{**base, "learning_rate": float(lr)} for lr in np.geomspace(1e-3, 1e-1, trials)]
 
 
-def trial_dirname(trial) -> str:
-    # As automl_chars.runner.core.trial_dirname (short folder names).
-    return f"{trial.trainable_name}_{trial.trial_id}"
-
-
-@contextlib.contextmanager
-def environment(env: dict):
-    """Sets ``env`` (the user's own values win) for the block, then restores the old values."""
-    env = {k: v for k, v in env.items() if k not in os.environ}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k in env:
-            os.environ.pop(k, None)
-
-
 def run_sweep(dataset, configs: list[dict], epochs: int, resources: dict, storage: str,
               max_pending: int, name: str) -> dict:
     """One ``Tuner.fit()`` of ``configs``; wall time, trial end times and the trials' own time."""
     from ray import tune
     from ray.tune.callback import Callback
-    from ray.tune.logger import TBXLoggerCallback
     from ray.tune.search import BasicVariantGenerator
 
+    from automl_chars.runner import core
     from automl_chars.trainables.cnn import CNNTrainable
     from automl_chars.training.fidelity import Fidelity
 
@@ -133,22 +117,21 @@ def run_sweep(dataset, configs: list[dict], epochs: int, resources: dict, storag
         param_space=dict(configs[0]),
         tune_config=tune.TuneConfig(
             search_alg=BasicVariantGenerator(points_to_evaluate=[dict(c) for c in configs]),
-            num_samples=len(configs), reuse_actors=True, trial_dirname_creator=trial_dirname),
-        run_config=tune.RunConfig(
-            name=name, storage_path=storage, stop={"training_iteration": epochs}, verbose=0,
-            callbacks=[ends, TBXLoggerCallback()],
+            num_samples=len(configs), reuse_actors=True, trial_dirname_creator=core.trial_dirname),
+        # run_bohb's run configuration (the same function), without its progress lines.
+        run_config=core.run_config(
+            Path(storage) / name, len(configs),
+            tune.FailureConfig(max_failures=2, fail_fast=False), verbose=0, callbacks=[],
             checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=2),
-            failure_config=tune.FailureConfig(max_failures=2, fail_fast=False),
-        ),
+            first=[ends], stop={"training_iteration": epochs}),
     )
-    env = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_SIGINT_HANDLER": "1",
-           "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
-           "TUNE_MAX_PENDING_TRIALS_PG": str(max_pending)}
+    env = {**core._tune_environment(1), "TUNE_MAX_PENDING_TRIALS_PG": str(max_pending)}
+    env = {k: v for k, v in env.items() if k not in os.environ}  # the user's own values win
     # (Tune warns that each point's learning rate differs from the param space's: it should.)
     quiet = logging.getLogger("ray.tune.search.variant_generator")
     level = quiet.level
     quiet.setLevel(logging.ERROR)
-    with environment(env), contextlib.redirect_stdout(io.StringIO()):
+    with core.environment(env), contextlib.redirect_stdout(io.StringIO()):
         start = time.perf_counter()
         grid = tuner.fit()
         wall = time.perf_counter() - start

@@ -4,7 +4,8 @@ A BOHB sweep runs many short trials (the first rung trains one budget unit), so 
 around each trial (scheduling, ``reset_config()``, result handling, logging, checkpoint writes,
 experiment-state snapshots) matters as much as the training itself. This benchmark runs sweeps
 through ``tune.Tuner`` on ``CNNTrainable`` **configured the way** ``run_bohb`` **configures
-Tune** (``automl_chars/search/sweep.py``; keep the two in step): ``reuse_actors=True``,
+Tune** (through the same functions of ``automl_chars/runner/core.py``: ``run_config``,
+``trial_dirname``, ``environment`` and ``_tune_environment``): ``reuse_actors=True``,
 ``CheckpointConfig(checkpoint_frequency=1, num_to_keep=2)``, a ``TBXLoggerCallback`` besides
 Tune's automatic CSV and JSON loggers, ``TrialLineCallback`` (its lines swallowed), short trial
 folder names, ``FailureConfig(max_failures=2)``, ``RAY_AIR_NEW_OUTPUT=0``,
@@ -74,21 +75,21 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
 
-#: What run_bohb sets for fit() (core._tune_environment at verbose=1, interrupts.TUNE_ENV);
-#: the user's own values win, as there.
-RUN_BOHB_ENV = {k: v for k, v in {
-    "RAY_AIR_NEW_OUTPUT": "0",
-    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
-    "TUNE_DISABLE_SIGINT_HANDLER": "1",
-    # Not set by run_bohb, but what Tune's "auto" gives its searcher (any searcher other than
-    # the grid/random BasicVariantGenerator used here, which would get 200): one pending trial.
-    "TUNE_MAX_PENDING_TRIALS_PG": "1",
-}.items() if k not in os.environ}
+from automl_chars.runner import core  # noqa: E402  (after the environment above)
+from automl_chars.runner.core import _tune_environment, environment  # noqa: E402
+
+#: What run_bohb sets for fit() (the same function, at verbose=1); the user's own values win,
+#: as there. Plus what Tune's "auto" gives run_bohb's searcher (any searcher other than the
+#: grid/random BasicVariantGenerator used here, which would get 200): one pending trial.
+RUN_BOHB_ENV = {**_tune_environment(1),
+                **({} if "TUNE_MAX_PENDING_TRIALS_PG" in os.environ
+                   else {"TUNE_MAX_PENDING_TRIALS_PG": "1"})}
 #: run_bohb's default FailureConfig(max_failures=...).
 RUN_BOHB_MAX_FAILURES = 2
 
@@ -212,24 +213,6 @@ def parallelism(num_cpus: int, num_gpus: int, gpus_per_trial: float) -> int:
     """How many trials Ray runs at once: what the CPUs and, for GPU trials, the GPUs allow."""
     by_cpu = num_cpus // CPUS_PER_TRIAL
     return by_cpu if gpus_per_trial <= 0 else min(by_cpu, int(num_gpus / gpus_per_trial + 1e-9))
-
-
-@contextlib.contextmanager
-def environment(env: dict):
-    old = {k: os.environ.get(k) for k in env}
-    for k, v in env.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @contextlib.contextmanager
@@ -530,11 +513,6 @@ def keep_starting_actors(enabled: bool):
         TuneController._maybe_reuse_cached_actor = original
 
 
-def trial_dirname(trial) -> str:
-    # Same as automl_chars.runner.core.trial_dirname (short folder names).
-    return f"{trial.trainable_name}_{trial.trial_id}"
-
-
 def run_sweep(dataset, trials: int, reuse: bool, storage: str, slots: int, v: Variant,
               gpus_per_trial: float = 0.0, iterations: int = 1, name: str | None = None,
               breakdown: str | None = None, mode: str = "tuner") -> dict:
@@ -588,30 +566,29 @@ def run_sweep(dataset, trials: int, reuse: bool, storage: str, slots: int, v: Va
     )
     # A different learning rate per trial, so every trial really is a new configuration.
     space = {**TINY, "learning_rate": tune.grid_search(list(np.geomspace(1e-3, 1e-1, trials)))}
-    callbacks = [ends]
-    if v.tbx:
-        callbacks.append(TBXLoggerCallback())
-    extra_tune, extra_run = {}, {}
-    if v.run_bohb_callbacks:
-        from automl_chars.runner.progress import TrialLineCallback
-
-        callbacks.append(TrialLineCallback(trials, storage))
-        extra_tune["trial_dirname_creator"] = trial_dirname
-        extra_run["failure_config"] = tune.FailureConfig(max_failures=RUN_BOHB_MAX_FAILURES,
-                                                         fail_fast=False)
-    if v.checkpoint is not None:
-        extra_run["checkpoint_config"] = tune.CheckpointConfig(**v.checkpoint)
+    checkpoint = tune.CheckpointConfig(**v.checkpoint) if v.checkpoint is not None else None
+    extra_tune = {}
+    if v.run_bohb_callbacks and v.tbx:
+        # run_bohb's own run configuration (the same function), the checkpointing as varied.
+        run_config = core.run_config(
+            Path(storage) / name, trials,
+            tune.FailureConfig(max_failures=RUN_BOHB_MAX_FAILURES, fail_fast=False), verbose=1,
+            callbacks=[], checkpoint_config=checkpoint or tune.CheckpointConfig(),
+            first=[ends], stop={"training_iteration": iterations})
+        extra_tune["trial_dirname_creator"] = core.trial_dirname
+    else:  # a variant that leaves a part of it out
+        callbacks = [ends, *([TBXLoggerCallback()] if v.tbx else [])]
+        run_config = tune.RunConfig(name=name, storage_path=storage, verbose=0,
+                                    stop={"training_iteration": iterations}, callbacks=callbacks,
+                                    **({"checkpoint_config": checkpoint} if checkpoint else {}))
     if v.sync_period is not None:
-        extra_run["sync_config"] = tune.SyncConfig(sync_period=v.sync_period)
+        run_config.sync_config = tune.SyncConfig(sync_period=v.sync_period)
     tuner = tune.Tuner(
         trainable,
         param_space=space,
         tune_config=tune.TuneConfig(num_samples=1, reuse_actors=reuse, metric="val_acc",
                                     mode="max", **extra_tune),
-        run_config=tune.RunConfig(
-            name=name, storage_path=storage, stop={"training_iteration": iterations}, verbose=0,
-            callbacks=callbacks, **extra_run,
-        ),
+        run_config=run_config,
     )
     with environment({**(RUN_BOHB_ENV if v.run_bohb_env else {}), **v.env}), capped_poll(v.poll_s), \
             keep_starting_actors(v.keep_starting), contextlib.redirect_stdout(io.StringIO()), \

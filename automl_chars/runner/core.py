@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -152,14 +152,23 @@ def _tune_environment(verbose: int) -> dict[str, str]:
 
 
 @contextmanager
-def environment(env: dict[str, str]):
-    """Sets ``env`` for the duration of the block, then removes it again."""
-    os.environ.update(env)
+def environment(env: Mapping[str, str | None]) -> Iterator[None]:
+    """Sets ``env`` for the duration of the block (``None`` unsets a variable), then restores
+    the values from before."""
+    old = {k: os.environ.get(k) for k in env}
+    _set(env)
     try:
         yield
     finally:
-        for key in env:
+        _set(old)
+
+
+def _set(env: Mapping[str, str | None]) -> None:
+    for key, value in env.items():
+        if value is None:
             os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def result_trial_id(r) -> str:
