@@ -28,6 +28,11 @@ from ConfigSpace import ConfigurationSpace
 from ray import tune
 from torch import nn
 
+from automl_chars.checkpoints import (
+    CHECKPOINT_FORMAT,
+    load_trial_state,
+    save_trial_state,
+)
 from automl_chars.data.dataset import Dataset
 from automl_chars.errors import InvalidConfigError, TrialFailure
 from automl_chars.models import build_model, check_model, num_parameters
@@ -45,9 +50,6 @@ from automl_chars.training import (
 )
 from automl_chars.training.fidelity import Fidelity
 
-CHECKPOINT_FILE = "trial_state.pt"
-#: Version of :data:`CHECKPOINT_FILE`'s contents; loading another version is refused.
-CHECKPOINT_FORMAT = 3  # 3: CNN parameters under conv/fc/head
 #: Result key holding why a trial failed (absent when it did not).
 FAILURE = "failure"
 #: Config key naming a trial's job when the Trainable is given ``jobs``.
@@ -123,10 +125,16 @@ class SupervisedTrainable(tune.Trainable):
 
     # -- what a subclass defines ----------------------------------------------------------
     @classmethod
-    def settings(cls, config: Mapping) -> TrialSettings:
+    def settings(cls, config: Mapping, **parameters: Any) -> TrialSettings:
         """What ``config`` means: model, architecture, optimizer, augmentation (pure, no torch
-        work). Raises :class:`InvalidConfigError` for unknown names or values out of range."""
+        work). ``parameters`` are the Trainable's own (``tune.with_parameters``) that give a
+        configuration its meaning, e.g. a transfer's portfolio (:meth:`setting_parameters`).
+        Raises :class:`InvalidConfigError` for unknown names or values out of range."""
         raise NotImplementedError
+
+    def setting_parameters(self) -> dict[str, Any]:
+        """This trial's parameters that :meth:`settings` needs (none for most Trainables)."""
+        return {}
 
     def make_model(self, settings: TrialSettings) -> nn.Module:
         """The model of ``settings`` for this trial's dataset (override to load weights)."""
@@ -183,7 +191,7 @@ class SupervisedTrainable(tune.Trainable):
         self.failure_reported = False
         self.model = self.optimizer = self.schedule = None
         try:
-            self.trial_settings = self.settings(config)
+            self.trial_settings = self.settings(config, **self.setting_parameters())
             trial_seed = config_seed(self.trial_settings.config, self.seed)
             torch.manual_seed(trial_seed)
             # On the trial's device, so shuffling and augmentation draw without host-device copies.
@@ -248,7 +256,7 @@ class SupervisedTrainable(tune.Trainable):
                          state_dict=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
                          schedule=self.schedule.state_dict(),
                          rng=rng_state(self.generator, self.device), extra=self.extra_state())
-        torch.save(state, os.path.join(checkpoint_dir, CHECKPOINT_FILE))
+        save_trial_state(checkpoint_dir, state)
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
         state = load_trial_state(checkpoint_dir)
@@ -298,7 +306,7 @@ class SupervisedTrainable(tune.Trainable):
     def check_config(cls, config: Mapping, dataset: Dataset, **parameters: Any) -> None:
         """Raises if ``config`` is rejected by :meth:`settings` or its model cannot process
         ``dataset``'s images (built on the CPU, without weights)."""
-        settings = cls.settings(config)
+        settings = cls.settings(config, **parameters)
         model = build_model(settings.model, settings.arch, dataset.num_classes,
                             dataset.image_shape)
         check_model(model, dataset.image_shape, dataset.num_classes)
@@ -308,22 +316,6 @@ class SupervisedTrainable(tune.Trainable):
                             split: str = "test") -> float:
         """Accuracy on ``split`` of the model saved in a checkpoint of this Trainable."""
         return evaluate_checkpoint(checkpoint_dir, dataset, split)
-
-
-def load_trial_state(checkpoint_dir: str | os.PathLike) -> dict:
-    """A :data:`CHECKPOINT_FILE` as saved by :class:`SupervisedTrainable`, on the CPU.
-
-    ``weights_only=True``: a checkpoint from elsewhere can hold tensors and plain values only,
-    never code. RNG states stay CPU tensors; ``load_state_dict`` copies to the model's device.
-    """
-    path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise InvalidConfigError(
-            f"{path} is a checkpoint of format {state.get('format')!r}; this version of "
-            f"automl_chars reads format {CHECKPOINT_FORMAT}. Rerun the sweep that wrote it."
-        )
-    return state
 
 
 def evaluate_checkpoint(checkpoint_dir: str | os.PathLike, dataset: Dataset,

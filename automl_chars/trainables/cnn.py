@@ -8,6 +8,7 @@ augmentation here, once (:meth:`CNNTrainable.settings`); training, checkpoints a
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from automl_chars.errors import InvalidConfigError
 from automl_chars.models import CNNSpec, ConvLayerSpec, FCLayerSpec
@@ -63,5 +64,5 @@ class CNNTrainable(SupervisedTrainable):
     """Trains a configuration of :func:`~automl_chars.spaces.cnn_space` (seed 001's CNN)."""
 
     @classmethod
-    def settings(cls, config: Mapping) -> TrialSettings:
+    def settings(cls, config: Mapping, **parameters: Any) -> TrialSettings:
         return cnn_settings(config)

@@ -4,6 +4,7 @@ portfolio's ResNet-18, trained from scratch)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from automl_chars.models.resnet import ResNetSpec
 from automl_chars.spaces.resnet import resolve_resnet
@@ -28,5 +29,5 @@ class ResNetTrainable(SupervisedTrainable):
     """Trains a configuration of the ResNet-18 space from random initialisation."""
 
     @classmethod
-    def settings(cls, config: Mapping) -> TrialSettings:
+    def settings(cls, config: Mapping, **parameters: Any) -> TrialSettings:
         return resnet_settings(config)

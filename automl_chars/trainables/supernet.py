@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -77,7 +78,7 @@ class SupernetTrainable(SupervisedTrainable):
     """
 
     @classmethod
-    def settings(cls, config: Mapping) -> SupernetTrialSettings:
+    def settings(cls, config: Mapping, **parameters: Any) -> SupernetTrialSettings:
         return supernet_settings(config)
 
     def setup(self, config: dict, supernet: SupernetSpace | Mapping | None = None,
@@ -182,7 +183,7 @@ class SubnetTrainable(SupervisedTrainable):
     checkpoint folder) it starts from the supernet's weights, recalibrated: fine-tuning."""
 
     @classmethod
-    def settings(cls, config: Mapping) -> TrialSettings:
+    def settings(cls, config: Mapping, **parameters: Any) -> TrialSettings:
         return subnet_settings(config)
 
     def make_model(self, settings: TrialSettings) -> nn.Module:

@@ -12,7 +12,6 @@ from torch import nn
 
 from automl_chars.data.dataset import Dataset
 from automl_chars.errors import InvalidConfigError
-from automl_chars.models import build_model, check_model
 from automl_chars.portfolio import Portfolio
 from automl_chars.portfolio.transfer import transfer_model
 from automl_chars.spaces.transfer import NO_SOURCE, transfer_space
@@ -59,8 +58,13 @@ class TransferTrainable(SupervisedTrainable):
         self.portfolio = portfolio
         super().setup(config, **kwargs)
 
-    def settings(self, config: Mapping) -> TrialSettings:  # type: ignore[override]
-        return transfer_settings(config, self.portfolio)
+    @classmethod
+    def settings(cls, config: Mapping, portfolio: Portfolio | None = None,
+                 **parameters: Any) -> TrialSettings:
+        return transfer_settings(config, portfolio)
+
+    def setting_parameters(self) -> dict[str, Any]:
+        return {"portfolio": self.portfolio}
 
     def make_model(self, settings: TrialSettings) -> nn.Module:
         c = settings.config
@@ -71,9 +75,6 @@ class TransferTrainable(SupervisedTrainable):
     @classmethod
     def check_config(cls, config: Mapping, dataset: Dataset, portfolio: Portfolio | None = None,
                      **parameters: Any) -> None:
-        settings = transfer_settings(config, portfolio)
-        source = settings.config["source"]
+        source = transfer_settings(config, portfolio).config["source"]
         portfolio.check_fits(dataset.image_shape, None if source == NO_SOURCE else [source])
-        model = build_model(settings.model, settings.arch, dataset.num_classes,
-                            dataset.image_shape)
-        check_model(model, dataset.image_shape, dataset.num_classes)
+        super().check_config(config, dataset, portfolio=portfolio, **parameters)

@@ -104,7 +104,7 @@ def add_checkpoint(portfolio: Portfolio, dataset: Dataset, checkpoint: str | os.
                    row: Mapping, trainable: str, sample_size: int = SAMPLE_SIZE,
                    seed: int = 0) -> None:
     """Adds the model of a Trainable's checkpoint (trained on ``dataset``) to ``portfolio``."""
-    from automl_chars.trainables.base import load_trial_state
+    from automl_chars.checkpoints import load_trial_state
 
     state = load_trial_state(checkpoint)
     portfolio.add(
