@@ -1,7 +1,7 @@
 """Ray Tune Trainables; the only modules besides the sweep runner that import Ray."""
 
+from automl_chars.checkpoints import CHECKPOINT_FILE
 from automl_chars.trainables.base import (
-    CHECKPOINT_FILE,
     FAILURE,
     SupervisedTrainable,
     TrialSettings,

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from automl_chars.checkpoints import CHECKPOINT_FILE, CHECKPOINT_FORMAT
 from automl_chars.data import from_arrays
 from automl_chars.errors import InvalidConfigError
 from automl_chars.models import MODELS
@@ -22,7 +23,6 @@ from automl_chars.trainables import (
     TrialSettings,
     evaluate_checkpoint,
 )
-from automl_chars.trainables.base import CHECKPOINT_FILE, CHECKPOINT_FORMAT
 from automl_chars.trainables.cnn import cnn_settings
 from automl_chars.training import AugmentSettings, OptimizerSettings
 from automl_chars.training.fidelity import Fidelity
