@@ -74,6 +74,14 @@ def ray_session():
     ray.shutdown()
 
 
+@pytest.fixture(scope="session")
+def ray_address(ray_session) -> str:
+    """The session's Ray for driver subprocesses to join (``RAY_ADDRESS``): a killed-driver test
+    then pays no Ray start of its own, and the driver's death is what a cluster sees when a
+    user's driver dies (its trials' actors go, the cluster stays)."""
+    return ray_session.get_runtime_context().gcs_address
+
+
 @pytest.fixture
 def needs_gpu():
     """Skips a test where torch sees no CUDA device (CI); the device machine runs them."""

@@ -18,17 +18,20 @@ def saved_trial_statuses(exp) -> dict[str, str]:
     return {json.loads(t)["trial_id"]: json.loads(t)["status"] for t, _ in trial_data}
 
 
-def kill_driver_after(script, data_root, exp, finished: int, timeout: float = 180) -> set[str]:
+def kill_driver_after(script, data_root, exp, finished: int, timeout: float = 180,
+                      ray_address: str | None = None) -> set[str]:
     """Runs the Python ``script`` as a driver in its own process group (``AUTOML_CHARS_DATA`` =
-    ``data_root``), waits until Tune's saved state in ``exp`` has ``finished`` TERMINATED trials,
-    then SIGKILLs the whole group (no clean stop) and returns the ids of the finished trials."""
+    ``data_root``; ``RAY_ADDRESS`` = ``ray_address``, the test session's Ray, when given), waits
+    until Tune's saved state in ``exp`` has ``finished`` TERMINATED trials, then SIGKILLs the
+    whole group (no clean stop) and returns the ids of the finished trials."""
     import os
     import signal
     import subprocess
     import sys
     import time
 
-    env = {**os.environ, "AUTOML_CHARS_DATA": str(data_root)}
+    env = {**os.environ, "AUTOML_CHARS_DATA": str(data_root),
+           **({"RAY_ADDRESS": ray_address} if ray_address else {})}
     proc = subprocess.Popen([sys.executable, str(script)], env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + timeout

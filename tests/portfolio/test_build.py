@@ -27,7 +27,7 @@ EPOCHS = 2
 DRIVER = textwrap.dedent("""
     import sys
     import ray
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(log_to_driver=False)  # joins RAY_ADDRESS: the test session's Ray
     from automl_chars.cli.main import main
     sys.exit(main(["portfolio", "build", "--sources", {sources!r}, "--model", "cnn",
                    "--config", {config!r}, "--epochs", "{epochs}", "--samples-per-class",
@@ -43,14 +43,14 @@ def glyph_root(tmp_path_factory):
     return root
 
 
-def test_a_killed_build_resumes_and_keeps_finished_entries(ray_session, glyph_root, tmp_path,
+def test_a_killed_build_resumes_and_keeps_finished_entries(ray_session, ray_address, glyph_root, tmp_path,
                                                            monkeypatch, capsys):
     out = tmp_path / "pf"
     script = tmp_path / "driver.py"
     script.write_text(DRIVER.format(sources=",".join(SOURCES), config=json.dumps(CONFIG),
                                     epochs=EPOCHS, per_class=PER_CLASS, out=str(out)))
     run = out / TRAINING_RUN
-    finished = kill_driver_after(script, glyph_root, run, finished=1)
+    finished = kill_driver_after(script, glyph_root, run, finished=1, ray_address=ray_address)
     assert not (out / "manifest.json").exists()
 
     monkeypatch.setenv("AUTOML_CHARS_DATA", str(glyph_root))

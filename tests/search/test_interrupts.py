@@ -60,9 +60,9 @@ def glyph_root(tmp_path_factory):
     return root
 
 
-def test_ctrl_c_leaves_the_sweep_unfinished_and_resume_completes_it(ray_session, glyph_root,
+def test_ctrl_c_leaves_the_sweep_unfinished_and_resume_completes_it(ray_session, ray_address, glyph_root,
                                                                     tmp_path):
-    env = {**os.environ, "AUTOML_CHARS_DATA": str(glyph_root)}
+    env = {**os.environ, "AUTOML_CHARS_DATA": str(glyph_root), "RAY_ADDRESS": ray_address}
     argv = [sys.executable, "-m", "automl_chars.cli.main", "bohb", "--dataset", "glyphs-digits",
             "--preset", PRESET, "--samples-per-class", "12", "--storage", str(tmp_path),
             "--name", "ctrlc"]
@@ -88,7 +88,7 @@ def test_ctrl_c_leaves_the_sweep_unfinished_and_resume_completes_it(ray_session,
 
 DRIVER = textwrap.dedent("""
     import ray
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(log_to_driver=False)  # joins RAY_ADDRESS: the test session's Ray
     from automl_chars import data, run_bohb
     from automl_chars.errors import SweepInterrupted
     from automl_chars.spaces import cnn_space, subspace
@@ -102,11 +102,11 @@ DRIVER = textwrap.dedent("""
 """)
 
 
-def test_sigterm_to_a_python_driver_raises_sweep_interrupted(ray_session, glyph_root, tmp_path):
+def test_sigterm_to_a_python_driver_raises_sweep_interrupted(ray_session, ray_address, glyph_root, tmp_path):
     """What ``ray job stop`` or ``kill`` does to a script that calls the Python API."""
     script = tmp_path / "driver.py"
     script.write_text(DRIVER.format(keep=KEEP, preset=PRESET, storage=str(tmp_path)))
-    env = {**os.environ, "AUTOML_CHARS_DATA": str(glyph_root)}
+    env = {**os.environ, "AUTOML_CHARS_DATA": str(glyph_root), "RAY_ADDRESS": ray_address}
     code, out, err = _interrupt([sys.executable, str(script)], signal.SIGTERM, tmp_path, env,
                                 group=False)
     assert code == 143, (out, err)

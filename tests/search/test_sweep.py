@@ -73,7 +73,7 @@ def test_sweep_fits_bohb_model_with_more_trials_than_slots(ray_session, glyph_ro
 
 DRIVER = textwrap.dedent("""
     import ray
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(log_to_driver=False)  # joins RAY_ADDRESS: the test session's Ray
     from automl_chars import data, run_bohb
     from automl_chars.spaces import cnn_space, subspace
     ds = data.load("glyphs-digits", samples_per_class=12)
@@ -82,11 +82,11 @@ DRIVER = textwrap.dedent("""
 """)
 
 
-def test_resume_after_the_driver_is_killed(ray_session, glyph_root, tmp_path):
+def test_resume_after_the_driver_is_killed(ray_session, ray_address, glyph_root, tmp_path):
     exp = tmp_path / "killed"
     script = tmp_path / "driver.py"
     script.write_text(DRIVER.format(keep=KEEP, storage=str(tmp_path)))
-    finished = kill_driver_after(script, glyph_root, exp, finished=3)
+    finished = kill_driver_after(script, glyph_root, exp, finished=3, ray_address=ray_address)
     assert not (exp / "summary.json").exists()
 
     ds = data.load("glyphs-digits", root=glyph_root, **GLYPHS)

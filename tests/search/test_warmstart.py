@@ -196,7 +196,7 @@ def test_a_store_seed_of_the_targets_name_says_it_is_another_sample(glyph_root, 
 
 DRIVER = textwrap.dedent("""
     import ray
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(log_to_driver=False)  # joins RAY_ADDRESS: the test session's Ray
     from automl_chars import data, run_bohb
     from automl_chars.search import WarmStart
     from automl_chars.spaces import cnn_space, subspace
@@ -208,7 +208,7 @@ DRIVER = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_a_warm_started_sweep_survives_a_killed_driver(ray_session, glyph_root, tmp_path):
+def test_a_warm_started_sweep_survives_a_killed_driver(ray_session, ray_address, glyph_root, tmp_path):
     """Killed after some trials; resumed: every seed ran exactly once, the sweep finished, and
     BOHB proposed configurations from its model although the sweep had too few results of its
     own for one."""
@@ -217,7 +217,7 @@ def test_a_warm_started_sweep_survives_a_killed_driver(ray_session, glyph_root, 
     script.write_text(DRIVER.format(per_class=PER_CLASS, keep=KEEP, storage=str(tmp_path),
                                     store=str(store.path)))
     exp = tmp_path / "warm"
-    kill_driver_after(script, glyph_root, exp, finished=2)
+    kill_driver_after(script, glyph_root, exp, finished=2, ray_address=ray_address)
     plan = json.loads((exp / "warm_start.json").read_text())
     assert [s["suggested_by"] for s in plan["seeds"]] == ["store:glyphs-greek", "store:glyphs-hebrew"]
 

@@ -26,14 +26,14 @@ PLOTS = ("supernet_vs_standalone.png", "dynamics.png", "sampling_counts.png")
 DRIVER = textwrap.dedent("""
     import sys
     import ray
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(log_to_driver=False)  # joins RAY_ADDRESS: the test session's Ray
     from automl_chars.cli.main import main
     sys.exit(main({argv!r}))
 """)
 
 
 def test_cli_supernet_killed_then_resumed_writes_the_table_correlations_and_plots(
-        ray_session, data_root, tmp_path, capsys):
+        ray_session, ray_address, data_root, tmp_path, capsys):
     """The command runs in a driver that is killed (SIGKILL, no clean stop) while the standalone
     subnets train; the same command with --resume keeps the finished supernet and standalone
     trials, trains the rest, fine-tunes the top 2 and writes everything up."""
@@ -42,7 +42,7 @@ def test_cli_supernet_killed_then_resumed_writes_the_table_correlations_and_plot
     script = tmp_path / "driver.py"
     script.write_text(DRIVER.format(argv=argv))
     exp = tmp_path / "cli"
-    finished = kill_driver_after(script, data_root, exp / "standalone", finished=2)
+    finished = kill_driver_after(script, data_root, exp / "standalone", finished=2, ray_address=ray_address)
     assert not (exp / "epsilon_greedy" / "summary.json").exists()
     supernet_trial = pd.read_csv(exp / "epsilon_greedy" / "supernet" / "trials.csv",
                                  dtype=str)["trial_id"]
@@ -96,7 +96,7 @@ def test_cli_supernet_killed_then_resumed_writes_the_table_correlations_and_plot
 def test_progress_lines_name_the_sampler_and_each_subnet(make_dataset, tmp_path, monkeypatch):
     """The supernet's job is described by its sampler and each standalone job by its subnet,
     which the progress lines print (tests/search: run_trials prints descriptions)."""
-    from automl_chars.search import supernet_run
+    from automl_chars.workflows import supernet as supernet_run
 
     class Stop(Exception):
         pass
