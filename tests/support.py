@@ -44,7 +44,24 @@ def kill_driver_after(script, data_root, exp, finished: int, timeout: float = 18
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        if ray_address:
+            wait_until_idle()
     return {t for t, s in saved_trial_statuses(exp).items() if s == "TERMINATED"}
+
+
+def wait_until_idle(timeout: float = 60) -> None:
+    """Waits until every CPU of this process's Ray is free again: a driver killed on a shared
+    cluster leaves its trials' actors running until Ray notices the driver is gone, and one
+    still writing a checkpoint would race the resumed run that restores it."""
+    import time
+
+    import ray
+
+    deadline = time.time() + timeout
+    total = ray.cluster_resources().get("CPU", 0)
+    while ray.available_resources().get("CPU", 0) < total:
+        assert time.time() < deadline, "the killed driver's actors did not stop"
+        time.sleep(0.2)
 
 
 class FakeController:
