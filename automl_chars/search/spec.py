@@ -4,8 +4,6 @@ Trainable. The CNN is the first spec (:func:`cnn_spec`); transfer and supernets 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -17,6 +15,7 @@ from automl_chars.data import Dataset
 from automl_chars.errors import InvalidConfigError
 from automl_chars.registry import Registry
 from automl_chars.spaces import cnn_space, resnet_space
+from automl_chars.spaces.fingerprint import space_fingerprint  # its old home: kept importable
 from automl_chars.spaces.supernet import subnet_space, supernet_space
 from automl_chars.spaces.transfer import transfer_space
 from automl_chars.trainables import (
@@ -88,15 +87,6 @@ class SweepSpec:
         check = getattr(self.trainable, "check_space", None)
         if check is not None:
             check(self.space, dataset, **self.parameters)
-
-
-def space_fingerprint(space: ConfigurationSpace) -> str:
-    """A short hash of the space's hyperparameters, conditions and forbidden clauses (not its
-    seed), so that a resumed sweep can be refused another space."""
-    data = space.to_serialized_dict()
-    data.pop("name", None)
-    text = json.dumps(data, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 #: Named sweep specs (``run_bohb(..., spec="cnn")``): ``factory(space=None) -> SweepSpec``.
