@@ -47,7 +47,7 @@ def test_cli_doc_synopsis_lists_every_command_and_option():
     blocks = {}
     for line in synopsis.splitlines():
         if line.startswith("automl-chars "):
-            current = line.split(" [", 1)[0].split(" --", 1)[0].split(" DIR", 1)[0]
+            current = re.split(r" \[| --| (?:DIR|FILE)\b", line, maxsplit=1)[0]
             blocks[current] = line
         elif line.strip():
             blocks[current] += " " + line.strip()
