@@ -85,6 +85,7 @@ COMMANDS = {
     "portfolio.md": {r"portfolio build|`build`": _cli("portfolio", "build"),
                      r"portfolio show|`show`": _cli("portfolio", "show")},
     "similarity.md": {r"automl-chars similarity": _cli("similarity")},
+    "tabular.md": {r"table build": _cli("table", "build"), r"table show": _cli("table", "show")},
     "supernet.md": {r"automl-chars supernet": _cli("supernet"),
                     r"experiments/supernet_mnist\.py": _script("experiments/supernet_mnist.py"),
                     r"benchmarks/supernet_ranking\.py": _script("benchmarks/supernet_ranking.py")},
