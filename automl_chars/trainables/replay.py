@@ -52,7 +52,7 @@ def _key(config: Mapping[str, Any]) -> str:
 def lookup(table: LearningCurveTable, config: Mapping[str, Any],
            index: Mapping[str, int] | None = None) -> int:
     """The table's id of ``config`` (``{"config_id": k}`` or a configuration it holds)."""
-    config = strip_meta(config)
+    config = plain_config(strip_meta(config))  # a searcher's numpy scalars as Python values
     if CONFIG_ID in config:
         cid = config[CONFIG_ID]
         if isinstance(cid, bool) or not isinstance(cid, int) or cid not in table.configs:

@@ -139,6 +139,8 @@ def build_table(
                          f"resume=True (CLI: --resume) to finish or read back its build, or "
                          f"choose another file.")
     loaded = [_load(d, samples_per_class, data_root) for d in datasets]
+    if out_path.exists() and not run_dir.exists():  # resume=True: a finished table, shipped alone
+        return _finished(out_path, loaded, configs, max_epochs, samples_per_class, seed)
     jobs = [TrialJob(job_label(ds.name, cid), ds, config,
                      description=f"config {cid} on {ds.name}")
             for ds in loaded for cid, config in configs.items()]
@@ -155,6 +157,23 @@ def build_table(
         hardware=hardware(run.table, gpus_per_trial, cpus_per_trial), created_at=time.time())
     table = LearningCurveTable(curve_rows(run.table, run.history, max_epochs), manifest)
     table.save(out_path)
+    return table
+
+
+def _finished(path: Path, datasets: Sequence[Dataset], configs: Mapping[int, dict],
+              epochs: int, samples_per_class: int | None, seed: int) -> LearningCurveTable:
+    """The table in ``path`` if it is this build's (its run folder gone), else a clear error."""
+    table = LearningCurveTable.load(path)
+    m = table.manifest
+    built = {"datasets": [(d["name"], d["fingerprint"]) for d in m.datasets],
+             "configs": m.configs, "epochs": m.epochs, "samples_per_class": m.samples_per_class,
+             "seed": m.seed}
+    asked = {"datasets": [(d.name, d.fingerprint()) for d in datasets], "configs": dict(configs),
+             "epochs": epochs, "samples_per_class": samples_per_class, "seed": seed}
+    differ = sorted(k for k in built if built[k] != asked[k])
+    if differ:
+        raise TableError(f"{path} holds another build (its {', '.join(differ)} differ) and its "
+                         f"Ray run is gone, so it cannot be resumed; choose another file.")
     return table
 
 

@@ -4,6 +4,7 @@ before Ray, and a tiny build on two glyph domains killed part-way and resumed (R
 from __future__ import annotations
 
 import math
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -181,3 +182,12 @@ def test_a_killed_build_resumes_and_ends_with_every_row(ray_session, glyph_root,
     assert main(["table", "show", str(out)]) == 0
     shown = capsys.readouterr().out
     assert all(name in shown for name in DOMAINS) and "best@2" in shown
+
+    # A table shipped without its run folder: resume reads it back if it is this build's
+    shutil.rmtree(run)
+    kwargs = dict(samples_per_class=PER_CLASS, storage_path=tmp_path, resume=True, out=out)
+    again = build_table(DOMAINS, N_CONFIGS, EPOCHS, **kwargs)
+    pd.testing.assert_frame_equal(again.frame, frame)
+    with pytest.raises(TableError, match="another build.*epochs"):
+        build_table(DOMAINS, N_CONFIGS, EPOCHS + 1, **kwargs)
+    assert not run.exists()
