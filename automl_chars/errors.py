@@ -107,3 +107,8 @@ class ClusterUnavailableError(AutomlCharsError):
 class PortfolioError(AutomlCharsError):
     """A portfolio that cannot be read or used: a missing or corrupt manifest or weight file, a
     weight file that holds more than tensors, an entry that does not fit the target's images."""
+
+
+class TableError(AutomlCharsError):
+    """A learning-curve table that cannot be read or used: a missing, truncated or other-version
+    file, a file that is not a table, a space or dataset the table was not built for."""

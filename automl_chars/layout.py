@@ -6,6 +6,7 @@ reads them back (reporting, the store, ``show``), none of which needs Ray.
   resume;
 - ``trials.csv`` (:data:`TRIALS_FILE`): one row per trial;
 - ``summary.json`` (:data:`SUMMARY_FILE`): what the run found, written when it finished;
+- ``history.csv`` (:data:`HISTORY_FILE`): every result of every trial of ``run_trials``;
 - ``warm_start.json`` (:data:`WARM_START_FILE`): a warm start's plan.
 """
 
@@ -20,6 +21,7 @@ from automl_chars.errors import InvalidConfigError
 SETTINGS_FILE = "automl_chars.json"
 TRIALS_FILE = "trials.csv"
 SUMMARY_FILE = "summary.json"
+HISTORY_FILE = "history.csv"
 WARM_START_FILE = "warm_start.json"
 #: Where runs go when neither ``storage_path`` nor ``$AUTOML_CHARS_RESULTS`` is given.
 DEFAULT_STORAGE = "~/automl_chars_results"

@@ -47,7 +47,7 @@ def test_cli_doc_synopsis_lists_every_command_and_option():
     blocks = {}
     for line in synopsis.splitlines():
         if line.startswith("automl-chars "):
-            current = line.split(" [", 1)[0].split(" --", 1)[0].split(" DIR", 1)[0]
+            current = re.split(r" \[| --| (?:DIR|FILE)\b", line, maxsplit=1)[0]
             blocks[current] = line
         elif line.strip():
             blocks[current] += " " + line.strip()
@@ -85,6 +85,7 @@ COMMANDS = {
     "portfolio.md": {r"portfolio build|`build`": _cli("portfolio", "build"),
                      r"portfolio show|`show`": _cli("portfolio", "show")},
     "similarity.md": {r"automl-chars similarity": _cli("similarity")},
+    "tabular.md": {r"table build": _cli("table", "build"), r"table show": _cli("table", "show")},
     "supernet.md": {r"automl-chars supernet": _cli("supernet"),
                     r"experiments/supernet_mnist\.py": _script("experiments/supernet_mnist.py"),
                     r"benchmarks/supernet_ranking\.py": _script("benchmarks/supernet_ranking.py")},

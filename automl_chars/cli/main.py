@@ -1,5 +1,5 @@
 """The ``automl-chars`` command: ``datasets``, ``bohb``, ``show``, ``portfolio``, ``store``,
-``similarity``, ``supernet``.
+``similarity``, ``supernet``, ``table``.
 
 Errors the platform raises on purpose (unknown names, missing data, bad presets, experiments that
 cannot be resumed, a cluster that cannot be reached) are printed as one clear message with exit
@@ -15,7 +15,7 @@ import re
 import sys
 from collections.abc import Sequence
 
-from automl_chars.cli import portfolio, similarity, store, supernet
+from automl_chars.cli import portfolio, similarity, store, supernet, table
 from automl_chars.cli.options import add_data_arguments, load_dataset, store_line, summary_of
 from automl_chars.errors import AutomlCharsError, SweepInterrupted
 
@@ -157,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     store.add_parser(sub)
     similarity.add_parser(sub)
     supernet.add_parser(sub)
+    table.add_parser(sub)
     return parser
 
 

@@ -25,7 +25,14 @@ from ray.tune.experiment import Trial
 
 from automl_chars.data import Dataset, load
 from automl_chars.errors import ExperimentStateError, InvalidConfigError
-from automl_chars.layout import SETTINGS_FILE, SUMMARY_FILE, TRIALS_FILE, experiment_dir, write_json
+from automl_chars.layout import (
+    HISTORY_FILE,
+    SETTINGS_FILE,
+    SUMMARY_FILE,
+    TRIALS_FILE,
+    experiment_dir,
+    write_json,
+)
 from automl_chars.runner import cluster
 from automl_chars.runner.core import (
     check_resumable,
@@ -79,11 +86,16 @@ class TrialsResult:
             ``checkpoint`` (folder of the final checkpoint), ``error`` and ``config/<name>``.
         path: the run's folder.
         settings: what defines the run (``automl_chars.json``).
+        history: every result of every job, one row per job and budget unit: ``label``,
+            ``trial_id``, ``training_iteration`` and the metrics the Trainable reported (a
+            trial resumed from a checkpoint keeps its last result of each unit). Empty for a
+            run finished before histories were kept, or with Tune's file loggers disabled.
     """
 
     table: pd.DataFrame
     path: Path
     settings: dict
+    history: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def row(self, label: str) -> pd.Series:
         """The table's row of job ``label``."""
@@ -103,6 +115,7 @@ class TrialsResult:
 
     def save(self) -> None:
         self.table.to_csv(self.path / TRIALS_FILE, index=False)
+        self.history.to_csv(self.path / HISTORY_FILE, index=False)
         write_json(self.path / SUMMARY_FILE, {"n_jobs": len(self.table), "settings": self.settings,
                                               "finished_at": time.time()})
 
@@ -116,7 +129,9 @@ class TrialsResult:
             raise ExperimentStateError(f"{path} has no {SUMMARY_FILE}: {state}.")
         summary = json.loads((path / SUMMARY_FILE).read_text())
         table = pd.read_csv(path / TRIALS_FILE, dtype={"trial_id": str, "label": str})
-        return cls(table, path, summary["settings"])
+        history = (pd.read_csv(path / HISTORY_FILE, dtype={"trial_id": str, "label": str})
+                   if (path / HISTORY_FILE).exists() else pd.DataFrame())
+        return cls(table, path, summary["settings"], history)
 
 
 def jobs_fingerprint(jobs: Mapping[str, tuple[Dataset, dict]]) -> str:
@@ -192,7 +207,8 @@ def run_trials(
         grid, statuses = fit_to_the_end(
             tuner, exp_dir, len(by_label), verbose,
             complete=lambda g: jobs_in(g) == set(by_label))
-    result = TrialsResult(_table(grid, statuses, by_label, sweep_spec), exp_dir, settings)
+    result = TrialsResult(_table(grid, statuses, by_label, sweep_spec), exp_dir, settings,
+                          _history(grid, by_label))
     result.save()
     return result
 
@@ -244,6 +260,30 @@ def _new_tuner(exp_dir: Path, trainable, labels: list[str], epochs: int, spec: S
             tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=1, checkpoint_at_end=True),
             descriptions=descriptions, stop={"training_iteration": epochs}),
     )
+
+
+def _history(grid, jobs: Mapping[str, tuple[Dataset, dict]]) -> pd.DataFrame:
+    """Every trial's results (Tune's ``result.json`` of its folder), one row per budget unit,
+    in job order. A driver killed between a result and its checkpoint makes the resumed trial
+    report that unit again: the last report wins."""
+    frames = []
+    for r in grid:
+        label = (r.config or {}).get(JOB)
+        df = r.metrics_dataframe
+        if label not in jobs or df is None or df.empty or "training_iteration" not in df:
+            continue
+        df = df[[c for c in df if not c.startswith("config/")]].copy()
+        df = df.drop_duplicates("training_iteration", keep="last")
+        df.insert(0, "label", label)
+        df["trial_id"] = result_trial_id(r)
+        frames.append(df.sort_values("training_iteration"))
+    if not frames:
+        return pd.DataFrame(columns=["label", "trial_id", "training_iteration"])
+    order = {label: i for i, label in enumerate(jobs)}
+    out = pd.concat(frames, ignore_index=True)
+    return (out.sort_values(["label", "training_iteration"],
+                            key=lambda s: s.map(order) if s.name == "label" else s)
+            .reset_index(drop=True))
 
 
 def _table(grid, statuses: dict[str, str], jobs: Mapping[str, tuple[Dataset, dict]],

@@ -4,23 +4,23 @@ Trainable. The CNN is the first spec (:func:`cnn_spec`); transfer and supernets 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ConfigSpace import ConfigurationSpace
+from ConfigSpace import Categorical, ConfigurationSpace
 from ray import tune
 
 from automl_chars.data import Dataset
 from automl_chars.errors import InvalidConfigError
 from automl_chars.registry import Registry
 from automl_chars.spaces import cnn_space, resnet_space
+from automl_chars.spaces.fingerprint import space_fingerprint  # its old home: kept importable
 from automl_chars.spaces.supernet import subnet_space, supernet_space
 from automl_chars.spaces.transfer import transfer_space
 from automl_chars.trainables import (
     CNNTrainable,
+    ReplayTrainable,
     ResNetTrainable,
     SubnetTrainable,
     SupernetTrainable,
@@ -90,15 +90,6 @@ class SweepSpec:
             check(self.space, dataset, **self.parameters)
 
 
-def space_fingerprint(space: ConfigurationSpace) -> str:
-    """A short hash of the space's hyperparameters, conditions and forbidden clauses (not its
-    seed), so that a resumed sweep can be refused another space."""
-    data = space.to_serialized_dict()
-    data.pop("name", None)
-    text = json.dumps(data, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 #: Named sweep specs (``run_bohb(..., spec="cnn")``): ``factory(space=None) -> SweepSpec``.
 SPECS: Registry[Callable[..., SweepSpec]] = Registry("sweep spec")
 
@@ -148,6 +139,19 @@ def transfer_spec(portfolio, space: ConfigurationSpace | None = None,
                      parameters={"portfolio": portfolio})
 
 
+def replay_spec(table, space: ConfigurationSpace | None = None,
+                seed: int | None = None) -> SweepSpec:
+    """A sweep replayed from a learning-curve table (a ``LearningCurveTable``):
+    :class:`ReplayTrainable` over one categorical ``config_id`` of the table's configurations
+    (or ``space``, whose configurations must be the table's)."""
+    from automl_chars.trainables.replay import CONFIG_ID
+
+    if space is None:
+        space = ConfigurationSpace(seed=seed)
+        space.add(Categorical(CONFIG_ID, sorted(table.configs), default=min(table.configs)))
+    return SweepSpec("replay", ReplayTrainable, space, parameters={"table": table})
+
+
 def get_spec(spec: str | SweepSpec | None, space: ConfigurationSpace | None = None,
              seed: int | None = None) -> SweepSpec:
     """A spec from a name or object (default ``"cnn"``), searching ``space`` when given."""
@@ -156,5 +160,5 @@ def get_spec(spec: str | SweepSpec | None, space: ConfigurationSpace | None = No
     return SPECS.get(spec or "cnn")(space=space, seed=seed)
 
 
-__all__ = ["SPECS", "SweepSpec", "cnn_spec", "get_spec", "resnet18_spec", "space_fingerprint",
+__all__ = ["SPECS", "SweepSpec", "cnn_spec", "get_spec", "resnet18_spec", "replay_spec", "space_fingerprint",
            "subnet_spec", "supernet_spec", "transfer_spec"]

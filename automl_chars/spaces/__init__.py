@@ -8,6 +8,7 @@ from automl_chars.spaces.cnn import (
     default_config,
     resolve,
 )
+from automl_chars.spaces.fingerprint import space_fingerprint
 from automl_chars.spaces.resnet import resnet_space
 from automl_chars.spaces.subspace import subspace
 from automl_chars.spaces.training import OPTIMIZERS, SCHEDULES, add_training_hyperparameters
@@ -35,6 +36,7 @@ __all__ = [
     "plain_value",
     "resnet_space",
     "resolve",
+    "space_fingerprint",
     "subspace",
     "transfer_space",
 ]

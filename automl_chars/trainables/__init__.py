@@ -10,6 +10,7 @@ from automl_chars.trainables.base import (
     trial_device,
 )
 from automl_chars.trainables.cnn import CNNTrainable, cnn_settings
+from automl_chars.trainables.replay import ReplayTrainable
 from automl_chars.trainables.resnet import ResNetTrainable, resnet_settings
 from automl_chars.trainables.supernet import SubnetTrainable, SupernetTrainable
 from automl_chars.trainables.transfer import TransferTrainable, transfer_settings
@@ -18,6 +19,7 @@ __all__ = [
     "CHECKPOINT_FILE",
     "CNNTrainable",
     "FAILURE",
+    "ReplayTrainable",
     "ResNetTrainable",
     "SubnetTrainable",
     "SupernetTrainable",

@@ -116,7 +116,9 @@ class SupervisedTrainable(tune.Trainable):
     Pass the data and settings with ``tune.with_parameters(Cls, dataset=..., fidelity=...,
     seed=...)``. Reported metrics: ``val_acc``, ``val_loss``, ``train_acc``, ``train_loss``,
     ``epoch_s``, ``num_params``, ``budget``, ``data_fraction``, ``samples_seen``, ``device``,
-    and :data:`FAILURE` when the trial failed.
+    and :data:`FAILURE` when the trial failed; with ``report_test=True`` (a learning-curve
+    table's build, never a sweep: its searcher must not see the test split) also ``test_acc``
+    and ``test_loss`` of every budget unit.
     """
 
     #: The metric this Trainable reports for the scheduler and searcher.
@@ -153,6 +155,11 @@ class SupervisedTrainable(tune.Trainable):
         val_loss, val_acc = evaluate(self.model, self.val_data)
         return {"val_acc": val_acc, "val_loss": val_loss}
 
+    def test_metrics(self) -> dict:
+        """``test_acc`` and ``test_loss`` of the current model (only with ``report_test``)."""
+        test_loss, test_acc = evaluate(self.model, self.test_data)
+        return {"test_acc": test_acc, "test_loss": test_loss}
+
     def extra_state(self) -> dict:
         """More trial state for checkpoints (tensors and plain values only)."""
         return {}
@@ -162,10 +169,14 @@ class SupervisedTrainable(tune.Trainable):
 
     # -- Ray Tune's Trainable --------------------------------------------------------------
     def setup(self, config: dict, dataset: Dataset | None = None, fidelity: Fidelity = Fidelity(),
-              seed: int = 0, jobs: Mapping[str, Job] | None = None) -> None:
+              seed: int = 0, jobs: Mapping[str, Job] | None = None,
+              report_test: bool = False) -> None:
         """``jobs`` (label -> (dataset, configuration)) lets each trial train its own dataset:
-        the trial's config is then ``{JOB: label}`` (see :func:`~automl_chars.runner.trials.run_trials`)."""
-        self.jobs = jobs
+        the trial's config is then ``{JOB: label}`` (see :func:`~automl_chars.runner.trials.run_trials`).
+        ``report_test``: also evaluate the test split after every budget unit."""
+        if not isinstance(report_test, bool):
+            raise InvalidConfigError(f"report_test must be True or False, got {report_test!r}.")
+        self.jobs, self.report_test = jobs, report_test
         if jobs is not None:
             dataset, config = self._job(config)
         if dataset is None:
@@ -184,6 +195,9 @@ class SupervisedTrainable(tune.Trainable):
         self.val_data = DeviceData.create(dataset.x_val, dataset.y_val, self.device,
                                           self.train_data.mean, self.train_data.std)
         self.order = self.fidelity.order(dataset.y_train.numpy())
+        self.test_data = (DeviceData.create(dataset.x_test, dataset.y_test, self.device,
+                                            self.train_data.mean, self.train_data.std)
+                          if self.report_test else None)
 
     def _build(self, config: dict) -> None:
         self.units_done = self.samples_seen = 0
@@ -219,6 +233,8 @@ class SupervisedTrainable(tune.Trainable):
             return self._failed_result()
         self.schedule.step()
         validation = self.validate()
+        if self.test_data is not None:
+            validation.update(self.test_metrics())
         self.units_done = unit
         self.samples_seen += stats.samples
         return {

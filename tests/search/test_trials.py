@@ -45,12 +45,18 @@ def test_jobs_train_on_their_own_datasets_and_read_back(ray_session, make_datase
     assert state["units_done"] == 2
     with pytest.raises(ExperimentStateError, match="did not finish"):
         result.checkpoint("diverges")
+    h = result.history  # every result of every job, one row per epoch
+    assert list(h[h["label"] == "on-a"]["training_iteration"]) == [1, 2]
+    assert h[h["label"] == "on-b"]["val_acc"].iloc[-1] == pytest.approx(t.loc["on-b", "val_acc"])
+    assert h[h["label"] == "diverges"]["failure"].str.contains("diverged").any()
 
     # A description is not part of the run's identity: the finished run is read back.
     renamed = [dataclasses.replace(j, description=f"now {j.label}") for j in jobs]
     again = run_trials(renamed, "cnn", 2, name="run", storage_path=tmp_path, resume=True,
                        verbose=0)
     pd.testing.assert_frame_equal(again.table, TrialsResult.load(result.path).table)
+    pd.testing.assert_frame_equal(again.history, TrialsResult.load(result.path).history)
+    assert len(again.history) == len(h)
     assert list(again.table["trial_id"]) == list(result.table["trial_id"])
     with pytest.raises(ExperimentStateError, match="different jobs"):
         run_trials(jobs[:2], "cnn", 2, name="run", storage_path=tmp_path, resume=True)

@@ -141,3 +141,20 @@ def test_a_trials_settings_never_rebuild_the_space(monkeypatch):
     monkeypatch.setattr(cnn_module, "cnn_space", lambda *a, **k: pytest.fail("space rebuilt"))
     for lr in (0.001, 0.01, 0.1):
         assert cnn_settings({**CONFIG, "learning_rate": lr}).optimizer.learning_rate == lr
+
+
+def test_report_test_adds_the_test_split_every_epoch_and_is_off_by_default(ray_session,
+                                                                           make_dataset, tmp_path):
+    ds = make_dataset()
+    plain = _trainable(ds)(config=CONFIG)
+    assert "test_acc" not in plain.train() and "test_loss" not in plain.train()
+    plain.stop()
+    t = tune.with_parameters(CNNTrainable, dataset=ds, seed=0, report_test=True)(config=CONFIG)
+    for _ in range(2):
+        r = t.train()
+        assert 0 <= r["test_acc"] <= 1 and r["test_loss"] > 0
+    path = t.save(str(tmp_path / "ckpt")).checkpoint.path
+    assert r["test_acc"] == pytest.approx(evaluate_checkpoint(path, ds, "test"))
+    t.stop()
+    with pytest.raises(InvalidConfigError, match="report_test"):
+        tune.with_parameters(CNNTrainable, dataset=ds, report_test="yes")(config=CONFIG)

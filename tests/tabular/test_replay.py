@@ -1,0 +1,101 @@
+"""``ReplayTrainable``: a replayed curve equals the stored one, failures included, across
+checkpoints, and a BOHB sweep runs on it unchanged."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from ray import tune
+from table_helpers import make_table
+
+from automl_chars.errors import InvalidConfigError
+from automl_chars.spaces import default_config
+from automl_chars.trainables import FAILURE, ReplayTrainable
+from automl_chars.trainables.replay import lookup
+from automl_chars.training.fidelity import Fidelity
+
+
+def test_a_configuration_is_found_by_id_or_by_its_values():
+    table = make_table()
+    assert lookup(table, {"config_id": 2}) == 2
+    assert lookup(table, {**default_config(), "suggested_by": "random"}) == 0
+    assert lookup(table, {"learning_rate": 0.01}) == 1
+    for bad in ({"config_id": 7}, {"config_id": "1"}, {"learning_rate": 0.02}):
+        with pytest.raises(InvalidConfigError, match="table"):
+            lookup(table, bad)
+
+
+def test_parameters_are_checked():
+    table = make_table()
+    assert ReplayTrainable.check_parameters(table, "a", Fidelity("epochs", 3)) == (table, "a")
+    for args, fragment in (((None, "a"), "needs a LearningCurveTable"),
+                           ((table, "c"), "no dataset 'c'"),
+                           ((table, "a", Fidelity("subset", 3)), "'subset' cannot be replayed"),
+                           ((table, "a", Fidelity("epochs", 9)), "max_budget \\(9\\)")):
+        with pytest.raises(InvalidConfigError, match=fragment):
+            ReplayTrainable.check_parameters(*args)
+
+
+def _replay(table, dataset, config):
+    return tune.with_parameters(ReplayTrainable, table=table, dataset=dataset)(config=config)
+
+
+@pytest.mark.slow
+def test_a_replayed_curve_equals_the_stored_one(ray_session, tmp_path):
+    table = make_table()
+    for cid, ds in ((0, "a"), (1, "a"), (0, "b")):
+        t = _replay(table, ds, {"config_id": cid})
+        stored = table.curve(cid, ds)
+        for epoch in stored.index:
+            r = t.train()
+            for key, col in (("val_acc", "val_acc"), ("val_loss", "val_loss"),
+                             ("train_acc", "train_acc"), ("train_loss", "train_loss"),
+                             ("epoch_s", "epoch_seconds"), ("num_params", "num_params")):
+                assert r[key] == stored.loc[epoch, col], (cid, ds, epoch, key)
+            assert r["budget"] == epoch == r["training_iteration"]
+            # Tune's clock is the table's: the stored epochs' seconds
+            assert r["time_total_s"] == pytest.approx(stored["epoch_seconds"].loc[:epoch].sum())
+        ckpt = t.save(str(tmp_path / f"{cid}{ds}")).checkpoint.path
+        assert ReplayTrainable.evaluate_checkpoint(ckpt, None, "test") == pytest.approx(
+            stored.loc[3, "test_acc"])
+        t.stop()
+
+
+@pytest.mark.slow
+def test_a_stored_failure_is_replayed_and_a_checkpoint_resumes(ray_session, tmp_path):
+    table = make_table()
+    t = _replay(table, "b", {"config_id": 2})
+    assert t.train()["val_acc"] == 0.7
+    failed = t.train()
+    assert math.isnan(failed["val_acc"]) and "diverged" in failed[FAILURE]
+    assert not failed.get("done") and t.train()["done"] is True
+
+    t = _replay(table, "a", {"config_id": 1})
+    t.train()
+    ckpt = t.save(str(tmp_path / "ckpt"))
+    again = _replay(table, "a", {"config_id": 0})
+    again.restore(ckpt)
+    assert again.train()["val_acc"] == table.curve(1, "a").loc[2, "val_acc"]
+    assert again.reset(new_config={"config_id": 2}) and again.train()["val_acc"] == 0.1
+    for x in (t, again):
+        x.stop()
+
+
+@pytest.mark.slow
+def test_bohb_sweeps_a_table_unchanged(ray_session, make_dataset, tmp_path):
+    from automl_chars import run_bohb
+    from automl_chars.search.spec import replay_spec
+
+    table = make_table()
+    result = run_bohb(make_dataset("a"), spec=replay_spec(table, seed=0), preset="3_1_3_1",
+                      storage_path=tmp_path, priors=False, verbose=0)
+    trials = result.trials
+    assert len(trials) > 1 and (trials["status"] == "TERMINATED").all()
+    for _, row in trials.iterrows():
+        cid = int(row["config/config_id"])
+        assert row["val_acc"] == table.curve(cid, "a").loc[int(row["budget"]), "val_acc"]
+    best = int(result.incumbent["config_id"])
+    assert result.test_accuracy == pytest.approx(
+        table.curve(best, "a").loc[int(trials.set_index("trial_id").loc[
+            result.incumbent_trial_id, "budget"]), "test_acc"])
