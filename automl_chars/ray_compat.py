@@ -1,6 +1,9 @@
 """Every use of Ray Tune's private API, in one place (like pandas' ``_compat``).
 
-Each function is tested against the real Ray Tune in ``tests/search/test_ray_compat.py``; an
+Each function is tested against the real Ray Tune: the run-level ones in
+``tests/search/test_ray_compat.py``, the HyperBand and ``TuneBOHB`` internals through the real
+scheduler and searcher in ``tests/search/test_scheduler.py`` and ``test_searcher_compat`` tests
+(``tests/search/test_ray_compat.py`` checks that every public name here is used by a test); an
 upgrade of Ray that changes these internals breaks this module, loudly, and nothing else.
 ``pyproject.toml`` bounds ``ray`` to the versions these were checked against.
 
@@ -41,6 +44,13 @@ def address_to_join(address: str | None) -> str | None:
         return canonicalize_bootstrap_address(address)
     except (OSError, ValueError):  # "auto" with nothing running, or a bad address
         return address
+
+
+def controller_searcher(tune_controller) -> Any:
+    """The searcher Tune's controller holds (the outermost one when searchers wrap each other),
+    which a scheduler must feed the results Tune keeps from it: Tune's ``SearchGenerator``
+    exposes it only as an attribute."""
+    return tune_controller.search_alg.searcher
 
 
 def trial_statuses(grid: ResultGrid) -> dict[str, str]:

@@ -28,7 +28,7 @@ def main(argv=None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from automl_chars.layout import SUMMARY_FILE, experiment_dir
-    from automl_chars.workflows.transfer import transfer_table
+    from automl_chars.workflows.transfer_table import transfer_table
 
     source, target, preset = SOURCE, TARGET, args.preset or PRESET
     if args.smoke:

@@ -31,7 +31,7 @@ def _check_bohb_table(out: str, storage: Path) -> None:
 
 
 def _check_transfer_table(out: str, storage: Path) -> None:
-    from automl_chars.workflows.transfer import ROWS, TABLE_FILE
+    from automl_chars.workflows.transfer_table import ROWS, TABLE_FILE
 
     assert "glyphs-latin-upper -> glyphs-latin-lower" in out and "model transfer" in out
     table = pd.read_csv(next(storage.glob(f"*/{TABLE_FILE}")))

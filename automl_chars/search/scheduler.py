@@ -123,11 +123,11 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
         """
         if result.get(FAILURE):
             result["hyperband_info"] = {"budget": compat.rung_budget(compat.bracket_of(self, trial))}
-            tune_controller.search_alg.searcher.on_trial_result(trial.trial_id, result)
+            compat.controller_searcher(tune_controller).on_trial_result(trial.trial_id, result)
             return TrialScheduler.STOP
         decision = super().on_trial_result(tune_controller, trial, result)
         if decision == TrialScheduler.STOP and "budget" in result.get("hyperband_info", {}):
-            tune_controller.search_alg.searcher.on_trial_result(trial.trial_id, result)
+            compat.controller_searcher(tune_controller).on_trial_result(trial.trial_id, result)
         return decision
 
     def on_trial_error(self, tune_controller, trial: Trial) -> None:

@@ -46,7 +46,7 @@ from ConfigSpace.util import deactivate_inactive_hyperparameters
 from ray.tune.search import Searcher
 
 from automl_chars.data import Dataset
-from automl_chars.errors import InvalidConfigError
+from automl_chars.errors import ExperimentStateError, InvalidConfigError
 from automl_chars.search import hpbandster_compat
 from automl_chars.search.searcher import BOHBSearcher
 from automl_chars.spaces.values import plain_config, typed_to_space
@@ -380,6 +380,10 @@ def _valid_unique(seeds: list[Seed], space: ConfigurationSpace, notes: list[str]
     return out
 
 
+#: Version of :meth:`WarmStartSearcher.save`'s file (2: the wrapped searcher's own saved state).
+SEARCHER_STATE_FORMAT = 2
+
+
 class WarmStartSearcher(Searcher):
     """Seeds first, then BOHB, whose model starts from the plan's priors (module docstring)."""
 
@@ -456,20 +460,42 @@ class WarmStartSearcher(Searcher):
         self.bohb.on_unpause(trial_id)
 
     def save(self, checkpoint_path: str) -> None:
-        state = {"pending": self.pending, "priors_left": self.priors_left,
-                 "prior_q": self.prior_q, "target_losses": self.target_losses,
-                 "bohb": self.bohb.__dict__}
+        """Its own state, with the wrapped searcher's as that searcher saves it (its ``save``
+        writes a file; the bytes travel in this one, which Tune keeps), atomically."""
+        inner = checkpoint_path + ".bohb"
+        try:
+            self.bohb.save(inner)
+            with open(inner, "rb") as f:
+                bohb_state = f.read()
+        finally:
+            if os.path.exists(inner):
+                os.remove(inner)
+        state = {"format": SEARCHER_STATE_FORMAT, "pending": self.pending,
+                 "priors_left": self.priors_left, "prior_q": self.prior_q,
+                 "target_losses": self.target_losses, "bohb_state": bohb_state}
         tmp = checkpoint_path + ".tmp"
         with open(tmp, "wb") as f:
             cloudpickle.dump(state, f)
         os.replace(tmp, checkpoint_path)
 
     def restore(self, checkpoint_path: str) -> None:
+        """The state :meth:`save` wrote; the wrapped searcher restores its own."""
         with open(checkpoint_path, "rb") as f:
             state = cloudpickle.load(f)
+        if state.get("format") != SEARCHER_STATE_FORMAT:
+            raise ExperimentStateError(
+                f"{checkpoint_path}: a warm-start searcher state of format "
+                f"{state.get('format')!r}; this version reads {SEARCHER_STATE_FORMAT}. Start the "
+                f"sweep again under another name (its finished trials stay in the old folder).")
         self.pending, self.priors_left = state["pending"], state["priors_left"]
         self.prior_q, self.target_losses = state["prior_q"], state["target_losses"]
-        self.bohb.__dict__.update(state["bohb"])
+        inner = checkpoint_path + ".bohb"
+        with open(inner, "wb") as f:
+            f.write(state["bohb_state"])
+        try:
+            self.bohb.restore(inner)
+        finally:
+            os.remove(inner)
 
 
 __all__ = ["Prior", "Seed", "WarmStart", "WarmStartPlan", "WarmStartSearcher", "fit_to_space",

@@ -13,7 +13,7 @@ from torch import nn
 from automl_chars.data.dataset import Dataset
 from automl_chars.errors import InvalidConfigError
 from automl_chars.portfolio import Portfolio
-from automl_chars.portfolio.transfer import transfer_model
+from automl_chars.portfolio.finetune import transfer_model
 from automl_chars.spaces.transfer import NO_SOURCE, transfer_space
 from automl_chars.spaces.values import resolve_against, space_defaults
 from automl_chars.trainables.base import (

@@ -179,3 +179,50 @@ def test_address_to_join_follows_rays_lookup(monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS")
     assert address_to_join("local") is None
     assert address_to_join("127.0.0.1:6391").endswith(":6391")
+
+
+def test_the_controllers_searcher_is_the_one_tune_wraps():
+    """Tune's ``SearchGenerator`` (what a controller holds as ``search_alg``) still exposes the
+    searcher it wraps as ``.searcher``."""
+    from types import SimpleNamespace
+
+    from ray.tune.search import SearchGenerator
+    from ray.tune.search.bohb import TuneBOHB
+
+    from automl_chars.ray_compat import controller_searcher
+
+    searcher = TuneBOHB()
+    controller = SimpleNamespace(search_alg=SearchGenerator(searcher))
+    assert controller_searcher(controller) is searcher
+
+
+def test_every_public_function_of_ray_compat_is_used_by_a_test():
+    """The module's promise: each workaround of Ray's private API is exercised against the real
+    Ray by some test (here, or through the scheduler and searcher that use it)."""
+    import ast
+    import inspect
+    from pathlib import Path
+
+    from automl_chars import ray_compat
+
+    names = {n for n, f in vars(ray_compat).items() if not n.startswith("_") and
+             (inspect.isfunction(f) or inspect.isclass(f)) and f.__module__ == ray_compat.__name__}
+    tests = "\n".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py"))
+    used_by_code = "\n".join(p.read_text() for p in Path(ray_compat.__file__).parent.rglob("*.py")
+                             if p.name != "ray_compat.py")
+    untested = sorted(n for n in names if n not in tests and f"compat.{n}" not in used_by_code)
+    assert names and not untested, f"ray_compat functions no test reaches: {untested}"
+    assert ast.parse(Path(ray_compat.__file__).read_text())  # the module itself parses
+
+
+def test_the_space_and_bohb_options_a_tunebohb_was_given():
+    from ConfigSpace import ConfigurationSpace, Float
+    from ray.tune.search.bohb import TuneBOHB
+
+    from automl_chars.ray_compat import searcher_bohb_config, searcher_space
+
+    space = ConfigurationSpace(seed=0)
+    space.add(Float("x", (0.0, 1.0)))
+    searcher = TuneBOHB(space=space, bohb_config={"random_fraction": 0.5}, metric="m", mode="max")
+    assert searcher_space(searcher) is space
+    assert searcher_bohb_config(searcher)["random_fraction"] == 0.5

@@ -309,3 +309,22 @@ def test_cli_warm_start_prints_the_seeded_trials(ray_session, glyph_root, tmp_pa
     assert "Seeded trials (warm start):" in out and "portfolio:glyphs-greek" in out
     assert json.loads((tmp_path / "bohb-glyphs-digits-2_1_2_1" / "warm_start.json").read_text())[
         "ranking"][0]["measure"] == "meta_features"
+
+
+def test_the_saved_state_holds_the_wrapped_searchers_own_and_refuses_another_format(tmp_path):
+    import cloudpickle
+
+    from automl_chars.errors import ExperimentStateError
+
+    warm = WarmStartSearcher(_bohb(), _plan())
+    path = str(tmp_path / "state.pkl")
+    warm.save(path)
+    with open(path, "rb") as f:
+        state = cloudpickle.load(f)
+    inner = cloudpickle.loads(state["bohb_state"])  # what TuneBOHB.save wrote
+    assert len(inner["bohber"].configs[1]) == 10 and not list(tmp_path.glob("*.bohb"))
+    state["format"] = 1
+    with open(path, "wb") as f:
+        cloudpickle.dump(state, f)
+    with pytest.raises(ExperimentStateError, match="format 1"):
+        WarmStartSearcher(_bohb(), _plan()).restore(path)

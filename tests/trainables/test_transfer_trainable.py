@@ -12,7 +12,7 @@ from automl_chars import data, run_bohb
 from automl_chars.errors import InvalidConfigError, PortfolioError
 from automl_chars.models import CNNSpec, ConvLayerSpec, FCLayerSpec, build_model
 from automl_chars.portfolio import Portfolio
-from automl_chars.portfolio.transfer import freeze_features
+from automl_chars.portfolio.finetune import freeze_features
 from automl_chars.runner.trials import TrialJob, run_trials
 from automl_chars.search.spec import transfer_spec
 from automl_chars.spaces import config_transfer_space, default_config, transfer_space
