@@ -83,6 +83,15 @@ def ray_address(ray_session) -> str:
 
 
 @pytest.fixture
+def one_thread():
+    """Torch on one thread for the test (tiny convolutions on a shared 2-core machine)."""
+    from support import one_thread as single
+
+    with single():
+        yield
+
+
+@pytest.fixture
 def needs_gpu():
     """Skips a test where torch sees no CUDA device (CI); the device machine runs them."""
     import torch

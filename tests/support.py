@@ -2,6 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Torch on one thread, restored afterwards: the tests share two cores with other jobs, and
+    two threads fighting over them make small computations several times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
 
 def saved_trial_statuses(exp) -> dict[str, str]:
     """Trial id -> status in the newest experiment state Tune saved in ``exp`` (a Path); empty

@@ -3,11 +3,10 @@ by the tests; a module name of its own so that no other conftest can shadow it).
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 import torch.nn.functional as F
+from support import one_thread  # noqa: F401  (re-exported for this folder's tests)
 
 DOMAINS = ("hbars", "vbars", "boxes")
 SAMPLE = 80  # images per source view and per target sample
@@ -81,15 +80,3 @@ def train(dataset, steps: int = 150, seed: int = 0):
         loss.backward()
         opt.step()
     return model.eval()
-
-
-@contextlib.contextmanager
-def one_thread():
-    """Torch on one thread, restored afterwards: the tests share two cores with other jobs, and
-    two threads fighting over them make these small computations several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

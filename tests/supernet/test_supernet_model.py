@@ -18,13 +18,7 @@ from automl_chars.training import DeviceData
 SMALL = SupernetSpace(channels=(4, 8))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions on a shared 2-core machine run far faster on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny convolutions
 
 
 def test_the_default_space_is_seed_002s():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-import torch
 from ray import tune
 
 from automl_chars.errors import InvalidConfigError
@@ -12,7 +11,7 @@ from automl_chars.supernet import SubnetSpec, SupernetSpace
 from automl_chars.trainables import FAILURE, SubnetTrainable, SupernetTrainable, load_trial_state
 from automl_chars.training.fidelity import Fidelity
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]  # one_thread: conftest
 
 TINY = SupernetSpace(channels=(4, 8), depths=(1, 2))
 NAMES = ["(1, 1)", "(1, 2)", "(2, 1)", "(2, 2)"]
@@ -20,12 +19,6 @@ CONFIG = {"supernet": TINY.to_dict(), "sampler": "epsilon_greedy", "warmup": 2,
           "batch_size": 16, "learning_rate": 0.05, "calib_samples": 64, "reward_batch": 16}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _trainable(cls, ds, **kwargs):

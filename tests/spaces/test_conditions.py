@@ -1,4 +1,4 @@
-"""Blind spots found by breaking the space checks on purpose: a hyperparameter nested two
+"""Conditions in the space checks, found by breaking them on purpose: a hyperparameter nested two
 conditions deep is checked with every ancestor set so that it is active."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Blind spots found by breaking the training loop on purpose: an infinite loss, evaluation in
+"""The training loop's epoch statistics, found by breaking it on purpose: an infinite loss, evaluation in
 training mode, and statistics over a shuffled epoch."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Blind spots found by breaking the CNN builder on purpose: dropout in the fully connected
+"""The CNN builder's layers, found by breaking it on purpose: dropout in the fully connected
 head, padding in the output size, and the dropout range."""
 
 from __future__ import annotations

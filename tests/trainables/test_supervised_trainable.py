@@ -1,4 +1,4 @@
-"""Blind spots found by breaking the Trainables on purpose: which split a checkpoint is scored
+"""SupervisedTrainable, found by breaking it on purpose: which split a checkpoint is scored
 on and with which normalisation, what a CNN-space configuration means, and what a subset budget
 trains on. In-process, without Ray: a Trainable is set up directly with its data."""
 

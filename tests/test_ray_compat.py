@@ -207,7 +207,7 @@ def test_every_public_function_of_ray_compat_is_used_by_a_test():
 
     names = {n for n, f in vars(ray_compat).items() if not n.startswith("_") and
              (inspect.isfunction(f) or inspect.isclass(f)) and f.__module__ == ray_compat.__name__}
-    tests = "\n".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py"))
+    tests = "\n".join(p.read_text() for p in Path(__file__).parent.rglob("test_*.py"))
     used_by_code = "\n".join(p.read_text() for p in Path(ray_compat.__file__).parent.rglob("*.py")
                              if p.name != "ray_compat.py")
     untested = sorted(n for n in names if n not in tests and f"compat.{n}" not in used_by_code)
