@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -462,14 +463,14 @@ class WarmStartSearcher(Searcher):
     def save(self, checkpoint_path: str) -> None:
         """Its own state, with the wrapped searcher's as that searcher saves it (its ``save``
         writes a file; the bytes travel in this one, which Tune keeps), atomically."""
-        inner = checkpoint_path + ".bohb"
-        try:
+        # The inner file goes to a private temporary folder: Tune uploads the folder that
+        # ``checkpoint_path`` is in while the sweep runs, and a file appearing and vanishing
+        # there breaks its copy.
+        with tempfile.TemporaryDirectory(prefix="automl-chars-searcher-") as tmp_dir:
+            inner = os.path.join(tmp_dir, "bohb.pkl")
             self.bohb.save(inner)
             with open(inner, "rb") as f:
                 bohb_state = f.read()
-        finally:
-            if os.path.exists(inner):
-                os.remove(inner)
         state = {"format": SEARCHER_STATE_FORMAT, "pending": self.pending,
                  "priors_left": self.priors_left, "prior_q": self.prior_q,
                  "target_losses": self.target_losses, "bohb_state": bohb_state}
@@ -489,13 +490,11 @@ class WarmStartSearcher(Searcher):
                 f"sweep again under another name (its finished trials stay in the old folder).")
         self.pending, self.priors_left = state["pending"], state["priors_left"]
         self.prior_q, self.target_losses = state["prior_q"], state["target_losses"]
-        inner = checkpoint_path + ".bohb"
-        with open(inner, "wb") as f:
-            f.write(state["bohb_state"])
-        try:
+        with tempfile.TemporaryDirectory(prefix="automl-chars-searcher-") as tmp_dir:
+            inner = os.path.join(tmp_dir, "bohb.pkl")
+            with open(inner, "wb") as f:
+                f.write(state["bohb_state"])
             self.bohb.restore(inner)
-        finally:
-            os.remove(inner)
 
 
 __all__ = ["Prior", "Seed", "WarmStart", "WarmStartPlan", "WarmStartSearcher", "fit_to_space",
