@@ -25,7 +25,7 @@ def join(address: str | None, cpus_per_trial: float, gpus_per_trial: float,
     from automl_chars.runner.progress import quiet_ray_output
 
     with quiet_ray_output(verbose):
-        joined = connect(address)
+        joined = connect(address, verbose)
     if verbose >= 1 and joined:
         print(joined, flush=True)
     check_resources(cpus_per_trial, gpus_per_trial)
@@ -46,7 +46,7 @@ def local_resources() -> dict[str, float]:
     return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
 
 
-def connect(address: str | None = None) -> str:
+def connect(address: str | None = None, verbose: int = 1) -> str:
     """Starts or joins Ray unless it is initialised (``address``: a cluster's, ``"auto"``,
     ``"local"`` for a new local instance, or None for ``$RAY_ADDRESS``, else a cluster that
     ``ray start`` left running here, else a new local instance) and returns a line saying which
@@ -63,8 +63,13 @@ def connect(address: str | None = None) -> str:
             f"--address and RAY_ADDRESS unset to run on a local Ray instance."
         )
     try:
+        # The trial processes' own output reaches this console only from verbose 2 (with
+        # Ray Tune's): at the default, the progress lines say what happened, and what idle
+        # worker processes print while Ray stops them (a SystemExit raised by Ray's SIGTERM
+        # handler mid-garbage-collection: "Exception ignored in ... WeakSet") is noise. It
+        # stays in Ray's log files (/tmp/ray/session_latest/logs).
         ray.init(address=address, logging_config=ray.LoggingConfig(log_level="WARNING"),
-                 configure_logging=False)
+                 configure_logging=False, log_to_driver=verbose >= 2)
         resources = ray.cluster_resources()
     except (ConnectionError, TimeoutError, RuntimeError) as err:
         raise ClusterUnavailableError(

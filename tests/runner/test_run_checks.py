@@ -189,3 +189,19 @@ def test_a_cluster_lost_mid_run_is_a_resumable_error(tmp_path):
     message = str(err.value)
     assert "Lost the Ray cluster during the run (ActorDiedError: The actor died" in message
     assert str(tmp_path) in message and "resume=True (CLI: --resume)" in message
+
+
+@pytest.mark.parametrize("verbose,forwarded", [(0, False), (1, False), (2, True)])
+def test_the_trials_own_output_reaches_the_console_only_from_verbose_2(monkeypatch, verbose,
+                                                                       forwarded):
+    """At the default verbosity the progress lines speak; what Ray's worker processes print (e.g.
+    a SystemExit from Ray's SIGTERM handler while it stops idle workers) stays in Ray's logs."""
+    from automl_chars.runner import cluster
+
+    calls = []
+    monkeypatch.setattr(cluster.ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(cluster.ray, "init", lambda **kw: calls.append(kw))
+    monkeypatch.setattr(cluster.ray, "cluster_resources", lambda: {"CPU": 2.0})
+    line = cluster.connect("local", verbose)
+    assert calls[0]["log_to_driver"] is forwarded and calls[0]["address"] == "local"
+    assert line.startswith("Ray: started a local instance (2 CPUs, 0 GPUs)")
