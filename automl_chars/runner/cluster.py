@@ -62,6 +62,7 @@ def connect(address: str | None = None, verbose: int = 1) -> str:
             f"(`ray start --head`, or `ray up cluster.yaml`), check the address, or leave "
             f"--address and RAY_ADDRESS unset to run on a local Ray instance."
         )
+    joining = address_to_join(address)  # asked before ray.init, which may register itself
     try:
         # The trial processes' own output reaches this console only from verbose 2 (with
         # Ray Tune's): at the default, the progress lines say what happened, and what idle
@@ -78,7 +79,6 @@ def connect(address: str | None = None, verbose: int = 1) -> str:
             f"(`ray start --head`, or `ray up cluster.yaml`), check the address, or leave "
             f"--address and RAY_ADDRESS unset to run on a local Ray instance."
         ) from None
-    joining = address_to_join(address)
     size = f"{resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs"
     if joining is None:
         return f"Ray: started a local instance ({size}), stopped when this run ends."
