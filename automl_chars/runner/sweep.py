@@ -58,7 +58,12 @@ from automl_chars.search.bohb import (
 from automl_chars.search.presets import BOHBPreset
 from automl_chars.search.scheduler import SchedulerStateCallback
 from automl_chars.search.spec import SweepSpec, get_spec, space_fingerprint
-from automl_chars.search.warmstart import WarmStart, WarmStartSearcher, plan_warm_start
+from automl_chars.search.warmstart import (
+    DEFAULT_PRIORS,
+    WarmStart,
+    WarmStartSearcher,
+    plan_warm_start,
+)
 from automl_chars.spaces.values import SUGGESTED_BY, plain_value, strip_meta
 from automl_chars.store.ingest import record_sweep
 from automl_chars.training.fidelity import Fidelity
@@ -222,15 +227,16 @@ def run_bohb(
     if warm is not None and not resume:  # a resumed sweep restores its searcher's state
         searcher = _warm_start_searcher(ds, sweep_spec, warm, bohb, exp_dir, seed, verbose,
                                         settings.num_samples)
+    parameters, spec_callbacks = sweep_spec.for_run(exp_dir)
     trainable = tune.with_resources(
         tune.with_parameters(sweep_spec.trainable, dataset=ds, fidelity=fid, seed=seed,
-                             **sweep_spec.parameters),
+                             **parameters),
         settings.resources,
     )
     failure = tune.FailureConfig(max_failures=settings.max_failures, fail_fast=False)
     with quiet_ray_output(verbose):
         tuner = _tuner(exp_dir, trainable, settings, sweep_spec, bohb, bohb_options, searcher,
-                       failure, resume, verbose, callbacks)
+                       failure, resume, verbose, [*spec_callbacks, *callbacks])
         try:
             grid, statuses = fit_to_the_end(tuner, exp_dir, settings.num_samples, verbose)
         except SweepInterrupted:
@@ -249,7 +255,7 @@ def _warm_start(warm: WarmStart | None, priors: bool, fid: Fidelity) -> WarmStar
         return replace(warm, builtin=warm.builtin and builtin)
     # Default priors: other datasets' results at epoch budgets (the store does not record which
     # fidelity a result used, so a subset sweep starts cold).
-    return WarmStart(builtin=True, seed_trials=False, same_dataset=False) if builtin else None
+    return DEFAULT_PRIORS if builtin else None
 
 
 def _warm_start_searcher(ds: Dataset, spec: SweepSpec, warm: WarmStart, bohb: BOHBPreset,

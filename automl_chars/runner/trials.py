@@ -187,10 +187,11 @@ def run_trials(
         _check_config(sweep_spec, label, ds, config)
 
     cluster.join(address, float(cpus_per_trial), float(gpus_per_trial), verbose)
+    parameters, spec_callbacks = sweep_spec.for_run(exp_dir)
     trainable = tune.with_resources(
         tune.with_parameters(sweep_spec.trainable, jobs=by_label,
                              fidelity=Fidelity("epochs", epochs, data_seed=seed), seed=seed,
-                             **sweep_spec.parameters),
+                             **parameters),
         {"cpu": float(cpus_per_trial), "gpu": float(gpus_per_trial)},
     )
     failure = tune.FailureConfig(max_failures=max_failures, fail_fast=False)
@@ -201,7 +202,7 @@ def run_trials(
             start_run(exp_dir, settings)
             descriptions = {j.label: j.description for j in jobs if j.description}
             tuner = _new_tuner(exp_dir, trainable, sorted(by_label), epochs, sweep_spec, failure,
-                               verbose, callbacks, descriptions)
+                               verbose, [*spec_callbacks, *callbacks], descriptions)
         # Every job must be in the grid with its label (a stopped run may hold trials that
         # never started, without a configuration).
         grid, statuses = fit_to_the_end(

@@ -4,12 +4,14 @@ Trainable. The CNN is the first spec (:func:`cnn_spec`); transfer and supernets 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ConfigSpace import Categorical, ConfigurationSpace
 from ray import tune
+from ray.tune import Callback
 
 from automl_chars.data import Dataset
 from automl_chars.errors import InvalidConfigError
@@ -45,6 +47,8 @@ class SweepSpec:
             finished (the trainable's ``evaluate_checkpoint`` by default).
         parameters: extra objects for the trainable (``tune.with_parameters``), e.g. a portfolio;
             put in Ray's object store once, not pickled per trial.
+        run_setup: ``run_setup(run_folder) -> (parameters, callbacks)``: more trainable
+            parameters and Tune callbacks made afresh for each run (a replay's simulated clock).
     """
 
     name: str
@@ -54,6 +58,7 @@ class SweepSpec:
     mode: str = ""
     evaluate: Evaluator | None = None
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    run_setup: Callable[[str], tuple[Mapping[str, Any], Sequence[Callback]]] | None = None
 
     def __post_init__(self) -> None:
         # Defaults from the trainable; frozen, so through object.__setattr__.
@@ -77,6 +82,12 @@ class SweepSpec:
                 f"SweepSpec {self.name!r}: parameters {sorted(reserved)} are set by the sweep "
                 f"itself; remove them."
             )
+
+    def for_run(self, run_folder: str | os.PathLike) -> tuple[dict, list[Callback]]:
+        """The trainable's parameters and this spec's Tune callbacks for one run in
+        ``run_folder`` (the same folder, resumed, gets the same ones)."""
+        extra, callbacks = self.run_setup(str(run_folder)) if self.run_setup else ({}, ())
+        return {**self.parameters, **extra}, list(callbacks)
 
     def with_space(self, space: ConfigurationSpace | None) -> SweepSpec:
         """This spec searching ``space`` instead (unchanged when None)."""
@@ -139,17 +150,49 @@ def transfer_spec(portfolio, space: ConfigurationSpace | None = None,
                      parameters={"portfolio": portfolio})
 
 
-def replay_spec(table, space: ConfigurationSpace | None = None,
-                seed: int | None = None) -> SweepSpec:
+def replay_spec(table, space: ConfigurationSpace | None = None, seed: int | None = None,
+                parallelism: int | None = 1) -> SweepSpec:
     """A sweep replayed from a learning-curve table (a ``LearningCurveTable``):
-    :class:`ReplayTrainable` over one categorical ``config_id`` of the table's configurations
-    (or ``space``, whose configurations must be the table's)."""
+    :class:`ReplayTrainable` over the space the table was drawn from (``cnn_space(seed)``,
+    checked against the table's fingerprint; or :func:`config_id_space`), each proposal running
+    the table's nearest configuration. With ``parallelism`` (the trials that run at a time:
+    give the sweep resources for that many), results reach Tune in the order of simulated time
+    (:mod:`~automl_chars.trainables.simclock`); None replays in Ray's own order."""
+    from automl_chars.tabular.nearest import ConfigIndex
     from automl_chars.trainables.replay import CONFIG_ID
 
     if space is None:
-        space = ConfigurationSpace(seed=seed)
-        space.add(Categorical(CONFIG_ID, sorted(table.configs), default=min(table.configs)))
-    return SweepSpec("replay", ReplayTrainable, space, parameters={"table": table})
+        space = cnn_space(seed)
+    by_id = CONFIG_ID in space
+    if not by_id:
+        table.check_space(space)
+    index = ConfigIndex(table.configs, None if by_id else space)
+    return SweepSpec("replay", ReplayTrainable, space, parameters={"table": table, "index": index},
+                     run_setup=None if parallelism is None else _ClockSetup(parallelism))
+
+
+def config_id_space(table, seed: int | None = None) -> ConfigurationSpace:
+    """One categorical ``config_id`` over ``table``'s configurations: a replay that searches
+    configuration ids instead of the hyperparameters."""
+    from automl_chars.trainables.replay import CONFIG_ID
+
+    space = ConfigurationSpace(seed=seed)
+    space.add(Categorical(CONFIG_ID, sorted(table.configs), default=min(table.configs)))
+    return space
+
+
+@dataclass(frozen=True)
+class _ClockSetup:
+    """A replayed run's simulated clock: its name (from the run's folder, so a resumed run
+    finds it again) as a trainable parameter, and the callback that starts and drives it."""
+
+    parallelism: int
+
+    def __call__(self, run_folder: str) -> tuple[dict, list[Callback]]:
+        from automl_chars.trainables.simclock import ClockCallback, clock_name
+
+        name = clock_name(run_folder)
+        return {"clock": name}, [ClockCallback(name, self.parallelism)]
 
 
 def get_spec(spec: str | SweepSpec | None, space: ConfigurationSpace | None = None,
@@ -160,5 +203,5 @@ def get_spec(spec: str | SweepSpec | None, space: ConfigurationSpace | None = No
     return SPECS.get(spec or "cnn")(space=space, seed=seed)
 
 
-__all__ = ["SPECS", "SweepSpec", "cnn_spec", "get_spec", "resnet18_spec", "replay_spec", "space_fingerprint",
+__all__ = ["SPECS", "SweepSpec", "cnn_spec", "config_id_space", "get_spec", "resnet18_spec", "replay_spec", "space_fingerprint",
            "subnet_spec", "supernet_spec", "transfer_spec"]

@@ -75,6 +75,8 @@ class WarmStart:
         same_dataset: draw on the store's results of the target dataset itself (same name or
             contents). The default priors leave them out, so that a sweep does not depend on
             earlier sweeps of the same data; an explicit warm start uses them.
+        evidence: plan from this :class:`Evidence` instead of opening the portfolio, the store
+            and the built-in priors (a benchmark's leave-one-out data, or your own).
     """
 
     portfolio: Any = None
@@ -86,6 +88,7 @@ class WarmStart:
     builtin: bool = True
     seed_trials: bool = True
     same_dataset: bool = True
+    evidence: Evidence | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.k, int) or self.k < 0:
@@ -105,7 +108,54 @@ class WarmStart:
         return {"portfolio": str(path) if path else None, "store": str(store) if store else None,
                 "measure": self.measure, "k": self.k, "sample_size": self.sample_size,
                 "priors_per_budget": self.priors_per_budget, "seed_trials": self.seed_trials,
-                "same_dataset": self.same_dataset}
+                "same_dataset": self.same_dataset,
+                "evidence": self.evidence.describe() if self.evidence is not None else None}
+
+
+#: The default sweep's warm start: BOHB's model starts from other datasets' results (the
+#: built-in priors and the store beside the sweep); no seed trials.
+DEFAULT_PRIORS = WarmStart(builtin=True, seed_trials=False, same_dataset=False)
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """What the planner knows of the target: its name, contents and meta-features."""
+
+    name: str
+    fingerprint: str
+    meta_features: Mapping[str, float]
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> TargetInfo:
+        """A dataset's (its meta-features computed here, on a sample)."""
+        from automl_chars.similarity.meta_features import dataset_meta_features
+
+        return cls(dataset.name, dataset.fingerprint(), dataset_meta_features(dataset))
+
+
+@dataclass(frozen=True, eq=False)
+class Evidence:
+    """What a warm start is planned from, as data (:func:`gather_evidence` reads it from the
+    portfolio, the store and the built-in priors).
+
+    Attributes:
+        results: past results, as :meth:`ResultsStore.configs` gives them (``dataset``,
+            ``dataset_fingerprint``, ``trainable``, ``config``, ``budget``, ``val_acc``,
+            ``trial_id``, ``mf_*`` meta-features), with ``origin`` (where they come from).
+        ranking: portfolio entries ranked for the target, best first: index the entry's name,
+            columns ``score``, ``measure``, ``trainable`` and ``config``.
+        notes: what gathering it had to say (a measure that failed, ...).
+    """
+
+    results: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ranking: pd.DataFrame = field(default_factory=pd.DataFrame)
+    notes: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """One line for the sweep's settings."""
+        datasets = sorted(set(self.results["dataset"])) if len(self.results) else []
+        return (f"{len(self.results)} results of {datasets}, "
+                f"{len(self.ranking)} ranked sources {list(self.ranking.index)}")
 
 
 @dataclass(frozen=True)
@@ -189,30 +239,51 @@ def fit_to_space(config: Mapping[str, Any], space: ConfigurationSpace) -> dict |
 
 def plan_warm_start(target: Dataset, spec, warm: WarmStart, budgets: Sequence[int],
                     store=None, seed: int = 0) -> WarmStartPlan:
-    """Seeds and priors for a sweep of ``spec`` on ``target`` (see the module docstring).
+    """Seeds and priors for a sweep of ``spec`` on ``target`` (see the module docstring):
+    :func:`plan_from` the :func:`gather_evidence` of ``warm`` (or its own ``evidence``)."""
+    evidence = warm.evidence if warm.evidence is not None else gather_evidence(
+        target, warm, store, seed)
+    return plan_from(TargetInfo.of(target), spec, warm, budgets, evidence)
 
-    ``store``'s rows, and the built-in priors' when ``warm.builtin``, are the candidates for the
-    ``k`` nearest datasets. An empty portfolio and store give an empty plan (a cold sweep) with a
-    warning (priors only: without one). A measure that fails on the target is reported and the
-    sources are ranked by ``meta_features``.
-    """
-    plan = WarmStartPlan()
+
+def gather_evidence(target: Dataset, warm: WarmStart, store=None, seed: int = 0) -> Evidence:
+    """What the warm start can draw on for ``target``: the portfolio's entries ranked by
+    ``warm.measure`` (when it seeds trials), ``store``'s rows and, with ``warm.builtin``, the
+    built-in priors'. A measure that fails on the target is noted and the sources are ranked
+    by ``meta_features``."""
+    notes: list[str] = []
+    ranking = pd.DataFrame()
     portfolio = _portfolio(warm.portfolio) if warm.seed_trials else None
     if portfolio is not None and len(portfolio):
         portfolio.check_fits(target.image_shape)
-        plan.ranking = _rank_sources(target, portfolio, warm, seed, plan.notes)
-        for name in list(plan.ranking.index)[: warm.k]:
-            seed_config = _portfolio_seed(portfolio.entry(name), spec)
+        ranking = _rank_sources(target, portfolio, warm, seed, notes)
+        entries = [portfolio.entry(name) for name in ranking.index]
+        ranking = ranking.assign(trainable=[e.trainable for e in entries],
+                                 config=[dict(e.config) for e in entries])
+    return Evidence(_store_rows(store, warm.builtin), ranking, tuple(notes))
+
+
+def plan_from(target: TargetInfo, spec, warm: WarmStart, budgets: Sequence[int],
+              evidence: Evidence) -> WarmStartPlan:
+    """Seeds and priors for a sweep of ``spec`` on ``target`` from ``evidence`` (no files
+    read, nothing trained): the ``k`` best-ranked portfolio entries, then the best result of
+    each of the ``k`` datasets nearest to the target; priors from those datasets' results at
+    ``budgets``. Empty evidence gives an empty plan (a cold sweep), with a warning when the
+    warm start was to seed trials."""
+    plan = WarmStartPlan(notes=list(evidence.notes))
+    if warm.seed_trials and len(evidence.ranking):
+        plan.ranking = evidence.ranking[["score", "measure"]]
+        for rank, (name, entry) in enumerate(evidence.ranking.iloc[: warm.k].iterrows(), 1):
+            seed_config = _portfolio_seed(name, entry, spec)
             if seed_config is None:
                 plan.notes.append(f"entry {name}: trained by another trainable; not a seed")
                 continue
             plan.seeds.append(Seed(seed_config, f"portfolio:{name}",
-                                   f"rank {list(plan.ranking.index).index(name) + 1} by "
-                                   f"{warm.measure}"))
-    frame = _store_rows(store, warm.builtin)
+                                   f"rank {rank} by {entry['measure']}"))
+    frame = evidence.results
     if not frame.empty and not warm.same_dataset:
         mine = (frame["dataset"] == target.name) | (
-            frame["dataset_fingerprint"] == target.fingerprint())
+            frame["dataset_fingerprint"] == target.fingerprint)
         frame = frame[~mine]
     if not frame.empty:
         frame = _usable_rows(frame, spec, plan.notes, warn=warm.seed_trials)
@@ -246,12 +317,12 @@ def _store_rows(store, builtin: bool) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _origin(row: pd.Series, target: Dataset) -> str:
+def _origin(row: pd.Series, target: TargetInfo) -> str:
     """Where a store result comes from, and whether it is the target's own dataset: the same
     name counts as the same dataset (a glyph domain or public set drawn at another size), and the
     plan says so, since its results were not measured on the target's exact data."""
     where = f"from the {row.get('origin', 'store')}"
-    if row["dataset_fingerprint"] == target.fingerprint():
+    if row["dataset_fingerprint"] == target.fingerprint:
         return f"{where}; the target's own data"
     if row["dataset"] == target.name:
         return f"{where}; the target's dataset drawn at another size or sample"
@@ -286,11 +357,13 @@ def _rank_sources(target: Dataset, portfolio, warm: WarmStart, seed: int,
     return pd.DataFrame({"score": frame.loc[order, measure], "measure": measure}, index=order)
 
 
-def _portfolio_seed(entry, spec) -> dict | None:
+def _portfolio_seed(name: str, entry: pd.Series, spec) -> dict | None:
+    """A ranked entry as a seed: model transfer from it, or its configuration when it was
+    trained by the sweep's own trainable (None otherwise)."""
     if spec.name == "transfer":
-        return {"source": entry.name}
-    if entry.trainable == spec.name:
-        return dict(entry.config)
+        return {"source": name}
+    if entry["trainable"] == spec.name:
+        return dict(entry["config"])
     return None
 
 
@@ -314,14 +387,12 @@ def _usable_rows(frame: pd.DataFrame, spec, notes: list[str], warn: bool = True)
     return frame[ok]
 
 
-def _nearest(target: Dataset, frame: pd.DataFrame, k: int) -> pd.DataFrame:
+def _nearest(target: TargetInfo, frame: pd.DataFrame, k: int) -> pd.DataFrame:
     """The ``k`` store datasets nearest to ``target`` by standardised meta-features (datasets
     without them come last, in order of their best accuracy)."""
     if frame.empty or k == 0:
         return pd.DataFrame(columns=["distance"])
-    from automl_chars.similarity.meta_features import dataset_meta_features
-
-    mine = dataset_meta_features(target)
+    mine = target.meta_features
     cols = [f"mf_{n}" for n in mine if f"mf_{n}" in frame]
     per = frame.groupby("dataset")[cols].first() if cols else pd.DataFrame(index=frame["dataset"].unique())
     dist = pd.Series(np.inf, index=per.index)
@@ -497,5 +568,5 @@ class WarmStartSearcher(Searcher):
             self.bohb.restore(inner)
 
 
-__all__ = ["Prior", "Seed", "WarmStart", "WarmStartPlan", "WarmStartSearcher", "fit_to_space",
-           "plan_warm_start"]
+__all__ = ["DEFAULT_PRIORS", "Evidence", "Prior", "Seed", "TargetInfo", "WarmStart", "WarmStartPlan",
+           "WarmStartSearcher", "fit_to_space", "gather_evidence", "plan_from", "plan_warm_start"]

@@ -15,7 +15,7 @@ import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +210,33 @@ class LearningCurveTable:
                 f"(fingerprint {self.manifest.space_fingerprint}, this space's is {given}): the "
                 f"space changed since. Rebuild the table (automl-chars table build) or search "
                 f"the space it was built over.")
+
+    @classmethod
+    def concat(cls, tables: Sequence[LearningCurveTable]) -> LearningCurveTable:
+        """One table of several builds' datasets: the same configurations, space, epochs, data
+        size and seed, distinct datasets (a table built a dataset at a time, over several
+        sessions, read as one). The hardware is kept per part where the parts differ."""
+        if not tables:
+            raise InvalidConfigError("LearningCurveTable.concat needs at least one table.")
+        first = tables[0].manifest
+        same = ("space_fingerprint", "trainable", "epochs", "configs", "samples_per_class", "seed")
+        for table in tables[1:]:
+            differ = [k for k in same if getattr(table.manifest, k) != getattr(first, k)]
+            if differ:
+                raise TableError(f"Learning-curve tables{tables[0]._where()} and"
+                                 f"{table._where() or ' (unsaved)'} are not parts of one build: "
+                                 f"their {', '.join(differ)} differ.")
+        datasets = [d for t in tables for d in t.manifest.datasets]
+        names = [d["name"] for d in datasets]
+        if len(set(names)) != len(names):
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            raise TableError(f"Learning-curve tables to join repeat the datasets {repeated}.")
+        hardware = [dict(t.manifest.hardware) for t in tables]
+        kept = hardware[0] if all(h == hardware[0] for h in hardware) else {
+            "parts": {d["name"]: h for t, h in zip(tables, hardware) for d in t.manifest.datasets}}
+        manifest = replace(first, datasets=tuple(datasets), hardware=kept,
+                           created_at=max(t.manifest.created_at for t in tables))
+        return cls(pd.concat([t._frame for t in tables], ignore_index=True), manifest)
 
     # -- files -----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:

@@ -7,9 +7,12 @@ pauses and checkpoints included) and warm starts see what a trained trial would 
 so they run unchanged, in seconds instead of hours. ``time_this_iter_s`` is the stored epoch's
 seconds, so Tune's ``time_total_s`` is the trial's simulated training time.
 
-A configuration is given as ``{"config_id": k}`` or as a configuration the table holds (looked up
-by its plain values). Failed epochs (NaN in the table) become failed results, as a trained
-trial reports them.
+A configuration is given as ``{"config_id": k}``, or as any configuration of the space the
+table was drawn from: the table's configuration equal or nearest to it runs
+(:class:`~automl_chars.tabular.nearest.ConfigIndex`; ``config_id`` and ``snap_distance`` are in
+every result). Failed epochs (NaN in the table) become failed results, as a trained trial
+reports them. With ``clock`` (a :class:`~automl_chars.trainables.simclock.ClockCallback`'s
+name), results reach Tune in the order of simulated time and carry ``sim_time``.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from automl_chars.errors import InvalidConfigError
 from automl_chars.layout import write_json
 from automl_chars.spaces.values import plain_config, strip_meta
 from automl_chars.tabular import LearningCurveTable
+from automl_chars.tabular.nearest import ConfigIndex
 from automl_chars.trainables.base import FAILURE, JOB
+from automl_chars.trainables.simclock import SIM_TIME, wait_for
 from automl_chars.training.fidelity import Fidelity
 
 #: The configuration key naming a table configuration directly.
@@ -40,49 +45,39 @@ REPORTED = {"val_acc": "val_acc", "val_loss": "val_loss", "train_acc": "train_ac
             "train_loss": "train_loss", "epoch_s": "epoch_seconds", "num_params": "num_params"}
 
 
-def config_index(table: LearningCurveTable) -> dict[str, int]:
-    """Each of the table's configurations (as sorted JSON of its plain values) -> its id."""
-    return {_key(c): cid for cid, c in table.configs.items()}
-
-
-def _key(config: Mapping[str, Any]) -> str:
-    return json.dumps(plain_config(config), sort_keys=True, default=str)
-
-
 def lookup(table: LearningCurveTable, config: Mapping[str, Any],
-           index: Mapping[str, int] | None = None) -> int:
-    """The table's id of ``config`` (``{"config_id": k}`` or a configuration it holds)."""
+           index: ConfigIndex | None = None) -> tuple[int, float]:
+    """``(config id, distance)`` of ``config`` in ``table``: ``{"config_id": k}``, or the
+    table's configuration equal (distance 0) or nearest to it (``index`` built with a space)."""
     config = plain_config(strip_meta(config))  # a searcher's numpy scalars as Python values
     if CONFIG_ID in config:
         cid = config[CONFIG_ID]
         if isinstance(cid, bool) or not isinstance(cid, int) or cid not in table.configs:
             raise InvalidConfigError(f"config_id {cid!r} is not a configuration of the table; "
                                      f"its ids are 0..{max(table.configs)}.")
-        return cid
-    cid = (index if index is not None else config_index(table)).get(_key(config))
-    if cid is None:
-        raise InvalidConfigError(
-            "The configuration is not in the learning-curve table: a replayed sweep can only "
-            "propose the table's configurations (search a space over config_id, or pass "
-            "points from LearningCurveTable.configs).")
-    return cid
+        return cid, 0.0
+    return (index or ConfigIndex(table.configs)).lookup(config)
 
 
 class ReplayTrainable(tune.Trainable):
     """Replays ``table``'s curve of the trial's configuration on ``dataset`` (its name in the
     table, or a :class:`Dataset` of that name): ``tune.with_parameters(ReplayTrainable,
-    table=..., dataset=...)``."""
+    table=..., dataset=..., index=ConfigIndex(table.configs, space), clock=name)``."""
 
     metric: ClassVar[str] = "val_acc"
     mode: ClassVar[str] = "max"
 
     def setup(self, config: dict, table: LearningCurveTable | None = None,
               dataset: str | Dataset | None = None, fidelity: Fidelity | None = None,
-              seed: int = 0, jobs: Mapping | None = None) -> None:
-        """``fidelity`` (a sweep's) must count epochs, at most the table's; ``seed`` and
-        ``jobs`` are taken for the runners' common signature and not used."""
+              seed: int = 0, jobs: Mapping | None = None, index: ConfigIndex | None = None,
+              clock: str | None = None) -> None:
+        """``fidelity`` (a sweep's) must count epochs, at most the table's; ``index`` finds
+        the nearest configuration (exact lookups only without it); ``clock`` names the run's
+        simulated clock; ``seed`` and ``jobs`` are taken for the runners' common signature and
+        not used."""
         self.table, self.dataset_name = self.check_parameters(table, dataset, fidelity)
-        self.index = config_index(table)
+        self.index = index if index is not None else ConfigIndex(table.configs)
+        self.clock = clock
         self._start(config)
 
     @classmethod
@@ -105,7 +100,7 @@ class ReplayTrainable(tune.Trainable):
         return table, name
 
     def _start(self, config: Mapping[str, Any]) -> None:
-        self.config_id = lookup(self.table, config, self.index)
+        self.config_id, self.snap_distance = lookup(self.table, config, self.index)
         self.curve = self.table.curve(self.config_id, self.dataset_name)
         self.units_done = 0
         self.failure_reported = False
@@ -117,11 +112,18 @@ class ReplayTrainable(tune.Trainable):
                                      f"trial cannot train for more.")
         row = self.curve.loc[unit]
         if math.isnan(row["val_acc"]):
-            return self._failed_result(row)
+            return self._on_clock(self._failed_result(row))
         self.units_done = unit
-        return {**{key: float(row[col]) for key, col in REPORTED.items()},
-                "budget": unit, "time_this_iter_s": float(row["epoch_seconds"]),
-                "config_id": self.config_id, "device": "replay"}
+        return self._on_clock({**{key: float(row[col]) for key, col in REPORTED.items()},
+                               "budget": unit, "time_this_iter_s": float(row["epoch_seconds"]),
+                               "config_id": self.config_id, "snap_distance": self.snap_distance,
+                               "device": "replay"})
+
+    def _on_clock(self, result: dict) -> dict:
+        """``result`` once the simulated clock releases it (at once without a clock)."""
+        if self.clock is not None:
+            result[SIM_TIME] = wait_for(self.clock, self.trial_id, result["time_this_iter_s"])
+        return result
 
     def _failed_result(self, row) -> dict:
         """The stored failure as a trained trial reports it: NaN metrics and the reason; a
@@ -170,4 +172,4 @@ class ReplayTrainable(tune.Trainable):
         return float("nan") if value is None else float(value)
 
 
-__all__ = ["CONFIG_ID", "ReplayTrainable", "config_index", "lookup"]
+__all__ = ["CONFIG_ID", "ReplayTrainable", "lookup"]

@@ -139,7 +139,7 @@ def build_table(
                          f"resume=True (CLI: --resume) to finish or read back its build, or "
                          f"choose another file.")
     loaded = [_load(d, samples_per_class, data_root) for d in datasets]
-    if out_path.exists() and not run_dir.exists():  # resume=True: a finished table, shipped alone
+    if out_path.exists():  # resume=True: the table is written once every trial has ended
         return _finished(out_path, loaded, configs, max_epochs, samples_per_class, seed)
     jobs = [TrialJob(job_label(ds.name, cid), ds, config,
                      description=f"config {cid} on {ds.name}")

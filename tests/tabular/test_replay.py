@@ -5,25 +5,49 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
 from ray import tune
 from table_helpers import make_table
 
 from automl_chars.errors import InvalidConfigError
-from automl_chars.spaces import default_config
+from automl_chars.spaces import cnn_space, default_config
+from automl_chars.tabular.nearest import ConfigIndex
 from automl_chars.trainables import FAILURE, ReplayTrainable
 from automl_chars.trainables.replay import lookup
+from automl_chars.trainables.simclock import EVENTS_FILE
 from automl_chars.training.fidelity import Fidelity
+from automl_chars.workflows.table import draw_configs
 
 
-def test_a_configuration_is_found_by_id_or_by_its_values():
+def test_a_configuration_is_found_by_id_by_its_values_or_nearest():
     table = make_table()
-    assert lookup(table, {"config_id": 2}) == 2
-    assert lookup(table, {**default_config(), "suggested_by": "random"}) == 0
-    assert lookup(table, {"learning_rate": 0.01}) == 1
+    assert lookup(table, {"config_id": 2}) == (2, 0.0)
+    assert lookup(table, {**default_config(), "suggested_by": "random"}) == (0, 0.0)
+    assert lookup(table, {"learning_rate": 0.01}) == (1, 0.0)
     for bad in ({"config_id": 7}, {"config_id": "1"}, {"learning_rate": 0.02}):
         with pytest.raises(InvalidConfigError, match="table"):
-            lookup(table, bad)
+            lookup(table, bad)  # without a space, only exact lookups
+    index = ConfigIndex(table.configs, cnn_space())
+    cid, distance = lookup(table, {"learning_rate": 0.3}, index)
+    assert cid == 2 and 0 < distance < 0.2  # 0.3 is nearer to 0.5 than to 0.01 on a log scale
+    assert lookup(table, {"learning_rate": 0.02}, index)[0] == 1
+    with pytest.raises(InvalidConfigError, match="lacks"):
+        lookup(table, {"no_such_hp": 1}, index)
+
+
+def test_every_hyperparameter_weighs_about_one_in_the_distance():
+    space = cnn_space()
+    configs = {0: default_config(), 1: draw_configs(1, seed=3)[1]}
+    index = ConfigIndex(configs, space)
+    far = index.encode(configs[1]) - index.encode(configs[0])
+    assert np.sqrt((far ** 2).sum()) <= np.sqrt(2 * len(space))
+    for name in ("learning_rate", "activation"):  # one hyperparameter changed: distance <= ~1
+        hp = space[name]
+        values = hp.choices if hasattr(hp, "choices") else (hp.lower, hp.upper)
+        other = next(v for v in values if v != configs[0][name])
+        assert 0 < index.lookup({**configs[0], name: other})[1] <= 1.0 + 1e-9
 
 
 def test_parameters_are_checked():
@@ -92,10 +116,14 @@ def test_bohb_sweeps_a_table_unchanged(ray_session, make_dataset, tmp_path):
                       storage_path=tmp_path, priors=False, verbose=0)
     trials = result.trials
     assert len(trials) > 1 and (trials["status"] == "TERMINATED").all()
+    events = pd.read_csv(result.path / EVENTS_FILE)  # every result, as the clock released it
+    # one trial at a time: the simulated clock adds up the stored epochs, one after the other
+    assert np.allclose(events["sim_time"], events["time_this_iter_s"].cumsum())
+    config_of = events.groupby("trial_id")["config_id"].first()
     for _, row in trials.iterrows():
-        cid = int(row["config/config_id"])
+        cid = int(config_of[row["trial_id"]])
         assert row["val_acc"] == table.curve(cid, "a").loc[int(row["budget"]), "val_acc"]
-    best = int(result.incumbent["config_id"])
+    best = int(config_of[result.incumbent_trial_id])
     assert result.test_accuracy == pytest.approx(
         table.curve(best, "a").loc[int(trials.set_index("trial_id").loc[
             result.incumbent_trial_id, "budget"]), "test_acc"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -109,3 +110,27 @@ def test_inconsistent_rows_are_refused():
         LearningCurveTable(frame.assign(dataset="z"), table.manifest)
     with pytest.raises(InvalidConfigError, match="missing \\['error'\\]"):
         LearningCurveTable(frame.drop(columns="error"), table.manifest)
+
+
+def test_parts_of_one_build_join_and_others_are_refused(tmp_path):
+    whole = make_table()
+    parts = []
+    for name in ("a", "b"):
+        rows = whole.frame[whole.frame["dataset"] == name]
+        datasets = [d for d in whole.manifest.datasets if d["name"] == name]
+        manifest = replace(whole.manifest, datasets=tuple(datasets),
+                           hardware={"device": "cpu" if name == "a" else "cuda"})
+        parts.append(LearningCurveTable(rows, manifest).save(tmp_path / f"{name}.parquet"))
+    joined = LearningCurveTable.concat([LearningCurveTable.load(p) for p in parts])
+    pd.testing.assert_frame_equal(joined.frame, whole.frame)
+    assert joined.datasets == ["a", "b"] and joined.configs == whole.configs
+    assert joined.manifest.hardware == {"parts": {"a": {"device": "cpu"}, "b": {"device": "cuda"}}}
+
+    a = LearningCurveTable.load(parts[0])
+    with pytest.raises(TableError, match="repeat the datasets \\['a'\\]"):
+        LearningCurveTable.concat([a, a])
+    other = LearningCurveTable(a.frame, replace(a.manifest, seed=8, epochs=3))
+    with pytest.raises(TableError, match="a.parquet.*not parts of one build.*seed"):
+        LearningCurveTable.concat([a, other])
+    with pytest.raises(InvalidConfigError, match="at least one"):
+        LearningCurveTable.concat([])
