@@ -229,8 +229,8 @@ def run_bohb(
                                         settings.num_samples)
     parameters, spec_callbacks = sweep_spec.for_run(exp_dir)
     trainable = tune.with_resources(
-        tune.with_parameters(sweep_spec.trainable, dataset=ds, fidelity=fid, seed=seed,
-                             **parameters),
+        tune.with_parameters(sweep_spec.trainable, dataset=_dataset_for(sweep_spec, ds),
+                             fidelity=fid, seed=seed, **parameters),
         settings.resources,
     )
     failure = tune.FailureConfig(max_failures=settings.max_failures, fail_fast=False)
@@ -245,6 +245,12 @@ def run_bohb(
     result = finish(grid, ds, exp_dir, settings, sweep_spec, statuses)
     record_sweep(exp_dir, ds)
     return result
+
+
+def _dataset_for(spec: SweepSpec, ds: Dataset) -> Dataset | str:
+    """What the trials get as ``dataset``: the data, or only its name for a Trainable that
+    trains on none (``needs_data = False``: a replay, whose actors then skip torch)."""
+    return ds if getattr(spec.trainable, "needs_data", True) else ds.name
 
 
 def _warm_start(warm: WarmStart | None, priors: bool, fid: Fidelity) -> WarmStart | None:
@@ -314,7 +320,8 @@ def _tuner(exp_dir: Path, trainable, settings: SweepSettings, spec: SweepSpec, b
         ),
         run_config=run_config(
             exp_dir, settings.num_samples, failure, verbose, callbacks,
-            tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=2),
+            tune.CheckpointConfig(checkpoint_frequency=spec.checkpoint_frequency, num_to_keep=2,
+                                  checkpoint_at_end=spec.checkpoint_frequency == 0),
             first=[SchedulerStateCallback(scheduler)]),
     )
 

@@ -49,6 +49,9 @@ class SweepSpec:
             put in Ray's object store once, not pickled per trial.
         run_setup: ``run_setup(run_folder) -> (parameters, callbacks)``: more trainable
             parameters and Tune callbacks made afresh for each run (a replay's simulated clock).
+        checkpoint_frequency: a sweep's trials save a checkpoint every this many results (1: a
+            resumed sweep loses no epoch); 0 saves only when the scheduler pauses a trial and
+            at its end (a replay, which recomputes an epoch for free).
     """
 
     name: str
@@ -59,6 +62,7 @@ class SweepSpec:
     evaluate: Evaluator | None = None
     parameters: Mapping[str, Any] = field(default_factory=dict)
     run_setup: Callable[[str], tuple[Mapping[str, Any], Sequence[Callback]]] | None = None
+    checkpoint_frequency: int = 1
 
     def __post_init__(self) -> None:
         # Defaults from the trainable; frozen, so through object.__setattr__.
@@ -168,7 +172,8 @@ def replay_spec(table, space: ConfigurationSpace | None = None, seed: int | None
         table.check_space(space)
     index = ConfigIndex(table.configs, None if by_id else space)
     return SweepSpec("replay", ReplayTrainable, space, parameters={"table": table, "index": index},
-                     run_setup=None if parallelism is None else _ClockSetup(parallelism))
+                     run_setup=None if parallelism is None else _ClockSetup(parallelism),
+                     checkpoint_frequency=0)
 
 
 def config_id_space(table, seed: int | None = None) -> ConfigurationSpace:

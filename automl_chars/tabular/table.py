@@ -211,6 +211,32 @@ class LearningCurveTable:
                 f"space changed since. Rebuild the table (automl-chars table build) or search "
                 f"the space it was built over.")
 
+    def store_rows(self, datasets: Sequence[str] | None = None) -> pd.DataFrame:
+        """The table's finished epochs of ``datasets`` (default: all) as results-store rows,
+        as :meth:`~automl_chars.store.ResultsStore.configs` gives them (configurations as
+        dicts; kind ``table``, budget = epoch, ``trial_id`` ``<dataset>/<config id>``, the
+        manifest's meta-features as ``mf_*``, ``origin`` ``table``): what a warm start draws on."""
+        from automl_chars.store.store import rows
+
+        names = self.datasets if datasets is None else list(datasets)
+        for name in names:
+            self._check_dataset(name)
+        frames = []
+        entries = {d["name"]: d for d in self.manifest.datasets}
+        for name in names:
+            done = self._frame[(self._frame["dataset"] == name) & self._frame["val_acc"].notna()]
+            results = [{"config": self.manifest.configs[r.config_id], "budget": float(r.epoch),
+                        "val_acc": r.val_acc, "test_acc": r.test_acc, "seconds": r.epoch_seconds,
+                        "status": r.status, "suggested_by": "table",
+                        "trial_id": f"{name}/{r.config_id}"} for r in done.itertuples()]
+            entry = entries[name]
+            frames.append(rows("table", name, entry.get("fingerprint", ""), self.manifest.trainable,
+                               results, str(self.path or ""), entry.get("meta_features")))
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        if len(frame):
+            frame["config"] = [json.loads(c) for c in frame["config"]]
+        return frame.assign(origin="table")
+
     @classmethod
     def concat(cls, tables: Sequence[LearningCurveTable]) -> LearningCurveTable:
         """One table of several builds' datasets: the same configurations, space, epochs, data

@@ -1,35 +1,64 @@
-"""Ray Tune Trainables; the only modules besides the sweep runner that import Ray."""
+"""Ray Tune Trainables; the only modules besides the sweep runner that import Ray.
 
-from automl_chars.checkpoints import CHECKPOINT_FILE
-from automl_chars.trainables.base import (
-    FAILURE,
-    SupervisedTrainable,
-    TrialSettings,
-    evaluate_checkpoint,
-    load_trial_state,
-    trial_device,
-)
-from automl_chars.trainables.cnn import CNNTrainable, cnn_settings
-from automl_chars.trainables.replay import ReplayTrainable
-from automl_chars.trainables.resnet import ResNetTrainable, resnet_settings
-from automl_chars.trainables.supernet import SubnetTrainable, SupernetTrainable
-from automl_chars.trainables.transfer import TransferTrainable, transfer_settings
+Names are imported when first used (PEP 562), so that a replayed trial's actor, which needs
+only :mod:`automl_chars.trainables.replay`, does not import torch and the models.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY = {
+    "CHECKPOINT_FILE": "automl_chars.checkpoints",
+    "FAILURE": "automl_chars.trainables.keys",
+    "JOB": "automl_chars.trainables.keys",
+    "SupervisedTrainable": "automl_chars.trainables.base",
+    "TrialSettings": "automl_chars.trainables.base",
+    "evaluate_checkpoint": "automl_chars.trainables.base",
+    "load_trial_state": "automl_chars.trainables.base",
+    "trial_device": "automl_chars.trainables.base",
+    "CNNTrainable": "automl_chars.trainables.cnn",
+    "cnn_settings": "automl_chars.trainables.cnn",
+    "ReplayTrainable": "automl_chars.trainables.replay",
+    "ResNetTrainable": "automl_chars.trainables.resnet",
+    "resnet_settings": "automl_chars.trainables.resnet",
+    "SubnetTrainable": "automl_chars.trainables.supernet",
+    "SupernetTrainable": "automl_chars.trainables.supernet",
+    "TransferTrainable": "automl_chars.trainables.transfer",
+    "transfer_settings": "automl_chars.trainables.transfer",
+}
+
+if TYPE_CHECKING:
+    from automl_chars.checkpoints import CHECKPOINT_FILE
+    from automl_chars.trainables.base import (
+        SupervisedTrainable,
+        TrialSettings,
+        evaluate_checkpoint,
+        load_trial_state,
+        trial_device,
+    )
+    from automl_chars.trainables.cnn import CNNTrainable, cnn_settings
+    from automl_chars.trainables.keys import FAILURE, JOB
+    from automl_chars.trainables.replay import ReplayTrainable
+    from automl_chars.trainables.resnet import ResNetTrainable, resnet_settings
+    from automl_chars.trainables.supernet import SubnetTrainable, SupernetTrainable
+    from automl_chars.trainables.transfer import TransferTrainable, transfer_settings
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = [
-    "CHECKPOINT_FILE",
-    "CNNTrainable",
-    "FAILURE",
-    "ReplayTrainable",
-    "ResNetTrainable",
-    "SubnetTrainable",
-    "SupernetTrainable",
-    "SupervisedTrainable",
-    "TransferTrainable",
-    "TrialSettings",
-    "cnn_settings",
-    "evaluate_checkpoint",
-    "load_trial_state",
-    "resnet_settings",
-    "transfer_settings",
-    "trial_device",
+    "CHECKPOINT_FILE", "FAILURE", "JOB", "CNNTrainable", "ReplayTrainable", "ResNetTrainable",
+    "SubnetTrainable", "SupernetTrainable", "SupervisedTrainable", "TransferTrainable",
+    "TrialSettings", "cnn_settings", "evaluate_checkpoint", "load_trial_state", "resnet_settings",
+    "transfer_settings", "trial_device",
 ]

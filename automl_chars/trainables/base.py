@@ -38,6 +38,7 @@ from automl_chars.errors import InvalidConfigError, TrialFailure
 from automl_chars.models import build_model, check_model, num_parameters
 from automl_chars.spaces.extremes import extreme_configurations
 from automl_chars.spaces.values import plain_value
+from automl_chars.trainables.keys import FAILURE, JOB
 from automl_chars.training import (
     AugmentSettings,
     DeviceData,
@@ -50,10 +51,6 @@ from automl_chars.training import (
 )
 from automl_chars.training.fidelity import Fidelity
 
-#: Result key holding why a trial failed (absent when it did not).
-FAILURE = "failure"
-#: Config key naming a trial's job when the Trainable is given ``jobs``.
-JOB = "job"
 #: One job: the dataset it trains on and its configuration.
 Job = tuple[Dataset, dict]
 

@@ -22,19 +22,21 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ray import tune
 
-from automl_chars.data.dataset import Dataset
 from automl_chars.errors import InvalidConfigError
 from automl_chars.layout import write_json
 from automl_chars.spaces.values import plain_config, strip_meta
 from automl_chars.tabular import LearningCurveTable
 from automl_chars.tabular.nearest import ConfigIndex
-from automl_chars.trainables.base import FAILURE, JOB
+from automl_chars.trainables.keys import FAILURE, JOB
 from automl_chars.trainables.simclock import SIM_TIME, wait_for
-from automl_chars.training.fidelity import Fidelity
+
+if TYPE_CHECKING:  # only annotations: a replay's actor imports neither torch nor the data
+    from automl_chars.data.dataset import Dataset
+    from automl_chars.training.fidelity import Fidelity
 
 #: The configuration key naming a table configuration directly.
 CONFIG_ID = "config_id"
@@ -66,6 +68,8 @@ class ReplayTrainable(tune.Trainable):
 
     metric: ClassVar[str] = "val_acc"
     mode: ClassVar[str] = "max"
+    #: Sweeps hand it the dataset's name, not the data (see ``run_bohb``).
+    needs_data: ClassVar[bool] = False
 
     def setup(self, config: dict, table: LearningCurveTable | None = None,
               dataset: str | Dataset | None = None, fidelity: Fidelity | None = None,
@@ -87,7 +91,7 @@ class ReplayTrainable(tune.Trainable):
         if not isinstance(table, LearningCurveTable):
             raise InvalidConfigError("ReplayTrainable needs a LearningCurveTable: "
                                      "tune.with_parameters(ReplayTrainable, table=..., dataset=...).")
-        name = dataset.name if isinstance(dataset, Dataset) else dataset
+        name = getattr(dataset, "name", dataset)  # a Dataset, or its name
         if name not in table.datasets:
             raise InvalidConfigError(f"The learning-curve table has no dataset {name!r}; it has "
                                      f"{table.datasets}.")

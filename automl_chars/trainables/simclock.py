@@ -31,11 +31,14 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 
 from automl_chars.errors import InvalidConfigError
+from automl_chars.layout import write_json
 
 #: The result key holding the simulated time at which a replayed result became visible.
 SIM_TIME = "sim_time"
 #: The events file a clocked run writes into its folder (one row per released result).
 EVENTS_FILE = "simulated_time.csv"
+#: The clock's final state (``now``, ``released``, ``forced``, ``parallelism``), beside it.
+CLOCK_FILE = "simulated_clock.json"
 
 
 @dataclass(frozen=True)
@@ -172,14 +175,18 @@ class ClockCallback(Callback):
         return ray.get(self.clock.state.remote())
 
     def on_experiment_end(self, trials, **info) -> None:
+        state = {}
         if self.clock is not None:
             try:
-                self.forced = ray.get(self.clock.state.remote())["forced"]
+                state = ray.get(self.clock.state.remote())
+                self.forced = state["forced"]
             finally:
                 ray.kill(self.clock)
                 self.clock = None
         if trials:
-            write_events(Path(trials[0].storage.experiment_fs_path) / EVENTS_FILE, self.events)
+            folder = Path(trials[0].storage.experiment_fs_path)
+            write_events(folder / EVENTS_FILE, self.events)
+            write_json(folder / CLOCK_FILE, {"parallelism": self.parallelism, **state})
 
 
 #: Result keys kept per released event, besides ``sim_time`` and the trial id.
@@ -211,5 +218,5 @@ def _clock(name: str):
     return _handles[name]
 
 
-__all__ = ["EVENTS_FILE", "SIM_TIME", "ClockCallback", "DriverView", "SimulatedClock",
+__all__ = ["CLOCK_FILE", "EVENTS_FILE", "SIM_TIME", "ClockCallback", "DriverView", "SimulatedClock",
            "clock_name", "wait_for", "write_events"]

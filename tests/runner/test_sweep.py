@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
-from support import kill_driver_after
 
 from automl_chars import SweepResult, data, run_bohb
 from automl_chars.errors import ExperimentStateError, InvalidConfigError
@@ -71,36 +69,8 @@ def test_sweep_fits_bohb_model_with_more_trials_than_slots(ray_session, glyph_ro
                  verbose=0)
 
 
-DRIVER = textwrap.dedent("""
-    import ray
-    ray.init(log_to_driver=False)  # joins RAY_ADDRESS: the test session's Ray
-    from automl_chars import data, run_bohb
-    from automl_chars.spaces import cnn_space, subspace
-    ds = data.load("glyphs-digits", samples_per_class=12)
-    run_bohb(ds, space=subspace(cnn_space(), {keep!r}, seed=0), preset="3_1_9_2",
-             storage_path={storage!r}, name="killed", verbose=0)
-""")
-
-
-def test_resume_after_the_driver_is_killed(ray_session, ray_address, glyph_root, tmp_path):
-    exp = tmp_path / "killed"
-    script = tmp_path / "driver.py"
-    script.write_text(DRIVER.format(keep=KEEP, storage=str(tmp_path)))
-    finished = kill_driver_after(script, glyph_root, exp, finished=3, ray_address=ray_address)
-    assert not (exp / "summary.json").exists()
-
-    ds = data.load("glyphs-digits", root=glyph_root, **GLYPHS)
-    result = run_bohb(ds, space=subspace(cnn_space(), KEEP, seed=0), preset="3_1_9_2",
-                      storage_path=tmp_path, name="killed", resume=True, verbose=0)
-    t = result.trials.set_index("trial_id")
-    assert len(t) == 14  # the preset's 9 + 5 trials, none lost, none duplicated
-    assert finished <= set(t.index)
-    assert (t["status"] == "TERMINATED").all(), t["error"].to_dict()
-    assert t["budget"].max() <= 9
-    # Finished trials were kept, not rerun: their folders hold a single run's results.
-    for tid in finished:
-        progress = (exp / f"CNNTrainable_{tid}" / "progress.csv").read_text().strip().splitlines()
-        assert len(progress) - 1 == t.loc[tid, "budget"]
+# A sweep killed mid-run and resumed: tests/search/test_warmstart.py's
+# test_a_warm_started_sweep_survives_a_killed_driver (one killed driver of run_bohb per suite).
 
 
 def test_resume_with_nothing_to_resume(ray_session, glyph_root, tmp_path):

@@ -218,7 +218,8 @@ def test_a_warm_started_sweep_survives_a_killed_driver(ray_session, ray_address,
     script.write_text(DRIVER.format(per_class=PER_CLASS, keep=KEEP, storage=str(tmp_path),
                                     store=str(store.path)))
     exp = tmp_path / "warm"
-    kill_driver_after(script, glyph_root, exp, finished=2, ray_address=ray_address)
+    finished = kill_driver_after(script, glyph_root, exp, finished=2, ray_address=ray_address)
+    assert not (exp / "summary.json").exists()
     plan = json.loads((exp / "warm_start.json").read_text())
     assert [s["suggested_by"] for s in plan["seeds"]] == ["store:glyphs-greek", "store:glyphs-hebrew"]
 
@@ -227,7 +228,15 @@ def test_a_warm_started_sweep_survives_a_killed_driver(ray_session, ray_address,
                       resume=True, verbose=0,
                       warm_start=WarmStart(store=str(store.path), k=2, builtin=False))
     t = result.trials
-    assert (t["status"] == "TERMINATED").all() and len(t) == 5
+    assert (t["status"] == "TERMINATED").all() and len(t) == 5, t["error"].to_dict()
+    # The sweep's own resume (the one killed-driver run of run_bohb in the suite): the preset's
+    # 5 trials, none lost, none duplicated; finished trials were kept, not rerun: their folders
+    # hold a single run's results.
+    assert finished <= set(t["trial_id"]) and t["trial_id"].is_unique and t["budget"].max() <= 3
+    for tid, budget in zip(t["trial_id"], t["budget"]):
+        if tid in finished:
+            progress = (exp / f"CNNTrainable_{tid}" / "progress.csv").read_text().splitlines()
+            assert len(progress) - 1 == budget
     assert sorted(t["suggested_by"][t["suggested_by"].str.startswith("store:")]) == [
         "store:glyphs-greek", "store:glyphs-hebrew"]
     assert (t["suggested_by"] == "model").sum() >= 1  # 5 trials alone never make a model

@@ -56,8 +56,9 @@ def simulate(parallelism: int) -> list[tuple[float, int]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("parallelism", [1, 2])
-def test_results_arrive_in_simulated_time_order(ray_session, tmp_path, parallelism):
+def test_results_arrive_in_simulated_time_order(ray_session, tmp_path):
+    """Two at a time (one at a time: test_replay's BOHB sweep)."""
+    parallelism = 2
     name = clock_name(str(tmp_path))
     trainable = tune.with_resources(
         tune.with_parameters(ReplayTrainable, table=timed_table(), dataset="a", clock=name),
@@ -76,8 +77,6 @@ def test_results_arrive_in_simulated_time_order(ray_session, tmp_path, paralleli
     assert events["sim_time"].tolist() == pytest.approx([t for t, _ in expected])
     assert events["sim_time"].is_monotonic_increasing
     assert clock.forced == 0  # every release came from the driver's view, none by timeout
-    if parallelism == 1:
-        assert events["sim_time"].iloc[-1] == pytest.approx(EPOCHS * sum(SECONDS))
 
 
 @pytest.mark.slow

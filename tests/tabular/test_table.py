@@ -134,3 +134,17 @@ def test_parts_of_one_build_join_and_others_are_refused(tmp_path):
         LearningCurveTable.concat([a, other])
     with pytest.raises(InvalidConfigError, match="at least one"):
         LearningCurveTable.concat([])
+
+
+def test_store_rows_are_every_finished_epoch_with_the_manifest_meta_features():
+    table = make_table()
+    rows = table.store_rows(["b"])
+    assert set(rows["dataset"]) == {"b"} and len(rows) == 3 * 3 - 2  # config 2 failed at 2
+    assert rows["config"].map(type).eq(dict).all() and (rows["origin"] == "table").all()
+    assert rows["mf_log_classes"].eq(2.3).all() and (rows["trainable"] == "cnn").all()
+    one = rows[rows["trial_id"] == "b/1"].sort_values("budget")
+    assert one["val_acc"].tolist() == [0.6, 0.6, 0.65] and one["budget"].tolist() == [1, 2, 3]
+    assert one["config"].iloc[0] == {"learning_rate": 0.01}
+    assert set(table.store_rows()["dataset"]) == {"a", "b"}
+    with pytest.raises(InvalidConfigError, match="no dataset 'c'"):
+        table.store_rows(["c"])

@@ -1,0 +1,8 @@
+"""Result and config keys every Trainable shares (no torch: a replay's actors import only this)."""
+
+#: Result key holding why a trial failed (absent when it did not).
+FAILURE = "failure"
+#: Config key naming a trial's job when the Trainable is given ``jobs``.
+JOB = "job"
+
+__all__ = ["FAILURE", "JOB"]

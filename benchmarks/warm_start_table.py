@@ -1,0 +1,302 @@
+"""Does the warm start win? Replayed BOHB sweeps on the shipped learning-curve table, leave one
+glyph domain out, every method under real Ray Tune on a simulated clock.
+
+For every target domain and seed, each method runs a replayed sweep on the target's curves
+(``replay_spec``: the CNN space's proposals snap to the table's nearest configuration; results
+reach Tune in simulated-time order with ``--parallelism`` trials at a time). The target's rows
+are hidden from every prior and seed (the evidence is the table's OTHER domains):
+
+- **random**: the same HyperBand schedule, every configuration drawn at random
+  (``bohb_config={"random_fraction": 1}``);
+- **cold**: BOHB from nothing (``run_bohb(priors=False)``);
+- **default**: the default sweep (``DEFAULT_PRIORS``: BOHB's model starts from the nearest
+  domains' results), its built-in priors rebuilt from the table without the target;
+- **warmstart**: ``WarmStart``: the best configuration of each of the ``k`` nearest domains as
+  the first trials, and their results as priors (on a table the portfolio's entries are those
+  same best configurations, so seeds come from the store's neighbours);
+- **pte**: Ray Tune's ``points_to_evaluate`` idea: the warm start's seeds first, no priors;
+- **zero_shot**, **bounding_box**: Syne Tune's transfer-learning schedulers on the same table
+  through Syne Tune's own simulator (``benchmarks/syne_tune_peers.py``; skipped, with a note,
+  when syne-tune is not installed).
+
+**Regret** of a run at simulated time t: (best - incumbent) / (best - median), clipped to
+[0, 1], where the incumbent is the best val_acc the run has seen by t (1 before its first
+result), best the table's best val_acc on the target at the top budget and median the median
+there. The **horizon** of a target is the median simulated time cold BOHB's sweeps take; runs
+are read on [0, horizon]. Per run: time to regret <= 0.1 (the horizon when never), the mean
+regret over the horizon (area), the regret at the horizon.
+
+Prints per method and target, then per method, and ``ratio:`` last = median over targets and
+seeds of cold BOHB's time to regret 0.1 over the default sweep's (goal: >= 4). Writes a plot of
+mean regret against time (as a fraction of the horizon) with 95% intervals::
+
+    python benchmarks/warm_start_table.py                      # every shipped target, 10 seeds
+    python benchmarks/warm_start_table.py --storage DIR        # again: finished runs are kept
+    python benchmarks/warm_start_table.py --targets glyphs-greek --seeds 3
+    python benchmarks/warm_start_table.py --smoke              # the test suite's tiny run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+METHODS = ("random", "cold", "default", "warmstart", "pte")
+#: Regret level of "time to target".
+TARGET_REGRET = 0.1
+SMOKE = {"seeds": 1, "preset": "3_1_9_1", "targets": 1}
+
+
+def parse(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--table", default=None, help="a learning-curve table (default: the shipped one)")
+    p.add_argument("--targets", default="", help="comma-separated target domains (default: all)")
+    p.add_argument("--seeds", type=int, default=10, help="seeds per target (0, 1, ...)")
+    p.add_argument("--preset", default="3_1_9_18", help="BOHB preset (3_1_9_18: 102 trials)")
+    p.add_argument("--parallelism", type=int, default=4, help="trials at a time")
+    p.add_argument("--k", type=int, default=3, help="nearest domains that seed and prime")
+    p.add_argument("--methods", default=",".join(METHODS) + ",zero_shot,bounding_box")
+    p.add_argument("--storage", default=None, help="where runs go (default: a temp folder); "
+                   "a second run with the same folder keeps the finished runs")
+    p.add_argument("--plot", default=None, help="the plot's file (default: in --storage)")
+    p.add_argument("--smoke", action="store_true", help="tiny run for the test suite")
+    return p.parse_args(argv)
+
+
+# -- the evidence a method gets: the table without the target ------------------------------
+def evidence(table, target: str):
+    """What the warm starts may draw on for ``target``: the other domains' rows."""
+    from automl_chars.search.warmstart import Evidence
+
+    return Evidence(results=table.store_rows([d for d in table.datasets if d != target]))
+
+
+def target_info(table, target: str):
+    """The target as the planner sees it, from the table's manifest."""
+    from automl_chars.search.warmstart import TargetInfo
+
+    entry = next(d for d in table.manifest.datasets if d["name"] == target)
+    return TargetInfo(target, entry["fingerprint"], entry["meta_features"])
+
+
+def seeds_first(configs):
+    """``points_to_evaluate``: a searcher factory handing ``configs`` out first (BOHB learns
+    from their results, nothing else), then BOHB's own suggestions."""
+    from automl_chars.search.warmstart import Seed, WarmStartPlan, WarmStartSearcher
+
+    plan = WarmStartPlan(seeds=[Seed(dict(c), "given", "points_to_evaluate") for c in configs])
+    return lambda bohb: WarmStartSearcher(bohb, plan)
+
+
+# -- one run ---------------------------------------------------------------------------------
+def run_method(method: str, table, ds, seed: int, args, folder: Path) -> pd.DataFrame:
+    """One replayed sweep of ``method`` on ``ds``; its released results (``sim_time``,
+    ``val_acc``, ``config_id``, ``budget``) in simulated-time order."""
+    from automl_chars import run_bohb
+    from automl_chars.search.presets import get_preset
+    from automl_chars.search.spec import replay_spec
+    from automl_chars.search.warmstart import DEFAULT_PRIORS, WarmStart, plan_from
+    from automl_chars.trainables.simclock import EVENTS_FILE
+
+    spec = replay_spec(table, seed=seed, parallelism=args.parallelism)
+    kwargs = dict(spec=spec, preset=args.preset, storage_path=folder, name="run", seed=seed,
+                  verbose=0, cpus_per_trial=2 / args.parallelism, priors=False)
+    known = evidence(table, ds.name)
+    if method == "random":
+        kwargs["bohb_config"] = {"random_fraction": 1.0}
+    elif method == "default":
+        kwargs.update(priors=True, warm_start=replace(DEFAULT_PRIORS, evidence=known))
+    elif method == "warmstart":
+        kwargs.update(priors=True, warm_start=WarmStart(k=args.k, builtin=False,
+                                                        evidence=known))
+    elif method == "pte":
+        plan = plan_from(target_info(table, ds.name), spec, WarmStart(k=args.k, builtin=False),
+                         get_preset(args.preset).budgets, known)
+        kwargs["searcher"] = seeds_first([s.config for s in plan.seeds])
+    result = run_bohb(ds, **kwargs)
+    return pd.read_csv(result.path / EVENTS_FILE)
+
+
+# -- figures ----------------------------------------------------------------------------------
+def reference(table, target: str) -> tuple[float, float]:
+    """(best, median) val_acc on ``target`` at the table's top budget."""
+    frame = table.frame
+    top = frame[(frame["dataset"] == target) & (frame["epoch"] == table.epochs)]["val_acc"]
+    return float(top.max()), float(top.median())
+
+
+def regret_curve(events: pd.DataFrame, best: float, median: float) -> pd.DataFrame:
+    """``sim_time``, ``regret`` after each result (the incumbent's, clipped to [0, 1])."""
+    incumbent = events["val_acc"].fillna(-np.inf).cummax()
+    regret = ((best - incumbent) / max(best - median, 1e-12)).clip(0, 1)
+    return pd.DataFrame({"sim_time": events["sim_time"].to_numpy(), "regret": regret.to_numpy()})
+
+
+def regret_at(curve: pd.DataFrame, times: np.ndarray) -> np.ndarray:
+    """The curve's regret at ``times`` (1 before its first result)."""
+    idx = np.searchsorted(curve["sim_time"].to_numpy(), times, side="right") - 1
+    values = curve["regret"].to_numpy()
+    return np.where(idx >= 0, values[np.clip(idx, 0, None)] if len(values) else 1.0, 1.0)
+
+
+def figures(curve: pd.DataFrame, horizon: float) -> dict:
+    """Time to regret <= 0.1 (the horizon when never), mean regret over [0, horizon] and the
+    regret at the horizon."""
+    hit = curve[(curve["regret"] <= TARGET_REGRET + 1e-12) & (curve["sim_time"] <= horizon)]
+    grid = np.linspace(0, horizon, 501)
+    return {"time_to_target": float(hit["sim_time"].iloc[0]) if len(hit) else horizon,
+            "reached": bool(len(hit)), "area": float(regret_at(curve, grid).mean()),
+            "final_regret": float(regret_at(curve, np.array([horizon]))[0])}
+
+
+def plot(curves: dict, horizons: dict, path: Path) -> None:
+    """Mean regret against time (fraction of each target's horizon), 95% intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = np.linspace(0, 1, 201)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for method in sorted({m for m, _, _ in curves}, key=_method_order):
+        rows = np.array([regret_at(c, grid * horizons[t]) for (m, t, _), c in curves.items()
+                         if m == method])
+        mean = rows.mean(axis=0)
+        half = 1.96 * rows.std(axis=0, ddof=1) / np.sqrt(len(rows)) if len(rows) > 1 else 0 * mean
+        ax.plot(grid, mean, label=f"{method} ({len(rows)} runs)")
+        ax.fill_between(grid, np.clip(mean - half, 0, 1), np.clip(mean + half, 0, 1), alpha=0.15)
+    ax.axhline(TARGET_REGRET, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("simulated time / horizon (cold BOHB's median sweep time)")
+    ax.set_ylabel("normalised regret of the incumbent")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8)
+    ax.set_title("Replayed sweeps, leave one glyph domain out")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _method_order(method: str) -> int:
+    order = [*METHODS, "zero_shot", "bounding_box"]
+    return order.index(method) if method in order else len(order)
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# -- main ---------------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    args = parse(argv)
+    os.environ.pop("AUTOML_CHARS_STORE", None)
+    import ray
+
+    from automl_chars import data
+    from automl_chars.runner.cluster import local_ray
+    from automl_chars.tabular import LearningCurveTable
+    from automl_chars.tabular.shipped import glyph_curves
+
+    table = LearningCurveTable.load(args.table) if args.table else glyph_curves()
+    if len(table.datasets) < 2:
+        raise SystemExit(f"--table: leave-one-out needs at least 2 domains; the table has "
+                         f"{table.datasets}.")
+    methods = [m for m in args.methods.split(",") if m]
+    targets = [t for t in args.targets.split(",") if t] or table.datasets
+    if args.smoke:
+        args.seeds, args.preset = SMOKE["seeds"], SMOKE["preset"]
+        targets = targets[: SMOKE["targets"]]
+    unknown = sorted(set(targets) - set(table.datasets))
+    if unknown:
+        raise SystemExit(f"--targets: {unknown} not in the table; it has {table.datasets}.")
+    peers = [m for m in methods if m not in METHODS]
+    if peers:
+        sys.path.insert(0, str(Path(__file__).parent))
+        import syne_tune_peers
+
+        why = syne_tune_peers.available()
+        if why:
+            log(f"Syne Tune peers skipped: {why}")
+            methods = [m for m in methods if m in METHODS]
+            peers = []
+    root = Path(args.storage or tempfile.mkdtemp(prefix="warm_start_table-")).resolve()
+    events_dir = root / "events" / f"{args.preset}-p{args.parallelism}-k{args.k}"
+    events_dir.mkdir(parents=True, exist_ok=True)
+    curves, horizons, walls = {}, {}, {m: [] for m in methods}
+    with local_ray(num_cpus=2, logging_config=ray.LoggingConfig(log_level="WARNING")):
+        for target in targets:
+            ds = data.load(target, samples_per_class=table.manifest.samples_per_class)
+            best, median = reference(table, target)
+            order = ["cold", *[m for m in methods if m != "cold"]]  # cold sets the horizon
+            for method in order:
+                if method in peers:
+                    continue
+                for seed in range(args.seeds):
+                    file = events_dir / f"{method}-{target}-s{seed}.csv"
+                    if not file.exists():
+                        t0 = time.perf_counter()
+                        folder = root / "runs" / f"{method}-{target}-s{seed}"
+                        shutil.rmtree(folder, ignore_errors=True)
+                        run_method(method, table, ds, seed, args, folder).to_csv(file, index=False)
+                        shutil.rmtree(folder, ignore_errors=True)
+                        walls[method].append(time.perf_counter() - t0)
+                    curves[method, target, seed] = regret_curve(pd.read_csv(file), best, median)
+                if method == "cold":
+                    horizons[target] = float(np.median(
+                        [curves["cold", target, s]["sim_time"].iloc[-1] for s in range(args.seeds)]))
+            for method in peers:
+                for seed in range(args.seeds):
+                    file = events_dir / f"{method}-{target}-s{seed}.csv"
+                    if not file.exists():
+                        t0 = time.perf_counter()
+                        syne_tune_peers.run_peer(method, table, target, seed, horizons[target],
+                                                 n_workers=args.parallelism).to_csv(file, index=False)
+                        walls[method].append(time.perf_counter() - t0)
+                    curves[method, target, seed] = regret_curve(pd.read_csv(file), best, median)
+            log(f"{target}: horizon {horizons[target]:.0f} simulated s")
+    rows = pd.DataFrame([{"method": m, "target": t, "seed": s, **figures(c, horizons[t])}
+                         for (m, t, s), c in curves.items()])
+    report(rows, walls)
+    path = Path(args.plot) if args.plot else root / "warm_start_table.png"
+    plot(curves, horizons, path)
+    print(f"plot: {path}")
+    return finish(rows)
+
+
+def report(rows: pd.DataFrame, walls: dict) -> None:
+    """Per method and target, then per method (each target's seeds pooled)."""
+    pd.set_option("display.width", 160)
+    per_target = rows.groupby(["target", "method"]).agg(
+        time_to_target=("time_to_target", "median"), reached=("reached", "mean"),
+        area=("area", "mean"), final_regret=("final_regret", "mean"), runs=("seed", "size"))
+    print(per_target.round(3).to_string())
+    for method, group in sorted(rows.groupby("method"), key=lambda g: _method_order(g[0])):
+        print(f"area[{method}]: {group['area'].mean():.4f}")
+        print(f"final_regret[{method}]: {group['final_regret'].mean():.4f}")
+        print(f"reached[{method}]: {group['reached'].mean():.3f}")
+        if walls.get(method):
+            print(f"wall_s[{method}]: {np.median(walls[method]):.1f}")
+
+
+def finish(rows: pd.DataFrame) -> int:
+    """Speed-ups over cold BOHB (per target and seed, medians) and ``ratio:`` last."""
+    ttt = rows.pivot_table(index=["target", "seed"], columns="method", values="time_to_target")
+    for method in ttt.columns:
+        if method != "cold":
+            print(f"speedup[{method}]: {float((ttt['cold'] / ttt[method]).median()):.3f}")
+    ratio = float((ttt["cold"] / ttt["default"]).median()) if "default" in ttt else float("nan")
+    print(f"ratio: {ratio:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
