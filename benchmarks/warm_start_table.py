@@ -12,8 +12,11 @@ are hidden from every prior and seed (the evidence is the table's OTHER domains)
 - **default**: the default sweep (``DEFAULT_PRIORS``: BOHB's model starts from the nearest
   domains' results), its built-in priors rebuilt from the table without the target;
 - **warmstart**: ``WarmStart``: the best configuration of each of the ``k`` nearest domains as
-  the first trials, and their results as priors (on a table the portfolio's entries are those
-  same best configurations, so seeds come from the store's neighbours);
+  the first trials, trained to the top budget at once (``lead``), and their results as priors
+  (on a table the portfolio's entries are those same best configurations, so seeds come from
+  the store's neighbours);
+- **warmstart_bottom**: the same with ``lead=False``: the seeds start at the smallest budget
+  and wait for their rung, as Ray's ``points_to_evaluate`` do (a design choice measured);
 - **pte**: Ray Tune's ``points_to_evaluate`` idea: the warm start's seeds first, no priors;
 - **zero_shot**, **bounding_box**: Syne Tune's transfer-learning schedulers on the same table
   through Syne Tune's own simulator (``benchmarks/syne_tune_peers.py``; skipped, with a note,
@@ -50,7 +53,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-METHODS = ("random", "cold", "default", "warmstart", "pte")
+METHODS = ("random", "cold", "default", "warmstart", "warmstart_bottom", "pte")
 #: Regret level of "time to target".
 TARGET_REGRET = 0.1
 SMOKE = {"seeds": 1, "preset": "3_1_9_1", "targets": 1}
@@ -115,9 +118,9 @@ def run_method(method: str, table, ds, seed: int, args, folder: Path) -> pd.Data
         kwargs["bohb_config"] = {"random_fraction": 1.0}
     elif method == "default":
         kwargs.update(priors=True, warm_start=replace(DEFAULT_PRIORS, evidence=known))
-    elif method == "warmstart":
-        kwargs.update(priors=True, warm_start=WarmStart(k=args.k, builtin=False,
-                                                        evidence=known))
+    elif method in ("warmstart", "warmstart_bottom"):
+        kwargs.update(priors=True, warm_start=WarmStart(
+            k=args.k, builtin=False, evidence=known, lead=method == "warmstart"))
     elif method == "pte":
         plan = plan_from(target_info(table, ds.name), spec, WarmStart(k=args.k, builtin=False),
                          get_preset(args.preset).budgets, known)

@@ -57,10 +57,12 @@ from automl_chars.search.bohb import (
 )
 from automl_chars.search.presets import BOHBPreset
 from automl_chars.search.scheduler import SchedulerStateCallback
+from automl_chars.search.searcher import BOHBSearcher
 from automl_chars.search.spec import SweepSpec, get_spec, space_fingerprint
 from automl_chars.search.warmstart import (
     DEFAULT_PRIORS,
     WarmStart,
+    WarmStartPlan,
     WarmStartSearcher,
     plan_warm_start,
 )
@@ -290,7 +292,7 @@ def _warm_start_searcher(ds: Dataset, spec: SweepSpec, warm: WarmStart, bohb: BO
     if verbose >= 1:
         print(plan.describe(), flush=True)
     if warm.seed_trials:
-        return lambda searcher: WarmStartSearcher(searcher, plan)
+        return _Seeded(plan, lead=warm.lead and bool(plan.seeds))
 
     def priors_only(searcher):
         try:
@@ -303,6 +305,18 @@ def _warm_start_searcher(ds: Dataset, spec: SweepSpec, warm: WarmStart, bohb: BO
     return priors_only
 
 
+@dataclass(frozen=True)
+class _Seeded:
+    """Wraps BOHB in a warm start with seed trials; ``lead``: they train to the top budget
+    first, in a bracket of their own (see :class:`ResumableHyperBandForBOHB`)."""
+
+    plan: WarmStartPlan
+    lead: bool = False
+
+    def __call__(self, searcher: BOHBSearcher) -> WarmStartSearcher:
+        return WarmStartSearcher(searcher, self.plan)
+
+
 def _tuner(exp_dir: Path, trainable, settings: SweepSettings, spec: SweepSpec, bohb: BOHBPreset,
            bohb_options: dict, searcher: SearcherFactory | None, failure: tune.FailureConfig,
            resume: bool, verbose: int, callbacks: Sequence[Callback]) -> tune.Tuner:
@@ -311,7 +325,8 @@ def _tuner(exp_dir: Path, trainable, settings: SweepSettings, spec: SweepSpec, b
         return restore_tuner(exp_dir, trainable, failure)
     start_run(exp_dir, asdict(settings))
     np.random.seed(settings.seed)  # hpbandster's BOHB draws from numpy's global generator
-    search_alg, scheduler = build_search(spec, bohb, settings.seed, bohb_options, searcher)
+    search_alg, scheduler = build_search(spec, bohb, settings.seed, bohb_options, searcher,
+                                         lead=getattr(searcher, "lead", False))
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(

@@ -23,6 +23,7 @@ from ray import tune
 from ray.tune.callback import Callback
 from ray.tune.experiment import Trial
 
+from automl_chars.checkpoints import load_trial_state
 from automl_chars.data import Dataset, load
 from automl_chars.errors import ExperimentStateError, InvalidConfigError
 from automl_chars.layout import (
@@ -266,11 +267,12 @@ def _new_tuner(exp_dir: Path, trainable, labels: list[str], epochs: int, spec: S
 def _history(grid, jobs: Mapping[str, tuple[Dataset, dict]]) -> pd.DataFrame:
     """Every trial's results (Tune's ``result.json`` of its folder), one row per budget unit,
     in job order. A driver killed between a result and its checkpoint makes the resumed trial
-    report that unit again: the last report wins."""
+    report that unit again: the last report wins. A driver killed before Tune uploaded a
+    result's line leaves a gap; the units the trial's last checkpoint records fill it."""
     frames = []
     for r in grid:
         label = (r.config or {}).get(JOB)
-        df = r.metrics_dataframe
+        df = _with_checkpointed_results(r, r.metrics_dataframe)
         if label not in jobs or df is None or df.empty or "training_iteration" not in df:
             continue
         df = df[[c for c in df if not c.startswith("config/")]].copy()
@@ -285,6 +287,24 @@ def _history(grid, jobs: Mapping[str, tuple[Dataset, dict]]) -> pd.DataFrame:
     return (out.sort_values(["label", "training_iteration"],
                             key=lambda s: s.map(order) if s.name == "label" else s)
             .reset_index(drop=True))
+
+
+def _with_checkpointed_results(result, df: pd.DataFrame | None) -> pd.DataFrame | None:
+    """``df`` (a trial's results) with the units its last checkpoint records that ``df``
+    lacks (a trainable that keeps them: ``results`` in its checkpoint)."""
+    last = (result.metrics or {}).get("training_iteration")
+    have = set(df["training_iteration"]) if df is not None and "training_iteration" in df else set()
+    if not last or set(range(1, int(last) + 1)) <= have or result.checkpoint is None:
+        return df
+    try:
+        kept = load_trial_state(result.checkpoint.path).get("results") or []
+    except (OSError, ValueError, RuntimeError, InvalidConfigError):
+        return df  # no readable checkpoint of ours: the gap stays, and the table says so
+    missing = [row for row in kept if row.get("training_iteration") not in have]
+    if not missing:
+        return df
+    return pd.concat([df, pd.DataFrame(missing)], ignore_index=True).sort_values(
+        "training_iteration", kind="stable")
 
 
 def _table(grid, statuses: dict[str, str], jobs: Mapping[str, tuple[Dataset, dict]],

@@ -77,6 +77,9 @@ class WarmStart:
             earlier sweeps of the same data; an explicit warm start uses them.
         evidence: plan from this :class:`Evidence` instead of opening the portfolio, the store
             and the built-in priors (a benchmark's leave-one-out data, or your own).
+        lead: the seed trials train to the top budget at once, in a bracket of their own,
+            before BOHB's HyperBand iterations (else they start at the smallest budget and wait
+            for their rung to fill, as Ray's ``points_to_evaluate`` do).
     """
 
     portfolio: Any = None
@@ -89,6 +92,7 @@ class WarmStart:
     seed_trials: bool = True
     same_dataset: bool = True
     evidence: Evidence | None = None
+    lead: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.k, int) or self.k < 0:
@@ -108,7 +112,7 @@ class WarmStart:
         return {"portfolio": str(path) if path else None, "store": str(store) if store else None,
                 "measure": self.measure, "k": self.k, "sample_size": self.sample_size,
                 "priors_per_budget": self.priors_per_budget, "seed_trials": self.seed_trials,
-                "same_dataset": self.same_dataset,
+                "same_dataset": self.same_dataset, "lead": self.lead,
                 "evidence": self.evidence.describe() if self.evidence is not None else None}
 
 

@@ -198,6 +198,7 @@ class SupervisedTrainable(tune.Trainable):
 
     def _build(self, config: dict) -> None:
         self.units_done = self.samples_seen = 0
+        self.results: list[dict] = []  # every unit's result, kept in checkpoints (see step)
         self.failure: str | None = None
         self.failure_reported = False
         self.model = self.optimizer = self.schedule = None
@@ -234,7 +235,7 @@ class SupervisedTrainable(tune.Trainable):
             validation.update(self.test_metrics())
         self.units_done = unit
         self.samples_seen += stats.samples
-        return {
+        result = {
             **validation,
             "train_acc": stats.accuracy,
             "train_loss": stats.loss,
@@ -246,6 +247,11 @@ class SupervisedTrainable(tune.Trainable):
             "shape_adjustments": len(getattr(self.model, "adjustments", [])),
             "device": self.device.type,
         }
+        # Checkpoints carry every unit's result: Tune uploads a trial's result files to storage
+        # in the background, and a driver killed before an upload finished loses lines the
+        # checkpoint (written by the trial itself) already covers (see run_trials' history).
+        self.results.append(plain_value({"training_iteration": unit, **result}))
+        return result
 
     def _failed_result(self) -> dict:
         """The failure as a result: NaN metrics and the reason. The first one leaves stopping to
@@ -263,7 +269,7 @@ class SupervisedTrainable(tune.Trainable):
         s = self.trial_settings if self.failure is None else None
         state = {"format": CHECKPOINT_FORMAT, "trainable": type(self).__name__,
                  "units_done": self.units_done, "samples_seen": self.samples_seen,
-                 FAILURE: self.failure}
+                 FAILURE: self.failure, "results": list(self.results)}
         if s is not None:
             state.update(model=s.model, arch=s.arch_dict(), config=s.config,
                          state_dict=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
@@ -275,6 +281,7 @@ class SupervisedTrainable(tune.Trainable):
         state = load_trial_state(checkpoint_dir)
         self.units_done, self.samples_seen = state["units_done"], state["samples_seen"]
         self.failure = state[FAILURE]
+        self.results = list(state.get("results", []))
         if self.failure is None:
             self.model.load_state_dict(state["state_dict"])
             self.optimizer.load_state_dict(state["optimizer"])

@@ -43,6 +43,9 @@ def test_jobs_train_on_their_own_datasets_and_read_back(ray_session, make_datase
     state = load_trial_state(result.checkpoint("on-b"))
     assert state["state_dict"]["head.weight"].shape[0] == 5
     assert state["units_done"] == 2
+    # the checkpoint keeps every epoch's result (what fills a gap a killed driver leaves)
+    assert [r["training_iteration"] for r in state["results"]] == [1, 2]
+    assert state["results"][-1]["val_acc"] == pytest.approx(t.loc["on-b", "val_acc"])
     with pytest.raises(ExperimentStateError, match="did not finish"):
         result.checkpoint("diverges")
     h = result.history  # every result of every job, one row per epoch
@@ -103,3 +106,25 @@ def test_a_grid_without_every_job_is_an_interrupted_run_not_a_finished_one(tmp_p
     grid, statuses = fit_to_the_end(SimpleNamespace(fit=lambda: done), tmp_path, 2, verbose=0,
                                     complete=lambda g: jobs_in(g) == {"a", "b"})
     assert grid is done and statuses == {"1": "TERMINATED", "2": "TERMINATED"}
+
+
+def test_units_a_killed_driver_never_uploaded_come_from_the_checkpoint(tmp_path):
+    """Tune uploads a trial's result lines in the background; a driver killed first leaves a
+    gap that the trial's last checkpoint (its own results) fills. Units Tune has win."""
+    from types import SimpleNamespace
+
+    from automl_chars.checkpoints import CHECKPOINT_FORMAT, save_trial_state
+    from automl_chars.runner.trials import _with_checkpointed_results
+
+    kept = [{"training_iteration": u, "val_acc": 0.1 * u, "device": "cpu"} for u in (1, 2, 3)]
+    save_trial_state(tmp_path, {"format": CHECKPOINT_FORMAT, "results": kept})
+    result = SimpleNamespace(metrics={"training_iteration": 3},
+                             checkpoint=SimpleNamespace(path=str(tmp_path)))
+    tune_rows = pd.DataFrame({"training_iteration": [1, 3], "val_acc": [0.5, 0.7]})
+    filled = _with_checkpointed_results(result, tune_rows)
+    assert filled["training_iteration"].tolist() == [1, 2, 3]
+    assert filled["val_acc"].tolist() == [0.5, pytest.approx(0.2), 0.7]
+    whole = pd.DataFrame({"training_iteration": [1, 2, 3], "val_acc": [0.5, 0.6, 0.7]})
+    assert _with_checkpointed_results(result, whole) is whole  # nothing missing: not opened
+    none = SimpleNamespace(metrics={"training_iteration": 3}, checkpoint=None)
+    assert _with_checkpointed_results(none, tune_rows) is tune_rows
