@@ -54,9 +54,14 @@ import numpy as np
 import pandas as pd
 
 METHODS = ("random", "cold", "default", "warmstart", "warmstart_bottom", "pte")
+#: Syne Tune's methods (benchmarks/syne_tune_peers.py).
+PEERS = ("zero_shot", "bounding_box")
 #: Regret level of "time to target".
 TARGET_REGRET = 0.1
-SMOKE = {"seeds": 1, "preset": "3_1_9_1", "targets": 1}
+#: The smoke run: one target, one seed, one bracket; the methods that share code paths with
+#: others (random: a BOHB option; warmstart_bottom: a WarmStart flag; pte: a searcher) left out.
+SMOKE = {"seeds": 1, "preset": "3_1_9_1", "targets": 1,
+         "methods": ("cold", "default", "warmstart", "zero_shot", "bounding_box")}
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -67,7 +72,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--preset", default="3_1_9_18", help="BOHB preset (3_1_9_18: 102 trials)")
     p.add_argument("--parallelism", type=int, default=4, help="trials at a time")
     p.add_argument("--k", type=int, default=3, help="nearest domains that seed and prime")
-    p.add_argument("--methods", default=",".join(METHODS) + ",zero_shot,bounding_box")
+    p.add_argument("--methods", default=",".join((*METHODS, *PEERS)),
+                   help="comma-separated methods (cold always runs: it sets the horizon)")
     p.add_argument("--storage", default=None, help="where runs go (default: a temp folder); "
                    "a second run with the same folder keeps the finished runs")
     p.add_argument("--plot", default=None, help="the plot's file (default: in --storage)")
@@ -190,7 +196,7 @@ def plot(curves: dict, horizons: dict, path: Path) -> None:
 
 
 def _method_order(method: str) -> int:
-    order = [*METHODS, "zero_shot", "bounding_box"]
+    order = [*METHODS, *PEERS]
     return order.index(method) if method in order else len(order)
 
 
@@ -218,10 +224,14 @@ def main(argv=None) -> int:
     if args.smoke:
         args.seeds, args.preset = SMOKE["seeds"], SMOKE["preset"]
         targets = targets[: SMOKE["targets"]]
+        methods = [m for m in methods if m in SMOKE["methods"]]
     unknown = sorted(set(targets) - set(table.datasets))
     if unknown:
         raise SystemExit(f"--targets: {unknown} not in the table; it has {table.datasets}.")
-    peers = [m for m in methods if m not in METHODS]
+    unknown = sorted(set(methods) - set(METHODS) - set(PEERS))
+    if unknown:
+        raise SystemExit(f"--methods: unknown {unknown}; choose from {[*METHODS, *PEERS]}.")
+    peers = [m for m in methods if m in PEERS]
     if peers:
         sys.path.insert(0, str(Path(__file__).parent))
         import syne_tune_peers
