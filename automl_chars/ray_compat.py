@@ -208,12 +208,14 @@ def bracket_state(bracket: RungBracket, result_keys: tuple[str, ...]) -> dict:
 
 
 def make_bracket(scheduler: HyperBandScheduler, s: int, rungs: list[int],
-                 state: dict | None = None) -> RungBracket:
-    """Bracket ``s`` of ``scheduler`` halving at ``rungs``; with ``state`` (from
-    :func:`bracket_state`), as it was then, without its trials (they rejoin, :func:`rejoin`)."""
+                 state: dict | None = None, max_trials: int | None = None) -> RungBracket:
+    """Bracket ``s`` of ``scheduler`` halving at ``rungs`` (of ``max_trials`` trials, default
+    HyperBand's for ``s``); with ``state`` (from :func:`bracket_state`), as it was then,
+    without its trials (they rejoin, :func:`rejoin`)."""
     sch = scheduler
     if state is None:
-        return RungBracket(time_attr=sch._time_attr, max_trials=sch._get_n0(s),
+        return RungBracket(time_attr=sch._time_attr,
+                           max_trials=sch._get_n0(s) if max_trials is None else max_trials,
                            init_t_attr=sch._get_r0(s), max_t_attr=sch._max_t_attr, eta=sch._eta,
                            s=s, stop_last_trials=sch._stop_last_trials, rungs=rungs)
     b = RungBracket(sch._time_attr, state["n0"], state["r0"], sch._max_t_attr, sch._eta,

@@ -42,6 +42,8 @@ mean regret against time (as a fraction of the horizon) with 95% intervals::
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import shutil
 import sys
@@ -114,11 +116,11 @@ def run_method(method: str, table, ds, seed: int, args, folder: Path) -> pd.Data
     from automl_chars.search.presets import get_preset
     from automl_chars.search.spec import replay_spec
     from automl_chars.search.warmstart import DEFAULT_PRIORS, WarmStart, plan_from
-    from automl_chars.trainables.simclock import EVENTS_FILE
+    from automl_chars.trainables.simclock import CLOCK_FILE, EVENTS_FILE
 
     spec = replay_spec(table, seed=seed, parallelism=args.parallelism)
     kwargs = dict(spec=spec, preset=args.preset, storage_path=folder, name="run", seed=seed,
-                  verbose=0, cpus_per_trial=2 / args.parallelism, priors=False)
+                  verbose=0, cpus_per_trial=1, priors=False)  # Ray has `parallelism` CPUs
     known = evidence(table, ds.name)
     if method == "random":
         kwargs["bohb_config"] = {"random_fraction": 1.0}
@@ -132,7 +134,11 @@ def run_method(method: str, table, ds, seed: int, args, folder: Path) -> pd.Data
                          get_preset(args.preset).budgets, known)
         kwargs["searcher"] = seeds_first([s.config for s in plan.seeds])
     result = run_bohb(ds, **kwargs)
-    return pd.read_csv(result.path / EVENTS_FILE)
+    clock = json.loads((result.path / CLOCK_FILE).read_text())
+    if clock["forced"]:
+        log(f"{method} on {ds.name} seed {seed}: {clock['forced']} releases forced by the "
+            f"clock's patience (the driver fell silent): its order may be off")
+    return pd.read_csv(result.path / EVENTS_FILE).assign(forced=clock["forced"])
 
 
 # -- figures ----------------------------------------------------------------------------------
@@ -222,7 +228,7 @@ def main(argv=None) -> int:
     methods = [m for m in args.methods.split(",") if m]
     targets = [t for t in args.targets.split(",") if t] or table.datasets
     if args.smoke:
-        args.seeds, args.preset = SMOKE["seeds"], SMOKE["preset"]
+        args.seeds, args.preset, args.parallelism = SMOKE["seeds"], SMOKE["preset"], 2
         targets = targets[: SMOKE["targets"]]
         methods = [m for m in methods if m in SMOKE["methods"]]
     unknown = sorted(set(targets) - set(table.datasets))
@@ -242,10 +248,16 @@ def main(argv=None) -> int:
             methods = [m for m in methods if m in METHODS]
             peers = []
     root = Path(args.storage or tempfile.mkdtemp(prefix="warm_start_table-")).resolve()
-    events_dir = root / "events" / f"{args.preset}-p{args.parallelism}-k{args.k}"
+    # finished runs are kept per setting and per table (a table with more domains is new evidence)
+    table_key = hashlib.sha1(json.dumps([table.datasets, table.manifest.space_fingerprint,
+                                         table.epochs]).encode()).hexdigest()[:8]
+    events_dir = root / "events" / f"{args.preset}-p{args.parallelism}-k{args.k}-{table_key}"
     events_dir.mkdir(parents=True, exist_ok=True)
-    curves, horizons, walls = {}, {}, {m: [] for m in methods}
-    with local_ray(num_cpus=2, logging_config=ray.LoggingConfig(log_level="WARNING")):
+    curves, horizons, walls, forced = {}, {}, {m: [] for m in methods}, 0
+    # one logical CPU per trial at a time: exactly `parallelism` replayed trials fit (they
+    # mostly wait on the clock, so more logical CPUs than cores cost nothing)
+    with local_ray(num_cpus=args.parallelism,
+                   logging_config=ray.LoggingConfig(log_level="WARNING")):
         for target in targets:
             ds = data.load(target, samples_per_class=table.manifest.samples_per_class)
             best, median = reference(table, target)
@@ -261,8 +273,10 @@ def main(argv=None) -> int:
                         shutil.rmtree(folder, ignore_errors=True)
                         run_method(method, table, ds, seed, args, folder).to_csv(file, index=False)
                         shutil.rmtree(folder, ignore_errors=True)
-                        walls[method].append(time.perf_counter() - t0)
-                    curves[method, target, seed] = regret_curve(pd.read_csv(file), best, median)
+                        walls.setdefault(method, []).append(time.perf_counter() - t0)
+                    events = pd.read_csv(file)
+                    forced += int(events["forced"].max()) if len(events) else 0
+                    curves[method, target, seed] = regret_curve(events, best, median)
                 if method == "cold":
                     horizons[target] = float(np.median(
                         [curves["cold", target, s]["sim_time"].iloc[-1] for s in range(args.seeds)]))
@@ -273,12 +287,13 @@ def main(argv=None) -> int:
                         t0 = time.perf_counter()
                         syne_tune_peers.run_peer(method, table, target, seed, horizons[target],
                                                  n_workers=args.parallelism).to_csv(file, index=False)
-                        walls[method].append(time.perf_counter() - t0)
+                        walls.setdefault(method, []).append(time.perf_counter() - t0)
                     curves[method, target, seed] = regret_curve(pd.read_csv(file), best, median)
             log(f"{target}: horizon {horizons[target]:.0f} simulated s")
     rows = pd.DataFrame([{"method": m, "target": t, "seed": s, **figures(c, horizons[t])}
                          for (m, t, s), c in curves.items()])
     report(rows, walls)
+    print(f"forced_releases: {forced}")
     path = Path(args.plot) if args.plot else root / "warm_start_table.png"
     plot(curves, horizons, path)
     print(f"plot: {path}")

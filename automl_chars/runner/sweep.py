@@ -292,7 +292,7 @@ def _warm_start_searcher(ds: Dataset, spec: SweepSpec, warm: WarmStart, bohb: BO
     if verbose >= 1:
         print(plan.describe(), flush=True)
     if warm.seed_trials:
-        return _Seeded(plan, lead=warm.lead and bool(plan.seeds))
+        return _Seeded(plan, lead=len(plan.seeds) if warm.lead else 0)
 
     def priors_only(searcher):
         try:
@@ -307,11 +307,11 @@ def _warm_start_searcher(ds: Dataset, spec: SweepSpec, warm: WarmStart, bohb: BO
 
 @dataclass(frozen=True)
 class _Seeded:
-    """Wraps BOHB in a warm start with seed trials; ``lead``: they train to the top budget
-    first, in a bracket of their own (see :class:`ResumableHyperBandForBOHB`)."""
+    """Wraps BOHB in a warm start with seed trials; ``lead``: that many (the seeds) train to
+    the top budget first, in a bracket of their own (see :class:`ResumableHyperBandForBOHB`)."""
 
     plan: WarmStartPlan
-    lead: bool = False
+    lead: int = 0
 
     def __call__(self, searcher: BOHBSearcher) -> WarmStartSearcher:
         return WarmStartSearcher(searcher, self.plan)
@@ -326,7 +326,7 @@ def _tuner(exp_dir: Path, trainable, settings: SweepSettings, spec: SweepSpec, b
     start_run(exp_dir, asdict(settings))
     np.random.seed(settings.seed)  # hpbandster's BOHB draws from numpy's global generator
     search_alg, scheduler = build_search(spec, bohb, settings.seed, bohb_options, searcher,
-                                         lead=getattr(searcher, "lead", False))
+                                         lead=getattr(searcher, "lead", 0))
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(

@@ -63,14 +63,14 @@ SearcherFactory = Callable[[BOHBSearcher], Searcher]
 
 
 def build_search(spec: SweepSpec, preset: BOHBPreset, seed: int, bohb_config: dict | None = None,
-                 searcher: SearcherFactory | None = None, lead: bool = False,
+                 searcher: SearcherFactory | None = None, lead: int = 0,
                  ) -> tuple[Searcher, ResumableHyperBandForBOHB]:
     """The searcher and scheduler of a BOHB sweep (the budget is ``training_iteration``).
 
     ``searcher`` wraps the BOHB searcher (e.g. a warm start): it receives the
     :class:`BOHBSearcher` and returns the searcher Tune runs, which must keep the contract of
     :class:`~automl_chars.search.searcher.BracketSearcher`. ``lead``: the first trials (a warm
-    start's seeds) train to the top budget at once, in a bracket of their own.
+    start's seeds), as many as it says, train to the top budget at once, in a bracket of their own.
     """
     bohb = BOHBSearcher(spec.space, bohb_config=bohb_config, metric=spec.metric, mode=spec.mode,
                         seed=seed)

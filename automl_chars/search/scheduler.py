@@ -50,15 +50,20 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
     Its uses of Ray's private HyperBand internals are in :mod:`automl_chars.ray_compat`.
     """
 
+    #: Trials of the lead bracket (0: none); a class default for schedulers pickled before it.
+    _lead: int = 0
+
     def __init__(self, *, min_t: int = 1, max_t: int = 81, reduction_factor: float = 3,
-                 lead: bool = False, **kwargs: Any):
+                 lead: int = 0, **kwargs: Any):
         super().__init__(max_t=max_t, reduction_factor=reduction_factor, **kwargs)
         if not 1 <= min_t <= max_t:
             raise ValueError(f"need 1 <= min_t <= max_t, got min_t={min_t}, max_t={max_t}")
         self._min_t = min_t
-        # lead: the sweep's first trials (a warm start's seeds) form a bracket of their own that
-        # trains them to max_t at once (hpbandster's smallest bracket, s = 0), before the
-        # HyperBand iterations; a seed then need not wait for a rung of others to fill.
+        # lead: the sweep's first `lead` trials (a warm start's seeds) form a bracket of their
+        # own that trains them to max_t at once (hpbandster's smallest bracket, s = 0), before
+        # the HyperBand iterations; a seed then need not wait for a rung of others to fill.
+        if isinstance(lead, bool) or not isinstance(lead, int) or lead < 0:
+            raise ValueError(f"lead must be a whole number of trials >= 0, got {lead!r}")
         self._lead = lead
         compat.set_budget_range(self, min_t, lambda s: self.rungs(s)[0])
         self._restored: dict[str, _Slot] = {}
@@ -74,7 +79,7 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
 
     def _cur_band_filled(self) -> bool:  # Ray's hook: does the next bracket start a new band?
         # The lead bracket is a band of its own: once it is full, the first iteration begins.
-        return (self._lead and compat.bands(self)[2] == 0) or super()._cur_band_filled()
+        return (self._lead > 0 and compat.bands(self)[2] == 0) or super()._cur_band_filled()
 
     # -- snapshot -------------------------------------------------------------------------
     def snapshot(self) -> dict:
@@ -148,8 +153,9 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
         entry = self._restored.pop(trial.trial_id, None)
         ended = trial.status in (Trial.TERMINATED, Trial.ERROR)
         if entry is None:
-            if self._lead and not ended and compat.bands(self)[0] == [[]]:
-                lead = self._create_bracket(0)  # the sweep's first trial: open the lead bracket
+            if self._lead > 0 and not ended and compat.bands(self)[0] == [[]]:
+                # the sweep's first trial: open the lead bracket
+                lead = compat.make_bracket(self, 0, self.rungs(0), max_trials=self._lead)
                 compat.set_bands(self, [[lead]], lead, 0, 0)
             if ended:
                 # Re-added by a restore, but unknown to the snapshot: it finished after the last

@@ -52,6 +52,8 @@ class SweepSpec:
         checkpoint_frequency: a sweep's trials save a checkpoint every this many results (1: a
             resumed sweep loses no epoch); 0 saves only when the scheduler pauses a trial and
             at its end (a replay, which recomputes an epoch for free).
+        learns_from: the trainable whose past results and portfolio entries a warm start draws
+            on (default: :attr:`name`; a replay of a CNN table draws on the CNN's).
     """
 
     name: str
@@ -63,6 +65,7 @@ class SweepSpec:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     run_setup: Callable[[str], tuple[Mapping[str, Any], Sequence[Callback]]] | None = None
     checkpoint_frequency: int = 1
+    learns_from: str = ""
 
     def __post_init__(self) -> None:
         # Defaults from the trainable; frozen, so through object.__setattr__.
@@ -86,6 +89,11 @@ class SweepSpec:
                 f"SweepSpec {self.name!r}: parameters {sorted(reserved)} are set by the sweep "
                 f"itself; remove them."
             )
+
+    @property
+    def results_of(self) -> str:
+        """The trainable whose results a warm start of this spec may use."""
+        return self.learns_from or self.name
 
     def for_run(self, run_folder: str | os.PathLike) -> tuple[dict, list[Callback]]:
         """The trainable's parameters and this spec's Tune callbacks for one run in
@@ -173,7 +181,7 @@ def replay_spec(table, space: ConfigurationSpace | None = None, seed: int | None
     index = ConfigIndex(table.configs, None if by_id else space)
     return SweepSpec("replay", ReplayTrainable, space, parameters={"table": table, "index": index},
                      run_setup=None if parallelism is None else _ClockSetup(parallelism),
-                     checkpoint_frequency=0)
+                     checkpoint_frequency=0, learns_from=table.manifest.trainable)
 
 
 def config_id_space(table, seed: int | None = None) -> ConfigurationSpace:

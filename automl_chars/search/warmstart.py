@@ -366,7 +366,7 @@ def _portfolio_seed(name: str, entry: pd.Series, spec) -> dict | None:
     trained by the sweep's own trainable (None otherwise)."""
     if spec.name == "transfer":
         return {"source": name}
-    if entry["trainable"] == spec.name:
+    if entry["trainable"] == spec.results_of:
         return dict(entry["config"])
     return None
 
@@ -375,7 +375,7 @@ def _usable_rows(frame: pd.DataFrame, spec, notes: list[str], warn: bool = True)
     """The store's finished results of ``spec``'s trainable whose configuration fits the space
     (the rest noted, and warned about when ``warn``: default priors in a subspace sweep drop
     the other hyperparameters as a matter of course)."""
-    frame = frame[(frame["trainable"] == spec.name) & frame["val_acc"].notna()].copy()
+    frame = frame[(frame["trainable"] == spec.results_of) & frame["val_acc"].notna()].copy()
     if frame.empty:
         return frame
     fitted = [fit_to_space(c, spec.space) for c in frame["config"]]

@@ -47,13 +47,13 @@ class DriverView:
 
     Attributes:
         running: ids of the trials Tune runs (status RUNNING).
-        processed: replayed results Tune has handled so far.
+        processed: per trial, the replayed results Tune has handled so far.
         settled: no trial is about to start at the current simulated time (every slot is
-            busy, or Tune has had a full step since the last result to start one and did not).
+            busy, or Tune has had a full step since anything last changed and started none).
     """
 
     running: tuple[str, ...]
-    processed: int
+    processed: dict[str, int]
     settled: bool
 
 
@@ -65,6 +65,7 @@ class SimulatedClock:
     def __init__(self, patience_s: float = 30.0):
         self.now = 0.0
         self.released = 0
+        self.released_to: dict[str, int] = {}  # per trial: events released to it
         self.forced = 0
         self.patience_s = patience_s
         self.view: DriverView | None = None
@@ -84,6 +85,15 @@ class SimulatedClock:
         self.view = view
         self._try_release()
 
+    def forget(self, trial_id: str) -> None:
+        """``trial_id`` errored (its actor died, or Tune retries it from a checkpoint): an
+        event released to it may never reach Tune, and one it was waiting for is void."""
+        self.released_to.pop(trial_id, None)
+        entry = self.waiting.pop(trial_id, None)
+        if entry is not None and not entry[1].done():
+            entry[1].cancel()
+        self._try_release()
+
     def state(self) -> dict:
         """``now``, events released, forced releases and events waiting."""
         return {"now": self.now, "released": self.released, "forced": self.forced,
@@ -91,7 +101,8 @@ class SimulatedClock:
 
     def _ready(self) -> bool:
         v = self.view
-        return (v is not None and v.settled and v.processed >= self.released
+        return (v is not None and v.settled
+                and all(v.processed.get(t, 0) >= n for t, n in self.released_to.items())
                 and all(t in self.waiting for t in v.running))
 
     def _try_release(self) -> None:
@@ -117,6 +128,7 @@ class SimulatedClock:
         finish, future = self.waiting.pop(trial_id)
         self.now = max(self.now, finish)
         self.released += 1
+        self.released_to[trial_id] = self.released_to.get(trial_id, 0) + 1
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -146,8 +158,9 @@ class ClockCallback(Callback):
                                      f">= 1, got {parallelism!r}.")
         self.name, self.parallelism, self.patience_s = name, parallelism, patience_s
         self.clock = None
-        self.processed = 0
-        self.last_result_iteration = -10
+        self.processed: dict[str, int] = {}
+        self.last_change = -10  # the controller step in which the trials last changed
+        self.statuses: tuple = ()
         self.events: list[dict] = []
         self.forced = 0
 
@@ -156,19 +169,35 @@ class ClockCallback(Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         if SIM_TIME in result:
-            self.processed += 1
-            self.last_result_iteration = iteration
+            self.processed[trial.trial_id] = self.processed.get(trial.trial_id, 0) + 1
+            self.last_change = iteration + 1  # on_step_end numbers this step one higher
             self.events.append({"sim_time": result[SIM_TIME], "trial_id": trial.trial_id,
                                 **{k: result.get(k) for k in EVENT_KEYS}})
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._forget(trial)
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        self._forget(trial)
+
+    def _forget(self, trial) -> None:
+        self.processed.pop(trial.trial_id, None)
+        if self.clock is not None:
+            self.clock.forget.remote(trial.trial_id)
 
     def on_step_end(self, iteration, trials, **info) -> None:
         if self.clock is None:
             return
+        statuses = tuple((t.trial_id, t.status) for t in trials)
+        if statuses != self.statuses:  # a trial was added, started, paused, stopped, ...
+            self.statuses, self.last_change = statuses, iteration
         running = tuple(t.trial_id for t in trials if t.status == Trial.RUNNING)
         starting = any(t.status == Trial.PENDING for t in trials)
         free = self.parallelism - len(running)
-        settled = free <= 0 or (not starting and iteration >= self.last_result_iteration + 2)
-        self.clock.report.remote(DriverView(running, self.processed, settled))
+        # With a slot free, Tune may start a trial in the step after any change (the searcher
+        # asks for one trial at a time, HyperBand unpauses one at a time): wait a full step.
+        settled = free <= 0 or (not starting and iteration >= self.last_change + 1)
+        self.clock.report.remote(DriverView(running, dict(self.processed), settled))
 
     def state(self) -> dict:
         """The clock's :meth:`SimulatedClock.state` (while the run is on)."""

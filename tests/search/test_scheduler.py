@@ -215,16 +215,16 @@ def test_an_errored_trial_revived_on_resume_rejoins_its_bracket():
 
 def test_a_lead_bracket_trains_the_first_trials_to_the_top_budget_then_hyperband_goes_on():
     sched = ResumableHyperBandForBOHB(time_attr="training_iteration", metric="val_acc",
-                                      mode="max", min_t=1, max_t=9, reduction_factor=3, lead=True)
-    ctrl, trials = FakeController(sched), _trials(3 + 9 + 1)
+                                      mode="max", min_t=1, max_t=9, reduction_factor=3, lead=2)
+    ctrl, trials = FakeController(sched), _trials(2 + 9 + 1)
     for t in trials:
         sched.on_trial_add(ctrl, t)
     lead, _ = sched._trial_info[trials[0]]
-    assert [sched._trial_info[t][0] for t in trials[:3]] == [lead] * 3  # hpbandster's s = 0
-    assert lead._n0 == 3 and lead._r == 9
-    first, band = sched._trial_info[trials[3]]
+    assert [sched._trial_info[t][0] for t in trials[:2]] == [lead] * 2  # the two seeds, s = 0
+    assert lead._n0 == 2 and lead._r == 9
+    first, band = sched._trial_info[trials[2]]
     assert band == 1 and first._n0 == 9 and first._r == 1  # then the iterations, largest first
-    assert sched._trial_info[trials[12]][0]._n0 == 5  # ... and the next bracket of the band
+    assert sched._trial_info[trials[11]][0]._n0 == 5  # ... and the next bracket of the band
     for epoch in range(1, 9):  # a seed is not paused at budget 1 or 3: it trains on
         assert _report(sched, ctrl, trials[0], epoch, 0.5) == TrialScheduler.CONTINUE
     # at the top budget it waits for the bracket's other trials (Ray's rule at a last rung)

@@ -127,3 +127,20 @@ def test_bohb_sweeps_a_table_unchanged(ray_session, make_dataset, tmp_path):
     assert result.test_accuracy == pytest.approx(
         table.curve(best, "a").loc[int(trials.set_index("trial_id").loc[
             result.incumbent_trial_id, "budget"]), "test_acc"])
+
+
+def test_a_replay_warm_starts_from_the_tables_cnn_results():
+    """A replay of a CNN table draws on CNN results (the evidence's trainable), not on results
+    of a trainable called "replay": the other dataset's rows become seeds and priors."""
+    from automl_chars.search.spec import replay_spec
+    from automl_chars.search.warmstart import Evidence, TargetInfo, WarmStart, plan_from
+
+    table = make_table()
+    spec = replay_spec(table, seed=0)
+    assert spec.name == "replay" and spec.results_of == "cnn"
+    plan = plan_from(TargetInfo("a", "fp-a", {"log_classes": 2.3}), spec,
+                     WarmStart(k=1, builtin=False, priors_per_budget=3), [1, 3],
+                     Evidence(results=table.store_rows(["b"])))
+    assert [s.suggested_by for s in plan.seeds] == ["store:b"]
+    assert plan.seeds[0].config == default_config()  # b's best at the top budget: config 0
+    assert plan.priors and {p.dataset for p in plan.priors} == {"b"}

@@ -56,8 +56,11 @@ def simulate(parallelism: int) -> list[tuple[float, int]]:
 
 
 @pytest.mark.slow
-def test_results_arrive_in_simulated_time_order(ray_session, tmp_path):
-    """Two at a time (one at a time: test_replay's BOHB sweep)."""
+def test_results_arrive_in_simulated_time_order(ray_session, tmp_path, monkeypatch):
+    """Two at a time (one at a time: test_replay's BOHB sweep), with Tune creating one trial
+    at a time, as it does for BOHB's searcher: a trial that starts when a slot frees starts at
+    that simulated time, not one release later."""
+    monkeypatch.setenv("TUNE_MAX_PENDING_TRIALS_PG", "1")
     parallelism = 2
     name = clock_name(str(tmp_path))
     trainable = tune.with_resources(
@@ -88,7 +91,7 @@ def test_a_silent_driver_only_delays_releases(ray_session):
     ready, _ = ray.wait([late, early], timeout=0.3)
     assert ready == []
     assert ray.get(early) == 2.0
-    clock.report.remote(DriverView(("t2",), processed=1, settled=True))
+    clock.report.remote(DriverView(("t2",), processed={"t1": 1}, settled=True))
     assert ray.get(late) == 5.0
     state = ray.get(clock.state.remote())
     assert state["forced"] == 1 and state["released"] == 2 and state["now"] == 5.0
