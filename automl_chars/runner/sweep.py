@@ -278,43 +278,41 @@ def _warm_start_searcher(ds: Dataset, spec: SweepSpec, warm: WarmStart, bohb: BO
     try:
         plan = plan_warm_start(ds, spec, warm, bohb.budgets, store=store, seed=seed)
     except Exception as err:
-        if warm.seed_trials:  # an explicit warm start fails loudly
+        if warm.strict:  # an explicit warm start fails loudly
             raise
-        warnings.warn(f"No priors for BOHB's model ({type(err).__name__}: {err}); the sweep "
-                      f"starts cold.", stacklevel=3)  # default priors never fail a sweep
+        warnings.warn(f"No warm start ({type(err).__name__}: {err}); the sweep starts cold.",
+                      stacklevel=3)  # the default one never fails a sweep
         return None
-    if plan.empty and not warm.seed_trials:
+    if plan.empty and not warm.strict:
         return None
     if num_trials is not None:
         plan.cap_seeds(num_trials)
     exp_dir.mkdir(parents=True, exist_ok=True)
     write_json(exp_dir / WARM_START_FILE, plan.summary())
     if verbose >= 1:
-        print(plan.describe(), flush=True)
-    if warm.seed_trials:
-        return _Seeded(plan, lead=len(plan.seeds) if warm.lead else 0)
-
-    def priors_only(searcher):
-        try:
-            return WarmStartSearcher(searcher, plan)
-        except Exception as err:  # e.g. hpbandster cannot fit its model to the priors
-            warnings.warn(f"BOHB's model could not take the priors ({type(err).__name__}: "
-                          f"{err}); the sweep starts cold.", stacklevel=2)
-            return searcher
-
-    return priors_only
+        print(plan.describe(default=not warm.strict), flush=True)
+    return _Seeded(plan, lead=len(plan.seeds) if warm.lead else 0, strict=warm.strict)
 
 
 @dataclass(frozen=True)
 class _Seeded:
-    """Wraps BOHB in a warm start with seed trials; ``lead``: that many (the seeds) train to
-    the top budget first, in a bracket of their own (see :class:`ResumableHyperBandForBOHB`)."""
+    """Wraps BOHB in a warm start; ``lead``: that many trials (the seeds) train to the top
+    budget first, in a bracket of their own (see :class:`ResumableHyperBandForBOHB`). Unless
+    ``strict``, priors BOHB's model cannot take are dropped with a warning (the seeds stay)."""
 
     plan: WarmStartPlan
     lead: int = 0
+    strict: bool = True
 
     def __call__(self, searcher: BOHBSearcher) -> WarmStartSearcher:
-        return WarmStartSearcher(searcher, self.plan)
+        try:
+            return WarmStartSearcher(searcher, self.plan)
+        except Exception as err:  # e.g. hpbandster cannot fit its model to the priors
+            if self.strict or not self.plan.priors:
+                raise
+            warnings.warn(f"BOHB's model could not take the priors ({type(err).__name__}: "
+                          f"{err}); the sweep runs without them.", stacklevel=2)
+            return WarmStartSearcher(searcher, replace(self.plan, priors=[]))
 
 
 def _tuner(exp_dir: Path, trainable, settings: SweepSettings, spec: SweepSpec, bohb: BOHBPreset,

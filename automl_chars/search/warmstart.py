@@ -6,9 +6,14 @@ let BOHB's model learn from their results before the target's own arrive.
 - **seeds** (the first trials): for a transfer sweep, model transfer from the ``k`` portfolio
   entries most similar to the target (by ``measure``); for other sweeps, those entries' own
   configurations when they were trained by the same trainable (configuration transfer); then
-  the best configuration the results store holds for each of the ``k`` nearest datasets (kNN
-  over meta-features). Each seed records why (``suggested_by``: ``portfolio:<entry>``,
-  ``store:<dataset>``).
+  ``num_seeds`` configurations from the results store: a greedy portfolio over the ``k`` nearest
+  datasets (kNN over meta-features) that covers as many of them as well as possible (Wistuba et
+  al.'s sequential model-free selection, which Syne Tune's ``ZeroShotTransfer`` runs): each
+  dataset ranks the configurations it holds (by budget reached, then accuracy); each step takes
+  the configuration with the best mean rank, the ranks capped by the portfolio's so far, and
+  starts over among the rest once every dataset is covered. A configuration a dataset never ran
+  counts there as its median. Each seed records why (``suggested_by``: ``portfolio:<entry>``,
+  ``store:<dataset where it ranks best>``).
 - **priors** (results BOHB's density estimator starts with): the store's results of the same
   trainable on the ``k`` nearest datasets, at the budgets this sweep's brackets use. Accuracies
   of other datasets differ in scale, so each enters as its quantile within its dataset and
@@ -64,7 +69,10 @@ class WarmStart:
         store: a :class:`~automl_chars.store.ResultsStore` or its folder (None: the store beside
             the sweep, or ``$AUTOML_CHARS_STORE``).
         measure: the similarity measure that ranks the portfolio's entries.
-        k: how many sources and how many nearest datasets seed the sweep.
+        k: how many portfolio entries seed the sweep, and how many nearest datasets its store
+            seeds and priors come from.
+        num_seeds: how many seed trials the store's results give (a greedy portfolio over the
+            ``k`` nearest datasets; see the module docstring); 0: none.
         sample_size: target images the measure compares.
         priors_per_budget: cap on the store's results fed to BOHB's model per budget (default
             ``2 * (d + 1)`` for a space of ``d`` hyperparameters); 0 disables priors.
@@ -80,12 +88,16 @@ class WarmStart:
         lead: the seed trials train to the top budget at once, in a bracket of their own,
             before BOHB's HyperBand iterations (else they start at the smallest budget and wait
             for their rung to fill, as Ray's ``points_to_evaluate`` do).
+        strict: a warm start that cannot be planned fails the sweep, and one that finds nothing
+            warns. The default sweep's (:data:`DEFAULT_PRIORS`) is not strict: it never fails a
+            sweep, and starts cold, quietly, where there is nothing to draw on.
     """
 
     portfolio: Any = None
     store: Any = None
     measure: str = "frechet"
     k: int = 3
+    num_seeds: int = 4
     sample_size: int = 300
     priors_per_budget: int | None = None
     builtin: bool = True
@@ -93,10 +105,14 @@ class WarmStart:
     same_dataset: bool = True
     evidence: Evidence | None = None
     lead: bool = True
+    strict: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.k, int) or self.k < 0:
-            raise InvalidConfigError(f"WarmStart k must be a whole number >= 0, got {self.k!r}.")
+        for name in ("k", "num_seeds"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise InvalidConfigError(
+                    f"WarmStart {name} must be a whole number >= 0, got {value!r}.")
         if self.priors_per_budget is not None and self.priors_per_budget < 0:
             raise InvalidConfigError("WarmStart priors_per_budget must be >= 0.")
         from automl_chars.similarity import MEASURES
@@ -110,15 +126,17 @@ class WarmStart:
         path = getattr(self.portfolio, "path", self.portfolio)
         store = getattr(self.store, "path", self.store)
         return {"portfolio": str(path) if path else None, "store": str(store) if store else None,
-                "measure": self.measure, "k": self.k, "sample_size": self.sample_size,
+                "measure": self.measure, "k": self.k, "num_seeds": self.num_seeds,
+                "sample_size": self.sample_size,
                 "priors_per_budget": self.priors_per_budget, "seed_trials": self.seed_trials,
                 "same_dataset": self.same_dataset, "lead": self.lead,
                 "evidence": self.evidence.describe() if self.evidence is not None else None}
 
 
-#: The default sweep's warm start: BOHB's model starts from other datasets' results (the
-#: built-in priors and the store beside the sweep); no seed trials.
-DEFAULT_PRIORS = WarmStart(builtin=True, seed_trials=False, same_dataset=False)
+#: The default sweep's warm start, from other datasets' results (the built-in priors and the
+#: store beside the sweep): the greedy portfolio of the nearest datasets' configurations as seed
+#: trials at the top budget, and their results as priors for BOHB's model. Never fails a sweep.
+DEFAULT_PRIORS = WarmStart(builtin=True, same_dataset=False, strict=False)
 
 
 @dataclass(frozen=True)
@@ -216,12 +234,14 @@ class WarmStartPlan:
         """Nothing to start from: the sweep runs as a cold BOHB sweep."""
         return not self.seeds and not self.priors
 
-    def describe(self) -> str:
-        """A few lines for the log: where the seeds and priors come from."""
-        lines = ([f"Warm start: {len(self.seeds)} seeded trials, {len(self.priors)} prior results"]
-                 if self.seeds else
+    def describe(self, default: bool = False) -> str:
+        """A few lines for the log: where the seeds and priors come from (``default``: for the
+        default sweep's warm start, which says how to turn it off)."""
+        off = " (--no-priors / priors=False: start cold)" if default else ""
+        lines = ([f"Warm start: {len(self.seeds)} seeded trials, {len(self.priors)} prior "
+                  f"results of the nearest datasets{off}"] if self.seeds else
                  [f"Priors: BOHB's model starts from {len(self.priors)} results of the nearest "
-                  f"datasets (--no-priors / priors=False: start cold)"])
+                  f"datasets{off}"])
         lines += [f"  seed {s.suggested_by}: {s.reason}" for s in self.seeds]
         if len(self.priors):
             by = pd.Series([p.dataset for p in self.priors]).value_counts()
@@ -270,10 +290,10 @@ def gather_evidence(target: Dataset, warm: WarmStart, store=None, seed: int = 0)
 def plan_from(target: TargetInfo, spec, warm: WarmStart, budgets: Sequence[int],
               evidence: Evidence) -> WarmStartPlan:
     """Seeds and priors for a sweep of ``spec`` on ``target`` from ``evidence`` (no files
-    read, nothing trained): the ``k`` best-ranked portfolio entries, then the best result of
-    each of the ``k`` datasets nearest to the target; priors from those datasets' results at
-    ``budgets``. Empty evidence gives an empty plan (a cold sweep), with a warning when the
-    warm start was to seed trials."""
+    read, nothing trained): the ``k`` best-ranked portfolio entries, then ``num_seeds``
+    configurations of the ``k`` datasets nearest to the target (:func:`seed_portfolio`);
+    priors from those datasets' results at ``budgets``. Empty evidence gives an empty plan (a
+    cold sweep), with a warning when the warm start is strict."""
     plan = WarmStartPlan(notes=list(evidence.notes))
     if warm.seed_trials and len(evidence.ranking):
         plan.ranking = evidence.ranking[["score", "measure"]]
@@ -290,20 +310,20 @@ def plan_from(target: TargetInfo, spec, warm: WarmStart, budgets: Sequence[int],
             frame["dataset_fingerprint"] == target.fingerprint)
         frame = frame[~mine]
     if not frame.empty:
-        frame = _usable_rows(frame, spec, plan.notes, warn=warm.seed_trials)
+        frame = _usable_rows(frame, spec, plan.notes, warn=warm.strict)
         plan.neighbours = _nearest(target, frame, warm.k)
-        for dataset in plan.neighbours.index if warm.seed_trials else ():
-            rows = frame[frame["dataset"] == dataset]
-            best = rows.sort_values(["budget", "val_acc"], ascending=False).iloc[0]
-            plan.seeds.append(Seed(best["config"], f"store:{dataset}",
-                                   f"best of {len(rows)} results at budget {best['budget']:g} "
-                                   f"({_origin(best, target)})"))
+        near = frame[frame["dataset"].isin(plan.neighbours.index)]
+        if warm.seed_trials:
+            plan.seeds += [Seed(row["config"], f"store:{row['dataset']}",
+                                f"portfolio step {step}: {row['why']} ({_origin(row, target)})")
+                           for step, row in enumerate(seed_portfolio(
+                               near, warm.num_seeds, list(plan.neighbours.index)), 1)]
         cap = (2 * (len(spec.space) + 1) if warm.priors_per_budget is None
                else warm.priors_per_budget)
-        plan.priors = _priors(frame[frame["dataset"].isin(plan.neighbours.index)], budgets, cap)
+        plan.priors = _priors(near, budgets, cap)
     plan.seeds = _valid_unique(plan.seeds, spec.space, plan.notes)
     plan.priors = [p for p in plan.priors if _fits(p, spec.space)]
-    if plan.empty and warm.seed_trials:
+    if plan.empty and warm.strict:
         warnings.warn("Warm start: the portfolio and the store hold nothing for this sweep; "
                       "it runs as a cold BOHB sweep.", stacklevel=2)
     return plan
@@ -410,6 +430,50 @@ def _nearest(target: TargetInfo, frame: pd.DataFrame, k: int) -> pd.DataFrame:
     best = frame.groupby("dataset")["val_acc"].max()
     order = sorted(dist.index, key=lambda n: (dist[n], -best[n]))
     return pd.DataFrame({"distance": dist[order]}, index=order).head(k)
+
+
+def seed_portfolio(frame: pd.DataFrame, n: int, datasets: Sequence[str]) -> list[pd.Series]:
+    """``n`` configurations of ``frame``'s results (columns dataset, config, budget, val_acc)
+    that together rank well on every one of ``datasets`` (nearest first: it breaks ties).
+
+    Each dataset ranks the configurations it ran, by the budget they reached, then their
+    accuracy there, as quantiles (0 the best, 1 the worst; 0.5 where a dataset never ran one);
+    each step takes the configuration of least mean quantile, every quantile capped by the
+    portfolio's best on that dataset so far, and starts over among the rest once all are
+    capped alike. One row per pick, the result that ranked it (with ``why``).
+    """
+    datasets = [d for d in datasets if d in set(frame["dataset"])]
+    if frame.empty or n == 0 or not datasets:
+        return []
+    frame = frame[frame["dataset"].isin(datasets)]
+    key = [json.dumps(c, sort_keys=True, default=str) for c in frame["config"]]
+    top = (frame.assign(key=key).sort_values(["budget", "val_acc"], ascending=False)
+           .drop_duplicates(["dataset", "key"]))  # each configuration's furthest, best result
+    place = top.groupby("dataset").cumcount()
+    size = top.groupby("dataset")["key"].transform("size")
+    top = top.assign(q=(place / (size - 1).clip(lower=1)).to_numpy())
+    ran = top.pivot(index="key", columns="dataset", values="q")[datasets]
+    home = ran.idxmin(axis=1).map(datasets.index)  # where it ranks best, of the ones it ran on
+    quantile = ran.fillna(0.5)
+    # ties go to the configuration best on the nearest dataset, then to the better-ranked one
+    order = sorted(quantile.index, key=lambda k: (home[k], ran.loc[k].min()))
+    left = quantile.loc[order]
+    capped = left.copy()
+    picks = []
+    while len(picks) < n and len(left):
+        score = capped.mean(axis=1)
+        pick = score.idxmin()  # the first of equals, in tie order
+        where = datasets[home[pick]]
+        row = top[(top["key"] == pick) & (top["dataset"] == where)].iloc[0].copy()
+        row["why"] = (f"mean rank quantile {quantile.loc[pick].mean():.2f} over "
+                      f"{len(datasets)} dataset(s), best on {where} "
+                      f"({row['val_acc']:.3f} at budget {row['budget']:g})")
+        picks.append(row)
+        capped = capped.clip(upper=left.loc[pick], axis=1).drop(index=pick)
+        left = left.drop(index=pick)
+        if len(capped) and (capped.std(axis=0, ddof=0).fillna(0) == 0).all():
+            capped = left.copy()
+    return picks
 
 
 def _priors(frame: pd.DataFrame, budgets: Sequence[int], cap: int) -> list[Prior]:
@@ -573,4 +637,5 @@ class WarmStartSearcher(Searcher):
 
 
 __all__ = ["DEFAULT_PRIORS", "Evidence", "Prior", "Seed", "TargetInfo", "WarmStart", "WarmStartPlan",
-           "WarmStartSearcher", "fit_to_space", "gather_evidence", "plan_from", "plan_warm_start"]
+           "WarmStartSearcher", "fit_to_space", "gather_evidence", "plan_from", "plan_warm_start",
+           "seed_portfolio"]

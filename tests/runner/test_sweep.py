@@ -34,7 +34,7 @@ def test_sweep_fits_bohb_model_with_more_trials_than_slots(ray_session, glyph_ro
     # s_max = 1: brackets of 3 configs at budget 1 and 2 at budget 3; 8 iterations = 20 trials on
     # 2 CPU slots. BOHB fits its KDE once a budget has more than 2 * (3 + 1) results.
     result = run_bohb(ds, space=_small_space(), preset="3_1_3_8", storage_path=tmp_path,
-                      name="e2e", verbose=0)
+                      name="e2e", verbose=0, priors=False)  # cold: the model from its own results
     t = result.trials
     assert len(t) == 20 and (t["status"] == "TERMINATED").all()
     assert result.n_model_based > 0, "BOHB's model never proposed a configuration"

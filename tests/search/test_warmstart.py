@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from support import kill_driver_after
 
@@ -23,6 +24,7 @@ from automl_chars.search.warmstart import (
     WarmStartSearcher,
     fit_to_space,
     plan_warm_start,
+    seed_portfolio,
 )
 from automl_chars.similarity.meta_features import dataset_meta_features
 from automl_chars.spaces import cnn_space, subspace
@@ -80,14 +82,51 @@ def test_the_plan_seeds_the_nearest_datasets_best_and_caps_normalised_priors(
                                store=_store(tmp_path / "st", glyph_root))
     # greek has meta-features (a finite distance) so it comes first; hebrew after it.
     assert list(plan.neighbours.index) == ["glyphs-greek", "glyphs-hebrew"]
-    assert [s.suggested_by for s in plan.seeds] == ["store:glyphs-greek", "store:glyphs-hebrew"]
-    assert all(s.config["learning_rate"] > 0.01 for s in plan.seeds)  # each dataset's best
+    # no configuration ran on both: the portfolio takes each dataset's best, then its second
+    assert [s.suggested_by for s in plan.seeds] == ["store:glyphs-greek", "store:glyphs-hebrew"] * 2
+    rates = [s.config["learning_rate"] for s in plan.seeds]
+    store = _store(tmp_path / "st2", glyph_root).configs()
+    for i, name in enumerate(["glyphs-greek", "glyphs-hebrew"]):
+        best = sorted({c["learning_rate"] for c in store[store["dataset"] == name]["config"]})
+        assert (rates[i], rates[i + 2]) == pytest.approx((best[-1], best[-2]), rel=1e-9)
     by_budget = {b: [p for p in plan.priors if p.budget == b] for b in (1, 3, 9)}
     assert [len(v) for v in by_budget.values()] == [5, 5, 0]  # capped; no results at budget 9
     losses = sorted(p.loss for p in by_budget[3])
     assert losses[0] == -1.0 and losses[-1] == 0.0  # quantiles: best and worst both kept
     assert all(set(p.config) <= set(KEEP) for p in plan.priors)
     assert any("lacks" in n for n in plan.notes)
+
+
+def _results(table: dict) -> pd.DataFrame:
+    """Store-like rows from {dataset: {config name: val_acc}} (top budget 9)."""
+    return pd.DataFrame([{"dataset": d, "config": {"name": c}, "budget": 9, "val_acc": v,
+                          "dataset_fingerprint": d, "origin": "store"}
+                         for d, accs in table.items() for c, v in accs.items()])
+
+
+def test_the_seed_portfolio_prefers_what_is_good_everywhere_then_covers_each_dataset():
+    """Greedy mean-rank selection (Wistuba et al., Syne Tune's ZeroShotTransfer): a
+    configuration good on both datasets beats each one's own best; the next picks cover the
+    dataset the portfolio serves worst; a result at a higher budget outranks a better one at a
+    lower budget; a configuration a dataset never ran counts as its median."""
+    frame = _results({"a": {"both": 0.9, "a_2nd": 0.85, "a_mid": 0.5, "a_low": 0.1},
+                      "b": {"b_best": 0.9, "both": 0.85, "b_mid": 0.5, "b_low": 0.1}})
+    picks = seed_portfolio(frame, 4, ["a", "b"])
+    # both: quantiles 0 and 1/3; b_best: 0.5 on a (never ran there) and 0 on b
+    # then every dataset is covered: start over among the rest (a_mid and b_mid tie: a nearer)
+    assert [p["config"]["name"] for p in picks] == ["both", "b_best", "a_2nd", "a_mid"]
+    assert [p["dataset"] for p in picks] == ["a", "b", "a", "a"]
+    assert "best on a" in picks[0]["why"]
+    # one dataset: its own order; n larger than the configurations: all of them
+    solo = seed_portfolio(frame[frame["dataset"] == "b"], 9, ["b", "a"])
+    assert [p["config"]["name"] for p in solo] == ["b_best", "both", "b_mid", "b_low"]
+    # ties go to the nearer dataset's configuration
+    tied = _results({"a": {"a1": 0.9, "a2": 0.1}, "b": {"b1": 0.9, "b2": 0.1}})
+    assert [p["config"]["name"] for p in seed_portfolio(tied, 2, ["b", "a"])] == ["b1", "a1"]
+    # a configuration stopped early ranks below the ones that reached the top budget
+    early = pd.concat([frame, _results({"a": {"early": 0.95}}).assign(budget=1)])
+    assert seed_portfolio(early, 1, ["a"])[0]["config"]["name"] == "both"
+    assert seed_portfolio(frame, 0, ["a"]) == [] and seed_portfolio(frame, 2, []) == []
 
 
 def test_an_empty_portfolio_and_store_is_a_cold_sweep_with_a_warning(glyph_root, tmp_path):
@@ -204,7 +243,7 @@ DRIVER = textwrap.dedent("""
     ds = data.load("glyphs-digits", samples_per_class={per_class})
     run_bohb(ds, space=subspace(cnn_space(), {keep!r}, seed=0), preset="3_1_3_2",
              storage_path={storage!r}, name="warm", verbose=0,
-             warm_start=WarmStart(store={store!r}, k=2, builtin=False))
+             warm_start=WarmStart(store={store!r}, k=2, num_seeds=2, builtin=False))
 """)
 
 
@@ -226,7 +265,8 @@ def test_a_warm_started_sweep_survives_a_killed_driver(ray_session, ray_address,
     ds = _load("glyphs-digits", glyph_root)
     result = run_bohb(ds, space=_space(), preset="3_1_3_2", storage_path=tmp_path, name="warm",
                       resume=True, verbose=0,
-                      warm_start=WarmStart(store=str(store.path), k=2, builtin=False))
+                      warm_start=WarmStart(store=str(store.path), k=2, num_seeds=2,
+                                           builtin=False))
     t = result.trials
     assert (t["status"] == "TERMINATED").all() and len(t) == 5, t["error"].to_dict()
     # The sweep's own resume (the one killed-driver run of run_bohb in the suite): the preset's
@@ -242,7 +282,8 @@ def test_a_warm_started_sweep_survives_a_killed_driver(ray_session, ray_address,
     assert (t["suggested_by"] == "model").sum() >= 1  # 5 trials alone never make a model
     with pytest.raises(Exception, match="different settings"):
         run_bohb(ds, space=_space(), preset="3_1_3_2", storage_path=tmp_path, name="warm",
-                 resume=True, verbose=0, warm_start=WarmStart(store=str(store.path), k=1))
+                 resume=True, verbose=0,
+                 warm_start=WarmStart(store=str(store.path), k=2, num_seeds=1, builtin=False))
 
 
 def _portfolio(path, root, names=("glyphs-greek", "glyphs-hebrew"), crop=None):

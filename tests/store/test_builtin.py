@@ -3,6 +3,7 @@ nearer dataset in the user's store wins, that they can be turned off, and the re
 
 from __future__ import annotations
 
+import json
 import runpy
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from automl_chars import data, run_bohb
 from automl_chars.search.searcher import BOHBSearcher
 from automl_chars.search.spec import cnn_spec
 from automl_chars.search.warmstart import (
+    DEFAULT_PRIORS,
     WarmStart,
     WarmStartSearcher,
     fit_to_space,
@@ -84,16 +86,22 @@ def test_a_nearer_dataset_in_the_users_store_comes_before_the_builtin_ones(latin
     assert latin_upper.name not in set(default.neighbours.index) and len(default.neighbours) == 3
 
 
-def test_a_default_sweep_draws_from_bohbs_model_from_its_first_trial(ray_session, tmp_path):
-    """The README demo's situation, shrunk: every configuration of a default sweep comes from
-    BOHB's model (its share of random picks set to 0), where a cold one could not fit one."""
+def test_a_default_sweep_starts_from_the_builtin_seeds_then_bohbs_model(ray_session, tmp_path):
+    """The README demo's situation, shrunk: a default sweep's first trials are the built-in
+    priors' seed portfolio, trained to the top budget at once (the lead bracket); every later
+    configuration comes from BOHB's model (its share of random picks set to 0), which a cold
+    sweep of so few results could not fit."""
     ds = data.load("glyphs-latin-upper", root=tmp_path / "data", samples_per_class=6)
-    result = run_bohb(ds, preset="3_1_3_1", num_samples=3, storage_path=tmp_path, name="pri",
+    result = run_bohb(ds, preset="3_1_3_1", num_samples=6, storage_path=tmp_path, name="pri",
                       bohb_config={"random_fraction": 0}, verbose=0)
-    assert list(result.trials["suggested_by"]) == ["model"] * 3
+    t = result.trials.sort_values("trial_id")
+    seeds = t[t["suggested_by"].str.startswith("store:")]
+    assert len(seeds) == DEFAULT_PRIORS.num_seeds and (seeds["budget"] == 3).all()
+    assert list(t["suggested_by"][~t.index.isin(seeds.index)]) == ["model"] * 2
     assert result.settings["priors"] is True
-    plan = (result.path / "warm_start.json").read_text()
-    assert '"seeds": []' in plan and '"count": 98' in plan
+    plan = json.loads((result.path / "warm_start.json").read_text())
+    assert len(plan["seeds"]) == 4 and plan["priors"]["count"] == 98
+    assert {s["suggested_by"][len("store:"):] for s in plan["seeds"]} <= set(BUILTIN_DOMAINS)
 
 
 def test_no_priors_on_the_command_line_reaches_run_bohb(monkeypatch, tmp_path):
@@ -134,7 +142,7 @@ def test_default_priors_that_fail_leave_a_cold_sweep_with_a_warning(latin_upper,
     monkeypatch.setattr(sweep, "plan_warm_start", broken)
     spec, bohb = cnn_spec(cnn_space()), BOHBPreset.parse("3_1_9_1")
     with pytest.warns(UserWarning, match="starts cold"):
-        assert sweep._warm_start_searcher(latin_upper, spec, WarmStart(seed_trials=False), bohb,
+        assert sweep._warm_start_searcher(latin_upper, spec, DEFAULT_PRIORS, bohb,
                                           tmp_path / "exp", 0, 0) is None
     with pytest.raises(ValueError, match="5-channel"):
         sweep._warm_start_searcher(latin_upper, spec, WarmStart(), bohb, tmp_path / "exp", 0, 0)

@@ -139,7 +139,7 @@ def test_a_replay_warm_starts_from_the_tables_cnn_results():
     spec = replay_spec(table, seed=0)
     assert spec.name == "replay" and spec.results_of == "cnn"
     plan = plan_from(TargetInfo("a", "fp-a", {"log_classes": 2.3}), spec,
-                     WarmStart(k=1, builtin=False, priors_per_budget=3), [1, 3],
+                     WarmStart(k=1, num_seeds=1, builtin=False, priors_per_budget=3), [1, 3],
                      Evidence(results=table.store_rows(["b"])))
     assert [s.suggested_by for s in plan.seeds] == ["store:b"]
     assert plan.seeds[0].config == default_config()  # b's best at the top budget: config 0
