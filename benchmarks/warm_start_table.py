@@ -56,6 +56,8 @@ import numpy as np
 import pandas as pd
 
 METHODS = ("random", "cold", "default", "warmstart", "warmstart_bottom", "pte")
+#: The methods that draw on the warm start's design (their runs are kept per design).
+WARM = ("default", "warmstart", "warmstart_bottom", "pte")
 #: Syne Tune's methods (benchmarks/syne_tune_peers.py).
 PEERS = ("zero_shot", "bounding_box")
 #: Regret level of "time to target".
@@ -73,7 +75,10 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=10, help="seeds per target (0, 1, ...)")
     p.add_argument("--preset", default="3_1_9_18", help="BOHB preset (3_1_9_18: 102 trials)")
     p.add_argument("--parallelism", type=int, default=4, help="trials at a time")
-    p.add_argument("--k", type=int, default=3, help="nearest domains that seed and prime")
+    p.add_argument("--k", type=int, default=None,
+                   help="nearest domains that seed and prime (default: DEFAULT_PRIORS.k)")
+    p.add_argument("--num-seeds", type=int, default=None,
+                   help="seed trials of the warm starts (default: DEFAULT_PRIORS.num_seeds)")
     p.add_argument("--methods", default=",".join((*METHODS, *PEERS)),
                    help="comma-separated methods (cold always runs: it sets the horizon)")
     p.add_argument("--storage", default=None, help="where runs go (default: a temp folder); "
@@ -108,6 +113,16 @@ def seeds_first(configs):
     return lambda bohb: WarmStartSearcher(bohb, plan)
 
 
+def design_key() -> str:
+    """A short hash of the warm start's code (a changed design is a new setting: runs of the old
+    one are not reused)."""
+    import inspect
+
+    from automl_chars.search import warmstart
+
+    return hashlib.sha1(inspect.getsource(warmstart).encode()).hexdigest()[:6]
+
+
 # -- one run ---------------------------------------------------------------------------------
 def run_method(method: str, table, ds, seed: int, args, folder: Path) -> pd.DataFrame:
     """One replayed sweep of ``method`` on ``ds``; its released results (``sim_time``,
@@ -122,15 +137,16 @@ def run_method(method: str, table, ds, seed: int, args, folder: Path) -> pd.Data
     kwargs = dict(spec=spec, preset=args.preset, storage_path=folder, name="run", seed=seed,
                   verbose=0, cpus_per_trial=1, priors=False)  # Ray has `parallelism` CPUs
     known = evidence(table, ds.name)
+    design = {"k": args.k, "num_seeds": args.num_seeds}
     if method == "random":
         kwargs["bohb_config"] = {"random_fraction": 1.0}
     elif method == "default":
-        kwargs.update(priors=True, warm_start=replace(DEFAULT_PRIORS, evidence=known))
+        kwargs.update(priors=True, warm_start=replace(DEFAULT_PRIORS, evidence=known, **design))
     elif method in ("warmstart", "warmstart_bottom"):
         kwargs.update(priors=True, warm_start=WarmStart(
-            k=args.k, builtin=False, evidence=known, lead=method == "warmstart"))
+            **design, builtin=False, evidence=known, lead=method == "warmstart"))
     elif method == "pte":
-        plan = plan_from(target_info(table, ds.name), spec, WarmStart(k=args.k, builtin=False),
+        plan = plan_from(target_info(table, ds.name), spec, WarmStart(**design, builtin=False),
                          get_preset(args.preset).budgets, known)
         kwargs["searcher"] = seeds_first([s.config for s in plan.seeds])
     result = run_bohb(ds, **kwargs)
@@ -213,6 +229,13 @@ def log(msg: str) -> None:
 # -- main ---------------------------------------------------------------------------------------
 def main(argv=None) -> int:
     args = parse(argv)
+    from automl_chars.search.warmstart import DEFAULT_PRIORS
+
+    args.k = DEFAULT_PRIORS.k if args.k is None else args.k
+    args.num_seeds = DEFAULT_PRIORS.num_seeds if args.num_seeds is None else args.num_seeds
+    for flag, value in (("--k", args.k), ("--num-seeds", args.num_seeds)):
+        if value < 0:
+            raise SystemExit(f"{flag} must be >= 0, got {value}.")
     os.environ.pop("AUTOML_CHARS_STORE", None)
     import ray
 
@@ -251,7 +274,9 @@ def main(argv=None) -> int:
     # finished runs are kept per setting and per table (a table with more domains is new evidence)
     table_key = hashlib.sha1(json.dumps([table.datasets, table.manifest.space_fingerprint,
                                          table.epochs]).encode()).hexdigest()[:8]
-    events_dir = root / "events" / f"{args.preset}-p{args.parallelism}-k{args.k}-{table_key}"
+    events_dir = root / "events" / f"{args.preset}-p{args.parallelism}-{table_key}"
+    # a warm start's runs are kept per design: its settings and its code
+    design = f"-k{args.k}-n{args.num_seeds}-{design_key()}"
     events_dir.mkdir(parents=True, exist_ok=True)
     curves, horizons, walls, forced = {}, {}, {m: [] for m in methods}, 0
     # one logical CPU per trial at a time: exactly `parallelism` replayed trials fit (they
@@ -266,7 +291,8 @@ def main(argv=None) -> int:
                 if method in peers:
                     continue
                 for seed in range(args.seeds):
-                    file = events_dir / f"{method}-{target}-s{seed}.csv"
+                    warm = design if method in WARM else ""
+                    file = events_dir / f"{method}-{target}-s{seed}{warm}.csv"
                     if not file.exists():
                         t0 = time.perf_counter()
                         folder = root / "runs" / f"{method}-{target}-s{seed}"
