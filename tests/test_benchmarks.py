@@ -33,9 +33,9 @@ FIGURES = {
                           "test_acc[priors]", "test_acc[cold]", "ratio"),
     "warm_start_table.py": ("area[cold]", "area[default]", "area[warmstart]", "area[zero_shot]",
                             "area[bounding_box]", "speedup[warmstart]", "ratio"),
-    "warm_start.py": ("pte_ratio", "cold_trials_to_goal", "warm_trials_to_goal",
-                      "pte_trials_to_goal", "cold_test_acc", "warm_test_acc", "pte_test_acc",
-                      "ratio"),
+    "warm_start.py": ("ray_start_s", "cold_s_to_goal", "default_s_to_goal", "warm_s_to_goal",
+                      "pte_s_to_goal", "default_test_acc", "warm_not_worse", "speedup[warm]",
+                      "speedup_with_ray_start[default]", "ratio"),
 }
 #: Benchmarks whose ``ratio`` is a rank correlation in [-1, 1] rather than a positive ratio.
 CORRELATIONS = {"transferability.py"}

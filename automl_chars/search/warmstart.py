@@ -35,6 +35,7 @@ with the sweep, so a resumed sweep neither seeds again nor loses the priors.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -76,10 +77,10 @@ class WarmStart:
         sample_size: target images the measure compares.
         priors_per_budget: cap on the store's results fed to BOHB's model per budget (default
             ``2 * (d + 1)`` for a space of ``d`` hyperparameters); 0 disables priors.
-        builtin: also draw on the built-in priors (:func:`~automl_chars.store.builtin_store`),
-            which count when they are nearer to the target than the store's own datasets.
-        seed_trials: start with seed trials; False feeds priors to BOHB's model only (what
-            every sweep does by default, ``run_bohb(priors=True)``).
+        builtin: also draw on the built-in priors (:func:`builtin_priors`: the shipped
+            learning-curve table), which count when they are nearer to the target than the
+            store's own datasets.
+        seed_trials: start with seed trials; False feeds priors to BOHB's model only.
         same_dataset: draw on the store's results of the target dataset itself (same name or
             contents). The default priors leave them out, so that a sweep does not depend on
             earlier sweeps of the same data; an explicit warm start uses them.
@@ -334,11 +335,32 @@ def _store_rows(store, builtin: bool) -> pd.DataFrame:
     ``origin``: ``"store"`` or ``"built-in priors"``)."""
     frames = [store.configs().assign(origin="store")] if store is not None else []
     if builtin:
-        from automl_chars.store.builtin import builtin_store
-
-        frames.append(builtin_store().configs().assign(origin="built-in priors"))
+        frames.append(builtin_priors())
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def builtin_priors() -> pd.DataFrame:
+    """The built-in priors as store rows (``origin`` "built-in priors"): every curve of the
+    shipped learning-curve table (:func:`~automl_chars.tabular.shipped.glyph_curves`: 201
+    configurations of the CNN space trained 9 epochs on each domain it holds, every epoch a
+    result), then the built-in store's sweeps (:func:`~automl_chars.store.builtin_store`) of
+    the domains the table does not hold yet."""
+    return _builtin_priors().copy()
+
+
+@functools.lru_cache(maxsize=1)
+def _builtin_priors() -> pd.DataFrame:
+    from automl_chars.store.builtin import builtin_store
+    from automl_chars.tabular.shipped import glyph_curves, shipped_domains
+
+    domains = shipped_domains()
+    frames = [glyph_curves().store_rows(domains)] if domains else []
+    sweeps = builtin_store().configs()
+    frames.append(sweeps[~sweeps["dataset"].isin(domains)] if len(sweeps) else sweeps)
+    frames = [f for f in frames if not f.empty]
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return rows.assign(origin="built-in priors") if len(rows) else rows
 
 
 def _origin(row: pd.Series, target: TargetInfo) -> str:
@@ -638,4 +660,4 @@ class WarmStartSearcher(Searcher):
 
 __all__ = ["DEFAULT_PRIORS", "Evidence", "Prior", "Seed", "TargetInfo", "WarmStart", "WarmStartPlan",
            "WarmStartSearcher", "fit_to_space", "gather_evidence", "plan_from", "plan_warm_start",
-           "seed_portfolio"]
+           "builtin_priors", "seed_portfolio"]

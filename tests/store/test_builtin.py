@@ -8,6 +8,7 @@ import runpy
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from automl_chars import data, run_bohb
@@ -17,6 +18,7 @@ from automl_chars.search.warmstart import (
     DEFAULT_PRIORS,
     WarmStart,
     WarmStartSearcher,
+    builtin_priors,
     fit_to_space,
     plan_warm_start,
 )
@@ -25,6 +27,7 @@ from automl_chars.spaces import cnn_space
 from automl_chars.store import ResultsStore
 from automl_chars.store.builtin import BUILTIN_DOMAINS, builtin_store
 from automl_chars.store.store import rows
+from automl_chars.tabular.shipped import glyph_curves, shipped_domains
 
 SCRIPT = Path(__file__).parents[2] / "scripts" / "build_priors.py"
 D = len(cnn_space())
@@ -50,17 +53,35 @@ def latin_upper(tmp_path_factory):
                      samples_per_class=6)
 
 
+def test_the_builtin_priors_are_the_shipped_table_then_the_sweeps_of_the_domains_it_lacks():
+    shipped = shipped_domains()
+    frame = builtin_priors()
+    assert (frame["origin"] == "built-in priors").all()
+    assert set(frame["dataset"]) == set(shipped) | set(BUILTIN_DOMAINS)
+    from_table = frame["dataset"].isin(shipped)
+    assert (frame.loc[from_table, "kind"] == "table").all()
+    assert (frame.loc[~from_table, "kind"] != "table").all()
+    # every curve of the table: each configuration at each of its epochs
+    assert from_table.sum() == len(glyph_curves().frame)
+    frame.loc[:, "val_acc"] = -1.0  # a copy: the cached rows are not the caller's to change
+    assert (builtin_priors()["val_acc"] >= 0).all()
+
+
 def test_a_default_plan_gives_bohbs_model_the_builtin_priors_from_the_first_trial(
         latin_upper, tmp_path):
     spec = cnn_spec(cnn_space())
-    plan = plan_warm_start(latin_upper, spec, WarmStart(seed_trials=False), [1, 3, 9],
+    plan = plan_warm_start(latin_upper, spec, DEFAULT_PRIORS, [1, 3, 9],
                            store=ResultsStore(tmp_path / "empty"))
-    assert plan.seeds == [] and len(plan.neighbours) == 3
-    assert set(plan.neighbours.index) <= set(BUILTIN_DOMAINS)
-    assert {p.budget for p in plan.priors} == {1} and len(plan.priors) == 2 * (D + 1)  # the cap
+    assert len(plan.seeds) == DEFAULT_PRIORS.num_seeds and len(plan.neighbours) == 3
+    # the default leaves the target's own dataset out (it is in the table)
+    assert latin_upper.name not in set(plan.neighbours.index) | {p.dataset for p in plan.priors}
+    assert set(plan.neighbours.index) <= set(builtin_priors()["dataset"])
+    per_budget = pd.Series([p.budget for p in plan.priors]).value_counts()
+    assert (per_budget <= 2 * (D + 1)).all() and per_budget.get(1, 0) == 2 * (D + 1)  # the cap
     searcher = WarmStartSearcher(BOHBSearcher(spec.space, metric="val_acc", mode="max", seed=0),
                                  plan)
-    assert set(searcher.bohb.bohber.kde_models) == {1}  # BOHB samples from it at every budget
+    # a model at every budget with the cap's results
+    assert set(searcher.bohb.bohber.kde_models) == set(per_budget[per_budget == 2 * (D + 1)].index)
     cold = BOHBSearcher(spec.space, metric="val_acc", mode="max", seed=0)
     assert not cold.bohber.kde_models  # a cold sweep needs d + 1 results of its own first
 
