@@ -13,6 +13,7 @@ continues from its Ray run in --storage (finished trials kept).
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 
 from automl_chars.cli.options import summary_of
@@ -26,7 +27,8 @@ SMOKE_DOMAINS = ("glyphs-digits",)
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=summary_of(__doc__))
-    p.add_argument("--into", default=str(SHIPPED_DIR), help="folder of the per-domain parts")
+    p.add_argument("--into", default=None, help="folder of the per-domain parts (default: the "
+                   "package's shipped table; with --smoke a temporary folder)")
     p.add_argument("--storage", default=None,
                    help="results root of the Ray runs (default ~/automl_chars_results)")
     p.add_argument("--domains", default=",".join(DOMAINS), help="comma-separated glyph domains")
@@ -39,19 +41,23 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [d for d in domains if d not in DOMAINS]
     if unknown:
         p.error(f"--domains: unknown glyph domains {unknown}; choose from {list(DOMAINS)}")
+    # a smoke never writes into the shipped table, nor continues a real build's Ray run
+    into = args.into or (tempfile.mkdtemp(prefix="glyph-table-smoke-") if args.smoke
+                         else str(SHIPPED_DIR))
+    prefix = "table-smoke" if args.smoke else "table"
     build = dict(n_configs=2, max_epochs=1, samples_per_class=4, seed=0) if args.smoke else \
         dict(n_configs=SHIPPED_BUILD.n_configs, max_epochs=SHIPPED_BUILD.max_epochs,
              samples_per_class=SHIPPED_BUILD.samples_per_class, seed=SHIPPED_BUILD.seed)
     start = time.perf_counter()
     for domain in domains:
-        out = part_path(domain, args.into)
+        out = part_path(domain, into)
         try:
             table = build_table([domain], **build, storage_path=args.storage, resume=True,
                                 gpus_per_trial=args.gpus_per_trial, out=out,
-                                name=f"table-{domain}", verbose=args.verbose)
+                                name=f"{prefix}-{domain}", verbose=args.verbose)
         except SweepInterrupted as stop:
             print(f"{stop}\nStopped in {domain}; run the same command again to go on.")
-            return 130
+            return stop.exit_code
         best = table.best(domain)
         print(f"{domain}: {len(table.configs)} configurations, best val_acc "
               f"{best['val_acc']:.4f} (config {int(best['config_id'])}) -> {out}")

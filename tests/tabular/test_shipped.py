@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from automl_chars.data.glyphs import DOMAINS
-from automl_chars.errors import TableError
+from automl_chars.errors import SweepInterrupted, TableError
 from automl_chars.spaces import cnn_space
 from automl_chars.tabular.shipped import (
     SHIPPED_BUILD,
@@ -64,3 +64,23 @@ def test_the_build_script_writes_a_part_per_domain_and_reads_finished_ones_back(
     with pytest.raises(SystemExit) as exit_:
         runpy.run_path(str(SCRIPT), run_name="__main__")
     assert exit_.value.code == 2 and "--domains: unknown" in capsys.readouterr().err
+
+
+def test_a_smoke_build_never_writes_into_the_shipped_table_nor_joins_a_real_run(monkeypatch,
+                                                                                  capsys):
+    """``--smoke`` without ``--into`` builds into a temporary folder, under its own run name."""
+    seen = []
+
+    def record(datasets, **kwargs):  # stands in for the Ray run: only where it would write
+        seen.append(kwargs)
+        raise SweepInterrupted(kwargs["out"], "SIGTERM", 143, "the same command")
+
+    monkeypatch.setattr("automl_chars.workflows.table.build_table", record)
+    for argv in (["--smoke"], []):
+        monkeypatch.setattr(sys, "argv", [str(SCRIPT), *argv])
+        with pytest.raises(SystemExit) as exit_:
+            runpy.run_path(str(SCRIPT), run_name="__main__")
+        assert exit_.value.code == 143 and "run the same command again" in capsys.readouterr().out
+    smoke, real = seen
+    assert Path(smoke["out"]).parent != SHIPPED_DIR and smoke["name"] == "table-smoke-glyphs-digits"
+    assert Path(real["out"]).parent == SHIPPED_DIR and real["name"] == "table-glyphs-digits"
