@@ -1,17 +1,44 @@
-"""Datasets: a registry of public character datasets, the built-in ``glyphs-*`` family, your arrays."""
+"""Datasets: a registry of public character datasets, the built-in ``glyphs-*`` family, your arrays.
 
-from automl_chars.data.dataset import IMAGE_SIZE, Dataset, from_arrays
-from automl_chars.data.registry import (
-    DATA_ROOT_ENV,
-    DATASETS,
-    DatasetSpec,
-    data_root,
-    is_available,
-    load,
-    names,
-    register_dataset,
-    spec,
-)
+Names are imported when first used (PEP 562), so that a module that needs only
+:mod:`automl_chars.data.sampling` (the fidelity of a replayed trial) does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY = {
+    **dict.fromkeys(("IMAGE_SIZE", "Dataset", "from_arrays"), "automl_chars.data.dataset"),
+    **dict.fromkeys(("DATA_ROOT_ENV", "DATASETS", "DatasetSpec", "data_root", "is_available",
+                     "load", "names", "register_dataset", "spec"), "automl_chars.data.registry"),
+}
+
+if TYPE_CHECKING:
+    from automl_chars.data.dataset import IMAGE_SIZE, Dataset, from_arrays
+    from automl_chars.data.registry import (
+        DATA_ROOT_ENV,
+        DATASETS,
+        DatasetSpec,
+        data_root,
+        is_available,
+        load,
+        names,
+        register_dataset,
+        spec,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = [
     "DATASETS",

@@ -144,3 +144,17 @@ def test_a_replay_warm_starts_from_the_tables_cnn_results():
     assert [s.suggested_by for s in plan.seeds] == ["store:b"]
     assert plan.seeds[0].config == default_config()  # b's best at the top budget: config 0
     assert plan.priors and {p.dataset for p in plan.priors} == {"b"}
+
+
+def test_a_replayed_trials_actor_imports_no_torch():
+    """What a replay actor unpickles (the Trainable, its fidelity, the table) leaves torch out:
+    importing it costs seconds per actor, more than a whole replayed trial."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pickle\n"
+            "import automl_chars.trainables.replay, automl_chars.training.fidelity\n"
+            "import automl_chars.tabular, automl_chars.trainables.simclock\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
