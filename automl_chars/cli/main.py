@@ -110,7 +110,7 @@ def cmd_bohb(args: argparse.Namespace) -> int:
         from automl_chars.search.warmstart import WarmStart
 
         warm = WarmStart(portfolio=args.warm_start, store=args.store, measure=args.measure,
-                         k=args.k)  # a bad measure or k fails before the data loads
+                         k=args.k, num_seeds=args.num_seeds)  # bad values fail before the data loads
     ds = load_dataset(args.dataset, args)
     result = sweep(ds, args, args.preset, warm_start=warm)
     print_result(result)
@@ -147,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="results store for the warm start (default: beside the sweep)")
     p.add_argument("--measure", default="frechet", help="similarity measure ranking the sources")
     p.add_argument("--k", type=int, default=3, help="sources and nearest datasets to seed from")
+    p.add_argument("--num-seeds", type=int, default=4,
+                   help="seed trials from the store's nearest datasets (a portfolio of them)")
     p.set_defaults(func=cmd_bohb)
 
     p = sub.add_parser("show", help="print the table of a finished sweep")
@@ -187,7 +189,8 @@ def run_command(func, args: argparse.Namespace) -> int:
 CLI_FLAGS = {"gpus_per_trial": "--gpus-per-trial", "cpus_per_trial": "--cpus-per-trial",
              "num_samples": "--num-samples", "max_failures": "--max-failures",
              "storage_path": "--storage", "data_root": "--root", "samples_per_class":
-             "--samples-per-class", "seed": "--seed", "priors": "--no-priors"}
+             "--samples-per-class", "seed": "--seed", "priors": "--no-priors",
+             "num_seeds": "--num-seeds"}
 
 
 def cli_wording(message: str) -> str:

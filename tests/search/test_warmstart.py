@@ -344,6 +344,9 @@ def test_a_portfolio_for_other_images_is_refused_before_ray(glyph_root, tmp_path
     assert code == 2
     assert "glyphs-greek (1x20x20)" in capsys.readouterr().err
     assert not list(tmp_path.glob("bohb-*/experiment_state*"))
+    code = main(["bohb", "--dataset", "glyphs-digits", "--store", str(tmp_path / "st"),
+                 "--num-seeds", "-1", "--storage", str(tmp_path)])
+    assert code == 2 and "--num-seeds must be a whole number >= 0" in capsys.readouterr().err
 
 
 @pytest.mark.slow
