@@ -112,3 +112,23 @@ class PortfolioError(AutomlCharsError):
 class TableError(AutomlCharsError):
     """A learning-curve table that cannot be read or used: a missing, truncated or other-version
     file, a file that is not a table, a space or dataset the table was not built for."""
+
+
+class DamagedFileError(_StructuredError):
+    """A file the platform reads back that is truncated, empty, garbled or of an unknown format
+    version (a full disk, a killed copy, a hand edit). Names the file, what is wrong with it and
+    what to do; the files beside it are left as they are."""
+
+    def __init__(self, path: str, problem: str, remedy: str):
+        self.path, self.problem, self.remedy = str(path), problem, remedy
+        super().__init__(f"{path} is damaged ({problem}). {remedy}")
+
+
+class StoreError(AutomlCharsError):
+    """A results store that cannot be read at all (its folder cannot be listed). A damaged file
+    inside a readable store is not an error: it is skipped with a :class:`DamagedFileWarning`."""
+
+
+class DamagedFileWarning(UserWarning):
+    """A damaged file was skipped and the rest still used (a results store's file): the warning
+    names it and how to move it aside."""

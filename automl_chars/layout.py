@@ -8,15 +8,23 @@ reads them back (reporting, the store, ``show``), none of which needs Ray.
 - ``summary.json`` (:data:`SUMMARY_FILE`): what the run found, written when it finished;
 - ``history.csv`` (:data:`HISTORY_FILE`): every result of every trial of ``run_trials``;
 - ``warm_start.json`` (:data:`WARM_START_FILE`): a warm start's plan.
+
+Every file is written to a temporary name and renamed into place (:func:`write_json`,
+:func:`write_csv`), so a killed driver never leaves half a file; one damaged all the same (a full
+disk, a killed copy, a hand edit) is read back by :func:`read_json` and :func:`read_csv` as a
+:class:`~automl_chars.errors.DamagedFileError` that names it and what to do.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from automl_chars.errors import InvalidConfigError
+from automl_chars.errors import DamagedFileError, InvalidConfigError
 
 SETTINGS_FILE = "automl_chars.json"
 TRIALS_FILE = "trials.csv"
@@ -27,6 +35,9 @@ WARM_START_FILE = "warm_start.json"
 DEFAULT_STORAGE = "~/automl_chars_results"
 RESULTS_ENV = "AUTOML_CHARS_RESULTS"
 
+if TYPE_CHECKING:  # pandas is imported where a table is read or written (reading JSON needs none)
+    import pandas as pd
+
 
 def write_json(path: Path, data: dict) -> None:
     """Writes ``data`` as JSON atomically (a killed driver never leaves half a file)."""
@@ -35,6 +46,58 @@ def write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(plain_value(data), indent=2, sort_keys=True))
     os.replace(tmp, path)
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> None:
+    """Writes ``frame`` as CSV (no index) atomically, as :func:`write_json`."""
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def read_json(path: Path, remedy: str) -> dict:
+    """The JSON object in ``path``; an empty, truncated or garbled file, or one that holds no
+    JSON object, raises :class:`~automl_chars.errors.DamagedFileError` naming it and ``remedy``
+    (what to do)."""
+    raw = path.read_bytes()
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DamagedFileError(path, _damage(raw, err), remedy) from None
+    if not isinstance(data, dict):
+        raise DamagedFileError(path, f"it holds a JSON {type(data).__name__}, not an object",
+                               remedy)
+    return data
+
+
+def read_csv(path: Path, remedy: str, columns: Iterable[str] = (),
+             dtype: dict | None = None) -> pd.DataFrame:
+    """The table in the CSV file ``path`` (as written by :func:`write_csv`); an empty, truncated
+    (its last line cut short) or garbled file, or one that lacks ``columns``, raises
+    :class:`~automl_chars.errors.DamagedFileError` naming it and ``remedy``."""
+    import pandas as pd
+
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+        if text.strip() and not text.endswith("\n"):
+            raise DamagedFileError(path, "truncated: its last line is cut short", remedy)
+        frame = pd.read_csv(io.StringIO(text), dtype=dtype)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise DamagedFileError(path, _damage(raw, err), remedy) from None
+    missing = [c for c in columns if c not in frame]
+    if missing:
+        raise DamagedFileError(path, f"garbled: it lacks the columns {missing}", remedy)
+    return frame
+
+
+def _damage(raw: bytes, err: Exception) -> str:
+    """What is wrong with a file that did not parse, in a user's words."""
+    if not raw.strip():
+        return "it is empty"
+    if isinstance(err, UnicodeDecodeError):
+        return "garbled: it is not text"
+    return f"truncated or garbled: {str(err).splitlines()[0]}"
 
 
 def results_root(storage_path: str | os.PathLike | None = None) -> Path:

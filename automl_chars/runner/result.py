@@ -9,15 +9,22 @@ Files written to the experiment folder (beside Ray's own state):
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from automl_chars.errors import ExperimentStateError
-from automl_chars.layout import SETTINGS_FILE, SUMMARY_FILE, TRIALS_FILE, write_json
+from automl_chars.errors import DamagedFileError, ExperimentStateError
+from automl_chars.layout import (
+    SETTINGS_FILE,
+    SUMMARY_FILE,
+    TRIALS_FILE,
+    read_csv,
+    read_json,
+    write_csv,
+    write_json,
+)
 from automl_chars.spaces.values import SUGGESTED_BY
 
 #: Metric columns of :attr:`SweepResult.trials`, in order.
@@ -25,6 +32,10 @@ METRIC_COLUMNS = ("val_acc", "val_loss", "train_acc", "train_loss", "epoch_s", "
                   "data_fraction", "samples_seen", "shape_adjustments", "time_total_s")
 #: Columns of seed 001's results table (:attr:`SweepResult.table`).
 TABLE_COLUMNS = ("dataset", "preset", "val_acc", "train_acc", "test_acc", "runtime_s")
+#: What to do about a damaged ``summary.json`` or ``trials.csv`` (Ray Tune's state is intact).
+REWRITE_HINT = (f"Move {SUMMARY_FILE} aside (rename it) and run the sweep again with resume=True "
+                f"(command line: the same command with --resume): its finished trials are kept "
+                f"and {SUMMARY_FILE} and {TRIALS_FILE} are written again.")
 
 
 @dataclass
@@ -71,8 +82,9 @@ class SweepResult:
         return pd.DataFrame([row], columns=list(TABLE_COLUMNS))
 
     def save(self) -> None:
-        """Writes ``trials.csv`` and ``summary.json`` into :attr:`path`."""
-        self.trials.to_csv(self.path / TRIALS_FILE, index=False)
+        """Writes ``trials.csv``, then ``summary.json`` (the mark of a finished sweep) into
+        :attr:`path`, each atomically."""
+        write_csv(self.path / TRIALS_FILE, self.trials)
         write_json(self.path / SUMMARY_FILE, {
             "incumbent": self.incumbent,
             "incumbent_trial_id": self.incumbent_trial_id,
@@ -85,7 +97,9 @@ class SweepResult:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SweepResult:
-        """Reads a finished sweep's folder (as written by :meth:`save`)."""
+        """Reads a finished sweep's folder (as written by :meth:`save`); a damaged
+        ``summary.json`` or ``trials.csv`` raises :class:`~automl_chars.errors.DamagedFileError`
+        naming it and how to write it again."""
         path = Path(path).expanduser().resolve()
         summary_file, trials_file = path / SUMMARY_FILE, path / TRIALS_FILE
         if not path.is_dir():
@@ -100,10 +114,22 @@ class SweepResult:
             raise ExperimentStateError(
                 f"{path} has no {SUMMARY_FILE}/{TRIALS_FILE}: {state}."
             )
-        summary = json.loads(summary_file.read_text())
-        trials = pd.read_csv(trials_file, dtype={"trial_id": str})
-        return cls(trials, summary["incumbent"], summary["incumbent_trial_id"],
-                   summary["test_accuracy"], path, summary.get("settings", {}))
+        summary = read_json(summary_file, REWRITE_HINT)
+        missing = [k for k in ("incumbent", "incumbent_trial_id", "test_accuracy")
+                   if k not in summary]
+        if missing:
+            raise DamagedFileError(summary_file, f"it lacks {missing}", REWRITE_HINT)
+        trials = read_csv(trials_file, REWRITE_HINT, ("trial_id", "status", "budget", "val_acc"),
+                          dtype={"trial_id": str})
+        incumbent, expected = str(summary["incumbent_trial_id"]), summary.get("n_trials")
+        if expected is not None and expected != len(trials):
+            raise DamagedFileError(trials_file, f"truncated: {len(trials)} of the {expected} "
+                                   f"trials {SUMMARY_FILE} counts", REWRITE_HINT)
+        if incumbent not in set(trials["trial_id"]):
+            raise DamagedFileError(trials_file, f"truncated or garbled: it lacks the incumbent "
+                                   f"trial {incumbent}", REWRITE_HINT)
+        return cls(trials, summary["incumbent"], incumbent, summary["test_accuracy"], path,
+                   summary.get("settings", {}))
 
     def __repr__(self) -> str:
         return (f"SweepResult({len(self.trials)} trials, {self.n_model_based} from the model, "

@@ -30,6 +30,7 @@ from automl_chars.layout import (
     TRIALS_FILE,
     WARM_START_FILE,
     experiment_dir,
+    write_csv,
     write_json,
 )
 from automl_chars.runner import cluster
@@ -373,7 +374,7 @@ def finish(grid, dataset: Dataset, exp_dir: Path, settings: SweepSettings, spec:
     try:
         best_id = pick_incumbent(trials, spec.metric, spec.mode)
     except ExperimentStateError as err:  # every trial failed: keep their reasons for the user
-        trials.to_csv(exp_dir / TRIALS_FILE, index=False)
+        write_csv(exp_dir / TRIALS_FILE, trials)
         raise ExperimentStateError(f"{err} Each trial's status and error are in "
                                    f"{exp_dir / TRIALS_FILE}.") from None
     best = next(r for r in grid if result_trial_id(r) == best_id)

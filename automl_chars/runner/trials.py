@@ -32,6 +32,9 @@ from automl_chars.layout import (
     SUMMARY_FILE,
     TRIALS_FILE,
     experiment_dir,
+    read_csv,
+    read_json,
+    write_csv,
     write_json,
 )
 from automl_chars.runner import cluster
@@ -115,8 +118,8 @@ class TrialsResult:
         return Path(row["checkpoint"])
 
     def save(self) -> None:
-        self.table.to_csv(self.path / TRIALS_FILE, index=False)
-        self.history.to_csv(self.path / HISTORY_FILE, index=False)
+        write_csv(self.path / TRIALS_FILE, self.table)
+        write_csv(self.path / HISTORY_FILE, self.history)
         write_json(self.path / SUMMARY_FILE, {"n_jobs": len(self.table), "settings": self.settings,
                                               "finished_at": time.time()})
 
@@ -128,11 +131,19 @@ class TrialsResult:
             state = ("an unfinished run (resume it)" if (path / SETTINGS_FILE).exists()
                      else "not a run folder")
             raise ExperimentStateError(f"{path} has no {SUMMARY_FILE}: {state}.")
-        summary = json.loads((path / SUMMARY_FILE).read_text())
-        table = pd.read_csv(path / TRIALS_FILE, dtype={"trial_id": str, "label": str})
-        history = (pd.read_csv(path / HISTORY_FILE, dtype={"trial_id": str, "label": str})
+        summary = read_json(path / SUMMARY_FILE, _REWRITE_HINT)
+        table = read_csv(path / TRIALS_FILE, _REWRITE_HINT, ("label", "status"),
+                         dtype={"trial_id": str, "label": str})
+        history = (read_csv(path / HISTORY_FILE, _REWRITE_HINT,
+                            dtype={"trial_id": str, "label": str})
                    if (path / HISTORY_FILE).exists() else pd.DataFrame())
-        return cls(table, path, summary["settings"], history)
+        return cls(table, path, summary.get("settings", {}), history)
+
+
+#: What to do about a damaged ``summary.json`` or ``trials.csv`` of a run.
+_REWRITE_HINT = (f"Move {SUMMARY_FILE} aside (rename it) and run the jobs again with resume=True: "
+                 f"the finished ones are kept and {SUMMARY_FILE} and {TRIALS_FILE} are written "
+                 f"again.")
 
 
 def jobs_fingerprint(jobs: Mapping[str, tuple[Dataset, dict]]) -> str:

@@ -332,8 +332,19 @@ def plan_from(target: TargetInfo, spec, warm: WarmStart, budgets: Sequence[int],
 
 def _store_rows(store, builtin: bool) -> pd.DataFrame:
     """The store's rows, with the built-in priors' after them when ``builtin`` (column
-    ``origin``: ``"store"`` or ``"built-in priors"``)."""
-    frames = [store.configs().assign(origin="store")] if store is not None else []
+    ``origin``: ``"store"`` or ``"built-in priors"``). The built-in priors never depend on the
+    user's files: a store that cannot be read at all is a warning and leaves them (its damaged
+    files are skipped by the store itself, with a warning each)."""
+    frames = []
+    if store is not None:
+        try:
+            frames.append(store.configs().assign(origin="store"))
+        except Exception as err:
+            where = getattr(store, "path", store)
+            warnings.warn(f"Warm start: the results store {where} cannot be read "
+                          f"({type(err).__name__}: {err}); its results are left out"
+                          f"{', the built-in priors are used' if builtin else ''}. Check it with "
+                          f"`automl-chars store check --store {where}`.", stacklevel=2)
     if builtin:
         frames.append(builtin_priors())
     frames = [f for f in frames if not f.empty]

@@ -12,11 +12,13 @@ from automl_chars.store.ingest import (
 from automl_chars.store.store import (
     COLUMNS,
     STORE_ENV,
+    DamagedFile,
     ResultsStore,
     TaskEvaluations,
     default_store_path,
     store_beside,
 )
 
-__all__ = ["COLUMNS", "STORE_ENV", "ResultsStore", "TaskEvaluations", "add_portfolio",
-           "add_sweep", "default_store_path", "import_folder", "record_portfolio", "record_sweep", "store_beside", "sweep_rows"]
+__all__ = ["COLUMNS", "STORE_ENV", "DamagedFile", "ResultsStore", "TaskEvaluations",
+           "add_portfolio", "add_sweep", "default_store_path", "import_folder",
+           "record_portfolio", "record_sweep", "store_beside", "sweep_rows"]

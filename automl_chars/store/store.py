@@ -6,6 +6,12 @@ sweeps finishing at once never share a file and a writer killed mid-write leaves
 file (its temporary file is ignored and cleaned later). A contribution's file name is derived
 from what it describes (the sweep's folder), so a sweep resumed and finished twice replaces its
 own rows instead of adding them again.
+
+A file damaged all the same (a full disk, a killed copy, a hand edit: truncated, empty, garbled,
+not a store file, of a newer format version) is skipped with a
+:class:`~automl_chars.errors.DamagedFileWarning` naming it, and the other files are still read;
+:meth:`ResultsStore.check` verifies every file and :meth:`ResultsStore.repair` moves the damaged
+ones into ``damaged/`` (``automl-chars store check [--repair]``).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +33,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from automl_chars.errors import DamagedFileWarning, StoreError
 from automl_chars.layout import results_root
 
 #: Environment variable naming the store's folder.
@@ -41,6 +49,11 @@ _SCHEMA = pa.schema([
     ("seconds", pa.float64()), ("status", pa.string()), ("suggested_by", pa.string()),
     ("trial_id", pa.string()), ("folder", pa.string()), ("added_at", pa.float64()),
 ])
+#: Format version of the files written now, kept in each file's metadata (none: version 1).
+FORMAT_VERSION = 1
+_VERSION_KEY = b"automl_chars.store_version"
+#: Subfolder of the store that :meth:`ResultsStore.repair` moves damaged files into.
+DAMAGED_DIR = "damaged"
 
 
 def default_store_path() -> Path:
@@ -57,6 +70,14 @@ def store_beside(folder: str | os.PathLike) -> ResultsStore:
     if os.environ.get(STORE_ENV):
         return ResultsStore(os.environ[STORE_ENV])
     return ResultsStore(Path(folder).expanduser().resolve().parent / "store")
+
+
+@dataclass(frozen=True, order=True)
+class DamagedFile:
+    """A store file that cannot be read: ``path`` and ``reason``."""
+
+    path: Path
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -87,8 +108,11 @@ class ResultsStore:
         fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".", suffix=".tmp")
         os.close(fd)
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the store from a team's other users
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                               _VERSION_KEY: str(FORMAT_VERSION).encode()})
         try:
-            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
+            pq.write_table(table, tmp)
             os.replace(tmp, self.path / name)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -96,14 +120,91 @@ class ResultsStore:
         return self.path / name
 
     # -- reading ----------------------------------------------------------------------------
+    def files(self) -> list[Path]:
+        """The store's files, one per contribution (temporary files and ``damaged/`` left out);
+        a store folder that cannot be listed raises :class:`~automl_chars.errors.StoreError`."""
+        if not self.path.exists():
+            return []
+        try:
+            with os.scandir(self.path) as entries:
+                names = [e.name for e in entries if e.name.endswith(".parquet")
+                         and not e.name.startswith(".")]
+        except OSError as err:
+            raise StoreError(f"Cannot read the results store {self.path} ({err}). Pass a store "
+                             f"folder (--store, $AUTOML_CHARS_STORE) that this user can "
+                             f"read.") from None
+        return sorted(self.path / n for n in names)
+
     def frame(self) -> pd.DataFrame:
-        """Every row of every contribution as one DataFrame (:data:`COLUMNS` and ``mf_*``)."""
-        files = sorted(self.path.glob("*.parquet")) if self.path.exists() else []
-        if not files:
-            return pd.DataFrame(columns=list(COLUMNS))
-        dataset = pads.dataset([str(f) for f in files], format="parquet",
-                               schema=_unified_schema(files))
-        return dataset.to_table().to_pandas()
+        """Every row of every contribution as one DataFrame (:data:`COLUMNS` and ``mf_*``); a
+        damaged file is skipped with a :class:`~automl_chars.errors.DamagedFileWarning`."""
+        frame, damaged = self.read()
+        for d in damaged:
+            warnings.warn(self.damage_message(d), DamagedFileWarning, stacklevel=2)
+        return frame
+
+    def read(self) -> tuple[pd.DataFrame, list[DamagedFile]]:
+        """The rows of every readable file, and the files that could not be read (no warning):
+        each file's schema is checked, then all are read as one pyarrow dataset (a file damaged
+        past its footer is then found by reading them one by one)."""
+        schemas, damaged = {}, []
+        for f in self.files():
+            try:
+                schemas[f] = _file_schema(f)
+            except _Damaged as err:
+                damaged.append(DamagedFile(f, str(err)))
+            except FileNotFoundError:  # moved aside or replaced since it was listed
+                continue
+        if not schemas:
+            return pd.DataFrame(columns=list(COLUMNS)), damaged
+        schema = _unified_schema(schemas.values())
+        try:
+            table = _read_table(list(schemas), schema)
+        except (_Damaged, FileNotFoundError):
+            tables = []
+            for f in schemas:
+                try:
+                    tables.append(_read_table([f], schema))
+                except _Damaged as err:
+                    damaged.append(DamagedFile(f, str(err)))
+                except FileNotFoundError:
+                    continue
+            table = pa.concat_tables(tables) if tables else schema.empty_table()
+        return table.to_pandas(), sorted(damaged)
+
+    def check(self) -> list[DamagedFile]:
+        """Every file that cannot be read in full (its schema checked, all its rows read)."""
+        damaged = []
+        for f in self.files():
+            try:
+                _read_table([f], _unified_schema([_file_schema(f)]))
+            except _Damaged as err:
+                damaged.append(DamagedFile(f, str(err)))
+            except FileNotFoundError:
+                continue
+        return damaged
+
+    def repair(self) -> list[tuple[DamagedFile, Path]]:
+        """Moves every damaged file (:meth:`check`) into ``damaged/`` of the store (nothing is
+        deleted); returns each with where it went. A sweep's rows come back when the sweep is
+        added again (``automl-chars store import DIR``)."""
+        moved = []
+        for d in self.check():
+            target = self.path / DAMAGED_DIR / d.path.name
+            target.parent.mkdir(exist_ok=True)
+            n = 1
+            while target.exists():  # a file of the same contribution damaged before
+                target = target.with_name(f"{d.path.stem}.{n}{d.path.suffix}")
+                n += 1
+            os.replace(d.path, target)
+            moved.append((d, target))
+        return moved
+
+    def damage_message(self, damaged: DamagedFile) -> str:
+        """The warning about a damaged file: which, why, and how to move it aside."""
+        return (f"Results store {self.path}: skipped the damaged file {damaged.path} "
+                f"({damaged.reason}); its rows are left out, the other files are read. Move it "
+                f"aside with `automl-chars store check --repair --store {self.path}`.")
 
     def configs(self) -> pd.DataFrame:
         """:meth:`frame` with each row's configuration as plain dicts in column ``config``."""
@@ -171,11 +272,74 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _unified_schema(files: list[Path]) -> pa.Schema:
+class _Damaged(Exception):
+    """A store file that cannot be read (its reason in words)."""
+
+
+def _file_schema(path: Path) -> pa.Schema:
+    """``path``'s schema (its footer), or :class:`_Damaged` when the file is empty, truncated,
+    not Parquet, not a store file or of a newer format version (a file gone since it was
+    listed raises ``FileNotFoundError``)."""
+    try:
+        schema = pq.read_schema(path)
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError) as err:
+        raise _Damaged(_reason(path, err)) from None
+    raw = (schema.metadata or {}).get(_VERSION_KEY, b"1")
+    try:
+        version = int(raw)
+    except ValueError:
+        raise _Damaged(f"unknown store format version {raw!r}") from None
+    if version > FORMAT_VERSION:
+        raise _Damaged(f"store format version {version}, written by a newer automl_chars; this "
+                       f"one reads version {FORMAT_VERSION}: upgrade to read it")
+    missing = [c for c in COLUMNS if c not in schema.names]
+    if missing:
+        raise _Damaged(f"not a results-store file: it lacks the columns {missing}")
+    for field in schema:
+        expected = _SCHEMA.field(field.name).type if field.name in _SCHEMA.names else (
+            pa.float64())
+        if not _fits(field.type, expected):
+            raise _Damaged(f"its column {field.name!r} holds {field.type}, not {expected}")
+    return schema
+
+
+def _fits(actual: pa.DataType, expected: pa.DataType) -> bool:
+    if pa.types.is_null(actual) or actual == expected:
+        return True
+    if pa.types.is_floating(expected):
+        return pa.types.is_integer(actual) or pa.types.is_floating(actual)
+    return pa.types.is_string(expected) and pa.types.is_large_string(actual)
+
+
+def _read_table(files: list[Path], schema: pa.Schema) -> pa.Table:
+    """The rows of ``files`` in ``schema`` (one pyarrow dataset), or :class:`_Damaged`."""
+    try:
+        return pads.dataset([str(f) for f in files], format="parquet",
+                            schema=schema).to_table()
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError) as err:
+        raise _Damaged(_reason(files[0] if len(files) == 1 else None, err)) from None
+
+
+def _reason(path: Path | None, err: Exception) -> str:
+    """Why pyarrow could not read a file, in a user's words."""
+    try:
+        if path is not None and path.stat().st_size == 0:
+            return "it is empty (0 bytes)"
+    except OSError:
+        pass
+    detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return f"truncated, garbled or not Parquet: {detail}"
+
+
+def _unified_schema(schemas: Iterable[pa.Schema]) -> pa.Schema:
     """The fixed columns plus every ``mf_*`` column any file has (others read as null)."""
     extra: dict[str, pa.DataType] = {}
-    for f in files:
-        for field in pq.read_schema(f):
+    for schema in schemas:
+        for field in schema:
             if field.name not in _SCHEMA.names:
                 extra.setdefault(field.name, pa.float64())
     return pa.schema(list(_SCHEMA) + [pa.field(n, t) for n, t in sorted(extra.items())])
