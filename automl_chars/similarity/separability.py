@@ -32,6 +32,12 @@ def _rank(singular_values: np.ndarray, shape: tuple[int, ...]) -> int:
     return int(np.sum(s > s.max(initial=0.0) * max(shape) * np.finfo(np.float64).eps))
 
 
+def _check_not_constant(features: np.ndarray) -> None:
+    if len(features) and not np.ptp(features, axis=0).any():
+        raise ValueError("the features are the same for every image of the sample (a dead "
+                         "network?): nothing to separate the classes by")
+
+
 def _softmax(z: np.ndarray) -> np.ndarray:
     e = np.exp(z - z.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
@@ -92,7 +98,7 @@ def _fisher_bayes(x: np.ndarray, y: np.ndarray, k: int, dim: int,
     centred = x - x.mean(axis=0)
     sw_shrunk = _shrunk(sw, shrinkage, dim)
     sb = _shrunk(centred.T @ centred / n, shrinkage, dim) - sw_shrunk
-    _, u = eigh(sb, sw_shrunk)  # u^T S_w u = I, eigenvalues ascending
+    _, u = eigh(sb, sw_shrunk)  # u^T shrink(S_w) u = I, eigenvalues ascending
     u = u[:, ::-1]  # the most discriminative directions first
     coef = means @ u @ u.T  # class means in the Fisher space, mapped back
     intercept = -0.5 * np.sum(means * coef, axis=1) + np.log(priors)
@@ -123,12 +129,18 @@ def sfda(features: np.ndarray, labels: np.ndarray, shrinkage: float | None = Non
     the shrinkage is also applied to ``S_t``. One departure: ``lambda_max(S_w)`` is computed
     exactly, where the code takes three steps of the power iteration. The score is invariant to
     translating the features, so they are centred and written in the basis of their span first
-    (exact; it keeps ``shrink(S_w)`` well conditioned when there are fewer images than
-    dimensions, where ``lam`` acts on the span only: outside it both sides are 0).
+    (exact: outside the span the centred features and class means are 0, so those directions add
+    nothing; centring avoids adding to every class's score a term of order ``1 / lam`` from the
+    features' mean that cancels only in the softmax, and the span has at most ``n - 1``
+    dimensions, which makes wide features cheap). With fewer
+    images than dimensions the classes are linearly separable and, unless ``lam`` is large
+    (features of small variance), every source scores close to 1. Features that are the same
+    for every image raise ``ValueError``.
     """
     f = np.asarray(features, dtype=np.float64)
     y, k = _classes(labels)
     n, dim = f.shape
+    _check_not_constant(f)
     centred = f - f.mean(axis=0)
     _, s, vt = np.linalg.svd(centred, full_matrices=False)
     x = centred @ vt[: max(1, _rank(s, f.shape))].T
@@ -157,11 +169,14 @@ def parc(features: np.ndarray, labels: np.ndarray, n_dims: int = 32) -> float:
     reduced by PCA, and every feature is standardised (zero mean, unit variance over the
     sample; a constant one stays 0). Between -1 and 1 (the paper prints it times 100).
     Two images of one class have label dissimilarity 0, of two classes ``C / (C - 1)``.
+    Features that are the same for every image raise ``ValueError`` (the correlation would be
+    undefined).
     """
     from scipy.stats import spearmanr  # deferred, as every scipy import of the measures
 
     f = np.asarray(features, dtype=np.float64)
     y, k = _classes(labels)
+    _check_not_constant(f)
     if f.shape[1] > n_dims:
         f = principal_components(f, n_components=n_dims)
     std = f.std(axis=0)

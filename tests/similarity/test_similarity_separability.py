@@ -140,6 +140,16 @@ def test_sfda_prefers_separated_classes():
     assert sfda(separated, y) > 0.8 and sfda(mixed, y) < 0.5  # 0.90 and 0.35; chance: 1/3
 
 
+def test_constant_features_are_a_clear_error():
+    """A dead network's features are the same for every image: SFDA's within-class covariance
+    and PARC's correlations are undefined, and both say why."""
+    dead, y = np.zeros((12, 4)), np.arange(12) % 3
+    for measure in (sfda, parc):
+        with pytest.raises(ValueError, match="the same for every image"):
+            measure(dead, y)
+    assert hscore(dead, y) == 0.0  # no variance at all, none between the classes
+
+
 # --- PARC -------------------------------------------------------------------------------------
 
 #: Four points whose columns already have mean 0 and standard deviation 1 (standardising changes
