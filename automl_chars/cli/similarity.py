@@ -16,10 +16,10 @@ from automl_chars.cli.options import add_data_arguments, load_dataset
 #: What ``--measure`` says of each measure set. The costs are per portfolio entry with 300 target
 #: images and 20 bootstrap rounds on a shared 2-core CPU (docs/similarity.md, "The measures").
 MEASURE_HELP = (
-    "'fast' (default): frechet, leep, logme, meta_features, otdd, sen, about 1.5 s per "
-    "portfolio entry on a CPU; 'all': those and task2vec, which adds ~11 s per entry with a "
-    "ResNet-18 portfolio (~2 s with a small CNN; far more when other jobs share the CPU); or "
-    "comma-separated names")
+    "'fast' (default): frechet, hscore, knn, leep, logme, meta_features, nce, nleep, otdd, parc, "
+    "sen, sfda, about 3.5 s per portfolio entry on a CPU; 'all': those and task2vec, which adds "
+    "~11 s per entry with a ResNet-18 portfolio (~2 s with a small CNN; far more when other "
+    "jobs share the CPU); or comma-separated names")
 
 #: Widest line the command prints, but for long source names (a terminal's width).
 MAX_WIDTH = 100

@@ -6,11 +6,18 @@ its images); :func:`similarity` returns one row per source with every measure's 
 bootstrap interval and the seconds it took. Measures are registered in :data:`MEASURES`; each
 says whether a higher score means more similar (``higher_is_more_similar``): the distances
 (``sen``, ``frechet``, ``otdd``, ``meta_features``, ``task2vec``) are lower-is-more-similar, the
-transferability scores (``logme``, ``leep``) higher-is-better. The default set, ``"fast"``, leaves
-out the slow measures (``task2vec``); ``"all"`` runs every one. See docs/similarity.md.
+transferability scores (``logme``, ``leep``, ``nce``, ``nleep``, ``hscore``, ``sfda``, ``parc``,
+``knn``) higher-is-better. The default set, ``"fast"``, leaves out the slow measures
+(``task2vec``); ``"all"`` runs every one. See docs/similarity.md.
 """
 
-from automl_chars.similarity import distribution, meta_features, task2vec, transferability  # noqa: F401  (registers the measures)
+from automl_chars.similarity import (  # noqa: F401  (registers the measures)
+    distribution,
+    meta_features,
+    separability,
+    task2vec,
+    transferability,
+)
 from automl_chars.similarity.base import (
     ALL,
     FAST,
@@ -29,13 +36,14 @@ from automl_chars.similarity.compare import (
     similarity_matrix,
 )
 from automl_chars.similarity.meta_features import META_FEATURES
+from automl_chars.similarity.separability import hscore, knn_accuracy, parc, sfda
 from automl_chars.similarity.source import (
     DEFAULT_SAMPLE_SIZE,
     Sample,
     SimilarityError,
     SourceView,
 )
-from automl_chars.similarity.transferability import leep, logme
+from automl_chars.similarity.transferability import leep, logme, nce, nleep
 
 
 def plot_heatmap(frame, path, title=None):
@@ -48,6 +56,8 @@ def plot_heatmap(frame, path, title=None):
 
 __all__ = [
     "ALL", "DEFAULT_BOOTSTRAP", "DEFAULT_SAMPLE_SIZE", "FAST", "MEASURES", "META_FEATURES",
-    "Context", "Measure", "Sample", "SimilarityError", "SourceView", "fast_measures", "get_measure", "leep", "logme", "plot_heatmap",
-    "rank_sources", "register_measure", "resolve_measures", "similarity", "similarity_matrix",
+    "Context", "Measure", "Sample", "SimilarityError", "SourceView", "fast_measures", "get_measure",
+    "hscore", "knn_accuracy", "leep", "logme", "nce", "nleep", "parc", "plot_heatmap",
+    "rank_sources", "register_measure", "resolve_measures", "sfda", "similarity",
+    "similarity_matrix",
 ]

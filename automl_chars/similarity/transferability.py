@@ -1,8 +1,10 @@
-"""Transferability of each source model to the target's labels: ``logme`` and ``leep``.
+"""Transferability of each source model to the target's labels, by the likelihood of a
+predictor built on it: ``logme``, ``leep``, ``nce`` and ``nleep`` (the measures of how
+separable the target classes are in its features are in :mod:`.separability`).
 
 Unlike the distances, these run every source's own model on the target images (normalised as
 that model was trained) and ask how well its features or outputs predict the target labels.
-Higher is better. Neither looks at the source sample.
+Higher is better. None looks at the source sample.
 """
 
 from __future__ import annotations
@@ -11,6 +13,25 @@ import numpy as np
 
 from automl_chars.similarity.base import Context, Measure, register_measure
 from automl_chars.similarity.source import Sample, SourceView
+
+
+def principal_components(features: np.ndarray, n_components: int | None = None,
+                         variance: float | None = None) -> np.ndarray:
+    """``features`` centred and projected on their first principal components (PCA by an SVD,
+    deterministic up to the signs of the axes): ``n_components`` of them (at most the rank), or
+    the fewest whose share of the variance exceeds ``variance`` (scikit-learn's rule for
+    ``PCA(n_components=0.8)``)."""
+    f = np.asarray(features, dtype=np.float64)
+    centred = f - f.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    rank = int(np.sum(s > s.max(initial=0.0) * max(f.shape) * np.finfo(np.float64).eps))
+    if variance is not None:
+        share = np.cumsum(s[:rank] ** 2) / max(float(np.sum(s[:rank] ** 2)), 1e-300)
+        k = int(np.searchsorted(share, variance, side="right")) + 1
+    else:
+        k = rank if n_components is None else int(n_components)
+    k = max(1, min(k, rank))
+    return centred @ vt[:k].T
 
 
 def logme(features: np.ndarray, labels: np.ndarray, num_classes: int | None = None,
@@ -80,6 +101,56 @@ def leep(probabilities: np.ndarray, labels: np.ndarray, num_classes: int) -> flo
     return float(np.mean(np.log(np.maximum(predicted, 1e-300))))
 
 
+def nce(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """NCE (Tran et al., "Transferability and Hardness of Supervised Classification Tasks",
+    ICCV 2019): the negative conditional entropy ``-H(Y | Z)`` of the target labels ``Y`` given
+    the source model's hard labels ``Z = argmax_z theta(x)_z`` on the same images, from their
+    empirical joint distribution::
+
+        -H(Y | Z) = sum_{y, z} P(y, z) log P(y | z),     P(y | z) = P(y, z) / P(z)
+
+    in nats (<= 0; 0 when every source label determines the target label). ``probabilities``
+    may as well be logits: only their argmax is read."""
+    z = np.asarray(probabilities).argmax(axis=1)
+    _, y = np.unique(np.asarray(labels), return_inverse=True)
+    _, z = np.unique(z, return_inverse=True)
+    joint = np.zeros((y.max() + 1, z.max() + 1))
+    np.add.at(joint, (y, z), 1.0)
+    joint /= len(y)
+    conditional = joint / joint.sum(axis=0, keepdims=True)
+    present = joint > 0
+    return float(np.sum(joint[present] * np.log(conditional[present])))
+
+
+def nleep(features: np.ndarray, labels: np.ndarray, components_per_class: int = 5,
+          variance: float = 0.8, seed: int = 0) -> float:
+    """NLEEP (Li et al., "Ranking Neural Checkpoints", CVPR 2021): LEEP with the posteriors of
+    a Gaussian mixture fitted to the features in place of the source classifier's softmax.
+
+    The features are reduced by PCA to the fewest components that keep more than ``variance``
+    of their variance; a Gaussian mixture with ``components_per_class`` times as many components
+    as there are target classes (full covariances, scikit-learn's ``GaussianMixture`` with its
+    defaults and ``random_state=seed``) is fitted to them, and its posteriors ``p(v | x)`` over
+    the components ``v`` go through :func:`leep`: ``1/n sum_i log sum_v P(y_i | v) p(v | x_i)``.
+    The settings (80 % of the variance, five components per class) are those of the SFDA
+    authors' implementation of NLEEP, which follows the paper. Unlike that implementation,
+    which averages ``sum_v P(y_i | v) p(v | x_i)`` without the logarithm, the score is LEEP's
+    mean log-likelihood, as in the paper (<= 0).
+
+    The mixture has at most ``n // 2`` components, so that each can average two images
+    (scikit-learn needs no more components than images, and with one image per component every
+    posterior is one-hot and every source scores 0); the paper's targets have far more images
+    than components, where the cap never binds.
+    """
+    from sklearn.mixture import GaussianMixture  # deferred: scikit-learn is slow to import
+
+    _, y = np.unique(np.asarray(labels), return_inverse=True)
+    reduced = principal_components(features, variance=variance)
+    k = max(1, min(int(components_per_class) * (int(y.max()) + 1), len(y) // 2))
+    mixture = GaussianMixture(n_components=k, random_state=seed).fit(reduced)
+    return leep(mixture.predict_proba(reduced), y, int(y.max()) + 1)
+
+
 @register_measure
 class LogME(Measure):
     """LogME of each source model's penultimate features on the target labels (You et al. 2021)."""
@@ -109,3 +180,36 @@ class LEEP(Measure):
     def score(self, target: Sample, tstate, source: SourceView, sstate, ctx: Context) -> float:
         probs = ctx.outputs(source, target).probabilities()
         return leep(probs, target.labels, target.num_classes)
+
+
+@register_measure
+class NCE(Measure):
+    """NCE of each source model's hard predictions on the target labels (Tran et al. 2019)."""
+
+    name = "nce"
+    description = "negative conditional entropy of target labels given source predictions (Tran et al. 2019)"
+    higher_is_more_similar = True
+    label_aware = True
+    uses = "source"
+    bounds = (-np.inf, 0.0)
+
+    def score(self, target: Sample, tstate, source: SourceView, sstate, ctx: Context) -> float:
+        return nce(ctx.outputs(source, target).logits, target.labels)
+
+
+@register_measure
+class NLEEP(Measure):
+    """NLEEP of each source model's penultimate features on the target labels (Li et al. 2021);
+    the mixture's random start is fixed by the context's seed alone, so that the same features
+    give the same score whatever the source is called."""
+
+    name = "nleep"
+    description = "LEEP with a Gaussian mixture on each source model's features (Li et al. 2021)"
+    higher_is_more_similar = True
+    label_aware = True
+    uses = "source"
+    bounds = (-np.inf, 0.0)
+
+    def score(self, target: Sample, tstate, source: SourceView, sstate, ctx: Context) -> float:
+        feats = ctx.outputs(source, target).features
+        return nleep(feats, target.labels, seed=ctx.seed)

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from automl_chars.similarity import leep, logme
+from automl_chars.similarity import leep, logme, nce, nleep
 from automl_chars.similarity.gaussian import Gaussian, classwise_w2_squared, w2_squared
 from automl_chars.similarity.task2vec import task2vec_distance
+from automl_chars.similarity.transferability import principal_components
 
 
 def _frechet_sqrtm(a: np.ndarray, b: np.ndarray) -> float:
@@ -51,6 +52,65 @@ def test_leep_known_values():
     assert leep(np.full((6, 5), 0.2), y, 3) == pytest.approx(np.log(1 / 3))
     flipped = np.eye(3)[(y + 1) % 3]  # a relabelled but perfect source is just as transferable
     assert leep(flipped, y, 3) == pytest.approx(0.0)
+
+
+def test_nce_by_hand():
+    # Source predictions z = 0, 0, 1, 1 and target labels y = 0, 1, 1, 1:
+    # P(z=0) = P(z=1) = 1/2; given z = 0, y is 0 or 1 (1/2 each): H = log 2; given z = 1, y = 1: 0.
+    # H(Y | Z) = 1/2 log 2, so NCE = -log(2) / 2.
+    z = np.eye(2)[[0, 0, 1, 1]]
+    assert nce(z, np.array([0, 1, 1, 1])) == pytest.approx(-np.log(2) / 2, rel=1e-12)
+    # Only the argmax counts (probabilities or logits alike), and source labels that determine
+    # the target labels, however they are named, give the maximum, 0.
+    y = np.array([0, 1, 2, 0, 1, 2])
+    assert nce(np.eye(3)[(y + 1) % 3] * 0.5 + 0.1, y) == pytest.approx(0.0, abs=1e-12)
+    # A constant prediction tells nothing: NCE = -H(Y) = -log 3 for three balanced classes.
+    assert nce(np.tile([0.2, 0.5, 0.3], (6, 1)), y) == pytest.approx(-np.log(3), rel=1e-12)
+
+
+def test_nce_prefers_informative_predictions():
+    rng = np.random.default_rng(5)
+    y = np.repeat(np.arange(4), 25)
+    noisy = np.where(rng.random(100) < 0.8, y, rng.integers(0, 4, 100))  # 80 % kept
+    assert nce(np.eye(4)[noisy], y) > nce(np.eye(4)[rng.integers(0, 4, 100)], y)
+
+
+def test_principal_components():
+    # Orthogonal centred columns with variances in the ratio 7 : 2 : 1: the first component keeps
+    # 70 % of the variance, two keep 90 %, so "more than 80 %" takes two.
+    a, b, c = np.sqrt([7.0, 2.0, 1.0])
+    f = np.array([[a, 0, 0], [-a, 0, 0], [0, b, 0], [0, -b, 0], [0, 0, c], [0, 0, -c]]) + 5.0
+    assert principal_components(f, variance=0.8).shape == (6, 2)
+    assert principal_components(f, variance=0.6).shape == (6, 1)
+    first = principal_components(f, n_components=1)[:, 0]
+    assert np.allclose(np.abs(first), [a, a, 0, 0, 0, 0])
+    assert principal_components(f, n_components=10).shape == (6, 3)  # at most the rank
+
+
+def test_nleep_by_hand():
+    """Two tight clusters far apart and one component per class: the mixture's posteriors are
+    one-hot (cluster membership), so NLEEP is LEEP with hard source labels."""
+    rng = np.random.default_rng(6)
+    centres = np.repeat([[-10.0, 0.0], [10.0, 0.0]], 4, axis=0)
+    f = centres + rng.normal(scale=0.1, size=(8, 2))
+    y = np.array([0, 0, 0, 1, 1, 1, 1, 0])  # 3 : 1 in each cluster
+    # P(y | left cluster) = (3/4, 1/4), P(y | right) = (1/4, 3/4): six images get 3/4, two get
+    # 1/4, and NLEEP = (6 log 3/4 + 2 log 1/4) / 8 = 3/4 log 3/4 + 1/4 log 1/4.
+    expected = 0.75 * np.log(0.75) + 0.25 * np.log(0.25)
+    assert nleep(f, y, components_per_class=1) == pytest.approx(expected, rel=1e-9)
+    # labels that follow the clusters: the maximum, 0
+    assert nleep(f, np.repeat([0, 1], 4), components_per_class=1) == pytest.approx(0.0, abs=1e-9)
+    # five components per class on eight images: capped at four (two images each), still a score
+    assert -np.log(2) - 1e-9 <= nleep(f, y) <= 0.0
+
+
+def test_nleep_prefers_separated_classes_and_is_fixed_by_its_seed():
+    rng = np.random.default_rng(7)
+    y = np.repeat(np.arange(3), 40)
+    separated = rng.normal(size=(120, 5)) + 6.0 * np.eye(3, 5)[y]
+    mixed = rng.normal(size=(120, 5))
+    assert nleep(mixed, y) < nleep(separated, y) <= 0.0
+    assert nleep(mixed, y, seed=3) == nleep(mixed, y, seed=3)
 
 
 def test_logme_prefers_informative_features():
