@@ -6,8 +6,9 @@ Names are imported when first used (PEP 562), so that a module that needs only
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from automl_chars.lazy import lazy_names
 
 _LAZY = {
     **dict.fromkeys(("IMAGE_SIZE", "Dataset", "from_arrays"), "automl_chars.data.dataset"),
@@ -30,14 +31,7 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 
 
 __all__ = [

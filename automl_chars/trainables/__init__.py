@@ -6,8 +6,9 @@ only :mod:`automl_chars.trainables.replay`, does not import torch and the models
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from automl_chars.lazy import lazy_names
 
 _LAZY = {
     "CHECKPOINT_FILE": "automl_chars.checkpoints",
@@ -46,14 +47,7 @@ if TYPE_CHECKING:
     from automl_chars.trainables.transfer import TransferTrainable, transfer_settings
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 
 
 __all__ = [

@@ -6,8 +6,9 @@ Names are imported when first used (PEP 562), so that a module that needs only
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from automl_chars.lazy import lazy_names
 
 _LAZY = {
     "random_affine": "automl_chars.training.augment",
@@ -34,14 +35,7 @@ if TYPE_CHECKING:
     from automl_chars.training.settings import AugmentSettings, OptimizerSettings
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 
 
 __all__ = [
