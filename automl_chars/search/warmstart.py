@@ -41,14 +41,14 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import cloudpickle
 import numpy as np
 import pandas as pd
-from ConfigSpace import ConfigurationSpace
+from ConfigSpace import Configuration, ConfigurationSpace
 from ConfigSpace.util import deactivate_inactive_hyperparameters
 from ray.tune.search import Searcher
 
@@ -254,8 +254,13 @@ class WarmStartPlan:
 def fit_to_space(config: Mapping[str, Any], space: ConfigurationSpace) -> dict | None:
     """``config`` as a configuration of ``space``: its values for the space's hyperparameters
     (the space's defaults for the rest), inactive ones dropped; None when a value does not fit."""
+    typed = typed_to_space({k: v for k, v in config.items() if k in space}, space)
+    try:  # already a whole configuration of the space (a store's rows mostly are): one check
+        return plain_config(Configuration(space, values=typed))
+    except (ValueError, TypeError, KeyError):
+        pass
     values = {name: hp.default_value for name, hp in space.items()}
-    values.update(typed_to_space({k: v for k, v in config.items() if k in space}, space))
+    values.update(typed)
     try:
         return plain_config(deactivate_inactive_hyperparameters(values, space))
     except (ValueError, TypeError, KeyError):
@@ -323,7 +328,6 @@ def plan_from(target: TargetInfo, spec, warm: WarmStart, budgets: Sequence[int],
                else warm.priors_per_budget)
         plan.priors = _priors(near, budgets, cap)
     plan.seeds = _valid_unique(plan.seeds, spec.space, plan.notes)
-    plan.priors = [p for p in plan.priors if _fits(p, spec.space)]
     if plan.empty and warm.strict:
         warnings.warn("Warm start: the portfolio and the store hold nothing for this sweep; "
                       "it runs as a cold BOHB sweep.", stacklevel=2)
@@ -431,7 +435,7 @@ def _usable_rows(frame: pd.DataFrame, spec, notes: list[str], warn: bool = True)
     frame = frame[(frame["trainable"] == spec.results_of) & frame["val_acc"].notna()].copy()
     if frame.empty:
         return frame
-    fitted = [fit_to_space(c, spec.space) for c in frame["config"]]
+    fitted = _fit_all(frame["config"], spec.space)
     unknown = sum(1 for c in frame["config"] if set(c) - set(spec.space.keys()))
     ok = [f is not None for f in fitted]
     if unknown or not all(ok):
@@ -442,6 +446,28 @@ def _usable_rows(frame: pd.DataFrame, spec, notes: list[str], warn: bool = True)
             warnings.warn(f"Warm start: {msg}.", stacklevel=3)
     frame["config"] = fitted
     return frame[ok]
+
+
+#: fit_to_space's answers by (space fingerprint, configuration): the built-in priors repeat each
+#: of their 201 configurations at 9 epochs on every domain, and ConfigSpace takes ~10 ms a fit.
+_FITTED: dict[tuple[str, str], dict | None] = {}
+
+
+def _fit_all(configs: Iterable[Mapping[str, Any]], space: ConfigurationSpace) -> list[dict | None]:
+    """:func:`fit_to_space` of each configuration (each distinct one fitted once; copies out)."""
+    from automl_chars.spaces.fingerprint import space_fingerprint
+
+    fp = space_fingerprint(space)
+    out = []
+    for config in configs:
+        key = (fp, json.dumps(config, sort_keys=True, default=str))
+        if key not in _FITTED:
+            if len(_FITTED) >= 100_000:
+                _FITTED.clear()
+            _FITTED[key] = fit_to_space(config, space)
+        fitted = _FITTED[key]
+        out.append(dict(fitted) if fitted is not None else None)
+    return out
 
 
 def _nearest(target: TargetInfo, frame: pd.DataFrame, k: int) -> pd.DataFrame:
@@ -533,10 +559,6 @@ def _priors(frame: pd.DataFrame, budgets: Sequence[int], cap: int) -> list[Prior
         out += [Prior(r["config"], int(budget), -float(r["q"]), r["dataset"])
                 for _, r in rows.iloc[take].iterrows()]
     return out
-
-
-def _fits(prior: Prior, space: ConfigurationSpace) -> bool:
-    return fit_to_space(prior.config, space) is not None
 
 
 def _valid_unique(seeds: list[Seed], space: ConfigurationSpace, notes: list[str]) -> list[Seed]:

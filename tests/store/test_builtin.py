@@ -121,7 +121,8 @@ def test_a_default_sweep_starts_from_the_builtin_seeds_then_bohbs_model(ray_sess
     assert list(t["suggested_by"][~t.index.isin(seeds.index)]) == ["model"] * 2
     assert result.settings["priors"] is True
     plan = json.loads((result.path / "warm_start.json").read_text())
-    assert len(plan["seeds"]) == 4 and plan["priors"]["count"] == 98
+    # the cap at each of the preset's budgets (1 and 3)
+    assert len(plan["seeds"]) == 4 and plan["priors"]["count"] == 2 * 98
     assert {s["suggested_by"][len("store:"):] for s in plan["seeds"]} <= set(BUILTIN_DOMAINS)
 
 
