@@ -71,15 +71,26 @@ def forget_deleted_checkpoints(trial: Trial) -> int:
     Workaround for a Ray bug: the experiment state can be saved before Tune deletes a trial's
     oldest checkpoint (``num_to_keep``); after a restore, Tune tries to delete it again and
     ``_delete_fs_path`` raises ``FileNotFoundError`` outside its own ``try``, which aborts the
-    bookkeeping of the trial's next checkpoint. Returns how many entries were dropped.
+    bookkeeping of the trial's next checkpoint. The same race can leave the state's *latest*
+    checkpoint deleted (a newer one was registered and the older deleted after the last save):
+    then the latest becomes the newest one that still exists, or none (the trial starts over)
+    instead of every retry failing to restore from a folder that is gone. Returns how many
+    entries were dropped.
     """
     manager = getattr(getattr(trial, "run_metadata", None), "checkpoint_manager", None)
     results = getattr(manager, "_checkpoint_results", None)
     if not results:
         return 0
-    kept = [r for r in results
-            if r.checkpoint.filesystem.get_file_info(r.checkpoint.path).type != FileType.NotFound]
+
+    def exists(r) -> bool:
+        return r.checkpoint.filesystem.get_file_info(r.checkpoint.path).type != FileType.NotFound
+
+    kept = [r for r in results if exists(r)]
     manager._checkpoint_results = kept
+    latest = getattr(manager, "_latest_checkpoint_result", None)
+    if latest is not None and not exists(latest):
+        manager._latest_checkpoint_result = max(
+            kept, key=lambda r: (r.metrics or {}).get("training_iteration", 0), default=None)
     return len(results) - len(kept)
 
 

@@ -51,6 +51,7 @@ from automl_chars.runner.core import (
     trial_outcome,
 )
 from automl_chars.runner.progress import quiet_ray_output
+from automl_chars.search.scheduler import ResumableFIFOScheduler
 from automl_chars.search.spec import SweepSpec, get_spec
 from automl_chars.spaces.values import plain_value
 from automl_chars.trainables.base import JOB
@@ -267,7 +268,8 @@ def _new_tuner(exp_dir: Path, trainable, labels: list[str], epochs: int, spec: S
         trainable,
         param_space={JOB: tune.grid_search(labels)},
         tune_config=tune.TuneConfig(metric=spec.metric, mode=spec.mode, reuse_actors=True,
-                                    trial_dirname_creator=trial_dirname),
+                                    trial_dirname_creator=trial_dirname,
+                                    scheduler=ResumableFIFOScheduler()),
         run_config=run_config(
             exp_dir, len(labels), failure, verbose, callbacks,
             tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=1, checkpoint_at_end=True),

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from ray.tune.callback import Callback
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import HyperBandForBOHB, TrialScheduler
+from ray.tune.schedulers import FIFOScheduler, HyperBandForBOHB, TrialScheduler
 
 from automl_chars import ray_compat as compat
 from automl_chars.search.presets import rung_budgets
@@ -189,6 +189,17 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
                 and entry.result.get(time_attr, 0) >= compat.rung_budget(bracket)):
             # It had reached its rung and was waiting for the halving: keep it waiting.
             trial.set_status(Trial.PAUSED)
+
+
+class ResumableFIFOScheduler(FIFOScheduler):
+    """Tune's FIFO scheduler (``run_trials``' jobs) for runs that are resumed: a restored trial
+    whose saved checkpoint Tune deleted before the driver died (``num_to_keep``) forgets it and
+    starts over, instead of failing every retry on a checkpoint that is gone
+    (:func:`~automl_chars.ray_compat.forget_deleted_checkpoints`, as the BOHB scheduler does)."""
+
+    def on_trial_add(self, tune_controller, trial: Trial) -> None:
+        compat.forget_deleted_checkpoints(trial)
+        super().on_trial_add(tune_controller, trial)
 
 
 class SchedulerStateCallback(Callback):

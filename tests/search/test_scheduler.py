@@ -232,3 +232,41 @@ def test_a_lead_bracket_trains_the_first_trials_to_the_top_budget_then_hyperband
     plain = _scheduler()
     plain.on_trial_add(FakeController(plain), _trials(1)[0])
     assert plain._state["bracket"]._n0 == 9  # without a lead, as before
+
+
+def test_a_restored_job_whose_checkpoint_is_gone_starts_over(tmp_path):
+    """run_trials' scheduler: a trial restored with a checkpoint Tune deleted before the driver
+    died (num_to_keep) forgets it, so the trial starts again instead of failing every retry."""
+    from ray.train import Checkpoint
+    from ray.train._internal.session import _TrainingResult
+    from ray.tune.experiment import Trial
+
+    from automl_chars.search.scheduler import ResumableFIFOScheduler
+
+    gone = tmp_path / "checkpoint_000000"
+    gone.mkdir()
+    trial = Trial("cnn", config={}, stub=True)
+    trial.run_metadata.checkpoint_manager.register_checkpoint(
+        _TrainingResult(checkpoint=Checkpoint.from_directory(str(gone)), metrics={}))
+    assert trial.checkpoint is not None
+    gone.rmdir()
+    ResumableFIFOScheduler().on_trial_add(None, trial)
+    assert trial.checkpoint is None
+
+
+def test_a_restored_job_falls_back_to_its_newest_checkpoint_that_exists(tmp_path):
+    from ray.train import Checkpoint
+    from ray.train._internal.session import _TrainingResult
+    from ray.tune.experiment import Trial
+
+    from automl_chars.search.scheduler import ResumableFIFOScheduler
+
+    trial = Trial("cnn", config={}, stub=True)
+    for i in (1, 2):
+        (tmp_path / f"checkpoint_{i}").mkdir()
+        trial.run_metadata.checkpoint_manager.register_checkpoint(_TrainingResult(
+            checkpoint=Checkpoint.from_directory(str(tmp_path / f"checkpoint_{i}")),
+            metrics={"training_iteration": i}))
+    (tmp_path / "checkpoint_2").rmdir()
+    ResumableFIFOScheduler().on_trial_add(None, trial)
+    assert trial.checkpoint.path == str(tmp_path / "checkpoint_1")
