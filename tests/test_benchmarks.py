@@ -29,8 +29,6 @@ FIGURES = {
     "gpu_packing.py": ("ratio",),
     "supernet_ranking.py": ("ratio[uniform]", "top1_match[uniform]", "ratio"),
     "transferability.py": ("fixed_weighted_tau", "best_weighted_tau", "best_vs_fixed", "ratio"),
-    "builtin_priors.py": ("model_share[priors]", "model_share[cold]", "first_model_trial[priors]",
-                          "test_acc[priors]", "test_acc[cold]", "ratio"),
     "warm_start_table.py": ("area[cold]", "area[default]", "area[warmstart]", "area[zero_shot]",
                             "area[bounding_box]", "speedup[warmstart]", "ratio"),
     "warm_start.py": ("ray_start_s", "cold_s_to_goal", "default_s_to_goal", "warm_s_to_goal",

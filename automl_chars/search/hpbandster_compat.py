@@ -33,6 +33,13 @@ def add_prior(bohb: BOHB, config: Mapping[str, Any], budget: int, loss: float, k
     bohb.new_result(job, update_model=update_model)
 
 
+def forget_results(bohb: BOHB) -> None:
+    """Empties BOHB's model data (results at every budget, their rankings, the KDEs), as a fresh
+    ``BOHB`` starts: undoes priors fed before any trial ran."""
+    for attr in ("configs", "losses", "good_config_rankings", "kde_models"):
+        getattr(bohb, attr).clear()
+
+
 def results_at(bohb: BOHB, budget: int) -> int:
     """How many results BOHB's model holds at ``budget``."""
     return len(bohb.losses.get(budget, []))

@@ -589,7 +589,11 @@ class WarmStartSearcher(Searcher):
         self.priors_left: dict[int, int] = {}
         self.prior_q: dict[int, list[float]] = {}  # quantile of each remaining prior, in order
         self.target_losses: dict[int, tuple[float, float]] = {}  # budget -> (best, worst)
-        self._feed_priors(plan.priors)
+        try:
+            self._feed_priors(plan.priors)
+        except Exception:  # leave BOHB as it came, so a caller can go on without the priors
+            hpbandster_compat.forget_results(bohb.bohber)
+            raise
 
     def _feed_priors(self, priors: list[Prior]) -> None:
         """Priors into hpbandster's model, smallest budget first, the model fitted once per

@@ -35,6 +35,9 @@ def test_priors_fed_build_a_model_that_is_refit_and_can_be_retired_and_rescaled(
     assert compat.loss_of(bohb, 1, 0) == -5.0
     _, info = bohb.get_config(1)
     assert info["model_based_pick"]
+    compat.forget_results(bohb)  # as a fresh BOHB: no data, no model, random picks
+    assert compat.results_at(bohb, 1) == 0 and not bohb.kde_models
+    assert not bohb.get_config(1)[1]["model_based_pick"]
 
 
 def test_the_statsmodels_warning_the_filter_hides_is_still_raised_by_hpbandsters_kde():

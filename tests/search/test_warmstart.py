@@ -189,6 +189,27 @@ def test_the_searcher_suggests_seeds_first_and_bohbs_model_starts_from_the_prior
     assert len(again.bohb.bohber.configs[1]) == 10
 
 
+def test_priors_bohb_cannot_take_leave_its_model_empty_and_the_default_goes_on_without_them():
+    """A prior failing at the second budget (here a value outside the space) undoes those fed at
+    the first, so the non-strict fallback's BOHB holds no prior it could never retire."""
+    from automl_chars.runner.sweep import _Seeded
+
+    plan = _plan()
+    bad = Prior({"learning_rate": 5.0, "batch_size": 32, "n_fc_layers": 0}, 3, -0.5, "d")
+    plan = WarmStartPlan(seeds=plan.seeds, priors=[*plan.priors, bad])
+    bohb = _bohb()
+    with pytest.raises(Exception):
+        WarmStartSearcher(bohb, plan)
+    assert not bohb.bohber.configs and not bohb.bohber.losses and not bohb.bohber.kde_models
+
+    with pytest.warns(UserWarning, match="could not take the priors"):
+        warm = _Seeded(plan, strict=False)(_bohb())
+    assert warm.priors_left == {} and not warm.bohb.bohber.configs
+    assert warm.suggest("t0")["suggested_by"] == "store:d"  # the seeds stay
+    with pytest.raises(Exception):
+        _Seeded(plan, strict=True)(_bohb())
+
+
 def test_fit_to_space_drops_inactive_and_refuses_values_out_of_range():
     space = _space()
     assert fit_to_space({"learning_rate": 0.01, "n_fc_layers": 0, "fc1_units": 64}, space) == {
