@@ -120,8 +120,7 @@ def read_manifest(folder: Path) -> list[PortfolioEntry]:
     if version != MANIFEST_VERSION:
         raise PortfolioError(f"{path} has manifest version {version!r}; this version of "
                              f"automl_chars reads version {MANIFEST_VERSION}. Read it with the "
-                             f"automl_chars that wrote it (upgrade), or build the portfolio "
-                             f"again with this one.")
+                             f"automl_chars that wrote it (upgrade), or: {MANIFEST_REMEDY}")
     return [PortfolioEntry.from_json(e, path) for e in data.get("entries", [])]
 
 

@@ -87,10 +87,11 @@ def check_resumable(exp_dir: Path, resume: bool) -> bool:
 
 #: Ray Tune's files in a run's folder that a resume reads, the newest of each pattern: the
 #: experiment state (JSON), the searcher's and the callbacks' (our scheduler's snapshot) state,
-#: the search generator's and the ``Tuner``'s (pickles; the generator's despite its name).
+#: the search generator's (a sweep's), the variant generator's (``run_trials``') and the
+#: ``Tuner``'s (pickles, whatever their names say).
 TUNE_STATE = {"experiment_state-*.json": "json", "searcher-state-*.pkl": "pickle",
               "callback-states-*.pkl": "pickle", "search_gen_state-*.json": "pickle",
-              "tuner.pkl": "pickle"}
+              "basic-variant-state-*.json": "pickle", "tuner.pkl": "pickle"}
 
 
 def tune_state_remedy(exp_dir: Path) -> str:
@@ -229,10 +230,10 @@ def check_seed(seed) -> None:
 
 
 #: What to do about a damaged ``automl_chars.json`` (a run's settings).
-SETTINGS_REMEDY = ("Move it aside (rename it) and run the same run again with resume=True "
-                   "(command line: the same command with --resume): the settings given then are "
-                   "saved in its place (they cannot be checked against the lost ones) and the "
-                   "finished trials are kept.")
+SETTINGS_REMEDY = ("Move it aside (rename it) and resume the run with resume=True (command "
+                   "line: the same command with --resume): the settings given then are saved in "
+                   "its place (they cannot be checked against the lost ones) and the finished "
+                   "trials are kept.")
 
 
 def saved_settings(exp_dir: Path) -> dict:
