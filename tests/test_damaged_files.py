@@ -184,18 +184,19 @@ SHIPPED_KEPT, SHIPPED_LOST = "glyphs-digits", "glyphs-greek"
 
 
 def _package_data(request, module: str, name: str, copy: Path) -> None:
-    """Points the package data constant ``module.name`` at ``copy`` for the test, the built-in
-    priors' caches cleared before and after (they must not keep the copy's rows)."""
+    """Points the package data constant ``module.name`` at ``copy`` for the test, with fresh
+    caches of the built-in priors and the shipped table's parts (the session's own caches are
+    left as they were: rebuilding them costs other tests seconds)."""
+    from functools import lru_cache
+
     from automl_chars.search import warmstart
     from automl_chars.tabular import shipped
 
-    def clear():
-        warmstart._builtin_priors.cache_clear()
-        shipped._joined.cache_clear()
-
-    request.getfixturevalue("monkeypatch").setattr(f"{module}.{name}", copy)
-    clear()
-    request.addfinalizer(clear)
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    monkeypatch.setattr(f"{module}.{name}", copy)
+    monkeypatch.setattr(warmstart, "_builtin_priors",
+                        lru_cache(maxsize=1)(warmstart._builtin_priors.__wrapped__))
+    monkeypatch.setattr(shipped, "_joined", lru_cache(maxsize=8)(shipped._joined.__wrapped__))
 
 
 def make_shipped_part(folder: Path, request) -> Made:
