@@ -12,7 +12,8 @@ reads them back (reporting, the store, ``show``), none of which needs Ray.
 Every file is written to a temporary name and renamed into place (:func:`write_json`,
 :func:`write_csv`), so a killed driver never leaves half a file; one damaged all the same (a full
 disk, a killed copy, a hand edit) is read back by :func:`read_json` and :func:`read_csv` as a
-:class:`~automl_chars.errors.DamagedFileError` that names it and what to do.
+:class:`~automl_chars.errors.DamagedFileError` that names it and what to do; Ray Tune's pickled
+state is checked by :func:`check_pickle` before a resume hands it to Tune.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickletools
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +36,10 @@ WARM_START_FILE = "warm_start.json"
 #: Where runs go when neither ``storage_path`` nor ``$AUTOML_CHARS_RESULTS`` is given.
 DEFAULT_STORAGE = "~/automl_chars_results"
 RESULTS_ENV = "AUTOML_CHARS_RESULTS"
+#: What to do about a damaged file shipped inside the package (the built-in priors, the shipped
+#: learning-curve table): it is no user's data, so it is installed again, not repaired.
+PACKAGE_DATA_REMEDY = ("It is package data of automl_chars: reinstall the package (pip install "
+                       "--force-reinstall automl-chars; in a clone, git checkout -- that file).")
 
 if TYPE_CHECKING:  # pandas is imported where a table is read or written (reading JSON needs none)
     import pandas as pd
@@ -89,6 +95,20 @@ def read_csv(path: Path, remedy: str, columns: Iterable[str] = (),
     if missing:
         raise DamagedFileError(path, f"garbled: it lacks the columns {missing}", remedy)
     return frame
+
+
+def check_pickle(path: Path, remedy: str) -> None:
+    """Raises :class:`~automl_chars.errors.DamagedFileError` naming ``path`` and ``remedy`` if
+    the pickle in it is empty, truncated or garbled. Its opcodes are walked, nothing is
+    unpickled: no code runs and nothing is imported, so the state of a run can be checked
+    before Ray starts."""
+    raw = path.read_bytes()
+    try:
+        for _ in pickletools.genops(io.BytesIO(raw)):
+            pass
+    except Exception as err:  # ValueError mostly; any opcode that cannot be read is damage
+        problem = "it is empty" if not raw.strip() else f"truncated or garbled: {err}"
+        raise DamagedFileError(path, problem, remedy) from None
 
 
 def _damage(raw: bytes, err: Exception) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
+from pathlib import Path
 
 
 @contextlib.contextmanager
@@ -103,3 +105,43 @@ class FakeController:
 
     def get_trials(self):
         return []
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A run made once per session through the CLI (conftest's ``finished_sweep``,
+    ``built_portfolio``): its results root ``storage`` (the run's folder ``name`` and the store
+    beside it), the command line that made it and what it printed. Tests that change files work
+    on a copy (:meth:`copy_to`)."""
+
+    storage: Path
+    name: str
+    argv: tuple[str, ...]
+    output: str = ""
+
+    @property
+    def path(self) -> Path:
+        return self.storage / self.name
+
+    def copy_to(self, dest: Path) -> FinishedRun:
+        """A copy of the whole results root in ``dest`` (made here), its command line pointing at
+        it: resuming the copy is resuming the run, moved."""
+        import shutil
+
+        shutil.copytree(self.storage, dest, symlinks=True)
+        argv = tuple(a.replace(str(self.storage), str(dest)) for a in self.argv)
+        return FinishedRun(dest, self.name, argv, self.output)
+
+
+def run_cli(argv) -> str:
+    """``automl-chars ARGV`` in-process; its output, or an AssertionError with it."""
+    import contextlib
+    import io
+
+    from automl_chars.cli.main import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = main(list(argv))
+    assert code == 0, out.getvalue()
+    return out.getvalue()

@@ -13,7 +13,6 @@ and :func:`~automl_chars.runner.trials.run_trials`) and the benchmarks that time
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,7 +31,13 @@ from automl_chars.errors import (
     InvalidConfigError,
     SweepInterrupted,
 )
-from automl_chars.layout import SETTINGS_FILE, SUMMARY_FILE, write_json
+from automl_chars.layout import (
+    SETTINGS_FILE,
+    SUMMARY_FILE,
+    check_pickle,
+    read_json,
+    write_json,
+)
 from automl_chars.ray_compat import (
     atomic_local_uploads,
     remove_partial_uploads,
@@ -80,22 +85,38 @@ def check_resumable(exp_dir: Path, resume: bool) -> bool:
     return False
 
 
+#: Ray Tune's files in a run's folder that a resume reads, the newest of each pattern: the
+#: experiment state (JSON), the searcher's and the callbacks' (our scheduler's snapshot) state,
+#: the search generator's (a sweep's), the variant generator's (``run_trials``') and the
+#: ``Tuner``'s (pickles, whatever their names say).
+TUNE_STATE = {"experiment_state-*.json": "json", "searcher-state-*.pkl": "pickle",
+              "callback-states-*.pkl": "pickle", "search_gen_state-*.json": "pickle",
+              "basic-variant-state-*.json": "pickle", "tuner.pkl": "pickle"}
+
+
+def tune_state_remedy(exp_dir: Path) -> str:
+    """What to do about a damaged file of Ray Tune's state: Tune cannot resume without it."""
+    return (f"Ray Tune cannot resume the run from it. Start the run again under another name "
+            f"(CLI: --name) or storage path; {exp_dir} is left as it is, with its finished "
+            f"trials (a sweep's are in the results store too: automl-chars store show).")
+
+
 def check_experiment_state(exp_dir: Path) -> None:
-    """Raises :class:`ExperimentStateError` if Ray Tune's newest experiment state in ``exp_dir``
-    is unreadable (truncated by a kill while Ray copied it, before these copies were made
-    atomic by :func:`~automl_chars.ray_compat.atomic_local_uploads`): Tune would start
-    its trials again with empty configurations instead of resuming."""
-    states = sorted(exp_dir.glob("experiment_state-*.json"))
-    if not states:
-        return
-    try:
-        json.loads(states[-1].read_text() or "!")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ExperimentStateError(
-            f"Cannot resume {exp_dir}: Ray Tune's experiment state {states[-1].name} is "
-            f"truncated (the driver was killed while writing it). Delete that file to resume "
-            f"from the one before it, if any, or start the run again under another name."
-        ) from None
+    """Raises :class:`~automl_chars.errors.DamagedFileError` naming the file if the newest of any
+    kind of Ray Tune's state in ``exp_dir`` (:data:`TUNE_STATE`) is empty, truncated or garbled
+    (a full disk, a hand edit; before :func:`~automl_chars.ray_compat.atomic_local_uploads`, a
+    driver killed while Ray copied it): Tune would fail on it after Ray started, with a raw
+    traceback, or start the trials again with empty configurations. Reads JSON and walks the
+    pickles' opcodes (nothing is unpickled), so it is cheap and runs before Ray starts."""
+    remedy = tune_state_remedy(exp_dir)
+    for pattern, kind in TUNE_STATE.items():
+        files = sorted(exp_dir.glob(pattern))
+        if not files:
+            continue
+        if kind == "json":
+            read_json(files[-1], remedy)
+        else:
+            check_pickle(files[-1], remedy)
 
 
 def fit_to_the_end(tuner: tune.Tuner, exp_dir: Path, num_trials: int, verbose: int = 1,
@@ -208,14 +229,28 @@ def check_seed(seed) -> None:
                                  f"[0, 2**32) (got {seed!r}).")
 
 
+#: What to do about a damaged ``automl_chars.json`` (a run's settings).
+SETTINGS_REMEDY = ("Move it aside (rename it) and resume the run with resume=True (command "
+                   "line: the same command with --resume): the settings given then are saved in "
+                   "its place (they cannot be checked against the lost ones) and the finished "
+                   "trials are kept.")
+
+
+def saved_settings(exp_dir: Path) -> dict:
+    """The settings saved in ``exp_dir`` (empty when there are none); a damaged file raises
+    :class:`~automl_chars.errors.DamagedFileError` (:data:`SETTINGS_REMEDY`)."""
+    path = exp_dir / SETTINGS_FILE
+    return read_json(path, SETTINGS_REMEDY) if path.exists() else {}
+
+
 def check_same_run(exp_dir: Path, given: Mapping, defining: Sequence[str],
                    what: str = "settings") -> None:
     """Raises :class:`ExperimentStateError` if ``exp_dir``'s saved settings differ from
-    ``given`` in any ``defining`` key (``what`` names them in the message)."""
-    saved_file = exp_dir / SETTINGS_FILE
-    if not saved_file.exists():
+    ``given`` in any ``defining`` key (``what`` names them in the message); none saved, or
+    moved aside, is no difference."""
+    if not (exp_dir / SETTINGS_FILE).exists():
         return
-    saved = json.loads(saved_file.read_text())
+    saved = saved_settings(exp_dir)
     diff = {k: (saved.get(k), given.get(k)) for k in defining if saved.get(k) != given.get(k)}
     if diff:
         raise ExperimentStateError(
@@ -230,14 +265,15 @@ def start_run(exp_dir: Path, settings: Mapping) -> None:
     write_json(exp_dir / SETTINGS_FILE, {**settings, "started_at": time.time()})
 
 
-def restore_tuner(exp_dir: Path, trainable, failure: tune.FailureConfig) -> tune.Tuner:
+def restore_tuner(exp_dir: Path, trainable, failure: tune.FailureConfig,
+                  settings: Mapping) -> tune.Tuner:
     """The interrupted run in ``exp_dir``, unfinished and errored trials resumed, with today's
     retries (the run config otherwise comes back from the folder); the saved settings record
-    them."""
+    them (``settings``, the ones given now, stand in for saved ones moved aside)."""
     tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True,
                                resume_errored=True)
     restored_run_config(tuner).failure_config = failure
-    saved = json.loads((exp_dir / SETTINGS_FILE).read_text())
+    saved = saved_settings(exp_dir) or {**settings, "started_at": time.time()}
     write_json(exp_dir / SETTINGS_FILE, {**saved, "max_failures": failure.max_failures})
     return tuner
 
@@ -270,6 +306,6 @@ def trial_outcome(result, statuses: Mapping[str, str] | None) -> tuple[str, str]
 
 
 __all__ = ["ENDED", "can_resume", "check_experiment_state", "check_resumable", "check_same_run",
-           "check_seed", "run_problems", "seed_ok",
+           "check_seed", "run_problems", "saved_settings", "seed_ok", "tune_state_remedy",
            "environment", "fit_to_the_end", "restore_tuner", "result_trial_id", "run_config",
            "start_run", "trial_dirname", "trial_outcome"]

@@ -108,11 +108,13 @@ class SweepResult:
                 f"sweep's folder (the 'Experiment:' line a sweep prints, e.g. "
                 f"~/automl_chars_results/bohb-<dataset>-<preset>)."
             )
-        if not summary_file.exists() or not trials_file.exists():
+        if summary_file.exists() and not trials_file.exists():  # written first: lost since
+            raise DamagedFileError(trials_file, "it is missing", REWRITE_HINT)
+        if not summary_file.exists():
             state = "an unfinished sweep (resume it with --resume)" if (path / SETTINGS_FILE).exists() \
                 else "not a sweep folder"
             raise ExperimentStateError(
-                f"{path} has no {SUMMARY_FILE}/{TRIALS_FILE}: {state}."
+                f"{path} has no {SUMMARY_FILE}: {state}."
             )
         summary = read_json(summary_file, REWRITE_HINT)
         missing = [k for k in ("incumbent", "incumbent_trial_id", "test_accuracy")

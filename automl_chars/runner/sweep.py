@@ -8,7 +8,6 @@ warm-start searcher can wrap the BOHB searcher without touching the rest.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -26,7 +25,6 @@ from ray.tune.callback import Callback
 from automl_chars.data import Dataset, load
 from automl_chars.errors import ExperimentStateError, InvalidConfigError, SweepInterrupted
 from automl_chars.layout import (
-    SETTINGS_FILE,
     TRIALS_FILE,
     WARM_START_FILE,
     experiment_dir,
@@ -43,6 +41,7 @@ from automl_chars.runner.core import (
     result_trial_id,
     run_config,
     run_problems,
+    saved_settings,
     start_run,
     trial_dirname,
     trial_outcome,
@@ -120,8 +119,7 @@ DEFINING_SETTINGS = ("trainable", "space_fingerprint", "bohb_config", "dataset",
 def check_same_sweep(exp_dir: Path, settings: SweepSettings) -> None:
     """Raises :class:`ExperimentStateError` if ``exp_dir`` holds a sweep defined otherwise."""
     given = plain_value(asdict(settings))
-    saved_file = exp_dir / SETTINGS_FILE
-    saved = json.loads(saved_file.read_text()) if saved_file.exists() else {}
+    saved = saved_settings(exp_dir)
     # A warm start's settings are compared on the keys the saved sweep has (sweeps saved
     # before a setting existed resume as they were).
     if saved.get("warm_start") and given["warm_start"]:
@@ -321,7 +319,7 @@ def _tuner(exp_dir: Path, trainable, settings: SweepSettings, spec: SweepSpec, b
            resume: bool, verbose: int, callbacks: Sequence[Callback]) -> tune.Tuner:
     """A new ``Tuner`` for the sweep, or the interrupted one restored from ``exp_dir``."""
     if resume:
-        return restore_tuner(exp_dir, trainable, failure)
+        return restore_tuner(exp_dir, trainable, failure, plain_value(asdict(settings)))
     start_run(exp_dir, asdict(settings))
     np.random.seed(settings.seed)  # hpbandster's BOHB draws from numpy's global generator
     search_alg, scheduler = build_search(spec, bohb, settings.seed, bohb_options, searcher,
@@ -385,7 +383,7 @@ def finish(grid, dataset: Dataset, exp_dir: Path, settings: SweepSettings, spec:
         test_metric = spec.evaluate(ckpt, dataset, "test")
     if not math.isfinite(test_metric):
         logger.warning("The incumbent's test %s is %s.", spec.metric, test_metric)
-    saved = json.loads((exp_dir / SETTINGS_FILE).read_text())
+    saved = saved_settings(exp_dir)
     # The saved start time, the current resources (a resumed sweep may run on other hardware).
     result = SweepResult(trials, incumbent, best_id, test_metric, exp_dir,
                          {**saved, **plain_value(asdict(settings))})

@@ -25,7 +25,7 @@ from ray.tune.experiment import Trial
 
 from automl_chars.checkpoints import load_trial_state
 from automl_chars.data import Dataset, load
-from automl_chars.errors import ExperimentStateError, InvalidConfigError
+from automl_chars.errors import DamagedFileError, ExperimentStateError, InvalidConfigError
 from automl_chars.layout import (
     HISTORY_FILE,
     SETTINGS_FILE,
@@ -122,29 +122,45 @@ class TrialsResult:
         write_csv(self.path / TRIALS_FILE, self.table)
         write_csv(self.path / HISTORY_FILE, self.history)
         write_json(self.path / SUMMARY_FILE, {"n_jobs": len(self.table), "settings": self.settings,
+                                              "n_history": len(self.history),
                                               "finished_at": time.time()})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TrialsResult:
-        """Reads a finished run's folder."""
+        """Reads a finished run's folder; a damaged (or missing) ``summary.json``,
+        ``trials.csv`` or ``history.csv`` raises :class:`~automl_chars.errors.DamagedFileError`
+        naming it and how to write it again."""
         path = Path(path).expanduser().resolve()
         if not (path / SUMMARY_FILE).exists():
             state = ("an unfinished run (resume it)" if (path / SETTINGS_FILE).exists()
                      else "not a run folder")
             raise ExperimentStateError(f"{path} has no {SUMMARY_FILE}: {state}.")
         summary = read_json(path / SUMMARY_FILE, _REWRITE_HINT)
+        if not (path / TRIALS_FILE).exists():  # written before summary.json: lost since
+            raise DamagedFileError(path / TRIALS_FILE, "it is missing", _REWRITE_HINT)
         table = read_csv(path / TRIALS_FILE, _REWRITE_HINT, ("label", "status"),
                          dtype={"trial_id": str, "label": str})
+        if summary.get("n_jobs") is not None and summary["n_jobs"] != len(table):
+            raise DamagedFileError(path / TRIALS_FILE, f"truncated: {len(table)} of the "
+                                   f"{summary['n_jobs']} jobs {SUMMARY_FILE} counts",
+                                   _REWRITE_HINT)
+        if summary.get("n_history") and not (path / HISTORY_FILE).exists():
+            raise DamagedFileError(path / HISTORY_FILE, "it is missing", _REWRITE_HINT)
         history = (read_csv(path / HISTORY_FILE, _REWRITE_HINT,
+                            ("label", "trial_id", "training_iteration"),
                             dtype={"trial_id": str, "label": str})
                    if (path / HISTORY_FILE).exists() else pd.DataFrame())
+        if summary.get("n_history") not in (None, len(history)):
+            raise DamagedFileError(path / HISTORY_FILE, f"truncated: {len(history)} of the "
+                                   f"{summary['n_history']} rows {SUMMARY_FILE} counts",
+                                   _REWRITE_HINT)
         return cls(table, path, summary.get("settings", {}), history)
 
 
-#: What to do about a damaged ``summary.json`` or ``trials.csv`` of a run.
-_REWRITE_HINT = (f"Move {SUMMARY_FILE} aside (rename it) and run the jobs again with resume=True: "
-                 f"the finished ones are kept and {SUMMARY_FILE} and {TRIALS_FILE} are written "
-                 f"again.")
+#: What to do about a damaged ``summary.json``, ``trials.csv`` or ``history.csv`` of a run.
+_REWRITE_HINT = (f"Move {SUMMARY_FILE} aside (rename it) and run the jobs again with resume=True "
+                 f"(command line: the same command with --resume): the finished ones are kept "
+                 f"and {SUMMARY_FILE}, {TRIALS_FILE} and {HISTORY_FILE} are written again.")
 
 
 def jobs_fingerprint(jobs: Mapping[str, tuple[Dataset, dict]]) -> str:
@@ -210,7 +226,7 @@ def run_trials(
     failure = tune.FailureConfig(max_failures=max_failures, fail_fast=False)
     with quiet_ray_output(verbose):
         if resume:
-            tuner = restore_tuner(exp_dir, trainable, failure)
+            tuner = restore_tuner(exp_dir, trainable, failure, settings)
         else:
             start_run(exp_dir, settings)
             descriptions = {j.label: j.description for j in jobs if j.description}

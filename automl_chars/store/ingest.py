@@ -6,17 +6,23 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
-from automl_chars.layout import SETTINGS_FILE, SUMMARY_FILE, TRIALS_FILE
+from automl_chars.errors import DamagedFileError, DamagedFileWarning
+from automl_chars.layout import SETTINGS_FILE, SUMMARY_FILE, TRIALS_FILE, read_csv, read_json
 from automl_chars.store.store import ResultsStore, rows, store_beside
 
 logger = logging.getLogger(__name__)
 
 MANIFEST_FILE = "manifest.json"
+#: What to do about a damaged file of a result folder being added to the store.
+IMPORT_REMEDY = ("The folder is left out of the store. Resuming its run (the same command with "
+                 "--resume) says what to do about the file; then add the folder again with "
+                 "automl-chars store import.")
 
 
 def sweep_rows(folder: str | os.PathLike, meta_features: Mapping[str, float] | None = None,
@@ -25,10 +31,11 @@ def sweep_rows(folder: str | os.PathLike, meta_features: Mapping[str, float] | N
     validation accuracy at every budget a trial reported (``progress.csv``), the incumbent's
     test accuracy on its last row."""
     folder = Path(folder).expanduser().resolve()
-    settings = json.loads((folder / SETTINGS_FILE).read_text())
-    summary = (json.loads((folder / SUMMARY_FILE).read_text())
+    settings = read_json(folder / SETTINGS_FILE, IMPORT_REMEDY)
+    summary = (read_json(folder / SUMMARY_FILE, IMPORT_REMEDY)
                if (folder / SUMMARY_FILE).exists() else {})
-    trials = (pd.read_csv(folder / TRIALS_FILE, dtype={"trial_id": str})
+    trials = (read_csv(folder / TRIALS_FILE, IMPORT_REMEDY, ("trial_id",),
+                       dtype={"trial_id": str})
               if (folder / TRIALS_FILE).exists() else _trials_from_folders(folder))
     incumbent = summary.get("incumbent_trial_id")
     results = []
@@ -111,26 +118,24 @@ def import_folder(folder: str | os.PathLike, store: ResultsStore | None = None) 
     root = Path(folder).expanduser().resolve()
     for settings in sorted(root.rglob(SETTINGS_FILE)):
         sweep = settings.parent
-        if sweep.is_relative_to(store.path) or not _is_sweep(settings):
+        if sweep.is_relative_to(store.path):
             continue
         try:
+            if "preset" not in read_json(settings, IMPORT_REMEDY):
+                continue  # run_trials writes the same file name with other keys: not a sweep
             added[str(sweep)] = add_sweep(sweep, store)
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
+        except DamagedFileError as err:  # the other folders are still added
+            warnings.warn(f"Skipped {sweep}: {err}", DamagedFileWarning, stacklevel=2)
+        except (OSError, ValueError, KeyError) as err:
             logger.warning("Skipped %s: %s", sweep, err)
     for manifest in sorted(root.rglob(MANIFEST_FILE)):
         try:
             added[str(manifest.parent)] = add_portfolio(manifest.parent, store)
+        except DamagedFileError as err:
+            warnings.warn(f"Skipped {manifest.parent}: {err}", DamagedFileWarning, stacklevel=2)
         except Exception as err:  # a damaged portfolio must not stop the import
             logger.warning("Skipped %s: %s", manifest.parent, err)
     return added
-
-
-def _is_sweep(settings_file: Path) -> bool:
-    """A BOHB sweep's settings (run_trials writes the same file name with other keys)."""
-    try:
-        return "preset" in json.loads(settings_file.read_text())
-    except (OSError, json.JSONDecodeError):
-        return False
 
 
 def _progress(folder: Path, trial_id: str) -> pd.DataFrame:

@@ -94,10 +94,12 @@ class TaskEvaluations:
 
 
 class ResultsStore:
-    """The store in ``path`` (default :func:`default_store_path`)."""
+    """The store in ``path`` (default :func:`default_store_path`); ``remedy``: what the warning
+    about a damaged file says to do (default: move it aside with ``store check --repair``)."""
 
-    def __init__(self, path: str | os.PathLike | None = None):
+    def __init__(self, path: str | os.PathLike | None = None, remedy: str | None = None):
         self.path = Path(path).expanduser().resolve() if path else default_store_path()
+        self.remedy = remedy
 
     # -- writing ----------------------------------------------------------------------------
     def write(self, key: str, rows: pd.DataFrame) -> Path:
@@ -202,9 +204,10 @@ class ResultsStore:
 
     def damage_message(self, damaged: DamagedFile) -> str:
         """The warning about a damaged file: which, why, and how to move it aside."""
+        remedy = self.remedy or (f"Move it aside with `automl-chars store check --repair "
+                                 f"--store {self.path}`.")
         return (f"Results store {self.path}: skipped the damaged file {damaged.path} "
-                f"({damaged.reason}); its rows are left out, the other files are read. Move it "
-                f"aside with `automl-chars store check --repair --store {self.path}`.")
+                f"({damaged.reason}); its rows are left out, the other files are read. {remedy}")
 
     def configs(self) -> pd.DataFrame:
         """:meth:`frame` with each row's configuration as plain dicts in column ``config``."""
