@@ -37,6 +37,7 @@ from automl_chars.data.dataset import Dataset
 from automl_chars.errors import InvalidConfigError, TrialFailure
 from automl_chars.models import build_model, check_model, num_parameters
 from automl_chars.spaces.extremes import extreme_configurations
+from automl_chars.spaces.training import TRAINING_OPTIONS
 from automl_chars.spaces.values import plain_value
 from automl_chars.trainables.keys import FAILURE, JOB
 from automl_chars.training import (
@@ -49,6 +50,7 @@ from automl_chars.training import (
     set_rng_state,
     train_epoch,
 )
+from automl_chars.training.bsguard import BatchGuard
 from automl_chars.training.fidelity import Fidelity
 
 #: One job: the dataset it trains on and its configuration.
@@ -93,6 +95,20 @@ def augment_settings(c: Mapping) -> AugmentSettings:
     """The augmentation hyperparameters of a resolved configuration."""
     return AugmentSettings(bool(c["augment"]), float(c["aug_rotation"]),
                            float(c["aug_translate"]), float(c["aug_scale"]))
+
+
+def training_option(c: Mapping, name: str) -> Any:
+    """The training option ``name`` of a resolved configuration, or its default (see
+    :data:`~automl_chars.spaces.training.TRAINING_OPTIONS`)."""
+    return c.get(name, TRAINING_OPTIONS[name])
+
+
+def batch_guard(c: Mapping) -> BatchGuard:
+    """A fresh BSGuard for a trial of the resolved configuration ``c`` (``min_micro_batch``)."""
+    floor = training_option(c, "min_micro_batch")
+    if isinstance(floor, float) and floor.is_integer():
+        floor = int(floor)
+    return BatchGuard(min_micro_batch=floor)
 
 
 def trial_device() -> torch.device:
@@ -145,7 +161,7 @@ class SupervisedTrainable(tune.Trainable):
         supernet's sampler rounds); may raise :class:`TrialFailure`."""
         s = self.trial_settings
         return train_epoch(self.model, self.optimizer, data, s.optimizer.batch_size,
-                           self.generator, s.augment)
+                           self.generator, s.augment, guard=self.guard)
 
     def validate(self) -> dict:
         """The validation metrics of a result: at least ``val_acc`` and ``val_loss``."""
@@ -202,8 +218,10 @@ class SupervisedTrainable(tune.Trainable):
         self.failure: str | None = None
         self.failure_reported = False
         self.model = self.optimizer = self.schedule = None
+        self.guard = BatchGuard()
         try:
             self.trial_settings = self.settings(config, **self.setting_parameters())
+            self.guard = batch_guard(self.trial_settings.config)
             trial_seed = config_seed(self.trial_settings.config, self.seed)
             torch.manual_seed(trial_seed)
             # On the trial's device, so shuffling and augmentation draw without host-device copies.
@@ -246,6 +264,7 @@ class SupervisedTrainable(tune.Trainable):
             "samples_seen": self.samples_seen,
             "shape_adjustments": len(getattr(self.model, "adjustments", [])),
             "device": self.device.type,
+            **self._guard_metrics(),
         }
         # Checkpoints carry every unit's result: Tune uploads a trial's result files to storage
         # in the background, and a driver killed before an upload finished loses lines the
@@ -253,13 +272,25 @@ class SupervisedTrainable(tune.Trainable):
         self.results.append(plain_value({"training_iteration": unit, **result}))
         return result
 
+    def _guard_metrics(self) -> dict:
+        """BSGuard's record: ``batch_shrinks`` (how often the micro-batch was halved),
+        ``micro_batch`` (its size now) and, after a shrink, ``batch_shrink_events``."""
+        metrics = {"batch_shrinks": len(self.guard.shrinks),
+                   "micro_batch": self.guard.size_for(self.trial_settings.optimizer.batch_size)}
+        if self.guard.shrinks:
+            metrics["batch_shrink_events"] = self.guard.describe()
+        return metrics
+
     def _failed_result(self) -> dict:
         """The failure as a result: NaN metrics and the reason. The first one leaves stopping to
         the scheduler (so it can count the failure at the trial's rung); a later one ends it."""
         nan = float("nan")
         result = {"val_acc": nan, "val_loss": nan, "train_acc": nan, "train_loss": nan,
                   "budget": self.units_done, "samples_seen": self.samples_seen,
-                  "device": self.device.type, FAILURE: self.failure}
+                  "device": self.device.type, FAILURE: self.failure,
+                  "batch_shrinks": len(self.guard.shrinks)}
+        if self.guard.shrinks:
+            result["batch_shrink_events"] = self.guard.describe()
         if self.failure_reported:
             result["done"] = True
         self.failure_reported = True
@@ -269,7 +300,8 @@ class SupervisedTrainable(tune.Trainable):
         s = self.trial_settings if self.failure is None else None
         state = {"format": CHECKPOINT_FORMAT, "trainable": type(self).__name__,
                  "units_done": self.units_done, "samples_seen": self.samples_seen,
-                 FAILURE: self.failure, "results": list(self.results)}
+                 FAILURE: self.failure, "results": list(self.results),
+                 "guard": self.guard.state_dict()}
         if s is not None:
             state.update(model=s.model, arch=s.arch_dict(), config=s.config,
                          state_dict=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
@@ -282,6 +314,8 @@ class SupervisedTrainable(tune.Trainable):
         self.units_done, self.samples_seen = state["units_done"], state["samples_seen"]
         self.failure = state[FAILURE]
         self.results = list(state.get("results", []))
+        if "guard" in state:
+            self.guard.load_state_dict(state["guard"])
         if self.failure is None:
             self.model.load_state_dict(state["state_dict"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -327,6 +361,7 @@ class SupervisedTrainable(tune.Trainable):
         """Raises if ``config`` is rejected by :meth:`settings` or its model cannot process
         ``dataset``'s images (built on the CPU, without weights)."""
         settings = cls.settings(config, **parameters)
+        batch_guard(settings.config)
         model = build_model(settings.model, settings.arch, dataset.num_classes,
                             dataset.image_shape)
         check_model(model, dataset.image_shape, dataset.num_classes)
