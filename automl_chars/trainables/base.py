@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -52,6 +52,7 @@ from automl_chars.training import (
 )
 from automl_chars.training.bsguard import BatchGuard
 from automl_chars.training.fidelity import Fidelity
+from automl_chars.training.regularizers import DistanceRegularizer, DistanceSettings, Minimum
 
 #: One job: the dataset it trains on and its configuration.
 Job = tuple[Dataset, dict]
@@ -111,6 +112,28 @@ def batch_guard(c: Mapping) -> BatchGuard:
     return BatchGuard(min_micro_batch=floor)
 
 
+def distance_settings(c: Mapping) -> DistanceSettings:
+    """The distance regularizer's settings of a resolved configuration (``dist_strength``,
+    ``dist_width``, ``dist_merge``; off by default)."""
+    merge = training_option(c, "dist_merge")
+    if not isinstance(merge, bool):
+        raise InvalidConfigError(f"dist_merge must be True or False, got {merge!r}.")
+    return DistanceSettings(float(training_option(c, "dist_strength")),
+                            float(training_option(c, "dist_width")), merge)
+
+
+def load_minimum(minimum: Minimum | str | os.PathLike) -> Minimum:
+    """A stored minimum; a checkpoint folder of a :class:`SupervisedTrainable` gives its
+    model's ``state_dict``."""
+    if isinstance(minimum, (str, os.PathLike)):
+        state = load_trial_state(minimum)
+        if state.get(FAILURE) is not None or "state_dict" not in state:
+            raise InvalidConfigError(f"{minimum} is the checkpoint of a failed trial "
+                                     f"({state.get(FAILURE)}); it holds no minimum.")
+        return state["state_dict"]
+    return minimum
+
+
 def trial_device() -> torch.device:
     """The GPU Ray assigned to this actor, or the CPU when it assigned none."""
     if torch.cuda.is_available() and ray.is_initialized() and ray.get_gpu_ids():
@@ -127,11 +150,13 @@ class SupervisedTrainable(tune.Trainable):
     """Trains one configuration on a :class:`Dataset` held in device memory.
 
     Pass the data and settings with ``tune.with_parameters(Cls, dataset=..., fidelity=...,
-    seed=...)``. Reported metrics: ``val_acc``, ``val_loss``, ``train_acc``, ``train_loss``,
+    seed=...)``, and ``minima=[...]`` for the distance regularizer. Reported metrics: ``val_acc``, ``val_loss``, ``train_acc``, ``train_loss``,
     ``epoch_s``, ``num_params``, ``budget``, ``data_fraction``, ``samples_seen``, ``device``,
     and :data:`FAILURE` when the trial failed; with ``report_test=True`` (a learning-curve
     table's build, never a sweep: its searcher must not see the test split) also ``test_acc``
-    and ``test_loss`` of every budget unit.
+    and ``test_loss`` of every budget unit. BSGuard's ``batch_shrinks`` and ``micro_batch``
+    (``batch_shrink_events`` after a shrink); with the distance regularizer on,
+    ``distance_penalty`` and ``distance_min``.
     """
 
     #: The metric this Trainable reports for the scheduler and searcher.
@@ -158,10 +183,11 @@ class SupervisedTrainable(tune.Trainable):
 
     def train_unit(self, data: DeviceData) -> EpochStats:
         """One budget unit of training on ``data`` (override for another loop, e.g. a
-        supernet's sampler rounds); may raise :class:`TrialFailure`."""
+        supernet's sampler rounds; pass it :attr:`penalty`, the distance regularizer or None);
+        may raise :class:`TrialFailure`."""
         s = self.trial_settings
         return train_epoch(self.model, self.optimizer, data, s.optimizer.batch_size,
-                           self.generator, s.augment, guard=self.guard)
+                           self.generator, s.augment, guard=self.guard, penalty=self.penalty)
 
     def validate(self) -> dict:
         """The validation metrics of a result: at least ``val_acc`` and ``val_loss``."""
@@ -183,13 +209,17 @@ class SupervisedTrainable(tune.Trainable):
     # -- Ray Tune's Trainable --------------------------------------------------------------
     def setup(self, config: dict, dataset: Dataset | None = None, fidelity: Fidelity = Fidelity(),
               seed: int = 0, jobs: Mapping[str, Job] | None = None,
-              report_test: bool = False) -> None:
+              report_test: bool = False,
+              minima: Sequence[Minimum | str | os.PathLike] | None = None) -> None:
         """``jobs`` (label -> (dataset, configuration)) lets each trial train its own dataset:
         the trial's config is then ``{JOB: label}`` (see :func:`~automl_chars.runner.trials.run_trials`).
-        ``report_test``: also evaluate the test split after every budget unit."""
+        ``report_test``: also evaluate the test split after every budget unit. ``minima``: the
+        distance regularizer's stored minima (checkpoint folders of this Trainable, models,
+        state dicts or flat vectors), used when a configuration's ``dist_strength`` is > 0."""
         if not isinstance(report_test, bool):
             raise InvalidConfigError(f"report_test must be True or False, got {report_test!r}.")
         self.jobs, self.report_test = jobs, report_test
+        self.minima = [load_minimum(m) for m in minima or ()]
         if jobs is not None:
             dataset, config = self._job(config)
         if dataset is None:
@@ -218,7 +248,7 @@ class SupervisedTrainable(tune.Trainable):
         self.failure: str | None = None
         self.failure_reported = False
         self.model = self.optimizer = self.schedule = None
-        self.guard = BatchGuard()
+        self.guard, self.penalty = BatchGuard(), None
         try:
             self.trial_settings = self.settings(config, **self.setting_parameters())
             self.guard = batch_guard(self.trial_settings.config)
@@ -231,6 +261,9 @@ class SupervisedTrainable(tune.Trainable):
             self.optimizer = self.trial_settings.optimizer.make(self.model)
             self.schedule = self.trial_settings.optimizer.make_schedule(
                 self.optimizer, self.fidelity.max_budget)
+            distance = distance_settings(self.trial_settings.config)
+            if distance.enabled:
+                self.penalty = DistanceRegularizer.for_model(self.model, self.minima, distance)
         except torch.cuda.OutOfMemoryError:
             raise  # the device's state, not the configuration's: Tune may retry it elsewhere
         except (InvalidConfigError, TrialFailure, ValueError, RuntimeError) as err:
@@ -265,6 +298,7 @@ class SupervisedTrainable(tune.Trainable):
             "shape_adjustments": len(getattr(self.model, "adjustments", [])),
             "device": self.device.type,
             **self._guard_metrics(),
+            **(self.penalty.report(self.model) if self.penalty is not None else {}),
         }
         # Checkpoints carry every unit's result: Tune uploads a trial's result files to storage
         # in the background, and a driver killed before an upload finished loses lines the
@@ -365,6 +399,10 @@ class SupervisedTrainable(tune.Trainable):
         model = build_model(settings.model, settings.arch, dataset.num_classes,
                             dataset.image_shape)
         check_model(model, dataset.image_shape, dataset.num_classes)
+        distance = distance_settings(settings.config)
+        if distance.enabled:
+            minima = [load_minimum(m) for m in parameters.get("minima") or ()]
+            DistanceRegularizer.for_model(model, minima, distance)
 
     @staticmethod
     def evaluate_checkpoint(checkpoint_dir: str | os.PathLike, dataset: Dataset,

@@ -104,7 +104,7 @@ class SupernetTrainable(SupervisedTrainable):
         s = self.trial_settings
         return train_supernet_epoch(self.model, self.optimizer, self.sampler, data, self.val_data,
                                     s.optimizer.batch_size, self.generator, s.augment,
-                                    s.evaluation.reward_batch)
+                                    s.evaluation.reward_batch, penalty=self.penalty)
 
     def validate(self) -> dict:
         s, space = self.trial_settings, self.trial_settings.arch
