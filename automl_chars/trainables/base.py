@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ from automl_chars.training import (
     train_epoch,
 )
 from automl_chars.training.bsguard import BatchGuard
+from automl_chars.training.settings import parse_milestones
 from automl_chars.training.fidelity import Fidelity
 from automl_chars.training.regularizers import DistanceRegularizer, DistanceSettings, Minimum
 
@@ -89,7 +91,17 @@ def optimizer_settings(c: Mapping, body_lr_factor: float = 1.0) -> OptimizerSett
         momentum=float(c["momentum"]), weight_decay=float(c["weight_decay"]),
         batch_size=int(c["batch_size"]), schedule=str(c["lr_schedule"]),
         body_lr_factor=body_lr_factor,
+        restart_period=_whole_number(training_option(c, "lr_restart_period")),
+        restart_mult=_whole_number(training_option(c, "lr_restart_mult")),
+        milestones=parse_milestones(training_option(c, "lr_milestones")),
+        gamma=float(training_option(c, "lr_gamma")),
     )
+
+
+def _whole_number(value: Any) -> Any:
+    """A whole float (from a table or a JSON file) as an ``int``; anything else as it is, for
+    the settings to refuse by name."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def augment_settings(c: Mapping) -> AugmentSettings:
@@ -106,10 +118,7 @@ def training_option(c: Mapping, name: str) -> Any:
 
 def batch_guard(c: Mapping) -> BatchGuard:
     """A fresh BSGuard for a trial of the resolved configuration ``c`` (``min_micro_batch``)."""
-    floor = training_option(c, "min_micro_batch")
-    if isinstance(floor, float) and floor.is_integer():
-        floor = int(floor)
-    return BatchGuard(min_micro_batch=floor)
+    return BatchGuard(min_micro_batch=_whole_number(training_option(c, "min_micro_batch")))
 
 
 def distance_settings(c: Mapping) -> DistanceSettings:
@@ -156,7 +165,9 @@ class SupervisedTrainable(tune.Trainable):
     table's build, never a sweep: its searcher must not see the test split) also ``test_acc``
     and ``test_loss`` of every budget unit. BSGuard's ``batch_shrinks`` and ``micro_batch``
     (``batch_shrink_events`` after a shrink); with the distance regularizer on,
-    ``distance_penalty`` and ``distance_min``.
+    ``distance_penalty`` and ``distance_min``; ``elapsed_s``, the trial's own seconds of work
+    so far (kept across pauses and resumes; TensorBoard plots it against the budget, the
+    time a sweep's scheduler kept the trial paused left out).
     """
 
     #: The metric this Trainable reports for the scheduler and searcher.
@@ -244,6 +255,7 @@ class SupervisedTrainable(tune.Trainable):
 
     def _build(self, config: dict) -> None:
         self.units_done = self.samples_seen = 0
+        self.elapsed_s = 0.0
         self.results: list[dict] = []  # every unit's result, kept in checkpoints (see step)
         self.failure: str | None = None
         self.failure_reported = False
@@ -272,6 +284,7 @@ class SupervisedTrainable(tune.Trainable):
     def step(self) -> dict:
         if self.failure is not None:
             return self._failed_result()
+        start = time.perf_counter()
         unit = self.units_done + 1
         idx = self.fidelity.indices(unit, self.order)
         data = self.train_data if idx is None else self.train_data.subset(torch.from_numpy(idx))
@@ -286,6 +299,7 @@ class SupervisedTrainable(tune.Trainable):
             validation.update(self.test_metrics())
         self.units_done = unit
         self.samples_seen += stats.samples
+        self.elapsed_s += time.perf_counter() - start
         result = {
             **validation,
             "train_acc": stats.accuracy,
@@ -297,6 +311,7 @@ class SupervisedTrainable(tune.Trainable):
             "samples_seen": self.samples_seen,
             "shape_adjustments": len(getattr(self.model, "adjustments", [])),
             "device": self.device.type,
+            "elapsed_s": self.elapsed_s,
             **self._guard_metrics(),
             **(self.penalty.report(self.model) if self.penalty is not None else {}),
         }
@@ -335,7 +350,7 @@ class SupervisedTrainable(tune.Trainable):
         state = {"format": CHECKPOINT_FORMAT, "trainable": type(self).__name__,
                  "units_done": self.units_done, "samples_seen": self.samples_seen,
                  FAILURE: self.failure, "results": list(self.results),
-                 "guard": self.guard.state_dict()}
+                 "guard": self.guard.state_dict(), "elapsed_s": self.elapsed_s}
         if s is not None:
             state.update(model=s.model, arch=s.arch_dict(), config=s.config,
                          state_dict=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
@@ -350,6 +365,7 @@ class SupervisedTrainable(tune.Trainable):
         self.results = list(state.get("results", []))
         if "guard" in state:
             self.guard.load_state_dict(state["guard"])
+        self.elapsed_s = float(state.get("elapsed_s", 0.0))
         if self.failure is None:
             self.model.load_state_dict(state["state_dict"])
             self.optimizer.load_state_dict(state["optimizer"])
