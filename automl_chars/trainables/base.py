@@ -20,7 +20,7 @@ import os
 import time
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import ray
@@ -51,6 +51,7 @@ from automl_chars.training import (
     set_rng_state,
     train_epoch,
 )
+from automl_chars.training.autotune import AutotuneResult, AutotuneSettings, autotune_lr
 from automl_chars.training.bsguard import BatchGuard
 from automl_chars.training.settings import parse_milestones
 from automl_chars.training.fidelity import Fidelity
@@ -143,6 +144,30 @@ def load_minimum(minimum: Minimum | str | os.PathLike) -> Minimum:
     return minimum
 
 
+def autotune_settings(value: AutotuneSettings | Mapping | bool | None,
+                      trainable: type | None = None) -> AutotuneSettings | None:
+    """AutotuneLR's settings from a Trainable parameter or sweep option: None or False (off),
+    True (the defaults), a dict of :class:`AutotuneSettings` fields, or the settings. Raises
+    for a Trainable whose training unit is not the shared loop (``supports_autotune``)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        value = AutotuneSettings()
+    elif isinstance(value, Mapping):
+        unknown = sorted(set(value) - set(AutotuneSettings.__dataclass_fields__))
+        if unknown:
+            raise InvalidConfigError(f"Unknown AutotuneLR setting(s) {unknown}; known: "
+                                     f"{sorted(AutotuneSettings.__dataclass_fields__)}.")
+        value = AutotuneSettings(**value)
+    if not isinstance(value, AutotuneSettings):
+        raise InvalidConfigError(f"autotune_lr must be True, an AutotuneSettings or its dict, "
+                                 f"got {value!r}.")
+    if trainable is not None and not getattr(trainable, "supports_autotune", False):
+        raise InvalidConfigError(f"{trainable.__name__} cannot tune its learning rate with "
+                                 f"AutotuneLR: its training unit is not the shared loop.")
+    return value
+
+
 def trial_device() -> torch.device:
     """The GPU Ray assigned to this actor, or the CPU when it assigned none."""
     if torch.cuda.is_available() and ray.is_initialized() and ray.get_gpu_ids():
@@ -170,6 +195,8 @@ class SupervisedTrainable(tune.Trainable):
     time a sweep's scheduler kept the trial paused left out).
     """
 
+    #: Whether AutotuneLR's short runs (plain ``model(x)`` steps) train this Trainable's model.
+    supports_autotune: ClassVar[bool] = True
     #: The metric this Trainable reports for the scheduler and searcher.
     metric: ClassVar[str] = "val_acc"
     mode: ClassVar[str] = "max"
@@ -221,16 +248,21 @@ class SupervisedTrainable(tune.Trainable):
     def setup(self, config: dict, dataset: Dataset | None = None, fidelity: Fidelity = Fidelity(),
               seed: int = 0, jobs: Mapping[str, Job] | None = None,
               report_test: bool = False,
-              minima: Sequence[Minimum | str | os.PathLike] | None = None) -> None:
+              minima: Sequence[Minimum | str | os.PathLike] | None = None,
+              autotune_lr: AutotuneSettings | Mapping | None = None) -> None:
         """``jobs`` (label -> (dataset, configuration)) lets each trial train its own dataset:
         the trial's config is then ``{JOB: label}`` (see :func:`~automl_chars.runner.trials.run_trials`).
         ``report_test``: also evaluate the test split after every budget unit. ``minima``: the
         distance regularizer's stored minima (checkpoint folders of this Trainable, models,
-        state dicts or flat vectors), used when a configuration's ``dist_strength`` is > 0."""
+        state dicts or flat vectors), used when a configuration's ``dist_strength`` is > 0.
+        ``autotune_lr``: AutotuneLR's settings (or their dict): the trial tunes its initial
+        learning rate at the start of its first budget unit (a configuration's
+        ``learning_rate`` is then ignored)."""
         if not isinstance(report_test, bool):
             raise InvalidConfigError(f"report_test must be True or False, got {report_test!r}.")
         self.jobs, self.report_test = jobs, report_test
         self.minima = [load_minimum(m) for m in minima or ()]
+        self.autotune = autotune_settings(autotune_lr, type(self))
         if jobs is not None:
             dataset, config = self._job(config)
         if dataset is None:
@@ -256,6 +288,7 @@ class SupervisedTrainable(tune.Trainable):
     def _build(self, config: dict) -> None:
         self.units_done = self.samples_seen = 0
         self.elapsed_s = 0.0
+        self.autotuned: AutotuneResult | None = None
         self.results: list[dict] = []  # every unit's result, kept in checkpoints (see step)
         self.failure: str | None = None
         self.failure_reported = False
@@ -289,6 +322,8 @@ class SupervisedTrainable(tune.Trainable):
         idx = self.fidelity.indices(unit, self.order)
         data = self.train_data if idx is None else self.train_data.subset(torch.from_numpy(idx))
         try:
+            if self.autotune is not None and self.autotuned is None:
+                self._autotune(data)
             stats = self.train_unit(data)
         except TrialFailure as err:
             self.failure = f"{err} at budget {unit}"
@@ -312,6 +347,7 @@ class SupervisedTrainable(tune.Trainable):
             "shape_adjustments": len(getattr(self.model, "adjustments", [])),
             "device": self.device.type,
             "elapsed_s": self.elapsed_s,
+            **self._autotune_metrics(),
             **self._guard_metrics(),
             **(self.penalty.report(self.model) if self.penalty is not None else {}),
         }
@@ -320,6 +356,28 @@ class SupervisedTrainable(tune.Trainable):
         # checkpoint (written by the trial itself) already covers (see run_trials' history).
         self.results.append(plain_value({"training_iteration": unit, **result}))
         return result
+
+    def _autotune(self, data: DeviceData) -> None:
+        """AutotuneLR on this unit's data: the optimizer and schedule start again at the
+        learning rate it chose (the model's weights are untouched)."""
+        s = self.trial_settings
+        self.autotuned = autotune_lr(self.model, s.optimizer, data, self.val_data, self.autotune,
+                                     config_seed(s.config, self.seed), s.augment, self.guard)
+        self._use_learning_rate(self.autotuned.learning_rate)
+
+    def _use_learning_rate(self, learning_rate: float) -> None:
+        optimizer = replace(self.trial_settings.optimizer, learning_rate=learning_rate)
+        self.trial_settings = replace(self.trial_settings, optimizer=optimizer)
+        self.optimizer = optimizer.make(self.model)
+        self.schedule = optimizer.make_schedule(self.optimizer, self.fidelity.max_budget)
+
+    def _autotune_metrics(self) -> dict:
+        """AutotuneLR's choice: ``autotuned_lr``, ``autotune_s`` (its seconds, inside the first
+        unit's) and ``autotune_runs`` (short runs made)."""
+        if self.autotuned is None:
+            return {}
+        return {"autotuned_lr": self.autotuned.learning_rate,
+                "autotune_s": self.autotuned.seconds, "autotune_runs": len(self.autotuned.grid)}
 
     def _guard_metrics(self) -> dict:
         """BSGuard's record: ``batch_shrinks`` (how often the micro-batch was halved),
@@ -350,7 +408,8 @@ class SupervisedTrainable(tune.Trainable):
         state = {"format": CHECKPOINT_FORMAT, "trainable": type(self).__name__,
                  "units_done": self.units_done, "samples_seen": self.samples_seen,
                  FAILURE: self.failure, "results": list(self.results),
-                 "guard": self.guard.state_dict(), "elapsed_s": self.elapsed_s}
+                 "guard": self.guard.state_dict(), "elapsed_s": self.elapsed_s,
+                 "autotune": self.autotuned.to_dict() if self.autotuned else None}
         if s is not None:
             state.update(model=s.model, arch=s.arch_dict(), config=s.config,
                          state_dict=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
@@ -366,6 +425,10 @@ class SupervisedTrainable(tune.Trainable):
         if "guard" in state:
             self.guard.load_state_dict(state["guard"])
         self.elapsed_s = float(state.get("elapsed_s", 0.0))
+        if state.get("autotune"):  # the tuned rate, before the optimizer's state lands on it
+            self.autotuned = AutotuneResult.from_dict(state["autotune"])
+            if self.failure is None:
+                self._use_learning_rate(self.autotuned.learning_rate)
         if self.failure is None:
             self.model.load_state_dict(state["state_dict"])
             self.optimizer.load_state_dict(state["optimizer"])

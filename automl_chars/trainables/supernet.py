@@ -77,6 +77,8 @@ class SupernetTrainable(SupervisedTrainable):
     (subnets pruned so far) and ``evaluated`` (how many subnets were evaluated).
     """
 
+    supports_autotune = False  # a step trains sampled subnets, not model(x)
+
     @classmethod
     def settings(cls, config: Mapping, **parameters: Any) -> SupernetTrialSettings:
         return supernet_settings(config)
