@@ -74,6 +74,7 @@ from automl_chars.search.warmstart import (
 )
 from automl_chars.spaces.values import SUGGESTED_BY, plain_value, strip_meta
 from automl_chars.store.ingest import record_sweep
+from automl_chars.trainables.base import autotune_settings
 from automl_chars.training.autotune import AutotuneSettings
 from automl_chars.training.fidelity import Fidelity
 
@@ -216,7 +217,9 @@ def run_bohb(
     bohb_options = check_bohb_config(bohb_config)
     ds = load(dataset, root=data_root)
     sweep_spec = get_spec(spec, space, seed).with_autotune_lr(autotune_lr, seed)
-    tuned = sweep_spec.parameters.get("autotune_lr")
+    tuned = sweep_spec.parameters.get("autotune_lr")  # also when the given spec set it
+    if tuned is not None:
+        tuned = autotune_settings(tuned, sweep_spec.trainable)
     settings = SweepSettings(
         dataset=ds.name, dataset_fingerprint=ds.fingerprint(), preset=bohb.name, eta=bohb.eta,
         min_budget=bohb.min_budget, max_budget=bohb.max_budget,

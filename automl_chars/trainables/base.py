@@ -184,7 +184,8 @@ class SupervisedTrainable(tune.Trainable):
     """Trains one configuration on a :class:`Dataset` held in device memory.
 
     Pass the data and settings with ``tune.with_parameters(Cls, dataset=..., fidelity=...,
-    seed=...)``, and ``minima=[...]`` for the distance regularizer. Reported metrics: ``val_acc``, ``val_loss``, ``train_acc``, ``train_loss``,
+    seed=...)`` (``minima=[...]`` for the distance regularizer, ``autotune_lr=`` for
+    AutotuneLR). Reported metrics: ``val_acc``, ``val_loss``, ``train_acc``, ``train_loss``,
     ``epoch_s``, ``num_params``, ``budget``, ``data_fraction``, ``samples_seen``, ``device``,
     and :data:`FAILURE` when the trial failed; with ``report_test=True`` (a learning-curve
     table's build, never a sweep: its searcher must not see the test split) also ``test_acc``
