@@ -43,6 +43,9 @@ def add_sweep_arguments(p: argparse.ArgumentParser, *, preset_default: str | Non
     p.add_argument("--no-priors", action="store_true",
                    help="start BOHB's model empty: without the built-in priors (and, without "
                         "--warm-start, the store's results)")
+    p.add_argument("--autotune-lr", action="store_true",
+                   help="AutotuneLR: take learning_rate out of the space; each trial tunes its "
+                        "own by a refined grid search of short runs (docs/training-tools.md)")
     p.add_argument("--verbose", type=int, default=1,
                    help="0 silent, 1 a line per finished trial (default), 2-4 Ray Tune's own output")
 
@@ -60,7 +63,7 @@ def sweep(dataset, args: argparse.Namespace, preset: str, name: str | None = Non
         storage_path=args.storage, name=name or args.name, seed=args.seed,
         resume=args.resume if resume is None else resume, max_failures=args.max_failures,
         address=args.address, verbose=args.verbose, warm_start=warm_start,
-        priors=not args.no_priors,
+        priors=not args.no_priors, autotune_lr=getattr(args, "autotune_lr", False),
     )
 
 

@@ -46,7 +46,10 @@ def format_table(table: pd.DataFrame) -> str:
 
 
 def top_trials(result: SweepResult, n: int = 10) -> pd.DataFrame:
-    """The ``n`` best trials at the highest budget each reached, best first."""
+    """The ``n`` best trials at the highest budget each reached, best first (with AutotuneLR's
+    chosen learning rate, in a sweep that tuned it)."""
     cols = ["trial_id", "suggested_by", "budget", "val_acc", "train_acc", "num_params", "status"]
     t = result.trials
+    if "autotuned_lr" in t:
+        cols.insert(-1, "autotuned_lr")
     return t.sort_values(["budget", "val_acc"], ascending=[False, False])[cols].head(n)

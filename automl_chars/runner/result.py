@@ -30,6 +30,9 @@ from automl_chars.spaces.values import SUGGESTED_BY
 #: Metric columns of :attr:`SweepResult.trials`, in order.
 METRIC_COLUMNS = ("val_acc", "val_loss", "train_acc", "train_loss", "epoch_s", "num_params",
                   "data_fraction", "samples_seen", "shape_adjustments", "time_total_s")
+#: Columns of :attr:`SweepResult.trials` present when a trial reported them: AutotuneLR's chosen
+#: learning rate and seconds, BSGuard's shrinks of the batch.
+OPTIONAL_COLUMNS = ("autotuned_lr", "autotune_s", "batch_shrinks")
 #: Columns of seed 001's results table (:attr:`SweepResult.table`).
 TABLE_COLUMNS = ("dataset", "preset", "val_acc", "train_acc", "test_acc", "runtime_s")
 #: What to do about a damaged ``summary.json`` or ``trials.csv`` (Ray Tune's state is intact).
@@ -46,7 +49,8 @@ class SweepResult:
         trials: one row per trial: ``trial_id``, ``status``, ``suggested_by`` (model / random /
             given), ``budget`` (budget units reached), ``device`` (``cuda`` or ``cpu``: where
             it trained), the metrics of its last result
-            (:data:`METRIC_COLUMNS`), ``error``, and its configuration as ``config/<name>``.
+            (:data:`METRIC_COLUMNS`, and :data:`OPTIONAL_COLUMNS` where reported), ``error``,
+            and its configuration as ``config/<name>``.
         incumbent: the best configuration (best ``val_acc`` among the trials that reached the
             highest budget), plain Python values.
         incumbent_trial_id: Ray's id of that trial.

@@ -47,7 +47,12 @@ from automl_chars.runner.core import (
     trial_outcome,
 )
 from automl_chars.runner.progress import quiet_ray_output
-from automl_chars.runner.result import METRIC_COLUMNS, SweepResult, pick_incumbent
+from automl_chars.runner.result import (
+    METRIC_COLUMNS,
+    OPTIONAL_COLUMNS,
+    SweepResult,
+    pick_incumbent,
+)
 from automl_chars.search.bohb import (
     SearcherFactory,
     build_search,
@@ -68,6 +73,8 @@ from automl_chars.search.warmstart import (
 )
 from automl_chars.spaces.values import SUGGESTED_BY, plain_value, strip_meta
 from automl_chars.store.ingest import record_sweep
+from automl_chars.trainables.base import autotune_settings
+from automl_chars.training.autotune import AutotuneSettings
 from automl_chars.training.fidelity import Fidelity
 
 logger = logging.getLogger(__name__)
@@ -94,6 +101,7 @@ class SweepSettings:
     max_failures: int = 2
     warm_start: dict = field(default_factory=dict)
     priors: bool = False  # BOHB's model started from the built-in priors and the store
+    autotune_lr: dict | None = None  # AutotuneLR's settings: learning_rate tuned in each trial
 
     def __post_init__(self) -> None:
         problems = run_problems(self.gpus_per_trial, self.cpus_per_trial, self.seed,
@@ -113,7 +121,7 @@ class SweepSettings:
 #: (Resources and retries may change between runs: a sweep can resume on another cluster.)
 DEFINING_SETTINGS = ("trainable", "space_fingerprint", "bohb_config", "dataset",
                      "dataset_fingerprint", "preset", "fidelity", "seed", "num_samples",
-                     "warm_start")
+                     "warm_start", "autotune_lr")
 
 
 def check_same_sweep(exp_dir: Path, settings: SweepSettings) -> None:
@@ -152,6 +160,7 @@ def run_bohb(
     bohb_config: dict | None = None,
     warm_start: WarmStart | None = None,
     priors: bool = True,
+    autotune_lr: AutotuneSettings | dict | bool | None = None,
     verbose: int = 1,
 ) -> SweepResult:
     """Runs (or resumes) a BOHB sweep of ``spec`` (the CNN space by default) on ``dataset``.
@@ -192,6 +201,10 @@ def run_bohb(
         bohb_config: options of hpbandster's BOHB config generator (:data:`BOHB_OPTIONS`).
         warm_start: seed the sweep from a portfolio and the results store, and let BOHB's model
             start from similar datasets' results (see :mod:`automl_chars.search.warmstart`).
+        autotune_lr: AutotuneLR (True, or an :class:`~automl_chars.training.autotune.AutotuneSettings`
+            or its dict): ``learning_rate`` leaves the space and each trial tunes its own by a
+            refined grid search of short runs at its start, in its own time; trials report
+            ``autotuned_lr`` and ``autotune_s`` (docs/training-tools.md).
         verbose: 0 silent, 1 one line per finished trial, 2-4 Ray Tune's own output (its
             verbosity 1-3) instead.
     """
@@ -201,7 +214,10 @@ def run_bohb(
     fid = Fidelity(fidelity, bohb.max_budget, data_seed=seed)
     bohb_options = check_bohb_config(bohb_config)
     ds = load(dataset, root=data_root)
-    sweep_spec = get_spec(spec, space, seed)
+    sweep_spec = get_spec(spec, space, seed).with_autotune_lr(autotune_lr, seed)
+    tuned = sweep_spec.parameters.get("autotune_lr")  # also when the given spec set it
+    if tuned is not None:
+        tuned = autotune_settings(tuned, sweep_spec.trainable)
     settings = SweepSettings(
         dataset=ds.name, dataset_fingerprint=ds.fingerprint(), preset=bohb.name, eta=bohb.eta,
         min_budget=bohb.min_budget, max_budget=bohb.max_budget,
@@ -211,6 +227,7 @@ def run_bohb(
         space_fingerprint=space_fingerprint(sweep_spec.space), bohb_config=bohb_options,
         max_failures=max_failures, warm_start=warm_start.describe() if warm_start else {},
         priors=bool(priors) and searcher is None,
+        autotune_lr=tuned.to_dict() if tuned is not None else None,
     )
     if warm_start is not None and searcher is not None:
         raise InvalidConfigError("Pass warm_start or searcher, not both (a warm start is a "
@@ -357,6 +374,7 @@ def trials_frame(grid, statuses: dict[str, str] | None = None) -> pd.DataFrame:
             "budget": m.get("training_iteration", 0),
             "device": m.get("device"),
             **{k: m.get(k) for k in METRIC_COLUMNS},
+            **{k: m[k] for k in OPTIONAL_COLUMNS if k in m},
             "timestamp": m.get("timestamp"),
             "error": reason,
             **{f"config/{k}": plain_value(v) for k, v in sorted(strip_meta(config).items())},

@@ -77,6 +77,8 @@ class SupernetTrainable(SupervisedTrainable):
     (subnets pruned so far) and ``evaluated`` (how many subnets were evaluated).
     """
 
+    supports_autotune = False  # a step trains sampled subnets, not model(x)
+
     @classmethod
     def settings(cls, config: Mapping, **parameters: Any) -> SupernetTrialSettings:
         return supernet_settings(config)
@@ -104,7 +106,7 @@ class SupernetTrainable(SupervisedTrainable):
         s = self.trial_settings
         return train_supernet_epoch(self.model, self.optimizer, self.sampler, data, self.val_data,
                                     s.optimizer.batch_size, self.generator, s.augment,
-                                    s.evaluation.reward_batch)
+                                    s.evaluation.reward_batch, penalty=self.penalty)
 
     def validate(self) -> dict:
         s, space = self.trial_settings, self.trial_settings.arch

@@ -12,6 +12,12 @@ from automl_chars.lazy import lazy_names
 
 _LAZY = {
     "random_affine": "automl_chars.training.augment",
+    "AutotuneSettings": "automl_chars.training.autotune",
+    "autotune_lr": "automl_chars.training.autotune",
+    "BatchGuard": "automl_chars.training.bsguard",
+    "guarded_step": "automl_chars.training.bsguard",
+    "DistanceRegularizer": "automl_chars.training.regularizers",
+    "DistanceSettings": "automl_chars.training.regularizers",
     "DeviceData": "automl_chars.training.loop",
     "EpochStats": "automl_chars.training.loop",
     "evaluate": "automl_chars.training.loop",
@@ -24,6 +30,8 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from automl_chars.training.augment import random_affine
+    from automl_chars.training.autotune import AutotuneSettings, autotune_lr
+    from automl_chars.training.bsguard import BatchGuard, guarded_step
     from automl_chars.training.loop import (
         DeviceData,
         EpochStats,
@@ -32,6 +40,7 @@ if TYPE_CHECKING:
         set_rng_state,
         train_epoch,
     )
+    from automl_chars.training.regularizers import DistanceRegularizer, DistanceSettings
     from automl_chars.training.settings import AugmentSettings, OptimizerSettings
 
 
@@ -40,10 +49,16 @@ __getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 
 __all__ = [
     "AugmentSettings",
+    "AutotuneSettings",
+    "BatchGuard",
     "DeviceData",
+    "DistanceRegularizer",
+    "DistanceSettings",
     "EpochStats",
     "OptimizerSettings",
+    "autotune_lr",
     "evaluate",
+    "guarded_step",
     "random_affine",
     "rng_state",
     "set_rng_state",
