@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from automl_chars.runner.result import SweepResult
+from automl_chars.training.objective import OBJECTIVE
 
 #: Column names as in seed 001's tables.
 SEED_001_COLUMNS = {
@@ -46,7 +47,12 @@ def format_table(table: pd.DataFrame) -> str:
 
 
 def top_trials(result: SweepResult, n: int = 10) -> pd.DataFrame:
-    """The ``n`` best trials at the highest budget each reached, best first."""
-    cols = ["trial_id", "suggested_by", "budget", "val_acc", "train_acc", "num_params", "status"]
-    t = result.trials
-    return t.sort_values(["budget", "val_acc"], ascending=[False, False])[cols].head(n)
+    """The ``n`` best trials at the highest budget each reached, best first (by the sweep's
+    metric: ``objective`` in a sweep with one); failed and infeasible trials are left out. The
+    model's costs are shown where the trials report them."""
+    metric = result.metric
+    t = result.results
+    cols = ["trial_id", "suggested_by", "budget", "val_acc", "train_acc", "num_params"]
+    cols += [c for c in ("params", "flops", "latency_ms") if c in t and t[c].notna().any()]
+    cols += [OBJECTIVE] if metric == OBJECTIVE else []
+    return t.sort_values(["budget", metric], ascending=[False, False])[cols + ["status"]].head(n)

@@ -18,6 +18,9 @@ _LAZY = {
     "rng_state": "automl_chars.training.loop",
     "set_rng_state": "automl_chars.training.loop",
     "train_epoch": "automl_chars.training.loop",
+    "COST_METRICS": "automl_chars.training.objective",
+    "OBJECTIVE": "automl_chars.training.objective",
+    "Objective": "automl_chars.training.objective",
     "AugmentSettings": "automl_chars.training.settings",
     "OptimizerSettings": "automl_chars.training.settings",
 }
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
         set_rng_state,
         train_epoch,
     )
+    from automl_chars.training.objective import COST_METRICS, OBJECTIVE, Objective
     from automl_chars.training.settings import AugmentSettings, OptimizerSettings
 
 
@@ -39,9 +43,12 @@ __getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 
 
 __all__ = [
+    "COST_METRICS",
     "AugmentSettings",
     "DeviceData",
     "EpochStats",
+    "OBJECTIVE",
+    "Objective",
     "OptimizerSettings",
     "evaluate",
     "random_affine",
