@@ -1,5 +1,5 @@
-"""The ``automl-chars`` command: ``datasets``, ``bohb``, ``show``, ``portfolio``, ``store``,
-``similarity``, ``supernet``, ``table``.
+"""The ``automl-chars`` command: ``datasets``, ``bohb``, ``show``, ``pareto``, ``portfolio``,
+``store``, ``similarity``, ``supernet``, ``table``.
 
 Errors the platform raises on purpose (unknown names, missing data, bad presets, experiments that
 cannot be resumed, a cluster that cannot be reached) are printed as one clear message with exit
@@ -15,8 +15,14 @@ import re
 import sys
 from collections.abc import Sequence
 
-from automl_chars.cli import portfolio, similarity, store, supernet, table
-from automl_chars.cli.options import add_data_arguments, load_dataset, store_line, summary_of
+from automl_chars.cli import pareto, portfolio, similarity, store, supernet, table
+from automl_chars.cli.options import (
+    add_data_arguments,
+    add_limit_arguments,
+    load_dataset,
+    store_line,
+    summary_of,
+)
 from automl_chars.errors import AutomlCharsError, SweepInterrupted
 
 
@@ -61,15 +67,6 @@ def add_objective_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--reward-weight-over", type=float, default=None,
                    help="w above the target (default: --reward-weight; -1 with "
                         "--reward-weight 0 is MnasNet's hard constraint)")
-
-
-def add_limit_arguments(p, what: str) -> None:
-    """``--max-params``, ``--max-flops`` and ``--max-latency-ms``."""
-    p.add_argument("--max-params", type=float, default=None, help=f"most parameters ({what})")
-    p.add_argument("--max-flops", type=float, default=None,
-                   help="most FLOPs of one image's forward pass")
-    p.add_argument("--max-latency-ms", type=float, default=None,
-                   help="most milliseconds of a batch-1 forward pass on the trial's device")
 
 
 def objective_of(args: argparse.Namespace):
@@ -173,6 +170,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_bohb(args: argparse.Namespace) -> int:
+    objective_of(args)  # bad limits or reward fail before the data loads
     warm = None
     if args.warm_start or args.store:
         from automl_chars.search.warmstart import WarmStart
@@ -223,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="experiment folder")
     p.set_defaults(func=cmd_show)
 
+    pareto.add_parser(sub)
     portfolio.add_parser(sub)
     store.add_parser(sub)
     similarity.add_parser(sub)

@@ -214,8 +214,8 @@ def run_bohb(
     fid = Fidelity(fidelity, bohb.max_budget, data_seed=seed)
     bohb_options = check_bohb_config(bohb_config)
     objective = check_objective(objective, warm_start)
-    ds = load(dataset, root=data_root)
     sweep_spec = with_objective(get_spec(spec, space, seed), objective)
+    ds = load(dataset, root=data_root)
     settings = SweepSettings(
         dataset=ds.name, dataset_fingerprint=ds.fingerprint(), preset=bohb.name, eta=bohb.eta,
         min_budget=bohb.min_budget, max_budget=bohb.max_budget,

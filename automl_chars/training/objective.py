@@ -26,6 +26,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 from automl_chars.errors import InvalidConfigError
 
 #: A model's costs as result keys (``ModelCosts.metrics()``), each reported by every trial.
@@ -159,9 +161,22 @@ class Objective:
         return self.reward(accuracy, costs)
 
 
+def within_limits(points: pd.DataFrame, objective: Objective) -> pd.DataFrame:
+    """The rows of ``points`` (one per model, a column per cost) within ``objective``'s limits
+    (all of them without limits)."""
+    keep = pd.Series(True, index=points.index)
+    for cost, limit in objective.limits.items():
+        if cost not in points:
+            raise InvalidConfigError(f"No {cost!r} column to hold against its limit; the "
+                                     f"points have {list(points.columns)}.")
+        keep &= points[cost] <= limit
+    return points[keep]
+
+
 def _fmt(value: float) -> str:
     value = float(value)
     return f"{value:.0f}" if value == int(value) and abs(value) >= 10 else f"{value:.4g}"
 
 
-__all__ = ["COST_METRICS", "LIMITED_COSTS", "LIMIT_ARGUMENTS", "MNASNET_WEIGHT", "OBJECTIVE", "Objective"]
+__all__ = ["COST_METRICS", "LIMITED_COSTS", "LIMIT_ARGUMENTS", "MNASNET_WEIGHT", "OBJECTIVE", "Objective",
+           "within_limits"]
