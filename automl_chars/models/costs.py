@@ -38,13 +38,14 @@ class LatencySettings:
     has taken ``budget_ms / 2``, and so do the timed passes (after at least three of them): the
     budget of one batch size, in milliseconds.
 
-    The defaults measure a CNN of the CNN space on a CPU in a few to a few tens of milliseconds.
+    The defaults measure a CNN of the CNN space on an idle CPU core in about ten milliseconds
+    (``benchmarks/cost_overhead.py``).
     """
 
-    warmup: int = 3
-    repeats: int = 7
-    batch_size: int = 64
-    budget_ms: float = 50.0
+    warmup: int = 2
+    repeats: int = 5
+    batch_size: int = 32
+    budget_ms: float = 20.0
 
     def __post_init__(self) -> None:
         for name, low in (("warmup", 0), ("repeats", 1), ("batch_size", 1)):
