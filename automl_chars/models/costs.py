@@ -38,8 +38,8 @@ class LatencySettings:
     has taken ``budget_ms / 2``, and so do the timed passes (after at least three of them): the
     budget of one batch size, in milliseconds.
 
-    The defaults measure a CNN of the CNN space on an idle CPU core in about ten milliseconds
-    (``benchmarks/cost_overhead.py``).
+    The defaults keep a CNN of the CNN space at about ten milliseconds on an idle CPU core, a few
+    percent of one epoch (``benchmarks/cost_overhead.py``).
     """
 
     warmup: int = 2
