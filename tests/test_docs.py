@@ -87,6 +87,8 @@ COMMANDS = {
     "similarity.md": {r"automl-chars similarity": _cli("similarity")},
     "tabular.md": {r"table build": _cli("table", "build"), r"table show": _cli("table", "show"),
                    r"scripts/build_glyph_table\.py": _script("scripts/build_glyph_table.py")},
+    "hardware-aware.md": {r"automl-chars bohb": _cli("bohb"), r"automl-chars pareto": _cli("pareto"),
+                          r"automl-chars supernet": _cli("supernet")},
     "supernet.md": {r"automl-chars supernet": _cli("supernet"),
                     r"experiments/supernet_mnist\.py": _script("experiments/supernet_mnist.py"),
                     r"benchmarks/supernet_ranking\.py": _script("benchmarks/supernet_ranking.py")},

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from automl_chars.runner.result import SweepResult
+from automl_chars.training.objective import OBJECTIVE
 
 #: Column names as in seed 001's tables.
 SEED_001_COLUMNS = {
@@ -46,10 +47,14 @@ def format_table(table: pd.DataFrame) -> str:
 
 
 def top_trials(result: SweepResult, n: int = 10) -> pd.DataFrame:
-    """The ``n`` best trials at the highest budget each reached, best first (with AutotuneLR's
-    chosen learning rate, in a sweep that tuned it)."""
-    cols = ["trial_id", "suggested_by", "budget", "val_acc", "train_acc", "num_params", "status"]
-    t = result.trials
-    if "autotuned_lr" in t:
-        cols.insert(-1, "autotuned_lr")
-    return t.sort_values(["budget", "val_acc"], ascending=[False, False])[cols].head(n)
+    """The ``n`` best trials at the highest budget each reached, best first (by the sweep's
+    metric: ``objective`` in a sweep with one); failed and infeasible trials are left out. The
+    model's costs are shown where the trials report them, and AutotuneLR's chosen learning rate
+    in a sweep that tuned it."""
+    metric = result.metric
+    t = result.results
+    cols = ["trial_id", "suggested_by", "budget", "val_acc", "train_acc", "num_params"]
+    cols += [c for c in ("params", "flops", "latency_ms") if c in t and t[c].notna().any()]
+    cols += [OBJECTIVE] if metric == OBJECTIVE else []
+    cols += ["autotuned_lr"] if "autotuned_lr" in t else []
+    return t.sort_values(["budget", metric], ascending=[False, False])[cols + ["status"]].head(n)

@@ -46,8 +46,9 @@ from automl_chars.ray_compat import (
 )
 from automl_chars.runner.interrupts import TUNE_ENV, InterruptGuard
 from automl_chars.runner.progress import TrialLineCallback
+from automl_chars.runner.result import INFEASIBLE_STATUS
 from automl_chars.search.bohb import is_whole
-from automl_chars.trainables.base import FAILURE
+from automl_chars.trainables.keys import FAILURE, INFEASIBLE
 
 #: Tune statuses of a trial that has ended (failed trials are TERMINATED to Tune); a sweep is
 #: finished when every trial has one of them.
@@ -296,12 +297,15 @@ def run_config(exp_dir: Path, num_trials: int, failure: tune.FailureConfig, verb
 
 def trial_outcome(result, statuses: Mapping[str, str] | None) -> tuple[str, str]:
     """``(status, error)`` of a trial's ``Result``: Tune's status, except ``FAILED`` for a
-    failure a retry cannot fix (the trial reported it), and why it failed or errored."""
+    failure a retry cannot fix (the trial reported it) and ``INFEASIBLE`` for a model over the
+    sweep's cost limits, and why it failed, errored or was infeasible."""
     metrics = result.metrics or {}
     status = (statuses or {}).get(result_trial_id(result),
                                   Trial.ERROR if result.error else Trial.TERMINATED)
     if metrics.get(FAILURE):
         return "FAILED", str(metrics[FAILURE])
+    if metrics.get(INFEASIBLE):
+        return INFEASIBLE_STATUS, str(metrics[INFEASIBLE])
     return status, (str(result.error).splitlines()[0][:300] if result.error else "")
 
 

@@ -13,7 +13,7 @@ from ray.tune.callback import Callback
 from ray.tune.experiment import Trial
 
 from automl_chars.spaces.values import SUGGESTED_BY
-from automl_chars.trainables.base import FAILURE, JOB
+from automl_chars.trainables.keys import FAILURE, INFEASIBLE, JOB
 
 
 def trial_origin(config: Mapping, descriptions: Mapping[str, str] | None = None) -> str:
@@ -66,8 +66,10 @@ class TrialLineCallback(Callback):
                 print(f"Resumed: {self.done} of {self.total} trials had ended.", flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        failure = (trial.last_result or {}).get(FAILURE)
-        self._line(trial, f" FAILED: {failure}" if failure else "")
+        last = trial.last_result or {}
+        failure, infeasible = last.get(FAILURE), last.get(INFEASIBLE)
+        self._line(trial, f" FAILED: {failure}" if failure else
+                   f" INFEASIBLE: {infeasible}" if infeasible else "")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self._line(trial, " ERROR")

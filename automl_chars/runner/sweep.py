@@ -76,6 +76,7 @@ from automl_chars.store.ingest import record_sweep
 from automl_chars.trainables.base import autotune_settings
 from automl_chars.training.autotune import AutotuneSettings
 from automl_chars.training.fidelity import Fidelity
+from automl_chars.training.objective import OBJECTIVE, Objective
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class SweepSettings:
     warm_start: dict = field(default_factory=dict)
     priors: bool = False  # BOHB's model started from the built-in priors and the store
     autotune_lr: dict | None = None  # AutotuneLR's settings: learning_rate tuned in each trial
+    objective: dict = field(default_factory=dict)  # Objective.describe(); empty: val_acc
 
     def __post_init__(self) -> None:
         problems = run_problems(self.gpus_per_trial, self.cpus_per_trial, self.seed,
@@ -121,7 +123,7 @@ class SweepSettings:
 #: (Resources and retries may change between runs: a sweep can resume on another cluster.)
 DEFINING_SETTINGS = ("trainable", "space_fingerprint", "bohb_config", "dataset",
                      "dataset_fingerprint", "preset", "fidelity", "seed", "num_samples",
-                     "warm_start", "autotune_lr")
+                     "warm_start", "autotune_lr", "objective")
 
 
 def check_same_sweep(exp_dir: Path, settings: SweepSettings) -> None:
@@ -132,6 +134,8 @@ def check_same_sweep(exp_dir: Path, settings: SweepSettings) -> None:
     # before a setting existed resume as they were).
     if saved.get("warm_start") and given["warm_start"]:
         given["warm_start"] = {k: given["warm_start"].get(k) for k in saved["warm_start"]}
+    if "objective" not in saved and not given["objective"]:  # saved before objectives existed
+        given["objective"] = None
     check_same_run(exp_dir, given, DEFINING_SETTINGS)
 
 
@@ -161,6 +165,7 @@ def run_bohb(
     warm_start: WarmStart | None = None,
     priors: bool = True,
     autotune_lr: AutotuneSettings | dict | bool | None = None,
+    objective: Objective | None = None,
     verbose: int = 1,
 ) -> SweepResult:
     """Runs (or resumes) a BOHB sweep of ``spec`` (the CNN space by default) on ``dataset``.
@@ -205,6 +210,12 @@ def run_bohb(
             or its dict): ``learning_rate`` leaves the space and each trial tunes its own by a
             refined grid search of short runs at its start, in its own time; trials report
             ``autotuned_lr`` and ``autotune_s`` (docs/training-tools.md).
+        priors: start BOHB's model from the built-in priors and the store (default; never with
+            an ``objective``: they are accuracies, not its values).
+        objective: optimise accuracy under cost limits or MnasNet's reward instead of the
+            validation accuracy (:class:`~automl_chars.training.objective.Objective`,
+            docs/hardware-aware.md): infeasible configurations train nothing, BOHB learns from
+            their violation, and the incumbent is the best feasible trial's.
         verbose: 0 silent, 1 one line per finished trial, 2-4 Ray Tune's own output (its
             verbosity 1-3) instead.
     """
@@ -213,11 +224,13 @@ def run_bohb(
     bohb = resolve_preset(preset, eta, min_budget, max_budget)
     fid = Fidelity(fidelity, bohb.max_budget, data_seed=seed)
     bohb_options = check_bohb_config(bohb_config)
-    ds = load(dataset, root=data_root)
-    sweep_spec = get_spec(spec, space, seed).with_autotune_lr(autotune_lr, seed)
+    objective = check_objective(objective, warm_start)
+    sweep_spec = with_objective(get_spec(spec, space, seed).with_autotune_lr(autotune_lr, seed),
+                                objective)
     tuned = sweep_spec.parameters.get("autotune_lr")  # also when the given spec set it
     if tuned is not None:
         tuned = autotune_settings(tuned, sweep_spec.trainable)
+    ds = load(dataset, root=data_root)
     settings = SweepSettings(
         dataset=ds.name, dataset_fingerprint=ds.fingerprint(), preset=bohb.name, eta=bohb.eta,
         min_budget=bohb.min_budget, max_budget=bohb.max_budget,
@@ -226,8 +239,9 @@ def run_bohb(
         cpus_per_trial=float(cpus_per_trial), seed=seed, trainable=sweep_spec.name,
         space_fingerprint=space_fingerprint(sweep_spec.space), bohb_config=bohb_options,
         max_failures=max_failures, warm_start=warm_start.describe() if warm_start else {},
-        priors=bool(priors) and searcher is None,
+        priors=bool(priors) and searcher is None and objective is None,
         autotune_lr=tuned.to_dict() if tuned is not None else None,
+        objective=objective.describe() if objective else {},
     )
     if warm_start is not None and searcher is not None:
         raise InvalidConfigError("Pass warm_start or searcher, not both (a warm start is a "
@@ -246,6 +260,8 @@ def run_bohb(
         searcher = _warm_start_searcher(ds, sweep_spec, warm, bohb, exp_dir, seed, verbose,
                                         settings.num_samples)
     parameters, spec_callbacks = sweep_spec.for_run(exp_dir)
+    if objective is not None:
+        parameters["objective"] = objective
     trainable = tune.with_resources(
         tune.with_parameters(sweep_spec.trainable, dataset=_dataset_for(sweep_spec, ds),
                              fidelity=fid, seed=seed, **parameters),
@@ -263,6 +279,42 @@ def run_bohb(
     result = finish(grid, ds, exp_dir, settings, sweep_spec, statuses)
     record_sweep(exp_dir, ds)
     return result
+
+
+def check_objective(objective: Objective | None,
+                    warm_start: WarmStart | None = None) -> Objective | None:
+    """The sweep's objective (None for plain accuracy); raises for one a sweep cannot take."""
+    if objective is None:
+        return None
+    if not isinstance(objective, Objective):
+        raise InvalidConfigError(f"objective must be an Objective (automl_chars.training."
+                                 f"objective), got {objective!r}.")
+    if not objective.active:
+        return None
+    if warm_start is not None:
+        raise InvalidConfigError(
+            "A warm start cannot be combined with an objective yet: its priors and seeds are "
+            "ranked by accuracy, not by the objective. Drop warm_start or the cost limits and "
+            "reward (max_params, max_flops, max_latency_ms, reward_targets).")
+    return objective
+
+
+def with_objective(spec: SweepSpec, objective: Objective | None) -> SweepSpec:
+    """``spec`` optimising :data:`OBJECTIVE` (unchanged without an objective); raises for a
+    Trainable that reports no model costs (a supernet: ask its result for the best subnet under
+    the limits instead, docs/hardware-aware.md)."""
+    if objective is None:
+        return spec
+    if not getattr(spec.trainable, "reports_costs", False):
+        raise InvalidConfigError(
+            f"The {spec.name!r} sweep cannot take cost limits or a reward: "
+            f"{spec.trainable.__name__} reports no single model's costs. For supernets, pick "
+            f"the best subnet under limits from a finished run (best_subnet, or automl-chars "
+            f"pareto DIR --max-params N).")
+    if spec.mode != "max" or spec.metric != "val_acc":
+        raise InvalidConfigError(f"An objective replaces the validation accuracy; the "
+                                 f"{spec.name!r} sweep optimises {spec.metric} ({spec.mode}).")
+    return replace(spec, metric=OBJECTIVE)
 
 
 def _dataset_for(spec: SweepSpec, ds: Dataset) -> Dataset | str:

@@ -56,6 +56,7 @@ from automl_chars.search.spec import SweepSpec, get_spec
 from automl_chars.spaces.values import plain_value
 from automl_chars.trainables.base import JOB
 from automl_chars.training.fidelity import Fidelity
+from automl_chars.training.objective import COST_METRICS
 
 #: Settings whose change makes a saved run another run; resuming with others is refused.
 DEFINING = ("trainable", "epochs", "seed", "jobs")
@@ -87,8 +88,8 @@ class TrialsResult:
     Attributes:
         table: one row per job: ``label``, ``dataset``, ``trial_id``, ``status`` (``TERMINATED``,
             ``FAILED`` or ``ERROR``), ``val_acc``, ``train_acc``, ``test_acc`` (the final model on
-            the test split), ``epochs`` reached, ``seconds`` of training, ``device``,
-            ``checkpoint`` (folder of the final checkpoint), ``error`` and ``config/<name>``.
+            the test split), ``epochs`` reached, ``seconds`` of training, ``device``, the
+            model's costs (``params``, ``flops``, ``latency_ms``, ``throughput``), ``checkpoint`` (folder of the final checkpoint), ``error`` and ``config/<name>``.
         path: the run's folder.
         settings: what defines the run (``automl_chars.json``).
         history: every result of every job, one row per job and budget unit: ``label``,
@@ -353,7 +354,8 @@ def _table(grid, statuses: dict[str, str], jobs: Mapping[str, tuple[Dataset, dic
             "label": label, "dataset": ds.name, "trial_id": result_trial_id(r), "status": status,
             "val_acc": m.get("val_acc"), "train_acc": m.get("train_acc"), "test_acc": test_acc,
             "epochs": m.get("training_iteration", 0), "seconds": m.get("time_total_s"),
-            "device": m.get("device"), "checkpoint": ckpt, "error": error,
+            "device": m.get("device"), **{k: m.get(k) for k in COST_METRICS},
+            "checkpoint": ckpt, "error": error,
             **{f"config/{k}": v for k, v in sorted(config.items())},
         })
     order = {label: i for i, label in enumerate(jobs)}

@@ -36,7 +36,8 @@ class SupernetResult:
     Attributes:
         table: one row per subnet (:data:`~automl_chars.supernet.ranking.RANKING_COLUMNS`):
             test top-1 in the supernet (extracted, batch norm recalibrated) and standalone, their
-            ranks, test top-1 after fine-tuning (top-k only) and rounds sampled.
+            ranks, test top-1 after fine-tuning (top-k only) and rounds sampled; then its costs
+            ``params``, ``flops``, ``latency_ms`` (see :mod:`automl_chars.supernet.select`).
         history: ``round``, ``subnet``, ``running_acc`` (the sampler's running validation top-1).
         summary: correlations, top-1 match, fine-tuning, costs, pruning and settings.
         path: the sampler's folder.

@@ -11,6 +11,13 @@ A configuration that cannot be built, or a loss that turns NaN or infinite, is n
 trial reports one failed result (``val_acc`` NaN, the reason under :data:`FAILURE`), which the
 scheduler stops and BOHB counts as a bad result (hpbandster scores non-finite losses as
 ``+inf``). Raising would make Tune retry it, which only repeats the failure.
+
+Every trial measures its model's costs once, when the model is built (parameters, FLOPs, latency
+on the trial's device: :mod:`automl_chars.models.costs`), and reports them in every result. With
+an :class:`~automl_chars.training.objective.Objective` (``tune.with_parameters(...,
+objective=...)``) it also reports ``objective``; a model over the objective's limits trains
+nothing and reports one infeasible result (the reason under :data:`INFEASIBLE`), stopped and
+learned from like a failure.
 """
 
 from __future__ import annotations
@@ -37,10 +44,11 @@ from automl_chars.checkpoints import (
 from automl_chars.data.dataset import Dataset
 from automl_chars.errors import InvalidConfigError, TrialFailure
 from automl_chars.models import build_model, check_model, num_parameters
+from automl_chars.models.costs import ModelCosts, measure_costs
 from automl_chars.spaces.extremes import extreme_configurations
 from automl_chars.spaces.training import TRAINING_OPTIONS
 from automl_chars.spaces.values import plain_value
-from automl_chars.trainables.keys import FAILURE, JOB
+from automl_chars.trainables.keys import FAILURE, INFEASIBLE, JOB
 from automl_chars.training import (
     AugmentSettings,
     DeviceData,
@@ -56,6 +64,7 @@ from automl_chars.training.bsguard import BatchGuard
 from automl_chars.training.fidelity import Fidelity
 from automl_chars.training.regularizers import DistanceRegularizer, DistanceSettings, Minimum
 from automl_chars.training.settings import parse_milestones
+from automl_chars.training.objective import OBJECTIVE, Objective
 
 #: One job: the dataset it trains on and its configuration.
 Job = tuple[Dataset, dict]
@@ -185,15 +194,19 @@ class SupervisedTrainable(tune.Trainable):
 
     Pass the data and settings with ``tune.with_parameters(Cls, dataset=..., fidelity=...,
     seed=...)`` (``minima=[...]`` for the distance regularizer, ``autotune_lr=`` for
-    AutotuneLR). Reported metrics: ``val_acc``, ``val_loss``, ``train_acc``, ``train_loss``,
-    ``epoch_s``, ``num_params``, ``budget``, ``data_fraction``, ``samples_seen``, ``device``,
-    and :data:`FAILURE` when the trial failed; with ``report_test=True`` (a learning-curve
-    table's build, never a sweep: its searcher must not see the test split) also ``test_acc``
-    and ``test_loss`` of every budget unit. BSGuard's ``batch_shrinks`` and ``micro_batch``
-    (``batch_shrink_events`` after a shrink); with the distance regularizer on,
-    ``distance_penalty`` and ``distance_min``; ``elapsed_s``, the trial's own seconds of work
-    so far (kept across pauses and resumes; TensorBoard plots it against the budget, the
-    time a sweep's scheduler kept the trial paused left out).
+    AutotuneLR, ``objective=`` for cost limits or a reward). Reported metrics: ``val_acc``,
+    ``val_loss``, ``train_acc``, ``train_loss``, ``epoch_s``, ``num_params`` (trainable
+    parameters), ``budget``, ``data_fraction``, ``samples_seen``, ``device``, the model's costs
+    (``params``, ``flops``, ``latency_ms``, ``throughput``:
+    :data:`~automl_chars.models.costs.COST_METRICS`), and :data:`FAILURE` when the trial failed;
+    with an ``objective`` also ``objective`` (and :data:`INFEASIBLE` when the model breaks its
+    limits); with ``report_test=True`` (a learning-curve table's build, never a sweep: its
+    searcher must not see the test split) also ``test_acc`` and ``test_loss`` of every budget
+    unit. BSGuard's ``batch_shrinks`` and ``micro_batch`` (``batch_shrink_events`` after a
+    shrink); with the distance regularizer on, ``distance_penalty`` and ``distance_min``;
+    ``elapsed_s``, the trial's own seconds of work so far (kept across pauses and resumes;
+    TensorBoard plots it against the budget, the time a sweep's scheduler kept the trial paused
+    left out).
     """
 
     #: Whether AutotuneLR's short runs (plain ``model(x)`` steps) train this Trainable's model.
@@ -201,6 +214,8 @@ class SupervisedTrainable(tune.Trainable):
     #: The metric this Trainable reports for the scheduler and searcher.
     metric: ClassVar[str] = "val_acc"
     mode: ClassVar[str] = "max"
+    #: Whether its results carry the model's costs, so that a sweep may take an objective.
+    reports_costs: ClassVar[bool] = True
 
     # -- what a subclass defines ----------------------------------------------------------
     @classmethod
@@ -238,6 +253,10 @@ class SupervisedTrainable(tune.Trainable):
         test_loss, test_acc = evaluate(self.model, self.test_data)
         return {"test_acc": test_acc, "test_loss": test_loss}
 
+    def model_costs(self) -> ModelCosts | None:
+        """The costs of the freshly built model, reported in every result (None: none)."""
+        return measure_costs(self.model, self.dataset.image_shape)
+
     def extra_state(self) -> dict:
         """More trial state for checkpoints (tensors and plain values only)."""
         return {}
@@ -250,7 +269,8 @@ class SupervisedTrainable(tune.Trainable):
               seed: int = 0, jobs: Mapping[str, Job] | None = None,
               report_test: bool = False,
               minima: Sequence[Minimum | str | os.PathLike] | None = None,
-              autotune_lr: AutotuneSettings | Mapping | None = None) -> None:
+              autotune_lr: AutotuneSettings | Mapping | None = None,
+              objective: Objective | None = None) -> None:
         """``jobs`` (label -> (dataset, configuration)) lets each trial train its own dataset:
         the trial's config is then ``{JOB: label}`` (see :func:`~automl_chars.runner.trials.run_trials`).
         ``report_test``: also evaluate the test split after every budget unit. ``minima``: the
@@ -258,9 +278,13 @@ class SupervisedTrainable(tune.Trainable):
         state dicts or flat vectors), used when a configuration's ``dist_strength`` is > 0.
         ``autotune_lr``: AutotuneLR's settings (or their dict): the trial tunes its initial
         learning rate at the start of its first budget unit (a configuration's
-        ``learning_rate`` is then ignored)."""
+        ``learning_rate`` is then ignored). ``objective``: report it, and train no model over
+        its limits."""
         if not isinstance(report_test, bool):
             raise InvalidConfigError(f"report_test must be True or False, got {report_test!r}.")
+        if objective is not None and not isinstance(objective, Objective):
+            raise InvalidConfigError(f"objective must be an Objective, got {objective!r}.")
+        self.objective = objective if objective is not None and objective.active else None
         self.jobs, self.report_test = jobs, report_test
         self.minima = [load_minimum(m) for m in minima or ()]
         self.autotune = autotune_settings(autotune_lr, type(self))
@@ -295,6 +319,8 @@ class SupervisedTrainable(tune.Trainable):
         self.failure_reported = False
         self.model = self.optimizer = self.schedule = None
         self.guard, self.penalty = BatchGuard(), None
+        self.costs: dict[str, float] = {}
+        self.infeasible: str | None = None
         try:
             self.trial_settings = self.settings(config, **self.setting_parameters())
             self.guard = batch_guard(self.trial_settings.config)
@@ -310,6 +336,10 @@ class SupervisedTrainable(tune.Trainable):
             distance = distance_settings(self.trial_settings.config)
             if distance.enabled:
                 self.penalty = DistanceRegularizer.for_model(self.model, self.minima, distance)
+            costs = self.model_costs()
+            self.costs = costs.metrics() if costs is not None else {}
+            if self.objective is not None and self.costs:
+                self.infeasible = "; ".join(self.objective.violations(self.costs)) or None
         except torch.cuda.OutOfMemoryError:
             raise  # the device's state, not the configuration's: Tune may retry it elsewhere
         except (InvalidConfigError, TrialFailure, ValueError, RuntimeError) as err:
@@ -319,6 +349,8 @@ class SupervisedTrainable(tune.Trainable):
         if self.failure is not None:
             return self._failed_result()
         start = time.perf_counter()
+        if self.infeasible is not None:
+            return self._failed_result(INFEASIBLE, self.infeasible)
         unit = self.units_done + 1
         idx = self.fidelity.indices(unit, self.order)
         data = self.train_data if idx is None else self.train_data.subset(torch.from_numpy(idx))
@@ -351,7 +383,10 @@ class SupervisedTrainable(tune.Trainable):
             **self._autotune_metrics(),
             **self._guard_metrics(),
             **(self.penalty.report(self.model) if self.penalty is not None else {}),
+            **self.costs,
         }
+        if self.objective is not None:
+            result[OBJECTIVE] = self.objective.value(result["val_acc"], self.costs)
         # Checkpoints carry every unit's result: Tune uploads a trial's result files to storage
         # in the background, and a driver killed before an upload finished loses lines the
         # checkpoint (written by the trial itself) already covers (see run_trials' history).
@@ -389,16 +424,21 @@ class SupervisedTrainable(tune.Trainable):
             metrics["batch_shrink_events"] = self.guard.describe()
         return metrics
 
-    def _failed_result(self) -> dict:
-        """The failure as a result: NaN metrics and the reason. The first one leaves stopping to
-        the scheduler (so it can count the failure at the trial's rung); a later one ends it."""
+    def _failed_result(self, key: str = FAILURE, reason: str | None = None) -> dict:
+        """The failure (or, ``key`` :data:`INFEASIBLE`, the broken limits) as a result: NaN
+        metrics, the costs known, the objective, BSGuard's shrinks and the reason. The first one
+        leaves stopping to the scheduler (so it can count the failure at the trial's rung); a
+        later one ends it."""
         nan = float("nan")
         result = {"val_acc": nan, "val_loss": nan, "train_acc": nan, "train_loss": nan,
                   "budget": self.units_done, "samples_seen": self.samples_seen,
-                  "device": self.device.type, FAILURE: self.failure,
+                  "device": self.device.type, **self.costs,
+                  key: self.failure if reason is None else reason,
                   "batch_shrinks": len(self.guard.shrinks)}
         if self.guard.shrinks:
             result["batch_shrink_events"] = self.guard.describe()
+        if self.objective is not None:
+            result[OBJECTIVE] = self.objective.value(nan, self.costs) if self.costs else nan
         if self.failure_reported:
             result["done"] = True
         self.failure_reported = True

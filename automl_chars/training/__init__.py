@@ -24,6 +24,9 @@ _LAZY = {
     "rng_state": "automl_chars.training.loop",
     "set_rng_state": "automl_chars.training.loop",
     "train_epoch": "automl_chars.training.loop",
+    "COST_METRICS": "automl_chars.training.objective",
+    "OBJECTIVE": "automl_chars.training.objective",
+    "Objective": "automl_chars.training.objective",
     "AugmentSettings": "automl_chars.training.settings",
     "OptimizerSettings": "automl_chars.training.settings",
 }
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
         train_epoch,
     )
     from automl_chars.training.regularizers import DistanceRegularizer, DistanceSettings
+    from automl_chars.training.objective import COST_METRICS, OBJECTIVE, Objective
     from automl_chars.training.settings import AugmentSettings, OptimizerSettings
 
 
@@ -48,6 +52,7 @@ __getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 
 
 __all__ = [
+    "COST_METRICS",
     "AugmentSettings",
     "AutotuneSettings",
     "BatchGuard",
@@ -55,6 +60,8 @@ __all__ = [
     "DistanceRegularizer",
     "DistanceSettings",
     "EpochStats",
+    "OBJECTIVE",
+    "Objective",
     "OptimizerSettings",
     "autotune_lr",
     "evaluate",
