@@ -62,9 +62,9 @@ from automl_chars.training import (
 from automl_chars.training.autotune import AutotuneResult, AutotuneSettings, autotune_lr
 from automl_chars.training.bsguard import BatchGuard
 from automl_chars.training.fidelity import Fidelity
+from automl_chars.training.objective import OBJECTIVE, Objective
 from automl_chars.training.regularizers import DistanceRegularizer, DistanceSettings, Minimum
 from automl_chars.training.settings import parse_milestones
-from automl_chars.training.objective import OBJECTIVE, Objective
 
 #: One job: the dataset it trains on and its configuration.
 Job = tuple[Dataset, dict]

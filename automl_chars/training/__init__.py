@@ -43,8 +43,8 @@ if TYPE_CHECKING:
         set_rng_state,
         train_epoch,
     )
-    from automl_chars.training.regularizers import DistanceRegularizer, DistanceSettings
     from automl_chars.training.objective import COST_METRICS, OBJECTIVE, Objective
+    from automl_chars.training.regularizers import DistanceRegularizer, DistanceSettings
     from automl_chars.training.settings import AugmentSettings, OptimizerSettings
 
 
