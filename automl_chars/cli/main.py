@@ -1,5 +1,5 @@
 """The ``automl-chars`` command: ``datasets``, ``bohb``, ``show``, ``portfolio``, ``store``,
-``similarity``, ``supernet``, ``table``.
+``similarity``, ``supernet``, ``table``, ``report``.
 
 Errors the platform raises on purpose (unknown names, missing data, bad presets, experiments that
 cannot be resumed, a cluster that cannot be reached) are printed as one clear message with exit
@@ -15,7 +15,7 @@ import re
 import sys
 from collections.abc import Sequence
 
-from automl_chars.cli import portfolio, similarity, store, supernet, table
+from automl_chars.cli import portfolio, report, similarity, store, supernet, table
 from automl_chars.cli.options import add_data_arguments, load_dataset, store_line, summary_of
 from automl_chars.errors import AutomlCharsError, SweepInterrupted
 
@@ -64,15 +64,9 @@ def sweep(dataset, args: argparse.Namespace, preset: str, name: str | None = Non
     )
 
 
-def seeded_trials(trials):
-    """The warm start's trials: where each came from and how it did."""
-    by = trials["suggested_by"].astype(str)
-    seeded = trials[by.str.startswith(("portfolio:", "store:"))]
-    return seeded[["trial_id", "suggested_by", "budget", "val_acc", "status"]]
-
-
 def print_result(result) -> None:
     from automl_chars.reporting import format_table, top_trials
+    from automl_chars.reporting.tables import seeded_trials
 
     print(f"\nExperiment: {result.path}")
     print(store_line(result.path))
@@ -160,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     similarity.add_parser(sub)
     supernet.add_parser(sub)
     table.add_parser(sub)
+    report.add_parser(sub)
     return parser
 
 
