@@ -44,7 +44,8 @@ def add_sweep_arguments(p: argparse.ArgumentParser, *, preset_default: str | Non
                    help="start BOHB's model empty: without the built-in priors (and, without "
                         "--warm-start, the store's results)")
     p.add_argument("--verbose", type=int, default=1,
-                   help="0 silent, 1 a line per finished trial (default), 2-4 Ray Tune's own output")
+                   help="0 silent, 1 a line per finished trial and a progress line with an ETA "
+                        "(default), 2-4 Ray Tune's own output")
 
 
 def sweep(dataset, args: argparse.Namespace, preset: str, name: str | None = None, space=None,

@@ -194,8 +194,9 @@ def run_bohb(
         bohb_config: options of hpbandster's BOHB config generator (:data:`BOHB_OPTIONS`).
         warm_start: seed the sweep from a portfolio and the results store, and let BOHB's model
             start from similar datasets' results (see :mod:`automl_chars.search.warmstart`).
-        verbose: 0 silent, 1 one line per finished trial, 2-4 Ray Tune's own output (its
-            verbosity 1-3) instead.
+        verbose: 0 silent, 1 one line per finished trial and a progress line (counts, best so
+            far, elapsed, ETA: live in a terminal, plain lines elsewhere), 2-4 Ray Tune's own
+            output (its verbosity 1-3) instead.
     """
     check_seed(seed)  # before the space draws from it
     cluster.precheck(address, float(cpus_per_trial), float(gpus_per_trial))
@@ -336,7 +337,8 @@ def _tuner(exp_dir: Path, trainable, settings: SweepSettings, spec: SweepSpec, b
             exp_dir, settings.num_samples, failure, verbose, callbacks,
             tune.CheckpointConfig(checkpoint_frequency=spec.checkpoint_frequency, num_to_keep=2,
                                   checkpoint_at_end=spec.checkpoint_frequency == 0),
-            first=[SchedulerStateCallback(scheduler)]),
+            first=[SchedulerStateCallback(scheduler)],
+            planned_units=bohb.planned_budget(settings.num_samples)),
     )
 
 

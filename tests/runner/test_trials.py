@@ -28,8 +28,13 @@ def test_jobs_train_on_their_own_datasets_and_read_back(ray_session, make_datase
     jobs = [TrialJob("on-a", a, FAST, description="source a"), TrialJob("on-b", b, FAST),
             TrialJob("diverges", a, {**FAST, "learning_rate": 1e10, "optimizer": "sgd"})]
     result = run_trials(jobs, "cnn", 2, name="run", storage_path=tmp_path, verbose=1)
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    out = capsys.readouterr().out.splitlines()
+    lines = [line for line in out if line.startswith("[")]
     assert len(lines) == 3 and "(?)" not in "".join(lines)
+    # the progress line (plain: not a terminal) at the end, the diverged job counted as failed
+    final = [line for line in out if line.startswith("progress:")][-1]
+    assert final.startswith("progress: 3/3 done, 0 running, 0 pending, 1 failed | best ")
+    assert "| ETA 0s, " in final
     origins = {re.search(r"  \((.*?)\)  +[\d.]+s", line).group(1) for line in lines}
     assert origins == {"source a", "on-b", "diverges"}
 
