@@ -45,6 +45,11 @@ def test_jobs_train_on_their_own_datasets_and_read_back(ray_session, make_datase
     assert t.loc["on-b", "dataset"] == "b"
     assert t.loc["on-a", "test_acc"] > 1 / 3 and t.loc["on-b", "test_acc"] > 1 / 5
     assert t.loc["diverges", "status"] == "FAILED" and "diverged" in t.loc["diverges", "error"]
+    # its report page: the runs and their learning curves
+    from automl_chars.reporting.page import report
+
+    page = report(result.path, out=tmp_path / "runs.html").read_text()
+    assert ">Runs (3)<" in page and "diverged" in page and page.count("<img ") == 1
     state = load_trial_state(result.checkpoint("on-b"))
     assert state["state_dict"]["head.weight"].shape[0] == 5
     assert state["units_done"] == 2
