@@ -142,3 +142,22 @@ def built_portfolio(ray_session, glyph_run_root, tmp_path_factory):
             config, "--epochs", "1", "--samples-per-class", str(RUN_PER_CLASS), "--root",
             str(glyph_run_root), "--out", str(storage / "pf"), "--verbose", "0")
     return FinishedRun(storage, "pf", argv, run_cli(argv))
+
+
+@pytest.fixture(scope="session")
+def finished_sweeps(ray_session, tmp_path_factory) -> dict:
+    """Two real, finished BOHB sweeps of the CNN space on glyphs-digits (preset 3_1_9_1, 9
+    trials), replayed from the shipped learning-curve table (seconds, no training): ``"cold"``
+    (``priors=False``) and ``"warm"`` (the default priors: it has a ``warm_start.json``).
+    Name -> folder. Shared by the session: read them, never write into them."""
+    from automl_chars import data, run_bohb
+    from automl_chars.search.spec import replay_spec
+    from automl_chars.tabular.shipped import glyph_curves
+
+    root = tmp_path_factory.mktemp("sweeps")
+    table = glyph_curves(["glyphs-digits"])
+    ds = data.load("glyphs-digits", root=root / "data", samples_per_class=6)
+    return {name: run_bohb(ds, spec=replay_spec(table, seed=0, parallelism=None),
+                           preset="3_1_9_1", storage_path=root, name=name, priors=priors,
+                           verbose=0).path
+            for name, priors in (("cold", False), ("warm", True))}

@@ -85,6 +85,8 @@ COMMANDS = {
     "portfolio.md": {r"portfolio build|`build`": _cli("portfolio", "build"),
                      r"portfolio show|`show`": _cli("portfolio", "show")},
     "similarity.md": {r"automl-chars similarity": _cli("similarity")},
+    "report.md": {r"automl-chars report": _cli("report"),
+                  r"automl-chars similarity": _cli("similarity")},
     "tabular.md": {r"table build": _cli("table", "build"), r"table show": _cli("table", "show"),
                    r"scripts/build_glyph_table\.py": _script("scripts/build_glyph_table.py")},
     "hardware-aware.md": {r"automl-chars bohb": _cli("bohb"), r"automl-chars pareto": _cli("pareto"),

@@ -1,5 +1,5 @@
 """The ``automl-chars`` command: ``datasets``, ``bohb``, ``show``, ``pareto``, ``portfolio``,
-``store``, ``similarity``, ``supernet``, ``table``.
+``store``, ``similarity``, ``supernet``, ``table``, ``report``.
 
 Errors the platform raises on purpose (unknown names, missing data, bad presets, experiments that
 cannot be resumed, a cluster that cannot be reached) are printed as one clear message with exit
@@ -15,7 +15,7 @@ import re
 import sys
 from collections.abc import Sequence
 
-from automl_chars.cli import pareto, portfolio, similarity, store, supernet, table
+from automl_chars.cli import pareto, portfolio, report, similarity, store, supernet, table
 from automl_chars.cli.options import (
     add_data_arguments,
     add_limit_arguments,
@@ -53,7 +53,8 @@ def add_sweep_arguments(p: argparse.ArgumentParser, *, preset_default: str | Non
                    help="AutotuneLR: take learning_rate out of the space; each trial tunes its "
                         "own by a refined grid search of short runs (docs/training-tools.md)")
     p.add_argument("--verbose", type=int, default=1,
-                   help="0 silent, 1 a line per finished trial (default), 2-4 Ray Tune's own output")
+                   help="0 silent, 1 a line per finished trial and a progress line with an ETA "
+                        "(default), 2-4 Ray Tune's own output")
     add_objective_arguments(p)
 
 
@@ -118,15 +119,9 @@ def sweep(dataset, args: argparse.Namespace, preset: str, name: str | None = Non
     )
 
 
-def seeded_trials(trials):
-    """The warm start's trials: where each came from and how it did."""
-    by = trials["suggested_by"].astype(str)
-    seeded = trials[by.str.startswith(("portfolio:", "store:"))]
-    return seeded[["trial_id", "suggested_by", "budget", "val_acc", "status"]]
-
-
 def print_result(result) -> None:
     from automl_chars.reporting import format_table, top_trials
+    from automl_chars.reporting.tables import seeded_trials
 
     print(f"\nExperiment: {result.path}")
     print(store_line(result.path))
@@ -231,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     similarity.add_parser(sub)
     supernet.add_parser(sub)
     table.add_parser(sub)
+    report.add_parser(sub)
     return parser
 
 

@@ -45,7 +45,7 @@ from automl_chars.ray_compat import (
     trial_statuses,
 )
 from automl_chars.runner.interrupts import TUNE_ENV, InterruptGuard
-from automl_chars.runner.progress import TrialLineCallback
+from automl_chars.runner.progress import TrialLineCallback, live_lines_stopped
 from automl_chars.runner.result import INFEASIBLE_STATUS
 from automl_chars.search.bohb import is_whole
 from automl_chars.trainables.keys import FAILURE, INFEASIBLE
@@ -130,7 +130,8 @@ def fit_to_the_end(tuner: tune.Tuner, exp_dir: Path, num_trials: int, verbose: i
     guard = InterruptGuard()
     remove_partial_uploads(exp_dir)  # left by a driver killed mid-copy
     try:
-        with guard, environment(_tune_environment(verbose)), atomic_local_uploads():
+        with guard, environment(_tune_environment(verbose)), atomic_local_uploads(), \
+                live_lines_stopped():
             grid = tuner.fit()
     except KeyboardInterrupt:  # a second Ctrl-C: Tune's last saved state is what resumes
         raise _interrupted(exp_dir, guard) from None
@@ -282,10 +283,13 @@ def restore_tuner(exp_dir: Path, trainable, failure: tune.FailureConfig,
 def run_config(exp_dir: Path, num_trials: int, failure: tune.FailureConfig, verbose: int,
                callbacks: Sequence[Callback], checkpoint_config: tune.CheckpointConfig,
                descriptions: Mapping[str, str] | None = None, first: Sequence[Callback] = (),
-               stop: Mapping | None = None) -> tune.RunConfig:
+               stop: Mapping | None = None, planned_units: float | None = None
+               ) -> tune.RunConfig:
     """The run configuration every run shares: its folder, Ray's verbosity, TensorBoard logs and
-    the progress lines (``first`` callbacks before them, the user's after)."""
-    progress = ([TrialLineCallback(num_trials, str(exp_dir), descriptions=descriptions)]
+    the progress lines (``first`` callbacks before them, the user's after); at ``verbose=1`` a
+    live progress line whose ETA counts ``planned_units`` (budget units of the whole run) down."""
+    progress = ([TrialLineCallback(num_trials, str(exp_dir), descriptions=descriptions,
+                                   planned_units=planned_units, live=verbose == 1)]
                 if verbose >= 1 else [])
     return tune.RunConfig(
         name=exp_dir.name, storage_path=str(exp_dir.parent), verbose=max(0, verbose - 1),

@@ -216,8 +216,9 @@ def run_bohb(
             validation accuracy (:class:`~automl_chars.training.objective.Objective`,
             docs/hardware-aware.md): infeasible configurations train nothing, BOHB learns from
             their violation, and the incumbent is the best feasible trial's.
-        verbose: 0 silent, 1 one line per finished trial, 2-4 Ray Tune's own output (its
-            verbosity 1-3) instead.
+        verbose: 0 silent, 1 one line per finished trial and a progress line (counts, best so
+            far, elapsed, ETA: live in a terminal, plain lines elsewhere), 2-4 Ray Tune's own
+            output (its verbosity 1-3) instead.
     """
     check_seed(seed)  # before the space draws from it
     cluster.precheck(address, float(cpus_per_trial), float(gpus_per_trial))
@@ -403,7 +404,8 @@ def _tuner(exp_dir: Path, trainable, settings: SweepSettings, spec: SweepSpec, b
             exp_dir, settings.num_samples, failure, verbose, callbacks,
             tune.CheckpointConfig(checkpoint_frequency=spec.checkpoint_frequency, num_to_keep=2,
                                   checkpoint_at_end=spec.checkpoint_frequency == 0),
-            first=[SchedulerStateCallback(scheduler)]),
+            first=[SchedulerStateCallback(scheduler)],
+            planned_units=bohb.planned_budget(settings.num_samples)),
     )
 
 
