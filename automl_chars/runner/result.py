@@ -22,6 +22,7 @@ from automl_chars.layout import (
     TRIALS_FILE,
     read_csv,
     read_json,
+    run_folder,
     write_csv,
     write_json,
 )
@@ -97,10 +98,10 @@ class SweepResult:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SweepResult:
-        """Reads a finished sweep's folder (as written by :meth:`save`); a damaged
-        ``summary.json`` or ``trials.csv`` raises :class:`~automl_chars.errors.DamagedFileError`
-        naming it and how to write it again."""
-        path = Path(path).expanduser().resolve()
+        """Reads a finished sweep's folder (as written by :meth:`save`; a path or a storage URI);
+        a damaged ``summary.json`` or ``trials.csv`` raises
+        :class:`~automl_chars.errors.DamagedFileError` naming it and how to write it again."""
+        path = run_folder(path)
         summary_file, trials_file = path / SUMMARY_FILE, path / TRIALS_FILE
         if not path.is_dir():
             raise ExperimentStateError(

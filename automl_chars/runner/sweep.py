@@ -23,6 +23,7 @@ from ConfigSpace import ConfigurationSpace
 from ray import tune
 from ray.tune.callback import Callback
 
+from automl_chars import uris
 from automl_chars.data import Dataset, load
 from automl_chars.errors import ExperimentStateError, InvalidConfigError, SweepInterrupted
 from automl_chars.layout import (
@@ -30,6 +31,7 @@ from automl_chars.layout import (
     TRIALS_FILE,
     WARM_START_FILE,
     experiment_dir,
+    results_root,
     write_csv,
     write_json,
 )
@@ -198,6 +200,7 @@ def run_bohb(
             verbosity 1-3) instead.
     """
     check_seed(seed)  # before the space draws from it
+    results_root(storage_path)  # a storage URI is checked before any data loads
     cluster.precheck(address, float(cpus_per_trial), float(gpus_per_trial))
     bohb = resolve_preset(preset, eta, min_budget, max_budget)
     fid = Fidelity(fidelity, bohb.max_budget, data_seed=seed)
@@ -230,7 +233,8 @@ def run_bohb(
     if warm is not None and not resume:  # a resumed sweep restores its searcher's state
         searcher = _warm_start_searcher(ds, sweep_spec, warm, bohb, exp_dir, seed, verbose,
                                         settings.num_samples)
-    parameters, spec_callbacks = sweep_spec.for_run(exp_dir)
+    # the URI for a run at one: a resumed run's mirror may be on another machine
+    parameters, spec_callbacks = sweep_spec.for_run(uris.tune_path(exp_dir))
     trainable = tune.with_resources(
         tune.with_parameters(sweep_spec.trainable, dataset=_dataset_for(sweep_spec, ds),
                              fidelity=fid, seed=seed, **parameters),

@@ -23,6 +23,7 @@ from ray import tune
 from ray.tune.callback import Callback
 from ray.tune.experiment import Trial
 
+from automl_chars import uris
 from automl_chars.checkpoints import load_trial_state
 from automl_chars.data import Dataset, load
 from automl_chars.errors import ExperimentStateError, InvalidConfigError
@@ -34,6 +35,8 @@ from automl_chars.layout import (
     experiment_dir,
     read_csv,
     read_json,
+    results_root,
+    run_folder,
     write_csv,
     write_json,
 )
@@ -111,12 +114,13 @@ class TrialsResult:
         return rows.iloc[0]
 
     def checkpoint(self, label: str) -> Path:
-        """Folder of job ``label``'s final checkpoint; raises if it did not finish."""
+        """Folder of job ``label``'s final checkpoint (downloaded first from a storage URI);
+        raises if it did not finish."""
         row = self.row(label)
         if row["status"] != Trial.TERMINATED or not isinstance(row["checkpoint"], str):
             raise ExperimentStateError(f"Job {label!r} in {self.path} did not finish "
                                        f"({row['status']}: {row['error']}); it has no model.")
-        return Path(row["checkpoint"])
+        return uris.pull(uris.local_path(row["checkpoint"]), recursive=True, skip=())
 
     def save(self) -> None:
         write_csv(self.path / TRIALS_FILE, self.table)
@@ -126,8 +130,8 @@ class TrialsResult:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TrialsResult:
-        """Reads a finished run's folder."""
-        path = Path(path).expanduser().resolve()
+        """Reads a finished run's folder (a path or a storage URI)."""
+        path = run_folder(path)
         if not (path / SUMMARY_FILE).exists():
             state = ("an unfinished run (resume it)" if (path / SETTINGS_FILE).exists()
                      else "not a run folder")
@@ -180,6 +184,7 @@ def run_trials(
     read back. Failed or errored jobs are rows of the table, not exceptions.
     """
     sweep_spec = get_spec(spec)
+    results_root(storage_path)  # a storage URI is checked before any data loads
     cluster.precheck(address, float(cpus_per_trial), float(gpus_per_trial))
     by_label = _load_jobs(jobs, data_root)
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
@@ -200,7 +205,7 @@ def run_trials(
         _check_config(sweep_spec, label, ds, config)
 
     cluster.join(address, float(cpus_per_trial), float(gpus_per_trial), verbose)
-    parameters, spec_callbacks = sweep_spec.for_run(exp_dir)
+    parameters, spec_callbacks = sweep_spec.for_run(uris.tune_path(exp_dir))  # see run_bohb
     trainable = tune.with_resources(
         tune.with_parameters(sweep_spec.trainable, jobs=by_label,
                              fidelity=Fidelity("epochs", epochs, data_seed=seed), seed=seed,
@@ -221,8 +226,8 @@ def run_trials(
         grid, statuses = fit_to_the_end(
             tuner, exp_dir, len(by_label), verbose,
             complete=lambda g: jobs_in(g) == set(by_label))
-    result = TrialsResult(_table(grid, statuses, by_label, sweep_spec), exp_dir, settings,
-                          _history(grid, by_label))
+    result = TrialsResult(_table(grid, statuses, by_label, sweep_spec, exp_dir), exp_dir,
+                          settings, _history(grid, by_label))
     result.save()
     return result
 
@@ -321,7 +326,7 @@ def _with_checkpointed_results(result, df: pd.DataFrame | None) -> pd.DataFrame 
 
 
 def _table(grid, statuses: dict[str, str], jobs: Mapping[str, tuple[Dataset, dict]],
-           spec: SweepSpec) -> pd.DataFrame:
+           spec: SweepSpec, exp_dir: Path) -> pd.DataFrame:
     rows = []
     for r in grid:
         m = r.metrics or {}
@@ -330,7 +335,7 @@ def _table(grid, statuses: dict[str, str], jobs: Mapping[str, tuple[Dataset, dic
         status, error = trial_outcome(r, statuses)
         test_acc, ckpt = float("nan"), None
         if status == Trial.TERMINATED and r.checkpoint is not None:
-            ckpt = r.checkpoint.path
+            ckpt = uris.location_of(r.checkpoint.path, exp_dir)
             with r.checkpoint.as_directory() as d:
                 test_acc = spec.evaluate(d, ds, "test")
         rows.append({
