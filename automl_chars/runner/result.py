@@ -46,7 +46,7 @@ class SweepResult:
     Attributes:
         trials: one row per trial: ``trial_id``, ``status``, ``suggested_by`` (model / random /
             given), ``budget`` (budget units reached), ``device`` (``cuda`` or ``cpu``: where
-            it trained), the metrics of its last result
+            it trained), ``node_id`` (the Ray node of its last result), the metrics of its last result
             (:data:`METRIC_COLUMNS`), ``error``, and its configuration as ``config/<name>``.
         incumbent: the best configuration (best ``val_acc`` among the trials that reached the
             highest budget), plain Python values.

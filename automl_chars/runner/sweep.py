@@ -362,6 +362,7 @@ def trials_frame(grid, statuses: dict[str, str] | None = None) -> pd.DataFrame:
             SUGGESTED_BY: config.get(SUGGESTED_BY, "given"),
             "budget": m.get("training_iteration", 0),
             "device": m.get("device"),
+            "node_id": m.get("node_id"),
             **{k: m.get(k) for k in METRIC_COLUMNS},
             "timestamp": m.get("timestamp"),
             "error": reason,

@@ -91,7 +91,7 @@ class TrialsResult:
         table: one row per job: ``label``, ``dataset``, ``trial_id``, ``status`` (``TERMINATED``,
             ``FAILED`` or ``ERROR``), ``val_acc``, ``train_acc``, ``test_acc`` (the final model on
             the test split), ``epochs`` reached, ``seconds`` of training, ``device``,
-            ``checkpoint`` (folder of the final checkpoint), ``error`` and ``config/<name>``.
+            ``node_id`` (the Ray node of its last result), ``checkpoint`` (folder of the final checkpoint), ``error`` and ``config/<name>``.
         path: the run's folder.
         settings: what defines the run (``automl_chars.json``).
         history: every result of every job, one row per job and budget unit: ``label``,
@@ -342,7 +342,8 @@ def _table(grid, statuses: dict[str, str], jobs: Mapping[str, tuple[Dataset, dic
             "label": label, "dataset": ds.name, "trial_id": result_trial_id(r), "status": status,
             "val_acc": m.get("val_acc"), "train_acc": m.get("train_acc"), "test_acc": test_acc,
             "epochs": m.get("training_iteration", 0), "seconds": m.get("time_total_s"),
-            "device": m.get("device"), "checkpoint": ckpt, "error": error,
+            "device": m.get("device"), "node_id": m.get("node_id"), "checkpoint": ckpt,
+            "error": error,
             **{f"config/{k}": v for k, v in sorted(config.items())},
         })
     order = {label: i for i, label in enumerate(jobs)}

@@ -246,6 +246,9 @@ class SupervisedTrainable(tune.Trainable):
             "samples_seen": self.samples_seen,
             "shape_adjustments": len(getattr(self.model, "adjustments", [])),
             "device": self.device.type,
+            # which Ray node trained this unit: on a multi-node cluster a trial retried after
+            # its node was lost shows where it went on (node_ip is one per machine, not node)
+            "node_id": ray.get_runtime_context().get_node_id(),
         }
         # Checkpoints carry every unit's result: Tune uploads a trial's result files to storage
         # in the background, and a driver killed before an upload finished loses lines the
