@@ -50,9 +50,15 @@ def nodes_of(rows: list[dict]) -> list[str]:
 
 
 def test_trials_spread_over_the_worker_nodes(report):
-    for scenario in ("killed_driver", "lost_node"):
-        used = {n for rows in report[scenario]["progress"].values() for n in nodes_of(rows)}
-        assert used == set(report["workers"]), scenario
+    # Before the loss, two trials ran at once, each on its own 1-CPU worker. (The killed
+    # driver's run may place its few trials on one node: placement is Ray's choice.)
+    run = report["lost_node"]
+    used = {n for rows in run["progress"].values() for n in nodes_of(rows)}
+    assert used == set(report["workers"])
+    removed = run["removed"]["node_id"]
+    on_removed = {tid for tid, rows in run["progress"].items() if removed in nodes_of(rows)}
+    only_other = {tid for tid, rows in run["progress"].items() if removed not in nodes_of(rows)}
+    assert on_removed and only_other
 
 
 def test_a_lost_nodes_trial_goes_on_elsewhere_from_its_checkpoint_and_nothing_is_lost(report):
