@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from automl_chars import uris
 from automl_chars.errors import PortfolioError
 from automl_chars.layout import read_json
 from automl_chars.spaces.values import plain_value
@@ -193,3 +194,4 @@ def _atomic_write(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    uris.push(path)  # a portfolio at a storage URI: this file lands there too

@@ -25,6 +25,7 @@ from ray.tune.callback import Callback
 from ray.tune.experiment import Trial
 from ray.tune.logger import TBXLoggerCallback
 
+from automl_chars import uris
 from automl_chars.errors import (
     ClusterUnavailableError,
     ExperimentStateError,
@@ -62,7 +63,7 @@ def trial_dirname(trial) -> str:
 
 def can_resume(exp_dir: Path) -> bool:
     """Whether ``exp_dir`` holds Ray Tune state that :func:`run_bohb` can resume."""
-    return tune.Tuner.can_restore(str(exp_dir))
+    return tune.Tuner.can_restore(uris.tune_path(exp_dir))
 
 
 def check_resumable(exp_dir: Path, resume: bool) -> bool:
@@ -155,7 +156,7 @@ def _interrupted(exp_dir: Path, guard: InterruptGuard) -> SweepInterrupted:
     how = guard.description if guard.signal else "Ray Tune stopped before every trial had ended"
     return SweepInterrupted(str(exp_dir), how, guard.exit_code,
                             f"resume=True (command line: the same command with --resume); "
-                            f"experiment folder {exp_dir}")
+                            f"experiment folder {uris.tune_path(exp_dir)}")
 
 
 def _tune_environment(verbose: int) -> dict[str, str]:
@@ -272,7 +273,7 @@ def restore_tuner(exp_dir: Path, trainable, failure: tune.FailureConfig,
     """The interrupted run in ``exp_dir``, unfinished and errored trials resumed, with today's
     retries (the run config otherwise comes back from the folder); the saved settings record
     them (``settings``, the ones given now, stand in for saved ones moved aside)."""
-    tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True,
+    tuner = tune.Tuner.restore(uris.tune_path(exp_dir), trainable=trainable, resume_unfinished=True,
                                resume_errored=True)
     restored_run_config(tuner).failure_config = failure
     saved = saved_settings(exp_dir) or {**settings, "started_at": time.time()}
@@ -285,14 +286,16 @@ def run_config(exp_dir: Path, num_trials: int, failure: tune.FailureConfig, verb
                descriptions: Mapping[str, str] | None = None, first: Sequence[Callback] = (),
                stop: Mapping | None = None, planned_units: float | None = None
                ) -> tune.RunConfig:
-    """The run configuration every run shares: its folder, Ray's verbosity, TensorBoard logs and
-    the progress lines (``first`` callbacks before them, the user's after); at ``verbose=1`` a
-    live progress line whose ETA counts ``planned_units`` (budget units of the whole run) down."""
-    progress = ([TrialLineCallback(num_trials, str(exp_dir), descriptions=descriptions,
+    """The run configuration every run shares: its folder (a URI's for a mirror, which Tune
+    writes to directly), Ray's verbosity, TensorBoard logs and the progress lines (``first``
+    callbacks before them, the user's after); at ``verbose=1`` a live progress line whose ETA
+    counts ``planned_units`` (budget units of the whole run) down."""
+    progress = ([TrialLineCallback(num_trials, uris.tune_path(exp_dir), descriptions=descriptions,
                                    planned_units=planned_units, live=verbose == 1)]
                 if verbose >= 1 else [])
     return tune.RunConfig(
-        name=exp_dir.name, storage_path=str(exp_dir.parent), verbose=max(0, verbose - 1),
+        name=exp_dir.name, storage_path=uris.tune_path(exp_dir.parent),
+        verbose=max(0, verbose - 1),
         stop=dict(stop) if stop else None,
         callbacks=[*first, TBXLoggerCallback(), *progress, *callbacks],
         checkpoint_config=checkpoint_config, failure_config=failure,

@@ -22,6 +22,7 @@ from automl_chars.layout import (
     TRIALS_FILE,
     read_csv,
     read_json,
+    run_folder,
     write_csv,
     write_json,
 )
@@ -54,7 +55,8 @@ class SweepResult:
     Attributes:
         trials: one row per trial: ``trial_id``, ``status``, ``suggested_by`` (model / random /
             given), ``budget`` (budget units reached), ``device`` (``cuda`` or ``cpu``: where
-            it trained), the metrics of its last result
+            it trained), ``node_id`` (the Ray node of its last result), the metrics of its last
+            result
             (:data:`METRIC_COLUMNS`: the model's costs, ``objective`` in a sweep with one;
             :data:`OPTIONAL_COLUMNS` where reported), ``error``, and its configuration as
             ``config/<name>``. ``status`` ``INFEASIBLE``:
@@ -130,10 +132,10 @@ class SweepResult:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SweepResult:
-        """Reads a finished sweep's folder (as written by :meth:`save`); a damaged
-        ``summary.json`` or ``trials.csv`` raises :class:`~automl_chars.errors.DamagedFileError`
-        naming it and how to write it again."""
-        path = Path(path).expanduser().resolve()
+        """Reads a finished sweep's folder (as written by :meth:`save`; a path or a storage URI);
+        a damaged ``summary.json`` or ``trials.csv`` raises
+        :class:`~automl_chars.errors.DamagedFileError` naming it and how to write it again."""
+        path = run_folder(path)
         summary_file, trials_file = path / SUMMARY_FILE, path / TRIALS_FILE
         if not path.is_dir():
             raise ExperimentStateError(

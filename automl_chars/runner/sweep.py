@@ -22,12 +22,14 @@ from ConfigSpace import ConfigurationSpace
 from ray import tune
 from ray.tune.callback import Callback
 
+from automl_chars import uris
 from automl_chars.data import Dataset, load
 from automl_chars.errors import ExperimentStateError, InvalidConfigError, SweepInterrupted
 from automl_chars.layout import (
     TRIALS_FILE,
     WARM_START_FILE,
     experiment_dir,
+    results_root,
     write_csv,
     write_json,
 )
@@ -221,6 +223,7 @@ def run_bohb(
             output (its verbosity 1-3) instead.
     """
     check_seed(seed)  # before the space draws from it
+    results_root(storage_path)  # a storage URI is checked before any data loads
     cluster.precheck(address, float(cpus_per_trial), float(gpus_per_trial))
     bohb = resolve_preset(preset, eta, min_budget, max_budget)
     fid = Fidelity(fidelity, bohb.max_budget, data_seed=seed)
@@ -260,7 +263,7 @@ def run_bohb(
     if warm is not None and not resume:  # a resumed sweep restores its searcher's state
         searcher = _warm_start_searcher(ds, sweep_spec, warm, bohb, exp_dir, seed, verbose,
                                         settings.num_samples)
-    parameters, spec_callbacks = sweep_spec.for_run(exp_dir)
+    parameters, spec_callbacks = sweep_spec.for_run(uris.tune_path(exp_dir))  # a resumed run's mirror may be elsewhere
     if objective is not None:
         parameters["objective"] = objective
     trainable = tune.with_resources(
@@ -427,6 +430,7 @@ def trials_frame(grid, statuses: dict[str, str] | None = None) -> pd.DataFrame:
             SUGGESTED_BY: config.get(SUGGESTED_BY, "given"),
             "budget": m.get("training_iteration", 0),
             "device": m.get("device"),
+            "node_id": m.get("node_id"),
             **{k: m.get(k) for k in METRIC_COLUMNS},
             **{k: m[k] for k in OPTIONAL_COLUMNS if k in m},
             "timestamp": m.get("timestamp"),

@@ -23,6 +23,7 @@ from ray import tune
 from ray.tune.callback import Callback
 from ray.tune.experiment import Trial
 
+from automl_chars import uris
 from automl_chars.checkpoints import load_trial_state
 from automl_chars.data import Dataset, load
 from automl_chars.errors import DamagedFileError, ExperimentStateError, InvalidConfigError
@@ -34,6 +35,8 @@ from automl_chars.layout import (
     experiment_dir,
     read_csv,
     read_json,
+    results_root,
+    run_folder,
     write_csv,
     write_json,
 )
@@ -89,7 +92,9 @@ class TrialsResult:
         table: one row per job: ``label``, ``dataset``, ``trial_id``, ``status`` (``TERMINATED``,
             ``FAILED`` or ``ERROR``), ``val_acc``, ``train_acc``, ``test_acc`` (the final model on
             the test split), ``epochs`` reached, ``seconds`` of training, ``device``, the
-            model's costs (``params``, ``flops``, ``latency_ms``, ``throughput``), ``checkpoint`` (folder of the final checkpoint), ``error`` and ``config/<name>``.
+            model's costs (``params``, ``flops``, ``latency_ms``, ``throughput``), ``node_id``
+            (the Ray node of its last result), ``checkpoint`` (folder of the final checkpoint),
+            ``error`` and ``config/<name>``.
         path: the run's folder.
         settings: what defines the run (``automl_chars.json``).
         history: every result of every job, one row per job and budget unit: ``label``,
@@ -112,12 +117,13 @@ class TrialsResult:
         return rows.iloc[0]
 
     def checkpoint(self, label: str) -> Path:
-        """Folder of job ``label``'s final checkpoint; raises if it did not finish."""
+        """Folder of job ``label``'s final checkpoint (downloaded first from a storage URI);
+        raises if it did not finish."""
         row = self.row(label)
         if row["status"] != Trial.TERMINATED or not isinstance(row["checkpoint"], str):
             raise ExperimentStateError(f"Job {label!r} in {self.path} did not finish "
                                        f"({row['status']}: {row['error']}); it has no model.")
-        return Path(row["checkpoint"])
+        return uris.pull(uris.local_path(row["checkpoint"]), recursive=True, skip=())
 
     def save(self) -> None:
         write_csv(self.path / TRIALS_FILE, self.table)
@@ -128,10 +134,10 @@ class TrialsResult:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TrialsResult:
-        """Reads a finished run's folder; a damaged (or missing) ``summary.json``,
-        ``trials.csv`` or ``history.csv`` raises :class:`~automl_chars.errors.DamagedFileError`
-        naming it and how to write it again."""
-        path = Path(path).expanduser().resolve()
+        """Reads a finished run's folder (a path or a storage URI); a damaged (or missing)
+        ``summary.json``, ``trials.csv`` or ``history.csv`` raises
+        :class:`~automl_chars.errors.DamagedFileError` naming it and how to write it again."""
+        path = run_folder(path)
         if not (path / SUMMARY_FILE).exists():
             state = ("an unfinished run (resume it)" if (path / SETTINGS_FILE).exists()
                      else "not a run folder")
@@ -197,6 +203,7 @@ def run_trials(
     read back. Failed or errored jobs are rows of the table, not exceptions.
     """
     sweep_spec = get_spec(spec)
+    results_root(storage_path)  # a storage URI is checked before any data loads
     cluster.precheck(address, float(cpus_per_trial), float(gpus_per_trial))
     by_label = _load_jobs(jobs, data_root)
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
@@ -217,7 +224,7 @@ def run_trials(
         _check_config(sweep_spec, label, ds, config)
 
     cluster.join(address, float(cpus_per_trial), float(gpus_per_trial), verbose)
-    parameters, spec_callbacks = sweep_spec.for_run(exp_dir)
+    parameters, spec_callbacks = sweep_spec.for_run(uris.tune_path(exp_dir))  # see run_bohb
     trainable = tune.with_resources(
         tune.with_parameters(sweep_spec.trainable, jobs=by_label,
                              fidelity=Fidelity("epochs", epochs, data_seed=seed), seed=seed,
@@ -238,8 +245,8 @@ def run_trials(
         grid, statuses = fit_to_the_end(
             tuner, exp_dir, len(by_label), verbose,
             complete=lambda g: jobs_in(g) == set(by_label))
-    result = TrialsResult(_table(grid, statuses, by_label, sweep_spec), exp_dir, settings,
-                          _history(grid, by_label))
+    result = TrialsResult(_table(grid, statuses, by_label, sweep_spec, exp_dir), exp_dir,
+                          settings, _history(grid, by_label))
     result.save()
     return result
 
@@ -339,7 +346,7 @@ def _with_checkpointed_results(result, df: pd.DataFrame | None) -> pd.DataFrame 
 
 
 def _table(grid, statuses: dict[str, str], jobs: Mapping[str, tuple[Dataset, dict]],
-           spec: SweepSpec) -> pd.DataFrame:
+           spec: SweepSpec, exp_dir: Path) -> pd.DataFrame:
     rows = []
     for r in grid:
         m = r.metrics or {}
@@ -348,7 +355,7 @@ def _table(grid, statuses: dict[str, str], jobs: Mapping[str, tuple[Dataset, dic
         status, error = trial_outcome(r, statuses)
         test_acc, ckpt = float("nan"), None
         if status == Trial.TERMINATED and r.checkpoint is not None:
-            ckpt = r.checkpoint.path
+            ckpt = uris.location_of(r.checkpoint.path, exp_dir)
             with r.checkpoint.as_directory() as d:
                 test_acc = spec.evaluate(d, ds, "test")
         rows.append({
@@ -356,7 +363,7 @@ def _table(grid, statuses: dict[str, str], jobs: Mapping[str, tuple[Dataset, dic
             "val_acc": m.get("val_acc"), "train_acc": m.get("train_acc"), "test_acc": test_acc,
             "epochs": m.get("training_iteration", 0), "seconds": m.get("time_total_s"),
             "device": m.get("device"), **{k: m.get(k) for k in COST_METRICS},
-            "checkpoint": ckpt, "error": error,
+            "node_id": m.get("node_id"), "checkpoint": ckpt, "error": error,
             **{f"config/{k}": v for k, v in sorted(config.items())},
         })
     order = {label: i for i, label in enumerate(jobs)}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from automl_chars import uris
 from automl_chars.errors import DamagedFileError, DamagedFileWarning
 from automl_chars.layout import SETTINGS_FILE, SUMMARY_FILE, TRIALS_FILE, read_csv, read_json
 from automl_chars.store.store import ResultsStore, rows, store_beside
@@ -29,8 +30,9 @@ def sweep_rows(folder: str | os.PathLike, meta_features: Mapping[str, float] | N
                ) -> pd.DataFrame:
     """One row per trial and budget of the sweep in ``folder`` (finished or not): the
     validation accuracy at every budget a trial reported (``progress.csv``), the incumbent's
-    test accuracy on its last row."""
-    folder = Path(folder).expanduser().resolve()
+    test accuracy on its last row. A sweep at a storage URI is downloaded first (its trials'
+    results, not their checkpoints)."""
+    folder = uris.pull(uris.local_path(folder, "folder"), recursive=True)
     settings = read_json(folder / SETTINGS_FILE, IMPORT_REMEDY)
     summary = (read_json(folder / SUMMARY_FILE, IMPORT_REMEDY)
                if (folder / SUMMARY_FILE).exists() else {})
@@ -57,7 +59,7 @@ def sweep_rows(folder: str | os.PathLike, meta_features: Mapping[str, float] | N
                 "suggested_by": t.get("suggested_by", ""), "trial_id": str(t["trial_id"]),
             })
     return rows("sweep", settings.get("dataset", ""), settings.get("dataset_fingerprint", ""),
-                settings.get("trainable", "cnn"), results, str(folder), meta_features)
+                settings.get("trainable", "cnn"), results, uris.tune_path(folder), meta_features)
 
 
 def add_sweep(folder: str | os.PathLike, store: ResultsStore | None = None,
@@ -66,7 +68,7 @@ def add_sweep(folder: str | os.PathLike, store: ResultsStore | None = None,
     store = store or ResultsStore()
     frame = sweep_rows(folder, meta_features)
     if not frame.empty:
-        store.write(f"sweep:{Path(folder).expanduser().resolve()}", frame)
+        store.write(f"sweep:{uris.tune_path(uris.local_path(folder, 'folder'))}", frame)
     return len(frame)
 
 

@@ -384,6 +384,9 @@ class SupervisedTrainable(tune.Trainable):
             **self._guard_metrics(),
             **(self.penalty.report(self.model) if self.penalty is not None else {}),
             **self.costs,
+            # which Ray node trained this unit: on a multi-node cluster a trial retried after
+            # its node was lost shows where it went on (node_ip is one per machine, not node)
+            "node_id": ray.get_runtime_context().get_node_id(),
         }
         if self.objective is not None:
             result[OBJECTIVE] = self.objective.value(result["val_acc"], self.costs)
