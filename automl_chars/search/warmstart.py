@@ -31,6 +31,11 @@ up (``BOHB.new_result`` drops a result at a budget below one that already has a 
 **retires one prior for every result of the target at that budget**, so the target's own results
 take over and the priors can never outweigh them. Its state (seeds left, priors left) is saved
 with the sweep, so a resumed sweep neither seeds again nor loses the priors.
+
+``WarmStart(method="pmf")`` keeps the priors but replaces the store's seed portfolio by
+:mod:`~automl_chars.search.pmf`'s picks, made one at a time while the sweep runs:
+:func:`plan_from` fits the model (``plan.pmf``), and the runner wraps this searcher in a
+:class:`~automl_chars.search.pmf.PMFSearcher`.
 """
 
 from __future__ import annotations
