@@ -150,9 +150,13 @@ def test_the_searcher_proposes_its_picks_first_then_bohbs_and_bohb_learns_from_t
     assert bohber.losses[3] == [-0.8]  # BOHB learned from the PMF trial
     t1 = pmf.suggest("t1")
     assert t1["suggested_by"] == "pmf" and t1 != t0
-    # saved and restored (Tune's resume): the same state, the same next moves
+    # saved and restored (Tune's resume: it pickles the searcher, then restores its state):
+    # the same state, the same next moves
+    import cloudpickle
+
     pmf.save(str(tmp_path / "state.pkl"))
-    again = PMFSearcher(WarmStartSearcher(_bohb(), WarmStartPlan()), None, 0)
+    again = cloudpickle.loads(cloudpickle.dumps(
+        PMFSearcher(WarmStartSearcher(_bohb(), WarmStartPlan()), None, 0)))
     again.restore(str(tmp_path / "state.pkl"))
     assert again.proposed == pmf.proposed and again.results == pmf.results and again.left == 0
     assert again.inner.priors_left == pmf.inner.priors_left == {1: 10}
