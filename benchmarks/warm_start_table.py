@@ -18,6 +18,10 @@ are hidden from every prior and seed (the evidence is the table's OTHER domains)
 - **warmstart_bottom**: the same with ``lead=False``: the seeds start at the smallest budget
   and wait for their rung, as Ray's ``points_to_evaluate`` do (a design choice measured);
 - **pte**: Ray Tune's ``points_to_evaluate`` idea: the warm start's seeds first, no priors;
+- **pmf**: ``WarmStart(method="pmf")``: the same priors, but its ``num_seeds`` first trials
+  picked one at a time by expected improvement over the other domains' factorised matrix
+  (:mod:`automl_chars.search.pmf`), each knowing the target's results so far (trials proposed
+  at once, before any result, spread out in the latent space), trained to the top budget at once;
 - **zero_shot**, **bounding_box**: Syne Tune's transfer-learning schedulers on the same table
   through Syne Tune's own simulator (``benchmarks/syne_tune_peers.py``; skipped, with a note,
   when syne-tune is not installed).
@@ -55,9 +59,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-METHODS = ("random", "cold", "default", "warmstart", "warmstart_bottom", "pte")
+METHODS = ("random", "cold", "default", "warmstart", "warmstart_bottom", "pte", "pmf")
 #: The methods that draw on the warm start's design (their runs are kept per design).
-WARM = ("default", "warmstart", "warmstart_bottom", "pte")
+WARM = ("default", "warmstart", "warmstart_bottom", "pte", "pmf")
 #: Syne Tune's methods (benchmarks/syne_tune_peers.py).
 PEERS = ("zero_shot", "bounding_box")
 #: Regret level of "time to target".
@@ -65,7 +69,7 @@ TARGET_REGRET = 0.1
 #: The smoke run: one target, one seed, one bracket; the methods that share code paths with
 #: others (random: a BOHB option; warmstart_bottom: a WarmStart flag; pte: a searcher) left out.
 SMOKE = {"seeds": 1, "preset": "3_1_9_1", "targets": 1,
-         "methods": ("cold", "default", "warmstart", "zero_shot", "bounding_box")}
+         "methods": ("cold", "default", "warmstart", "pmf", "zero_shot", "bounding_box")}
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -114,13 +118,14 @@ def seeds_first(configs):
 
 
 def design_key() -> str:
-    """A short hash of the warm start's code (a changed design is a new setting: runs of the old
-    one are not reused)."""
+    """A short hash of the warm start's code, PMF's included (a changed design is a new setting:
+    runs of the old one are not reused)."""
     import inspect
 
-    from automl_chars.search import warmstart
+    from automl_chars.search import pmf, warmstart
 
-    return hashlib.sha1(inspect.getsource(warmstart).encode()).hexdigest()[:6]
+    code = inspect.getsource(warmstart) + inspect.getsource(pmf)
+    return hashlib.sha1(code.encode()).hexdigest()[:6]
 
 
 # -- one run ---------------------------------------------------------------------------------
@@ -145,6 +150,9 @@ def run_method(method: str, table, ds, seed: int, args, folder: Path) -> pd.Data
     elif method in ("warmstart", "warmstart_bottom"):
         kwargs.update(priors=True, warm_start=WarmStart(
             **design, builtin=False, evidence=known, lead=method == "warmstart"))
+    elif method == "pmf":
+        kwargs.update(priors=True, warm_start=WarmStart(
+            **design, builtin=False, evidence=known, method="pmf"))
     elif method == "pte":
         plan = plan_from(target_info(table, ds.name), spec, WarmStart(**design, builtin=False),
                          get_preset(args.preset).budgets, known)
@@ -347,6 +355,8 @@ def finish(rows: pd.DataFrame) -> int:
     for method in ttt.columns:
         if method != "cold":
             print(f"speedup[{method}]: {float((ttt['cold'] / ttt[method]).median()):.3f}")
+    if {"pmf", "warmstart"} <= set(ttt.columns):  # issue 18's goal: pmf at least matches it
+        print(f"pmf_vs_warmstart: {float((ttt['warmstart'] / ttt['pmf']).median()):.3f}")
     ratio = float((ttt["cold"] / ttt["default"]).median()) if "default" in ttt else float("nan")
     print(f"ratio: {ratio:.3f}")
     return 0

@@ -171,11 +171,17 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def cmd_bohb(args: argparse.Namespace) -> int:
     objective_of(args)  # bad limits or reward fail before the data loads
     warm = None
-    if args.warm_start or args.store:
+    if args.warm_start or args.store or args.warm_method != "knn":
+        from automl_chars.errors import InvalidConfigError
         from automl_chars.search.warmstart import WarmStart
 
+        if args.warm_method == "pmf" and args.warm_start:
+            raise InvalidConfigError(
+                "--warm-method pmf picks seed trials from the results store (--store), not from "
+                "a portfolio: leave out --warm-start PORTFOLIO_DIR, or use --warm-method knn.")
         warm = WarmStart(portfolio=args.warm_start, store=args.store, measure=args.measure,
-                         k=args.k, num_seeds=args.num_seeds)  # bad values fail before the data loads
+                         k=args.k, num_seeds=args.num_seeds,
+                         method=args.warm_method)  # bad values fail before the data loads
     ds = load_dataset(args.dataset, args)
     result = sweep(ds, args, args.preset, warm_start=warm)
     print_result(result)
@@ -213,7 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--measure", default="frechet", help="similarity measure ranking the sources")
     p.add_argument("--k", type=int, default=3, help="sources and nearest datasets to seed from")
     p.add_argument("--num-seeds", type=int, default=4,
-                   help="seed trials from the store's nearest datasets (a portfolio of them)")
+                   help="seed trials from the store's nearest datasets (a portfolio of them), or "
+                        "PMF trials with --warm-method pmf")
+    p.add_argument("--warm-method", choices=("knn", "pmf"), default="knn",
+                   help="how the store seeds the sweep: knn, a portfolio of the nearest "
+                        "datasets' best configurations (default); pmf, trials picked one at a "
+                        "time by expected improvement over a factorised configurations x "
+                        "datasets matrix (turns the warm start on; docs/warm-start.md)")
     p.set_defaults(func=cmd_bohb)
 
     p = sub.add_parser("show", help="print the table of a finished sweep")

@@ -71,5 +71,5 @@ def seeded_trials(trials: pd.DataFrame) -> pd.DataFrame:
     """A warm start's trials (suggested by a portfolio or the store): where each came from and
     how it did."""
     by = trials[SUGGESTED_BY].astype(str)
-    seeded = trials[by.str.startswith(("portfolio:", "store:"))]
+    seeded = trials[by.str.startswith(("portfolio:", "store:")) | (by == "pmf")]
     return seeded[["trial_id", SUGGESTED_BY, "budget", "val_acc", "status"]]

@@ -62,6 +62,7 @@ from automl_chars.search.bohb import (
     is_whole,
     resolve_preset,
 )
+from automl_chars.search.pmf import PMFSearcher
 from automl_chars.search.presets import BOHBPreset
 from automl_chars.search.scheduler import SchedulerStateCallback
 from automl_chars.search.searcher import BOHBSearcher
@@ -363,28 +364,32 @@ def _warm_start_searcher(ds: Dataset, spec: SweepSpec, warm: WarmStart, bohb: BO
     write_json(exp_dir / WARM_START_FILE, plan.summary())
     if verbose >= 1:
         print(plan.describe(default=not warm.strict), flush=True)
-    return _Seeded(plan, lead=len(plan.seeds) if warm.lead else 0, strict=warm.strict)
+    return _Seeded(plan, lead=plan.first_trials if warm.lead else 0, strict=warm.strict)
 
 
 @dataclass(frozen=True)
 class _Seeded:
-    """Wraps BOHB in a warm start; ``lead``: that many trials (the seeds) train to the top
-    budget first, in a bracket of their own (see :class:`ResumableHyperBandForBOHB`). Unless
+    """Wraps BOHB in a warm start (and that in :class:`PMFSearcher` when the plan has PMF
+    trials); ``lead``: that many trials (the seeds, the PMF picks) train to the top budget
+    first, in a bracket of their own (see :class:`ResumableHyperBandForBOHB`). Unless
     ``strict``, priors BOHB's model cannot take are dropped with a warning (the seeds stay)."""
 
     plan: WarmStartPlan
     lead: int = 0
     strict: bool = True
 
-    def __call__(self, searcher: BOHBSearcher) -> WarmStartSearcher:
+    def __call__(self, searcher: BOHBSearcher) -> WarmStartSearcher | PMFSearcher:
         try:
-            return WarmStartSearcher(searcher, self.plan)
+            warm = WarmStartSearcher(searcher, self.plan)
         except Exception as err:  # e.g. hpbandster cannot fit its model to the priors
             if self.strict or not self.plan.priors:
                 raise
             warnings.warn(f"BOHB's model could not take the priors ({type(err).__name__}: "
                           f"{err}); the sweep runs without them.", stacklevel=2)
-            return WarmStartSearcher(searcher, replace(self.plan, priors=[]))
+            warm = WarmStartSearcher(searcher, replace(self.plan, priors=[]))
+        if self.plan.pmf is not None and self.plan.pmf_trials:
+            return PMFSearcher(warm, self.plan.pmf, self.plan.pmf_trials)
+        return warm
 
 
 def _tuner(exp_dir: Path, trainable, settings: SweepSettings, spec: SweepSpec, bohb: BOHBPreset,

@@ -26,6 +26,7 @@ _LAZY = {
     "run_bohb": "automl_chars.runner.sweep",
     "WarmStart": "warmstart",
     "WarmStartSearcher": "warmstart",
+    "PMFSearcher": "pmf",
     "plan_warm_start": "warmstart",
     "TrialJob": "automl_chars.runner.trials",
     "run_trials": "automl_chars.runner.trials",
@@ -33,7 +34,7 @@ _LAZY = {
 
 __all__ = [
     "PRESETS", "SPECS", "BOHBPreset", "BOHBSearcher", "BracketSearcher",
-    "ResumableHyperBandForBOHB", "SchedulerStateCallback", "SweepResult", "SweepSettings",
+    "PMFSearcher", "ResumableHyperBandForBOHB", "SchedulerStateCallback", "SweepResult", "SweepSettings",
     "SweepSpec", "TrialJob", "WarmStart", "WarmStartSearcher", "build_search", "cnn_spec",
     "get_preset", "plan_warm_start", "run_bohb", "run_trials",
 ]
@@ -43,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from automl_chars.runner.sweep import SweepSettings, run_bohb
     from automl_chars.runner.trials import TrialJob, run_trials
     from automl_chars.search.bohb import build_search
+    from automl_chars.search.pmf import PMFSearcher
     from automl_chars.search.presets import PRESETS, BOHBPreset, get_preset
     from automl_chars.search.scheduler import ResumableHyperBandForBOHB, SchedulerStateCallback
     from automl_chars.search.searcher import BOHBSearcher, BracketSearcher

@@ -31,6 +31,11 @@ up (``BOHB.new_result`` drops a result at a budget below one that already has a 
 **retires one prior for every result of the target at that budget**, so the target's own results
 take over and the priors can never outweigh them. Its state (seeds left, priors left) is saved
 with the sweep, so a resumed sweep neither seeds again nor loses the priors.
+
+``WarmStart(method="pmf")`` keeps the priors but replaces the store's seed portfolio by
+:mod:`~automl_chars.search.pmf`'s picks, made one at a time while the sweep runs:
+:func:`plan_from` fits the model (``plan.pmf``), and the runner wraps this searcher in a
+:class:`~automl_chars.search.pmf.PMFSearcher`.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from ray.tune.search import Searcher
 from automl_chars.data import Dataset
 from automl_chars.errors import ExperimentStateError, InvalidConfigError
 from automl_chars.search import hpbandster_compat
+from automl_chars.search.pmf import PMFModel, fit_pmf
 from automl_chars.search.searcher import BOHBSearcher
 from automl_chars.spaces.values import plain_config, typed_to_space
 
@@ -92,6 +98,12 @@ class WarmStart:
         strict: a warm start that cannot be planned fails the sweep, and one that finds nothing
             warns. The default sweep's (:data:`DEFAULT_PRIORS`) is not strict: it never fails a
             sweep, and starts cold, quietly, where there is nothing to draw on.
+        method: how the store's seed trials are chosen: ``"knn"``, the greedy portfolio of the
+            ``k`` nearest datasets (above), all planned before the sweep; or ``"pmf"``,
+            probabilistic matrix factorisation (:mod:`automl_chars.search.pmf`): the first
+            ``num_seeds`` trials picked one at a time by expected improvement, each pick
+            knowing the target's results so far. Priors are the same either way. ``"pmf"``
+            draws on the store and the built-in priors, not on a portfolio.
     """
 
     portfolio: Any = None
@@ -107,8 +119,17 @@ class WarmStart:
     evidence: Evidence | None = None
     lead: bool = True
     strict: bool = True
+    method: str = "knn"
 
     def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise InvalidConfigError(f"WarmStart method must be one of {list(METHODS)}, got "
+                                     f"{self.method!r}.")
+        if self.method == "pmf" and self.portfolio is not None:
+            raise InvalidConfigError(
+                "WarmStart(method='pmf') picks seed trials from the results store's matrix of "
+                "configurations x datasets, not from a portfolio: leave portfolio out (or use "
+                "method='knn' to seed from the portfolio's entries).")
         for name in ("k", "num_seeds"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -130,8 +151,12 @@ class WarmStart:
                 "measure": self.measure, "k": self.k, "num_seeds": self.num_seeds,
                 "sample_size": self.sample_size,
                 "priors_per_budget": self.priors_per_budget, "seed_trials": self.seed_trials,
-                "same_dataset": self.same_dataset, "lead": self.lead,
+                "same_dataset": self.same_dataset, "lead": self.lead, "method": self.method,
                 "evidence": self.evidence.describe() if self.evidence is not None else None}
+
+
+#: How a warm start chooses its seed trials (``WarmStart.method``).
+METHODS = ("knn", "pmf")
 
 
 #: The default sweep's warm start, from other datasets' results (the built-in priors and the
@@ -209,10 +234,19 @@ class WarmStartPlan:
     ranking: pd.DataFrame = field(default_factory=pd.DataFrame)
     neighbours: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
+    pmf: PMFModel | None = None
+    pmf_trials: int = 0
+
+    @property
+    def first_trials(self) -> int:
+        """The trials the warm start proposes itself: its seeds, then its PMF picks."""
+        return len(self.seeds) + (self.pmf_trials if self.pmf is not None else 0)
 
     def summary(self) -> dict:
         """The plan as plain data (saved as ``warm_start.json`` in the sweep's folder)."""
-        return {"seeds": [{"suggested_by": s.suggested_by, "reason": s.reason, "config": s.config}
+        pmf = ({"trials": self.pmf_trials, **self.pmf.summary()} if self.pmf is not None
+               else None)
+        return {"pmf": pmf, "seeds": [{"suggested_by": s.suggested_by, "reason": s.reason, "config": s.config}
                           for s in self.seeds],
                 "priors": {"count": len(self.priors),
                            "datasets": sorted({p.dataset for p in self.priors}),
@@ -229,11 +263,16 @@ class WarmStartPlan:
             self.notes.append(f"{len(left)} seed(s) left out, the sweep runs {num_trials} "
                               f"trial(s): " + ", ".join(s.suggested_by for s in left))
             self.seeds = self.seeds[:num_trials]
+        room = num_trials - len(self.seeds)
+        if self.pmf is not None and self.pmf_trials > room:
+            self.notes.append(f"{self.pmf_trials - room} PMF trial(s) left out, the sweep runs "
+                              f"{num_trials} trial(s)")
+            self.pmf_trials = room
 
     @property
     def empty(self) -> bool:
         """Nothing to start from: the sweep runs as a cold BOHB sweep."""
-        return not self.seeds and not self.priors
+        return not self.seeds and not self.priors and not (self.pmf and self.pmf_trials)
 
     def describe(self, default: bool = False) -> str:
         """A few lines for the log: where the seeds and priors come from (``default``: for the
@@ -244,6 +283,12 @@ class WarmStartPlan:
                  [f"Priors: BOHB's model starts from {len(self.priors)} results of the nearest "
                   f"datasets{off}"])
         lines += [f"  seed {s.suggested_by}: {s.reason}" for s in self.seeds]
+        if self.pmf is not None and self.pmf_trials:
+            m = self.pmf.summary()
+            lines.insert(1, f"  PMF: the first {self.pmf_trials} trials picked by expected "
+                            f"improvement over {m['candidates']} configurations factorised on "
+                            f"{len(m['datasets'])} dataset(s) x {len(m['budgets'])} budget(s) "
+                            f"({m['observed']:.0%} observed), first the best on average")
         if len(self.priors):
             by = pd.Series([p.dataset for p in self.priors]).value_counts()
             lines.append("  priors from " + ", ".join(f"{d} ({n})" for d, n in by.items()))
@@ -319,7 +364,10 @@ def plan_from(target: TargetInfo, spec, warm: WarmStart, budgets: Sequence[int],
         frame = _usable_rows(frame, spec, plan.notes, warn=warm.strict)
         plan.neighbours = _nearest(target, frame, warm.k)
         near = frame[frame["dataset"].isin(plan.neighbours.index)]
-        if warm.seed_trials:
+        if warm.method == "pmf":
+            if warm.seed_trials and warm.num_seeds:  # every dataset: PMF learns who is alike
+                plan.pmf, plan.pmf_trials = fit_pmf(frame, budgets), warm.num_seeds
+        elif warm.seed_trials:
             plan.seeds += [Seed(row["config"], f"store:{row['dataset']}",
                                 f"portfolio step {step}: {row['why']} ({_origin(row, target)})")
                            for step, row in enumerate(seed_portfolio(
@@ -621,6 +669,10 @@ class WarmStartSearcher(Searcher):
             return self.bohb.adopt(trial_id, s.config, s.suggested_by)
         return self.bohb.suggest(trial_id)
 
+    def adopt(self, trial_id: str, config: dict, suggested_by: str) -> dict:
+        """A configuration a searcher wrapping this one suggests (:meth:`BOHBSearcher.adopt`)."""
+        return self.bohb.adopt(trial_id, config, suggested_by)
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         budget = (result.get("hyperband_info") or {}).get("budget")
         if budget is not None and self.priors_left.get(budget):
@@ -698,6 +750,6 @@ class WarmStartSearcher(Searcher):
             self.bohb.restore(inner)
 
 
-__all__ = ["DEFAULT_PRIORS", "Evidence", "Prior", "Seed", "TargetInfo", "WarmStart", "WarmStartPlan",
+__all__ = ["DEFAULT_PRIORS", "METHODS", "Evidence", "Prior", "Seed", "TargetInfo", "WarmStart", "WarmStartPlan",
            "WarmStartSearcher", "fit_to_space", "gather_evidence", "plan_from", "plan_warm_start",
            "builtin_priors", "seed_portfolio"]
