@@ -109,7 +109,8 @@ def cmd_bohb(args: argparse.Namespace) -> int:
     if args.warm_start or args.store:
         from automl_chars.search.warmstart import WarmStart
 
-        warm = WarmStart(portfolio=args.warm_start, store=args.store, measure=args.measure,
+        measure = {"measure": args.measure} if args.measure else {}  # else WarmStart's default
+        warm = WarmStart(portfolio=args.warm_start, store=args.store, **measure,
                          k=args.k, num_seeds=args.num_seeds)  # bad values fail before the data loads
     ds = load_dataset(args.dataset, args)
     result = sweep(ds, args, args.preset, warm_start=warm)
@@ -145,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "results store (docs/warm-start.md)")
     p.add_argument("--store", default=None,
                    help="results store for the warm start (default: beside the sweep)")
-    p.add_argument("--measure", default="frechet", help="similarity measure ranking the sources")
+    p.add_argument("--measure", default=None,
+                   help="similarity measure ranking the sources (default: the best measured, "
+                        "automl_chars.similarity.DEFAULT_MEASURE)")
     p.add_argument("--k", type=int, default=3, help="sources and nearest datasets to seed from")
     p.add_argument("--num-seeds", type=int, default=4,
                    help="seed trials from the store's nearest datasets (a portfolio of them)")
