@@ -5,6 +5,9 @@ a new target needs no training.
 The model is a ridge regression fitted *within* targets (a fixed-effects regression): per
 (regime, target) the features are centred and the measured fine-tuning accuracies
 standardised, so each target weighs the same and only the order of its sources is learned.
+The measures' weights are kept >= 0: each is built so that higher means a better transfer, and
+a negative weight would fit the noise of a small ground truth (the meta-features may take
+either sign).
 Its prediction for a source is the linear score ``sum_j w_j x_j / s_j`` of its uncentred
 features ``x`` (``s``: the features' pooled within-target standard deviation): within a target
 the same order as the centred model gives, but an absolute number, so a target whose labels
@@ -51,6 +54,8 @@ META = ("log_params", "log_params_x_shots", "log_source_classes")
 #: (``nleep``'s Gaussian mixture costs ~1 s per source and is left out).
 DEFAULT_BASES = ("logme", "leep", "nce", "hscore", "sfda", "parc", "knn")
 #: Columns a ground-truth scores table has besides the measures' scores.
+#: Ridge penalties the fit chooses from (on standardised features).
+ALPHAS = (0.1, 1.0, 10.0, 100.0)
 SCORE_COLUMNS = ("regime", "target", "source", "accuracy", "params", "images_per_class",
                  "source_classes")
 
@@ -96,6 +101,18 @@ def ranking_features(scores: pd.DataFrame, measures: Sequence[str]) -> pd.DataFr
     return out
 
 
+def ridge_fit(x: np.ndarray, y: np.ndarray, alpha: float, lower: np.ndarray) -> np.ndarray:
+    """Ridge regression without intercept, ``min |x w - y|^2 + alpha |w|^2`` subject to
+    ``w >= lower``: a bounded least-squares problem on ``x`` stacked over ``sqrt(alpha) I``
+    (``scipy.optimize.lsq_linear``)."""
+    from scipy.optimize import lsq_linear  # deferred: only training needs it
+
+    d = x.shape[1]
+    a = np.vstack([x, np.sqrt(alpha) * np.eye(d)])
+    b = np.concatenate([y, np.zeros(d)])
+    return lsq_linear(a, b, bounds=(lower, np.full(d, np.inf))).x
+
+
 def _within(frame: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
     return frame - frame.groupby(groups.to_numpy()).transform("mean")
 
@@ -109,7 +126,7 @@ class LearnedRanker:
         scale: per feature, its pooled within-target standard deviation in the training data.
         fill: per feature, the value a missing one takes (its training mean).
         coef: per feature, the ridge weight on the scaled feature.
-        alpha: the ridge penalty chosen.
+        alpha: the ridge penalty chosen (leave-one-target-out error).
         trained_on: what it was fitted on (targets, regimes, rows, the run).
     """
 
@@ -126,13 +143,12 @@ class LearnedRanker:
 
     @classmethod
     def fit(cls, scores: pd.DataFrame, measures: Sequence[str] = DEFAULT_BASES,
-            alphas: Sequence[float] = (0.1, 1.0, 10.0, 100.0), note: str = "") -> LearnedRanker:
+            alphas: Sequence[float] = ALPHAS, note: str = "") -> LearnedRanker:
         """Fits on a ground-truth scores table (:data:`SCORE_COLUMNS` and each measure's raw
         score; one row per regime, target and source): features centred and accuracies
-        standardised within each (regime, target), ridge penalty by scikit-learn's
-        leave-one-row-out ``RidgeCV``."""
-        from sklearn.linear_model import RidgeCV  # deferred: only training needs it
-
+        standardised within each (regime, target); ridge with the measures' weights kept >= 0
+        (:func:`ridge_fit`), its penalty the one of ``alphas`` with the least squared error
+        when each target is left out in turn."""
         measures = check_bases(measures)
         missing = [c for c in (*SCORE_COLUMNS, *measures) if c not in scores]
         if missing:
@@ -142,20 +158,30 @@ class LearnedRanker:
             raise InvalidConfigError("The learned ranker needs the ground truth of at least two "
                                      "targets.")
         x = ranking_features(scores, measures)
-        fill = x.mean()
-        x = x.fillna(fill).fillna(0.0)
+        fill = x.mean().fillna(0.0)
+        x = x.fillna(fill)
         xc = _within(x, groups)
         scale = xc.std(ddof=0).replace(0.0, 1.0).fillna(1.0)
         acc = scores["accuracy"].astype(float)
         yc = _within(acc.to_frame(), groups)["accuracy"]
         sd = acc.groupby(groups.to_numpy()).transform("std").replace(0.0, 1.0).fillna(1.0)
-        model = RidgeCV(alphas=tuple(alphas), fit_intercept=False).fit(
-            (xc / scale).to_numpy(), (yc / sd).to_numpy())
+        xs, y, g = (xc / scale).to_numpy(float), (yc / sd).to_numpy(float), groups.to_numpy()
+        lower = np.array([0.0] * len(measures) + [-np.inf] * len(META))
+
+        def cv_error(alpha: float) -> float:
+            err = 0.0
+            for held in np.unique(g):
+                w = ridge_fit(xs[g != held], y[g != held], alpha, lower)
+                err += float(np.sum((xs[g == held] @ w - y[g == held]) ** 2))
+            return err
+
+        alpha = min(sorted(alphas, reverse=True), key=cv_error)  # ties: the larger penalty
+        coef = ridge_fit(xs, y, alpha, lower)
         info = {"targets": sorted(map(str, scores["target"].unique())),
                 "regimes": sorted(map(str, scores["regime"].unique())), "rows": int(len(scores)),
                 "note": note}
-        return cls(measures, tuple(map(float, scale)), tuple(map(float, fill.fillna(0.0))),
-                   tuple(map(float, model.coef_)), float(model.alpha_), info)
+        return cls(measures, tuple(map(float, scale)), tuple(map(float, fill)),
+                   tuple(map(float, coef)), float(alpha), info)
 
     def predict(self, scores: pd.DataFrame) -> np.ndarray:
         """The score of each row (higher = predicted to transfer better); rows need the base

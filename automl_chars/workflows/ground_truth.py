@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from automl_chars.data import Dataset, load
-from automl_chars.errors import InvalidConfigError
+from automl_chars.errors import ExperimentStateError, InvalidConfigError
 from automl_chars.portfolio import Portfolio
 from automl_chars.portfolio.entry import MANIFEST_FILE
 from automl_chars.store import ResultsStore, store_beside
@@ -304,7 +304,7 @@ class GroundTruth:
     def __post_init__(self) -> None:
         bad = self.trials[self.trials["status"] != "TERMINATED"]
         if len(bad):
-            raise InvalidConfigError(
+            raise ExperimentStateError(
                 f"{len(bad)} fine-tuning trials did not finish (e.g. {bad.iloc[0]['target']} "
                 f"from {bad.iloc[0]['source']}); run the same settings again to retry them.")
 

@@ -37,7 +37,7 @@ def scores_table(n_targets: int = 5, n_sources: int = 6, seed: int = 0) -> pd.Da
         for s in range(n_sources):
             knn = rng.uniform(0, 1)
             rows.append({"regime": "few", "target": f"t{t}", "source": f"s{s}",
-                         "accuracy": offset + 0.3 * knn + rng.normal(0, 0.01),
+                         "accuracy": offset + 0.3 * knn + rng.normal(0, 0.001),
                          "params": 1000.0 * (1 + s % 3), "images_per_class": 5.0,
                          "source_classes": 10.0, "knn": knn, "logme": rng.normal()})
     return pd.DataFrame(rows)

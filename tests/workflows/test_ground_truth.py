@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from automl_chars.errors import InvalidConfigError
+from automl_chars.errors import ExperimentStateError, InvalidConfigError
 from automl_chars.layout import SETTINGS_FILE, TRIALS_FILE
 from automl_chars.store import ResultsStore, add_trials
 from automl_chars.workflows.ground_truth import (
@@ -99,7 +99,7 @@ def test_selection_is_by_mean_validation_then_mean_test():
 
 def test_unfinished_trials_are_refused():
     bad = trials([(0, "t", "a", 1e-3, 0.0, 0.4, 0.9)]).assign(status="ERROR")
-    with pytest.raises(InvalidConfigError, match="did not finish"):
+    with pytest.raises(ExperimentStateError, match="did not finish"):
         GroundTruth(bad)
 
 
