@@ -39,7 +39,7 @@ weighted tau (goal: >= 0.7, beating ``fixed`` and ``size`` by 0.2).
 the ground truth per regime, target and source: what ``scripts/train_learned_ranker.py``
 retrains the shipped ranker from); default a temporary folder, removed at the end.
 ``--smoke`` is the test suite's tiny run: three domains, two small CNNs, the few-shot regime on
-3 images per class, one epoch, one seed, two grid points, the cheap measures.
+3 images per class, one epoch, one seed, one grid point, the cheap measures (18 trials).
 """
 
 from __future__ import annotations
@@ -308,7 +308,7 @@ def main(argv=None) -> int:
     overrides = {}
     if args.smoke:
         domains = list(SMOKE_DOMAINS)
-        args.archs, args.regime, args.seeds, args.grid = "cnn-s,cnn-m", "few", 1, "1e-2/0,1e-3"
+        args.archs, args.regime, args.seeds, args.grid = "cnn-s,cnn-m", "few", 1, "1e-2/0"
         args.source_samples_per_class, args.source_epochs, args.bootstrap = 10, 2, 0
         overrides = {"few": {"samples_per_class": 3, "val_per_class": 3, "test_per_class": 5,
                              "epochs": 1}}
