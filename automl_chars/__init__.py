@@ -15,12 +15,14 @@ _LAZY = {
     "SweepResult": "automl_chars.runner.result",
     "PRESETS": "automl_chars.search.presets",
     "BOHBPreset": "automl_chars.search.presets",
+    "report": "automl_chars.reporting.page",
 }
 _SUBMODULES = ("data", "spaces", "models", "training", "trainables", "search", "reporting")
 
-__all__ = ["BOHBPreset", "PRESETS", "SweepResult", "run_bohb", *_SUBMODULES]
+__all__ = ["BOHBPreset", "PRESETS", "SweepResult", "report", "run_bohb", *_SUBMODULES]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from automl_chars.reporting.page import report
     from automl_chars.runner.result import SweepResult
     from automl_chars.runner.sweep import run_bohb
     from automl_chars.search.presets import PRESETS, BOHBPreset

@@ -130,5 +130,6 @@ class StoreError(AutomlCharsError):
 
 
 class DamagedFileWarning(UserWarning):
-    """A damaged file was skipped and the rest still used (a results store's file): the warning
-    names it and how to move it aside."""
+    """A damaged file was left out and the rest still used (a results store's file, a part of
+    the shipped learning-curve table, a result folder ``store import`` skips): the warning names
+    it and what to do (move it aside; reinstall the package for package data)."""

@@ -12,7 +12,12 @@ reads them back (reporting, the store, ``show``), none of which needs Ray.
 Every file is written to a temporary name and renamed into place (:func:`write_json`,
 :func:`write_csv`), so a killed driver never leaves half a file; one damaged all the same (a full
 disk, a killed copy, a hand edit) is read back by :func:`read_json` and :func:`read_csv` as a
-:class:`~automl_chars.errors.DamagedFileError` that names it and what to do.
+:class:`~automl_chars.errors.DamagedFileError` that names it and what to do; Ray Tune's pickled
+state is checked by :func:`check_pickle` before a resume hands it to Tune.
+
+A results root may be a storage URI (``s3://bucket/path``): run folders are then local mirrors
+(:mod:`automl_chars.uris`), each file written here is uploaded too, and :func:`run_folder`
+downloads a run's files before they are read.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickletools
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from automl_chars.errors import DamagedFileError, InvalidConfigError
+from automl_chars import uris
+from automl_chars.errors import DamagedFileError
 
 SETTINGS_FILE = "automl_chars.json"
 TRIALS_FILE = "trials.csv"
@@ -34,6 +41,10 @@ WARM_START_FILE = "warm_start.json"
 #: Where runs go when neither ``storage_path`` nor ``$AUTOML_CHARS_RESULTS`` is given.
 DEFAULT_STORAGE = "~/automl_chars_results"
 RESULTS_ENV = "AUTOML_CHARS_RESULTS"
+#: What to do about a damaged file shipped inside the package (the built-in priors, the shipped
+#: learning-curve table): it is no user's data, so it is installed again, not repaired.
+PACKAGE_DATA_REMEDY = ("It is package data of automl_chars: reinstall the package (pip install "
+                       "--force-reinstall automl-chars; in a clone, git checkout -- that file).")
 
 if TYPE_CHECKING:  # pandas is imported where a table is read or written (reading JSON needs none)
     import pandas as pd
@@ -46,6 +57,7 @@ def write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(plain_value(data), indent=2, sort_keys=True))
     os.replace(tmp, path)
+    uris.push(path)
 
 
 def write_csv(path: Path, frame: pd.DataFrame) -> None:
@@ -53,6 +65,7 @@ def write_csv(path: Path, frame: pd.DataFrame) -> None:
     tmp = path.with_name(path.name + ".tmp")
     frame.to_csv(tmp, index=False)
     os.replace(tmp, path)
+    uris.push(path)
 
 
 def read_json(path: Path, remedy: str) -> dict:
@@ -91,6 +104,20 @@ def read_csv(path: Path, remedy: str, columns: Iterable[str] = (),
     return frame
 
 
+def check_pickle(path: Path, remedy: str) -> None:
+    """Raises :class:`~automl_chars.errors.DamagedFileError` naming ``path`` and ``remedy`` if
+    the pickle in it is empty, truncated or garbled. Its opcodes are walked, nothing is
+    unpickled: no code runs and nothing is imported, so the state of a run can be checked
+    before Ray starts."""
+    raw = path.read_bytes()
+    try:
+        for _ in pickletools.genops(io.BytesIO(raw)):
+            pass
+    except Exception as err:  # ValueError mostly; any opcode that cannot be read is damage
+        problem = "it is empty" if not raw.strip() else f"truncated or garbled: {err}"
+        raise DamagedFileError(path, problem, remedy) from None
+
+
 def _damage(raw: bytes, err: Exception) -> str:
     """What is wrong with a file that did not parse, in a user's words."""
     if not raw.strip():
@@ -103,18 +130,20 @@ def _damage(raw: bytes, err: Exception) -> str:
 def results_root(storage_path: str | os.PathLike | None = None) -> Path:
     """``storage_path``, else ``$AUTOML_CHARS_RESULTS``, else ``~/automl_chars_results``.
 
-    On a multi-node cluster, use a folder every node mounts (NFS, EFS): Ray rejects a path
-    local to the head node. Cloud URIs (``s3://``) are not supported yet.
+    On a multi-node cluster, use a URI (``s3://bucket/path``, ``gs://...``) or a folder every
+    node mounts (NFS, EFS): Ray rejects a path local to the head node. A URI stands for its
+    local mirror (:func:`automl_chars.uris.local_path`), checked reachable first.
     """
-    raw = str(storage_path or os.environ.get(RESULTS_ENV) or DEFAULT_STORAGE)
-    if "://" in raw:
-        raise InvalidConfigError(
-            f"storage_path {raw!r}: cloud URIs are not supported yet; use a folder on a "
-            f"filesystem every node mounts (e.g. NFS or EFS)."
-        )
-    return Path(raw).expanduser().resolve()
+    return uris.local_path(storage_path or os.environ.get(RESULTS_ENV) or DEFAULT_STORAGE)
 
 
 def experiment_dir(storage_path: str | os.PathLike | None, name: str) -> Path:
-    """``<results root>/<name>`` (see :func:`results_root`)."""
-    return results_root(storage_path) / name
+    """``<results root>/<name>`` (see :func:`results_root`), its files downloaded first when the
+    root is a URI."""
+    return uris.pull(results_root(storage_path) / name)
+
+
+def run_folder(location: str | os.PathLike, option: str = "path") -> Path:
+    """The local folder of a run given as a path or a URI, its files downloaded first (a run's
+    own files only: checkpoints are read through Ray)."""
+    return uris.pull(uris.local_path(location, option))

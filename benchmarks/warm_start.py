@@ -197,10 +197,10 @@ def past_stores(domains: dict, targets: list[str], args, root: Path) -> dict:
         # Each domain's own seed: sweeps with one seed would try the same random
         # configurations on every domain, and the neighbours' best would coincide.
         seed = args.past_seed + list(domains).index(name)
-        done = (root / "past" / f"past-{name}" / "summary.json").exists()  # read back
+        begun = (root / "past" / f"past-{name}").exists()  # read back, or go on if cut short
         res = run_bohb(ds, space=make_space(args.space, seed), preset=args.preset,
                        storage_path=root / "past", name=f"past-{name}", seed=seed,
-                       resume=done, verbose=0, priors=False)
+                       resume=begun, verbose=0, priors=False)
         folders[name], features[name] = res.path, dataset_meta_features(ds)
         log(f"past sweep {name}: best val_acc {res.trials['val_acc'].max():.3f}, "
             f"{time.time() - t0:.0f}s")

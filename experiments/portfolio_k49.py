@@ -155,7 +155,8 @@ def _sweep(ds, args, preset, name, spec, resume, warm_start):
                     cpus_per_trial=args.cpus_per_trial, storage_path=args.storage, name=name,
                     seed=args.seed, resume=resume, max_failures=args.max_failures,
                     address=args.address, warm_start=warm_start, verbose=args.verbose,
-                    priors=warm_start is not None)  # the cold sweep starts from nothing
+                    priors=warm_start is not None,  # the cold sweep starts from nothing
+                    autotune_lr=args.autotune_lr)
 
 
 def trajectory(result):

@@ -99,3 +99,65 @@ def needs_gpu():
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
 
+
+
+#: glyphs-digits at this many training images per class: the session's CLI runs.
+RUN_PER_CLASS = 12
+
+
+@pytest.fixture(scope="session")
+def glyph_run_root(tmp_path_factory) -> Path:
+    """A data root holding glyphs-digits at :data:`RUN_PER_CLASS` images per class."""
+    from automl_chars import data
+
+    root = tmp_path_factory.mktemp("run-data")
+    data.load("glyphs-digits", root=root, samples_per_class=RUN_PER_CLASS)
+    return root
+
+
+@pytest.fixture(scope="session")
+def finished_sweep(ray_session, glyph_run_root, tmp_path_factory):
+    """A default BOHB sweep finished through the CLI, once per session (``automl-chars bohb``:
+    the built-in priors' warm start, its seed trials, then BOHB; preset 2_1_2_1 on glyphs-digits):
+    a :class:`support.FinishedRun`. Copy it (``copy_to``) before changing its files."""
+    from support import FinishedRun, run_cli
+
+    storage = tmp_path_factory.mktemp("finished-sweep")
+    argv = ("bohb", "--dataset", "glyphs-digits", "--preset", "2_1_2_1", "--samples-per-class",
+            str(RUN_PER_CLASS), "--root", str(glyph_run_root), "--storage", str(storage),
+            "--name", "sweep", "--verbose", "0")
+    return FinishedRun(storage, "sweep", argv, run_cli(argv))
+
+
+@pytest.fixture(scope="session")
+def built_portfolio(ray_session, glyph_run_root, tmp_path_factory):
+    """A one-entry portfolio built through the CLI, once per session (``automl-chars portfolio
+    build``: a small CNN trained one epoch on glyphs-digits by ``run_trials``, its run in
+    ``training/``): a :class:`support.FinishedRun`. Copy it (``copy_to``) before changing it."""
+    from support import FinishedRun, run_cli
+
+    storage = tmp_path_factory.mktemp("built-portfolio")
+    config = '{"conv1_channels": 8, "learning_rate": 0.01, "batch_size": 32}'
+    argv = ("portfolio", "build", "--sources", "glyphs-digits", "--model", "cnn", "--config",
+            config, "--epochs", "1", "--samples-per-class", str(RUN_PER_CLASS), "--root",
+            str(glyph_run_root), "--out", str(storage / "pf"), "--verbose", "0")
+    return FinishedRun(storage, "pf", argv, run_cli(argv))
+
+
+@pytest.fixture(scope="session")
+def finished_sweeps(ray_session, tmp_path_factory) -> dict:
+    """Two real, finished BOHB sweeps of the CNN space on glyphs-digits (preset 3_1_9_1, 9
+    trials), replayed from the shipped learning-curve table (seconds, no training): ``"cold"``
+    (``priors=False``) and ``"warm"`` (the default priors: it has a ``warm_start.json``).
+    Name -> folder. Shared by the session: read them, never write into them."""
+    from automl_chars import data, run_bohb
+    from automl_chars.search.spec import replay_spec
+    from automl_chars.tabular.shipped import glyph_curves
+
+    root = tmp_path_factory.mktemp("sweeps")
+    table = glyph_curves(["glyphs-digits"])
+    ds = data.load("glyphs-digits", root=root / "data", samples_per_class=6)
+    return {name: run_bohb(ds, spec=replay_spec(table, seed=0, parallelism=None),
+                           preset="3_1_9_1", storage_path=root, name=name, priors=priors,
+                           verbose=0).path
+            for name, priors in (("cold", False), ("warm", True))}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
+from pathlib import Path
 
 
 @contextlib.contextmanager
@@ -20,15 +22,25 @@ def one_thread():
 
 
 def saved_trial_statuses(exp) -> dict[str, str]:
-    """Trial id -> status in the newest experiment state Tune saved in ``exp`` (a Path); empty
-    while none is there or it is being written. For tests that kill a driver mid-run."""
+    """Trial id -> status in the newest experiment state Tune saved in ``exp`` (a Path, or a
+    storage URI); empty while none is there or it is being written. For tests that kill a
+    driver mid-run."""
     import json
 
-    states = sorted(exp.glob("experiment_state*.json"))
+    import pyarrow.fs
+
+    if isinstance(exp, str):
+        fs, path = pyarrow.fs.FileSystem.from_uri(exp)
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
+        states = sorted(i.path for i in infos if i.base_name.startswith("experiment_state"))
+        read = (lambda f: fs.open_input_stream(f).read().decode()) if states else None
+    else:
+        states = sorted(exp.glob("experiment_state*.json"))
+        read = (lambda f: f.read_text()) if states else None
     if not states:
         return {}
     try:
-        trial_data = json.loads(states[-1].read_text())["trial_data"]
+        trial_data = json.loads(read(states[-1]))["trial_data"]
     except (json.JSONDecodeError, KeyError):
         return {}
     return {json.loads(t)["trial_id"]: json.loads(t)["status"] for t, _ in trial_data}
@@ -39,7 +51,8 @@ def kill_driver_after(script, data_root, exp, finished: int, timeout: float = 18
     """Runs the Python ``script`` as a driver in its own process group (``AUTOML_CHARS_DATA`` =
     ``data_root``; ``RAY_ADDRESS`` = ``ray_address``, the test session's Ray, when given), waits
     until Tune's saved state in ``exp`` has ``finished`` TERMINATED trials, then SIGKILLs the
-    whole group (no clean stop) and returns the ids of the finished trials."""
+    whole group (no clean stop) and returns the ids of the finished trials. ``exp`` may be a
+    storage URI (see :func:`saved_trial_statuses`)."""
     import os
     import signal
     import subprocess
@@ -103,3 +116,43 @@ class FakeController:
 
     def get_trials(self):
         return []
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A run made once per session through the CLI (conftest's ``finished_sweep``,
+    ``built_portfolio``): its results root ``storage`` (the run's folder ``name`` and the store
+    beside it), the command line that made it and what it printed. Tests that change files work
+    on a copy (:meth:`copy_to`)."""
+
+    storage: Path
+    name: str
+    argv: tuple[str, ...]
+    output: str = ""
+
+    @property
+    def path(self) -> Path:
+        return self.storage / self.name
+
+    def copy_to(self, dest: Path) -> FinishedRun:
+        """A copy of the whole results root in ``dest`` (made here), its command line pointing at
+        it: resuming the copy is resuming the run, moved."""
+        import shutil
+
+        shutil.copytree(self.storage, dest, symlinks=True)
+        argv = tuple(a.replace(str(self.storage), str(dest)) for a in self.argv)
+        return FinishedRun(dest, self.name, argv, self.output)
+
+
+def run_cli(argv) -> str:
+    """``automl-chars ARGV`` in-process; its output, or an AssertionError with it."""
+    import contextlib
+    import io
+
+    from automl_chars.cli.main import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = main(list(argv))
+    assert code == 0, out.getvalue()
+    return out.getvalue()

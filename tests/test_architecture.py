@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "automl_chars"
 
 #: Bottom to top. A module may import its own layer and the ones below it.
 LAYERS = [
-    {"errors", "registry", "checkpoints", "ray_compat", "lazy"},
+    {"errors", "registry", "checkpoints", "ray_compat", "lazy", "uris"},
     {"data", "spaces", "models", "layout"},
     {"training"},
     {"similarity", "supernet"},

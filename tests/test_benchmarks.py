@@ -32,6 +32,8 @@ FIGURES = {
                            "best_weighted_tau", "best_vs_fixed", "best_vs_size", "ratio"),
     "warm_start_table.py": ("area[cold]", "area[default]", "area[warmstart]", "area[zero_shot]",
                             "area[bounding_box]", "speedup[warmstart]", "ratio"),
+    "autotune_lr.py": ("test_acc[autotune]", "test_acc[search]", "seconds[autotune]",
+                       "seconds[search]", "autotune_s[autotune]", "ratio"),
     "warm_start.py": ("ray_start_s", "cold_s_to_goal", "default_s_to_goal", "warm_s_to_goal",
                       "pte_s_to_goal", "default_test_acc", "warm_not_worse", "speedup[warm]",
                       "speedup_with_ray_start[default]", "ratio"),

@@ -146,7 +146,7 @@ def test_help_descriptions_are_whole_sentences():
 
     assert summary_of('"""First line\nsecond line.\n\nMore."""'.strip('"')) == "First line second line."
     description = build_parser().description
-    assert description.endswith("``table``.") and "\n" not in description
+    assert description.endswith("``report``.") and "\n" not in description
 
 
 def test_a_smoke_run_without_storage_gets_a_fresh_folder_of_its_own(tmp_path, monkeypatch):

@@ -1,28 +1,34 @@
 """Fault injection: each file the platform reads back is truncated, emptied, filled with garbage
-(and, where it has one, given an unknown format version), then read back through the public
-command or API. Never a raw traceback; a message that names the file and what to do; nothing
-else lost (the other files byte for byte, the other store files still read).
+(and, where it has one, given an unknown format version, or removed where a missing file is
+damage), then read back through the public command or API. Never a raw traceback; a message
+that names the file and what to do (an error, or a warning where the rest still serves); nothing
+else lost (the other files byte for byte, the other store files and table parts still read).
 
 Each file is a row of :data:`FILES`: its kind, how to make a healthy one, how to read it back.
-A file the platform reads back that has no row yet is listed in :data:`PENDING` (issue 20's
-remaining work), so that a new file name in ``layout.py`` without either fails
-:func:`test_every_file_read_back_has_a_row_or_is_pending`.
+The files are real: copies of the session's runs made through the CLI (conftest's
+``finished_sweep`` and ``built_portfolio``), of the shipped package data, or written by the
+platform's own writers. :func:`test_every_file_read_back_has_a_row` enumerates the files the
+platform reads back from the modules that name them, so a new one without a row fails it.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import shutil
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
 from automl_chars import layout
 from automl_chars.cli.main import main
+from automl_chars.errors import AutomlCharsError
+from automl_chars.runner.result import SweepResult
 from automl_chars.store import ResultsStore
 from automl_chars.store.store import rows
 
@@ -48,11 +54,31 @@ DAMAGES: dict[str, Callable[[Path], None]] = {"truncated": truncate, "empty": em
                                               "garbage": garbage}
 
 
+def missing(path: Path) -> None:
+    """Lost (deleted by hand, not copied)."""
+    path.unlink()
+
+
 def newer_store_version(path: Path) -> None:
     """A store file written by a future version of the platform."""
     table = pq.read_table(path)
     meta = {**(table.schema.metadata or {}), b"automl_chars.store_version": b"99"}
     pq.write_table(table.replace_schema_metadata(meta), path)
+
+
+def newer_table_format(path: Path) -> None:
+    """A learning-curve table written by a future version of the platform."""
+    from automl_chars.tabular.table import MANIFEST_KEY
+
+    table = pq.read_table(path)
+    manifest = {**json.loads(table.schema.metadata[MANIFEST_KEY]), "format": 99}
+    meta = {**table.schema.metadata, MANIFEST_KEY: json.dumps(manifest).encode()}
+    pq.write_table(table.replace_schema_metadata(meta), path)
+
+
+def newer_manifest_version(path: Path) -> None:
+    """A portfolio manifest written by a future version of the platform."""
+    path.write_text(json.dumps({**json.loads(path.read_text()), "version": 99}))
 
 
 # -- the public commands, run in-process -----------------------------------------------------
@@ -69,6 +95,7 @@ class Told:
 def cli(capsys, *argv: str) -> Told:
     """``automl-chars ARGV`` in-process: an exception escaping ``main`` (a raw traceback) fails
     the test here; warnings are collected as the user would see them."""
+    capsys.readouterr()  # what came before (a fixture's run) is not this command's
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         code = main(list(argv))
@@ -84,13 +111,29 @@ def api(call: Callable[[], object]) -> tuple[object, str]:
     return value, "".join(f"\nwarning: {w.message}" for w in caught)
 
 
+def api_error(call: Callable[[], object]) -> str:
+    """The message of the platform's error that ``call()`` must raise (any other exception, a
+    raw traceback to the user, fails the test here)."""
+    with pytest.raises(AutomlCharsError) as raised:
+        call()
+    return str(raised.value)
+
+
 # -- healthy files ---------------------------------------------------------------------------
 
 KEPT, LOST = "kept-dataset", "lost-dataset"
 
 
-def make_store(folder: Path) -> Path:
-    """A store of two contributions; returns the file of the one to damage (``LOST``'s)."""
+@dataclass
+class Made:
+    """A healthy file to damage (``target``), and the run it belongs to, copied (if any)."""
+
+    target: Path
+    run: object = None  # support.FinishedRun
+
+
+def make_store(folder: Path, request) -> Made:
+    """A store of two contributions, written by the store; the one to damage is ``LOST``'s."""
     store = ResultsStore(folder / "store")
     for name in (KEPT, LOST):
         path = store.write(f"sweep:{name}", rows(
@@ -98,75 +141,262 @@ def make_store(folder: Path) -> Path:
             [{"config": {"learning_rate": 10.0 ** -(i % 3 + 1), "batch_size": 32},
               "budget": 1.0, "val_acc": 0.1 * i, "trial_id": f"{name}-{i}"} for i in range(6)],
             folder=f"/x/{name}", meta_features={"num_classes": 4.0}))
-    return path
+    return Made(path)
 
 
-def make_sweep(folder: Path, damaged: str) -> Path:
-    """A finished sweep's folder as ``show`` reads it (no Ray, no training); returns
-    ``damaged``, one of its files."""
-    sweep = folder / "sweep"
-    sweep.mkdir()
-    trials = "".join(f"a{i},TERMINATED,random,3,0.{i + 1},0.9,100,{20 + i}.0\n" for i in range(4))
-    (sweep / layout.TRIALS_FILE).write_text(
-        "trial_id,status,suggested_by,budget,val_acc,train_acc,num_params,timestamp\n" + trials)
-    (sweep / layout.SUMMARY_FILE).write_text(json.dumps({
-        "incumbent": {"learning_rate": 0.01}, "incumbent_trial_id": "a3", "test_accuracy": 0.85,
-        "n_trials": 4, "settings": {"dataset": "glyphs-digits", "preset": "3_1_3_1",
-                                    "started_at": 10.0}}))
-    (sweep / layout.SETTINGS_FILE).write_text(json.dumps({"dataset": "glyphs-digits"}))
-    return sweep / damaged
+def sweep_file(pattern: str, finished: bool = True) -> Callable[[Path, object], Made]:
+    """A copy of the session's finished sweep (``finished``), or of it as a sweep interrupted
+    after its last trial (no ``summary.json``, ``trials.csv``: what resume reads Tune's state
+    for); the file to damage is the newest matching ``pattern``."""
+
+    def make(folder: Path, request) -> Made:
+        run = request.getfixturevalue("finished_sweep").copy_to(folder / "results")
+        if not finished:
+            (run.path / layout.SUMMARY_FILE).unlink()
+            (run.path / layout.TRIALS_FILE).unlink()
+        return Made(sorted(run.path.glob(pattern))[-1], run)
+
+    return make
+
+
+def portfolio_file(relative: str, finished: bool = True) -> Callable[[Path, object], Made]:
+    """A copy of the session's portfolio (and its training run, ``training/``, as if
+    interrupted after its last trial unless ``finished``); the file to damage is the newest
+    matching ``relative``."""
+
+    def make(folder: Path, request) -> Made:
+        run = request.getfixturevalue("built_portfolio").copy_to(folder / "results")
+        if not finished:
+            (run.path / "training" / layout.SUMMARY_FILE).unlink()
+        return Made(sorted(run.path.glob(relative))[-1], run)
+
+    return make
+
+
+def make_table(folder: Path, request) -> Made:
+    """A learning-curve table of one's own: a copy of a shipped part (a real build's file)."""
+    from automl_chars.tabular.shipped import part_path
+
+    return Made(Path(shutil.copy(part_path("glyphs-digits"), folder / "curves.parquet")))
+
+
+SHIPPED_KEPT, SHIPPED_LOST = "glyphs-digits", "glyphs-greek"
+
+
+def _package_data(request, module: str, name: str, copy: Path) -> None:
+    """Points the package data constant ``module.name`` at ``copy`` for the test, with fresh
+    caches of the built-in priors and the shipped table's parts (the session's own caches are
+    left as they were: rebuilding them costs other tests seconds)."""
+    from functools import lru_cache
+
+    from automl_chars.search import warmstart
+    from automl_chars.tabular import shipped
+
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    monkeypatch.setattr(f"{module}.{name}", copy)
+    monkeypatch.setattr(warmstart, "_builtin_priors",
+                        lru_cache(maxsize=1)(warmstart._builtin_priors.__wrapped__))
+    monkeypatch.setattr(shipped, "_joined", lru_cache(maxsize=8)(shipped._joined.__wrapped__))
+
+
+def make_shipped_part(folder: Path, request) -> Made:
+    """The shipped learning-curve table, two of its parts copied; ``SHIPPED_LOST``'s to damage."""
+    from automl_chars.tabular.shipped import part_path
+
+    copy = folder / "glyph-curves"
+    copy.mkdir()
+    for domain in (SHIPPED_KEPT, SHIPPED_LOST):
+        shutil.copy(part_path(domain), copy)
+    _package_data(request, "automl_chars.tabular.shipped", "SHIPPED_DIR", copy)
+    return Made(part_path(SHIPPED_LOST, copy))
+
+
+def builtin_file(path: Path) -> str:
+    """The dataset of a built-in store file (each holds one domain's sweep)."""
+    return pq.read_table(path, columns=["dataset"]).column("dataset")[0].as_py()
+
+
+def make_builtin_store_file(folder: Path, request) -> Made:
+    """A copy of the built-in store; the file of a domain the shipped table lacks, to damage."""
+    from automl_chars.store.builtin import BUILTIN_STORE_PATH
+    from automl_chars.tabular.shipped import shipped_domains
+
+    copy = Path(shutil.copytree(BUILTIN_STORE_PATH, folder / "builtin"))
+    _package_data(request, "automl_chars.store.builtin", "BUILTIN_STORE_PATH", copy)
+    outside = sorted(f for f in copy.glob("*.parquet") if builtin_file(f) not in shipped_domains())
+    return Made(outside[0])
+
+
+def supernet_file(name: str) -> Callable[[Path, object], Made]:
+    """A sampler's folder of a supernet run, written by ``SupernetResult.save``."""
+
+    def make(folder: Path, request) -> Made:
+        import pandas as pd
+
+        from automl_chars.supernet.result import SupernetResult
+
+        table = pd.DataFrame({"subnet": ["(1, 1)", "(1, 2)", "(2, 1)", "(2, 2)"],
+                              "supernet_acc": [0.5, 0.6, 0.55, 0.7],
+                              "standalone_acc": [0.52, 0.61, 0.5, 0.72],
+                              "supernet_rank": [4, 2, 3, 1], "standalone_rank": [3, 2, 4, 1],
+                              "finetuned_acc": [float("nan")] * 3 + [0.73],
+                              "sampled": [3, 4, 2, 5]})
+        history = pd.DataFrame({"round": [i // 4 for i in range(16)],
+                                "subnet": list(table["subnet"]) * 4,
+                                "running_acc": [0.1 * (i % 7) for i in range(16)]})
+        SupernetResult(table, history, {"sampler": "uniform", "kendall_tau": 0.67},
+                       folder / "supernet" / "uniform").save()
+        return Made(folder / "supernet" / "uniform" / name)
+
+    return make
 
 
 # -- reading back ----------------------------------------------------------------------------
 
 
-def store_show(folder: Path, damaged: Path, capsys) -> str:
-    told = cli(capsys, "store", "show", "--store", str(folder / "store"))
+@dataclass
+class Reading:
+    """What a read-back is given: the test's folder, the damaged file, the run it belongs to,
+    ``capsys`` (for commands run in-process)."""
+
+    folder: Path
+    target: Path
+    run: object
+    capsys: object
+
+
+def store_show(r: Reading) -> str:
+    told = cli(r.capsys, "store", "show", "--store", str(r.folder / "store"))
     assert told.code == 0, told.text
     assert KEPT in told.text and LOST not in told.text, told.text  # the other file still read
     assert "damaged file(s), skipped" in told.text
     return told.text
 
 
-def store_check_and_repair(folder: Path, damaged: Path, capsys) -> str:
-    store = folder / "store"
-    found = cli(capsys, "store", "check", "--store", str(store))
+def store_check_and_repair(r: Reading) -> str:
+    store, damaged = r.folder / "store", r.target
+    found = cli(r.capsys, "store", "check", "--store", str(store))
     assert found.code == 1, found.text  # damage found, nothing repaired: a script notices
     assert damaged.exists()
-    repaired = cli(capsys, "store", "check", "--repair", "--store", str(store))
+    repaired = cli(r.capsys, "store", "check", "--repair", "--store", str(store))
     assert repaired.code == 0 and str(damaged) in repaired.text, repaired.text
     assert not damaged.exists() and (store / "damaged" / damaged.name).exists()  # not deleted
-    again = cli(capsys, "store", "check", "--store", str(store))
+    again = cli(r.capsys, "store", "check", "--store", str(store))
     assert again.code == 0 and "0 damaged" in again.text, again.text
     frame, told = api(ResultsStore(store).frame)
     assert set(frame["dataset"]) == {KEPT} and not told  # the rest as before, no warning left
+    damaged.write_bytes((store / "damaged" / damaged.name).read_bytes())  # as it was, for the
+    (store / "damaged" / damaged.name).unlink()  # test's check that nothing else changed
     return found.text
 
 
-def store_frame(folder: Path, damaged: Path, capsys) -> str:
-    frame, told = api(ResultsStore(folder / "store").frame)
+def store_frame(r: Reading) -> str:
+    frame, told = api(ResultsStore(r.folder / "store").frame)
     assert set(frame["dataset"]) == {KEPT} and len(frame) == 6
     return told
 
 
-def warm_start_priors(folder: Path, damaged: Path, capsys) -> str:
+def warm_start_priors(r: Reading) -> str:
     """What a default sweep's priors are drawn from (``gather_evidence``; planning from it is
     tested in tests/store/test_builtin.py): the built-in priors and the store's other files."""
     from automl_chars.search.warmstart import DEFAULT_PRIORS, gather_evidence
 
     evidence, told = api(lambda: gather_evidence(None, DEFAULT_PRIORS,
-                                                 ResultsStore(folder / "store")))
+                                                 ResultsStore(r.folder / "store")))
     datasets = set(evidence.results["dataset"])
     assert KEPT in datasets and LOST not in datasets
     assert (evidence.results["origin"] == "built-in priors").any()
     return told
 
 
-def show_sweep(folder: Path, damaged: Path, capsys) -> str:
-    told = cli(capsys, "show", str(folder / "sweep"))
+def show(r: Reading) -> str:
+    told = cli(r.capsys, "show", str(r.run.path))
     assert told.code == 2, told.text  # the platform's error, one line
     assert told.text.startswith("error: ") and "JSONDecodeError" not in told.text, told.text
     return told.text
+
+
+def resume(r: Reading) -> str:
+    """The command that made the run again with ``--resume``: an error before Ray starts."""
+    told = cli(r.capsys, *r.run.argv, "--resume")
+    assert told.code == 2 and told.text.startswith("error: "), told.text
+    return told.text
+
+
+def not_read_back(r: Reading) -> str:
+    """A record for people: the commands that read the folder do not read it (they succeed
+    with it damaged), so it has nothing to name."""
+    for argv in (("show", str(r.run.path)), (*r.run.argv, "--resume")):
+        told = cli(r.capsys, *argv)
+        assert told.code == 0 and "Incumbent:" in told.text, told.text
+    return ""
+
+
+def store_import(r: Reading) -> str:
+    """``store import`` skips the folder with the damaged file, with a warning naming it."""
+    told = cli(r.capsys, "store", "import", str(r.run.storage), "--store",
+               str(r.folder / "imported"))
+    assert told.code == 0 and "Imported 0 folders" in told.text, told.text
+    return told.text
+
+
+def portfolio_show(r: Reading) -> str:
+    told = cli(r.capsys, "portfolio", "show", str(r.run.path))
+    assert told.code == 2 and told.text.startswith("error: "), told.text
+    return told.text
+
+
+def portfolio_model(r: Reading) -> str:
+    from automl_chars.portfolio import Portfolio
+
+    return api_error(lambda: Portfolio.load(r.run.path).model("glyphs-digits"))
+
+
+def portfolio_sample(r: Reading) -> str:
+    from automl_chars.portfolio import Portfolio
+
+    return api_error(lambda: Portfolio.load(r.run.path).sample("glyphs-digits"))
+
+
+def trials_result(r: Reading) -> str:
+    from automl_chars.runner.trials import TrialsResult
+
+    return api_error(lambda: TrialsResult.load(r.run.path / "training"))
+
+
+def table_show(r: Reading) -> str:
+    told = cli(r.capsys, "table", "show", str(r.target))
+    assert told.code == 2 and told.text.startswith("error: "), told.text
+    return told.text
+
+
+def shipped_priors(r: Reading) -> str:
+    """The built-in priors go on without the damaged part: the other domain's curves, and the
+    built-in store's sweep of the lost domain in their place."""
+    from automl_chars.search.warmstart import builtin_priors
+
+    priors, told = api(builtin_priors)
+    from_table = set(priors.loc[priors["kind"] == "table", "dataset"])
+    assert from_table == {SHIPPED_KEPT}, from_table
+    assert SHIPPED_LOST in set(priors.loc[priors["kind"] == "sweep", "dataset"])
+    return told
+
+
+def builtin_store_priors(r: Reading) -> str:
+    from automl_chars.search.warmstart import builtin_priors
+    from automl_chars.tabular.shipped import shipped_domains
+
+    priors, told = api(builtin_priors)
+    kept = {builtin_file(f) for f in r.target.parent.glob("*.parquet") if f != r.target}
+    # every other file's sweep (of a domain the table lacks), the damaged one's left out
+    assert set(priors.loc[priors["kind"] == "sweep", "dataset"]) == kept - set(shipped_domains())
+    return told
+
+
+def supernet_result(r: Reading) -> str:
+    from automl_chars.supernet.result import SupernetResult
+
+    return api_error(lambda: SupernetResult.load(r.target.parent))
 
 
 # -- the table -------------------------------------------------------------------------------
@@ -177,22 +407,27 @@ class FileCase:
     """One file the platform reads back.
 
     Attributes:
-        kind: what the file is (and who reads it back, where several do).
-        make: writes a healthy one (and what surrounds it) under a folder; returns the file.
+        kind: the file (its name or pattern), then who reads it back.
+        make: makes a healthy one (and what surrounds it) under a folder.
         read: reads it back, damaged, through a public command or API and asserts the rest
             still serves; returns what the user was told.
-        remedy: words of the remedy that message must hold.
-        damages: extra damages of this kind of file (an unknown format version).
+        remedy: words of the remedy that message must hold ("" for a file not read back).
+        damages: extra damages of this kind of file (an unknown format version, lost).
+        slow: it needs the session's Ray runs.
     """
 
     kind: str
-    make: Callable[[Path], Path]
-    read: Callable[[Path, Path, object], str]
+    make: Callable[[Path, object], Made]
+    read: Callable[[Reading], str]
     remedy: str
     damages: dict[str, Callable[[Path], None]] = field(default_factory=dict)
+    slow: bool = False
 
 
 STORE_DAMAGES = {"newer version": newer_store_version}
+#: The files of a run's folder that Ray Tune reads on resume (runner/core.py TUNE_STATE).
+SWEEP_TUNE_STATE = ("experiment_state-*.json", "searcher-state-*.pkl", "callback-states-*.pkl",
+                    "search_gen_state-*.json", "tuner.pkl")
 FILES = [
     FileCase("results-store file, store show", make_store, store_show,
              "store check --repair", STORE_DAMAGES),
@@ -202,38 +437,115 @@ FILES = [
              "store check --repair", STORE_DAMAGES),
     FileCase("results-store file, default priors", make_store, warm_start_priors,
              "store check --repair"),
-    FileCase("summary.json, show", lambda f: make_sweep(f, layout.SUMMARY_FILE), show_sweep,
-             "--resume"),
-    FileCase("trials.csv, show", lambda f: make_sweep(f, layout.TRIALS_FILE), show_sweep,
-             "--resume"),
+    FileCase("summary.json, show", sweep_file(layout.SUMMARY_FILE), show, "--resume",
+             slow=True),
+    FileCase("summary.json, bohb --resume", sweep_file(layout.SUMMARY_FILE), resume, "--resume",
+             slow=True),
+    FileCase("trials.csv, show", sweep_file(layout.TRIALS_FILE), show, "--resume",
+             {"missing": missing}, slow=True),
+    FileCase("automl_chars.json, bohb --resume", sweep_file(layout.SETTINGS_FILE), resume,
+             "--resume", slow=True),
+    FileCase("automl_chars.json, store import", sweep_file(layout.SETTINGS_FILE), store_import,
+             "store import", slow=True),
+    *[FileCase(f"{pattern}, bohb --resume", sweep_file(pattern, finished=False), resume,
+               "--name", slow=True) for pattern in SWEEP_TUNE_STATE],
+    FileCase("warm_start.json, not read back (show, bohb --resume)",
+             sweep_file(layout.WARM_START_FILE), not_read_back, "", slow=True),
+    FileCase("manifest.json, portfolio show", portfolio_file("manifest.json"), portfolio_show,
+             "--resume", {"newer version": newer_manifest_version}, slow=True),
+    FileCase("weights.pt, Portfolio.model", portfolio_file("glyphs-digits/weights.pt"),
+             portfolio_model, "--resume", {"missing": missing}, slow=True),
+    FileCase("sample.npz, Portfolio.sample", portfolio_file("glyphs-digits/sample.npz"),
+             portfolio_sample, "--resume", slow=True),
+    FileCase("trials.csv, portfolio build --resume (run_trials)",
+             portfolio_file("training/trials.csv"), resume, "--resume", {"missing": missing},
+             slow=True),
+    FileCase("history.csv, portfolio build --resume (run_trials)",
+             portfolio_file("training/history.csv"), resume, "--resume", {"missing": missing},
+             slow=True),
+    FileCase("summary.json, TrialsResult.load", portfolio_file("training/summary.json"),
+             trials_result, "resume=True", slow=True),
+    FileCase("basic-variant-state-*.json, portfolio build --resume (run_trials)",
+             portfolio_file("training/basic-variant-state-*.json", finished=False), resume,
+             "--name", slow=True),
+    FileCase("learning-curve table, table show", make_table, table_show, "--resume",
+             {"newer version": newer_table_format}),
+    FileCase("shipped learning-curve table part, built-in priors", make_shipped_part,
+             shipped_priors, "reinstall", {"newer version": newer_table_format}),
+    FileCase("built-in store file, built-in priors", make_builtin_store_file,
+             builtin_store_priors, "reinstall", STORE_DAMAGES),
+    *[FileCase(f"{name} (supernet), SupernetResult.load", supernet_file(name), supernet_result,
+               "resume=True") for name in ("table.csv", "history.csv", "summary.json")],
 ]
-#: Files the platform reads back that have no row yet, and where they are read (issue 20).
-PENDING = {
-    layout.SETTINGS_FILE: "runner/core.py check_same_run, runner/sweep.py, store/ingest.py",
-    layout.HISTORY_FILE: "runner/trials.py TrialsResult.load (read_csv names it; no row yet)",
-    layout.WARM_START_FILE: "written by runner/sweep.py; read by people and reports",
-    "searcher-state-*.pkl, callback-states-*.pkl": "Ray Tune's restore (search/, ray_compat)",
-    "experiment_state-*.json": "runner/core.py check_experiment_state",
-    "manifest.json, weights.pt": "portfolio/entry.py (handled there, not yet a row here)",
-    "learning-curve table": "tabular/ (TableError, not yet a row here)",
-    "shipped package data": "store/builtin/*.parquet, the shipped table",
-}
 
-CASES = [pytest.param(case, name, damage, id=f"{case.kind}-{name}")
+CASES = [pytest.param(case, name, damage, id=f"{case.kind}-{name}",
+                      marks=[pytest.mark.slow] if case.slow else [])
          for case in FILES for name, damage in {**DAMAGES, **case.damages}.items()]
 
 
 @pytest.mark.parametrize("case, name, damage", CASES)
 def test_a_damaged_file_is_named_with_its_remedy_and_nothing_else_is_lost(case, name, damage,
-                                                                          tmp_path, capsys):
-    target = case.make(tmp_path)
+                                                                          tmp_path, capsys,
+                                                                          request):
+    made = case.make(tmp_path, request)
+    target = made.target
     others = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p != target}
     damage(target)
-    told = case.read(tmp_path, target, capsys)
+    told = case.read(Reading(tmp_path, target, made.run, capsys))
     assert "Traceback" not in told, told
-    assert str(target) in told, f"the message does not name {target}:\n{told}"
-    assert case.remedy in told, told
+    if case.remedy:
+        assert str(target) in told, f"the message does not name {target}:\n{told}"
+        assert case.remedy in told, told
     assert {p: p.read_bytes() for p in others} == others  # every other file as it was
+
+
+@pytest.mark.slow
+def test_following_the_remedies_a_sweep_resumes_and_keeps_every_trial(finished_sweep, tmp_path,
+                                                                      capsys):
+    """A damaged ``summary.json`` and ``automl_chars.json``, both moved aside as their messages
+    say: the same command with ``--resume`` restores the (moved) sweep from Ray Tune's state,
+    keeps every finished trial and writes both files again."""
+    run = finished_sweep.copy_to(tmp_path / "results")
+    trials = set(pd.read_csv(run.path / layout.TRIALS_FILE, dtype={"trial_id": str})["trial_id"])
+    settings = json.loads((run.path / layout.SETTINGS_FILE).read_text())
+    for name in (layout.SUMMARY_FILE, layout.SETTINGS_FILE):
+        truncate(run.path / name)
+    told = cli(capsys, *run.argv, "--resume")
+    assert told.code == 2 and layout.SETTINGS_FILE in told.text, told.text
+    for name in (layout.SUMMARY_FILE, layout.SETTINGS_FILE):
+        (run.path / name).rename(run.path / f"{name}.damaged")
+    told = cli(capsys, *run.argv, "--resume")
+    assert told.code == 0 and "Incumbent:" in told.text, told.text
+    resumed = SweepResult.load(run.path)
+    assert set(resumed.trials["trial_id"]) == trials  # every trial kept, none run again
+    assert (resumed.trials["status"] == "TERMINATED").all()
+    saved = json.loads((run.path / layout.SETTINGS_FILE).read_text())
+    defining = ("dataset_fingerprint", "space_fingerprint", "preset", "num_samples", "seed")
+    assert {k: saved[k] for k in defining} == {k: settings[k] for k in defining}
+
+
+@pytest.mark.slow
+def test_following_the_remedies_a_portfolio_gets_its_entry_and_manifest_back(built_portfolio,
+                                                                             tmp_path, capsys):
+    """A damaged weight file (the entry removed) and then a damaged manifest (moved aside): the
+    build's command with ``--resume`` adds the entries back from the training run, without
+    training."""
+    import torch
+
+    from automl_chars.portfolio import Portfolio
+
+    run = built_portfolio.copy_to(tmp_path / "results")
+    x = torch.rand(2, 1, 28, 28)
+    before = Portfolio.load(run.path).model("glyphs-digits")(x)
+    garbage(run.path / "glyphs-digits" / "weights.pt")
+    Portfolio.load(run.path).remove("glyphs-digits")
+    told = cli(capsys, *run.argv, "--resume")
+    assert told.code == 0 and "Traceback" not in told.text, told.text
+    assert torch.allclose(Portfolio.load(run.path).model("glyphs-digits")(x), before)
+    truncate(run.path / "manifest.json")
+    (run.path / "manifest.json").rename(run.path / "manifest.json.damaged")
+    told = cli(capsys, *run.argv, "--resume")
+    assert told.code == 0 and Portfolio.load(run.path).names() == ["glyphs-digits"], told.text
 
 
 def test_a_store_that_cannot_be_read_at_all_leaves_the_builtin_priors(tmp_path, capsys):
@@ -251,7 +563,7 @@ def test_a_store_that_cannot_be_read_at_all_leaves_the_builtin_priors(tmp_path, 
 
 def test_damage_past_the_footer_is_found_and_the_other_files_still_read(tmp_path):
     """Garbled data pages with an intact footer: the files are read one by one to find it."""
-    damaged = make_store(tmp_path)
+    damaged = make_store(tmp_path, None).target
     raw = bytearray(damaged.read_bytes())
     raw[4:60] = b"\xff" * 56  # the first column's pages
     damaged.write_bytes(bytes(raw))
@@ -264,8 +576,6 @@ def test_damage_past_the_footer_is_found_and_the_other_files_still_read(tmp_path
 def test_writes_are_atomic_a_write_cut_short_leaves_the_old_file(tmp_path, monkeypatch):
     """summary.json and trials.csv go to a temporary name first: a write cut short (a full
     disk) leaves the previous file whole."""
-    import pandas as pd
-
     csv, summary = tmp_path / layout.TRIALS_FILE, tmp_path / layout.SUMMARY_FILE
     layout.write_csv(csv, pd.DataFrame({"trial_id": ["a"], "val_acc": [0.5]}))
     layout.write_json(summary, {"n_trials": 1})
@@ -284,9 +594,20 @@ def test_writes_are_atomic_a_write_cut_short_leaves_the_old_file(tmp_path, monke
     assert (csv.read_bytes(), summary.read_bytes()) == before
 
 
-def test_every_file_read_back_has_a_row_or_is_pending():
-    """A new file in the layout needs a row in FILES (or, until it has one, a PENDING line)."""
-    names = {v for k, v in vars(layout).items() if k.endswith("_FILE") and isinstance(v, str)}
-    covered = {layout.SUMMARY_FILE, layout.TRIALS_FILE}
-    assert {c.kind.split(",")[0] for c in FILES} >= {"results-store file", *covered}
-    assert names <= covered | set(PENDING), names - covered - set(PENDING)
+def test_every_file_read_back_has_a_row():
+    """Every file the platform reads back has a row in FILES (named first in its kind): a run
+    folder's files (``layout.py``), Ray Tune's state a resume reads (``runner/core.py``), a
+    portfolio's and a supernet run's files, store files, tables and the package's own data. A
+    new file name in those modules without a row fails here."""
+    from automl_chars.portfolio import entry
+    from automl_chars.runner.core import TUNE_STATE
+    from automl_chars.supernet import result as supernet
+
+    def named(module) -> set[str]:
+        return {v for k, v in vars(module).items() if k.endswith("_FILE") and isinstance(v, str)}
+
+    files = (named(layout) | set(TUNE_STATE) | named(entry) | named(supernet)
+             | {"results-store file", "learning-curve table", "shipped learning-curve table part",
+                "built-in store file"})
+    covered = {c.kind.split(",")[0].removesuffix(" (supernet)") for c in FILES}
+    assert files <= covered, f"files read back without a row in FILES: {files - covered}"

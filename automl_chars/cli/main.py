@@ -1,5 +1,5 @@
-"""The ``automl-chars`` command: ``datasets``, ``bohb``, ``show``, ``portfolio``, ``store``,
-``similarity``, ``supernet``, ``table``.
+"""The ``automl-chars`` command: ``datasets``, ``bohb``, ``show``, ``pareto``, ``portfolio``,
+``store``, ``similarity``, ``supernet``, ``table``, ``report``.
 
 Errors the platform raises on purpose (unknown names, missing data, bad presets, experiments that
 cannot be resumed, a cluster that cannot be reached) are printed as one clear message with exit
@@ -15,8 +15,14 @@ import re
 import sys
 from collections.abc import Sequence
 
-from automl_chars.cli import portfolio, similarity, store, supernet, table
-from automl_chars.cli.options import add_data_arguments, load_dataset, store_line, summary_of
+from automl_chars.cli import pareto, portfolio, report, similarity, store, supernet, table
+from automl_chars.cli.options import (
+    add_data_arguments,
+    add_limit_arguments,
+    load_dataset,
+    store_line,
+    summary_of,
+)
 from automl_chars.errors import AutomlCharsError, SweepInterrupted
 
 
@@ -43,8 +49,55 @@ def add_sweep_arguments(p: argparse.ArgumentParser, *, preset_default: str | Non
     p.add_argument("--no-priors", action="store_true",
                    help="start BOHB's model empty: without the built-in priors (and, without "
                         "--warm-start, the store's results)")
+    p.add_argument("--autotune-lr", action="store_true",
+                   help="AutotuneLR: take learning_rate out of the space; each trial tunes its "
+                        "own by a refined grid search of short runs (docs/training-tools.md)")
     p.add_argument("--verbose", type=int, default=1,
-                   help="0 silent, 1 a line per finished trial (default), 2-4 Ray Tune's own output")
+                   help="0 silent, 1 a line per finished trial and a progress line with an ETA "
+                        "(default), 2-4 Ray Tune's own output")
+    add_objective_arguments(p)
+
+
+def add_objective_arguments(p: argparse.ArgumentParser) -> None:
+    """Cost limits and MnasNet's reward (docs/hardware-aware.md)."""
+    g = p.add_argument_group("hardware-aware objective (docs/hardware-aware.md)")
+    add_limit_arguments(g, "a configuration over it is infeasible: it trains nothing and is "
+                           "never the incumbent")
+    g.add_argument("--reward-target", action="append", default=None, metavar="COST=TARGET",
+                   help="maximise MnasNet's reward acc * (cost/target)^w, e.g. latency_ms=0.5 "
+                        "(repeatable; costs: params, flops, latency_ms)")
+    g.add_argument("--reward-weight", type=float, default=None,
+                   help="the reward's exponent w (default -0.07, MnasNet's soft constraint)")
+    g.add_argument("--reward-weight-over", type=float, default=None,
+                   help="w above the target (default: --reward-weight; -1 with "
+                        "--reward-weight 0 is MnasNet's hard constraint)")
+
+
+def objective_of(args: argparse.Namespace):
+    """The :class:`~automl_chars.training.objective.Objective` of the command line's limits and
+    reward (None when none is given); bad values fail here, before any data loads."""
+    from automl_chars.errors import InvalidConfigError
+    from automl_chars.training.objective import MNASNET_WEIGHT, Objective
+
+    targets = {}
+    for item in getattr(args, "reward_target", None) or []:
+        cost, sep, value = item.partition("=")
+        try:
+            targets[cost.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise InvalidConfigError(f"--reward-target takes COST=TARGET, e.g. latency_ms=0.5; "
+                                     f"got {item!r}.")
+    weight = getattr(args, "reward_weight", None)
+    if not targets and (weight is not None or getattr(args, "reward_weight_over", None)
+                        is not None):
+        raise InvalidConfigError("--reward-weight and --reward-weight-over need --reward-target.")
+    objective = Objective(
+        max_params=args.max_params, max_flops=args.max_flops, max_latency_ms=args.max_latency_ms,
+        reward_targets=targets, reward_weight=MNASNET_WEIGHT if weight is None else weight,
+        reward_weight_over=getattr(args, "reward_weight_over", None))
+    return objective if objective.active else None
 
 
 def sweep(dataset, args: argparse.Namespace, preset: str, name: str | None = None, space=None,
@@ -54,29 +107,28 @@ def sweep(dataset, args: argparse.Namespace, preset: str, name: str | None = Non
     from automl_chars.search.presets import get_preset
 
     get_preset(preset)  # a bad preset fails before the dataset loads
+    objective = objective_of(args)
     return run_bohb(
         dataset, space=space, preset=preset, num_samples=args.num_samples, fidelity=args.fidelity,
         gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial,
         storage_path=args.storage, name=name or args.name, seed=args.seed,
         resume=args.resume if resume is None else resume, max_failures=args.max_failures,
         address=args.address, verbose=args.verbose, warm_start=warm_start,
-        priors=not args.no_priors,
+        priors=not args.no_priors, autotune_lr=getattr(args, "autotune_lr", False),
+        objective=objective,
     )
-
-
-def seeded_trials(trials):
-    """The warm start's trials: where each came from and how it did."""
-    by = trials["suggested_by"].astype(str)
-    seeded = trials[by.str.startswith(("portfolio:", "store:"))]
-    return seeded[["trial_id", "suggested_by", "budget", "val_acc", "status"]]
 
 
 def print_result(result) -> None:
     from automl_chars.reporting import format_table, top_trials
+    from automl_chars.reporting.tables import seeded_trials
 
     print(f"\nExperiment: {result.path}")
     print(store_line(result.path))
     print(f"Trials: {len(result.trials)} ({result.n_model_based} proposed by BOHB's model)")
+    if result.objective.active:
+        print(f"Objective: {describe_objective(result.objective)}; {result.n_infeasible} "
+              f"trials infeasible (over the limits, not trained)")
     seeded = seeded_trials(result.trials)
     if not seeded.empty:
         print("\nSeeded trials (warm start):")
@@ -86,6 +138,18 @@ def print_result(result) -> None:
     print("\nIncumbent:", result.incumbent)
     print()
     print(format_table(result.table))
+
+
+def describe_objective(objective) -> str:
+    """An objective in the command line's words, e.g. ``--max-params 50000``."""
+    parts = [f"{CLI_FLAGS[arg]} {getattr(objective, arg):g}"
+             for arg in ("max_params", "max_flops", "max_latency_ms")
+             if getattr(objective, arg) is not None]
+    if objective.reward_targets:
+        targets = ", ".join(f"{c}={t:g}" for c, t in objective.reward_targets.items())
+        parts.append(f"reward acc * (cost/target)^w for {targets}, w = "
+                     f"{objective.reward_weight:g} under, {objective.weight_over:g} over the target")
+    return "; ".join(parts)
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -105,6 +169,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_bohb(args: argparse.Namespace) -> int:
+    objective_of(args)  # bad limits or reward fail before the data loads
     warm = None
     if args.warm_start or args.store:
         from automl_chars.search.warmstart import WarmStart
@@ -158,11 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="experiment folder")
     p.set_defaults(func=cmd_show)
 
+    pareto.add_parser(sub)
     portfolio.add_parser(sub)
     store.add_parser(sub)
     similarity.add_parser(sub)
     supernet.add_parser(sub)
     table.add_parser(sub)
+    report.add_parser(sub)
     return parser
 
 
@@ -193,7 +260,10 @@ CLI_FLAGS = {"gpus_per_trial": "--gpus-per-trial", "cpus_per_trial": "--cpus-per
              "num_samples": "--num-samples", "max_failures": "--max-failures",
              "storage_path": "--storage", "data_root": "--root", "samples_per_class":
              "--samples-per-class", "seed": "--seed", "priors": "--no-priors",
-             "num_seeds": "--num-seeds"}
+             "num_seeds": "--num-seeds", "max_params": "--max-params", "max_flops":
+             "--max-flops", "max_latency_ms": "--max-latency-ms", "reward_targets":
+             "--reward-target", "reward_weight": "--reward-weight", "reward_weight_over":
+             "--reward-weight-over"}
 
 
 def cli_wording(message: str) -> str:

@@ -21,6 +21,16 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
                    help="glyphs-* only: training images per class")
 
 
+def add_limit_arguments(p, what: str) -> None:
+    """``--max-params``, ``--max-flops`` and ``--max-latency-ms`` (the limits of an
+    :class:`~automl_chars.training.objective.Objective`); ``what`` a limit does, for the help."""
+    p.add_argument("--max-params", type=float, default=None, help=f"most parameters ({what})")
+    p.add_argument("--max-flops", type=float, default=None,
+                   help="most FLOPs of one image's forward pass")
+    p.add_argument("--max-latency-ms", type=float, default=None,
+                   help="most milliseconds of a batch-1 forward pass on the trial's device")
+
+
 def load_dataset(name: str, args: argparse.Namespace):
     """The dataset named on the command line, with ``--root``/``--download``/``--samples-per-class``.
 

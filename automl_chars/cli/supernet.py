@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from automl_chars.cli.options import add_data_arguments, load_dataset
+from automl_chars.cli.options import add_data_arguments, add_limit_arguments, load_dataset
 from automl_chars.errors import InvalidConfigError
 
 #: Command-line options that become training hyperparameters or sampler settings of the config.
@@ -52,6 +52,9 @@ def add_supernet_arguments(p: argparse.ArgumentParser, *, samplers: tuple[str, .
     add_data_arguments(p)
     p.add_argument("--address", default=None, help="Ray cluster address")
     p.add_argument("--verbose", type=int, default=1)
+    add_limit_arguments(p.add_argument_group("the best subnet within cost limits "
+                                             "(docs/hardware-aware.md)"),
+                        "print the subnet the supernet ranks best among those within them")
 
 
 def samplers_of(args: argparse.Namespace) -> list[str]:
@@ -74,6 +77,7 @@ def run_samplers(dataset_name: str, args: argparse.Namespace) -> list:
     from automl_chars.supernet.result import format_summary, format_table
 
     samplers = samplers_of(args)
+    limits = limits_of(args)  # bad limits fail before anything trains
     space = SupernetSpace(channels=args.channels, depths=args.depths,
                           ops=tuple(o.strip() for o in args.ops.split(",") if o.strip()),
                           stem_stride=args.stem_stride)
@@ -90,10 +94,35 @@ def run_samplers(dataset_name: str, args: argparse.Namespace) -> list:
         print(f"\n== {sampler}: {result.path}")
         print(format_table(result))
         print(format_summary(result))
+        if limits.limits:
+            print(best_subnet_line(result, limits))
         results.append(result)
     plots = [*sampler_plots(results), *comparison_plots(results)]
     print("\nPlots:\n" + "\n".join(f"  {p}" for p in plots))
     return results
+
+
+def limits_of(args: argparse.Namespace):
+    """The ``--max-*`` limits as an :class:`~automl_chars.training.objective.Objective`."""
+    from automl_chars.training.objective import Objective
+
+    return Objective(max_params=getattr(args, "max_params", None),
+                     max_flops=getattr(args, "max_flops", None),
+                     max_latency_ms=getattr(args, "max_latency_ms", None))
+
+
+def best_subnet_line(result, limits) -> str:
+    """The subnet the supernet ranks best within ``limits``, and its costs, in a line."""
+    from automl_chars.supernet.select import best_subnet
+
+    try:
+        row = best_subnet(result, **{k: v for k, v in vars(limits).items()
+                                     if k.startswith("max_")})
+    except InvalidConfigError as err:
+        return f"best subnet within the limits: none ({err})"
+    return (f"best subnet within the limits: {row['subnet']} (top-1 in the supernet "
+            f"{row['supernet_acc']:.4f}, standalone {row['standalone_acc']:.4f}; params "
+            f"{row['params']:.0f}, FLOPs {row['flops']:.0f}, latency {row['latency_ms']:.3f} ms)")
 
 
 def sampler_plots(results: list) -> list[Path]:

@@ -24,6 +24,14 @@ from automl_chars.models.cnn import (
     build_cnn,
     num_parameters,
 )
+from automl_chars.models.costs import (
+    LatencySettings,
+    ModelCosts,
+    count_flops,
+    count_params,
+    measure_costs,
+    model_device,
+)
 from automl_chars.models.resnet import ResNetSpec, build_resnet18
 from automl_chars.registry import Registry
 
@@ -46,7 +54,7 @@ def check_model(model: nn.Module, input_shape: tuple[int, int, int], num_classes
     """Runs two blank images through ``model`` (evaluation mode) and checks the output shape, so
     a model that cannot process the dataset's images fails before training, with a clear message."""
     was_training = model.training
-    device = next(model.parameters(), torch.empty(0)).device
+    device = model_device(model)
     try:
         out = model.eval()(torch.zeros(2, *input_shape, device=device))
     finally:
@@ -87,7 +95,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "CNN", "CNNSpec", "ConvLayerSpec", "FCLayerSpec", "MODELS", "ResNet18", "ResNetSpec",
-    "build_cnn", "build_model", "build_resnet18",
-    "check_model", "feature_dim", "num_parameters", "replace_head", "split_head",
+    "CNN", "CNNSpec", "ConvLayerSpec", "FCLayerSpec", "LatencySettings", "MODELS",
+    "ModelCosts", "ResNet18", "ResNetSpec", "build_cnn", "build_model", "build_resnet18",
+    "check_model", "count_flops", "count_params", "feature_dim", "measure_costs",
+    "model_device", "num_parameters", "replace_head", "split_head",
 ]

@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from automl_chars import uris
 from automl_chars.errors import PortfolioError
+from automl_chars.layout import read_json
 from automl_chars.spaces.values import plain_value
 
 MANIFEST_FILE = "manifest.json"
@@ -31,6 +33,18 @@ WEIGHTS_FILE = "weights.pt"
 SAMPLE_FILE = "sample.npz"
 #: Images per source kept in ``sample.npz`` by default.
 SAMPLE_SIZE = 500
+#: What to do about a damaged ``manifest.json``: the entries' files are intact, and a build's
+#: entries come back from its training run.
+MANIFEST_REMEDY = ("Move it aside (rename it) and run the portfolio's build again with "
+                   "resume=True (CLI: the same portfolio build command with --resume): its "
+                   "entries are added back from the finished training run, without training.")
+
+
+def entry_remedy(entry: str) -> str:
+    """What to do about a damaged file of one entry: the build adds it back from its run."""
+    return (f"Remove the entry (Portfolio.remove({entry!r})) and run the portfolio's build again "
+            f"with resume=True (CLI: the same portfolio build command with --resume): it is "
+            f"added back from the finished training run, without training.")
 
 
 @dataclass(frozen=True)
@@ -94,21 +108,20 @@ class PortfolioEntry:
 
 
 def read_manifest(folder: Path) -> list[PortfolioEntry]:
-    """The entries of ``folder/manifest.json``; a missing, unreadable or other-version manifest
-    raises :class:`PortfolioError` naming the file."""
+    """The entries of ``folder/manifest.json``; a missing or other-version manifest raises
+    :class:`PortfolioError`, a damaged one :class:`~automl_chars.errors.DamagedFileError`, each
+    naming the file."""
     path = folder / MANIFEST_FILE
     if not path.exists():
         raise PortfolioError(f"{folder} is not a portfolio: it has no {MANIFEST_FILE}. Build one "
                              f"with automl_chars.portfolio.build_portfolio (CLI: automl-chars "
                              f"portfolio build).")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise PortfolioError(f"Cannot read {path}: {err}.") from None
-    version = data.get("version") if isinstance(data, dict) else None
+    data = read_json(path, MANIFEST_REMEDY)
+    version = data.get("version")
     if version != MANIFEST_VERSION:
         raise PortfolioError(f"{path} has manifest version {version!r}; this version of "
-                             f"automl_chars reads version {MANIFEST_VERSION}.")
+                             f"automl_chars reads version {MANIFEST_VERSION}. Read it with the "
+                             f"automl_chars that wrote it (upgrade), or: {MANIFEST_REMEDY}")
     return [PortfolioEntry.from_json(e, path) for e in data.get("entries", [])]
 
 
@@ -130,17 +143,20 @@ def load_weights(path: Path, entry: str) -> dict:
     """An entry's weights file, tensors and plain values only; anything else is refused."""
     if not path.exists():
         raise PortfolioError(f"Portfolio entry {entry!r}: its weight file {path} is missing. "
-                             f"Rebuild the entry or remove it from the manifest.")
+                             f"{entry_remedy(entry)}")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; its end holds the index
+        raise PortfolioError(f"Portfolio entry {entry!r}: {path} is damaged (empty, truncated "
+                             f"or garbled: not a weight file). {entry_remedy(entry)}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise PortfolioError(
             f"Portfolio entry {entry!r}: {path} holds objects other than tensors and plain "
-            f"values, which could run code when loaded; refused ({str(err).splitlines()[0]})."
+            f"values, which could run code when loaded; refused ({_first_line(err)})."
         ) from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as err:
-        raise PortfolioError(f"Portfolio entry {entry!r}: {path} is corrupt "
-                             f"({str(err).splitlines()[0]}). Rebuild the entry.") from None
+    except (RuntimeError, EOFError, OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
+        raise PortfolioError(f"Portfolio entry {entry!r}: {path} is damaged "
+                             f"({_first_line(err)}). {entry_remedy(entry)}") from None
     if not isinstance(state, dict) or not {"model", "arch", "state_dict"} <= set(state):
         raise PortfolioError(f"Portfolio entry {entry!r}: {path} is not a weight file of "
                              f"automl_chars (needs model, arch and state_dict).")
@@ -157,9 +173,15 @@ def load_sample(path: Path, entry: str) -> tuple[torch.Tensor, torch.Tensor]:
     try:
         with np.load(path, allow_pickle=False) as z:
             return torch.from_numpy(z["x"].copy()), torch.from_numpy(z["y"].copy()).long()
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
-        raise PortfolioError(f"Portfolio entry {entry!r}: cannot read its image sample {path} "
-                             f"({err}). Rebuild the entry.") from None
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise PortfolioError(f"Portfolio entry {entry!r}: cannot read its image sample {path}, "
+                             f"damaged ({_first_line(err)}). {entry_remedy(entry)}") from None
+
+
+def _first_line(err: Exception) -> str:
+    """The first line of an error's message, or its type's name when it has none."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -172,3 +194,4 @@ def _atomic_write(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    uris.push(path)  # a portfolio at a storage URI: this file lands there too

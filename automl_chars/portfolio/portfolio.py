@@ -10,13 +10,13 @@ import os
 import shutil
 import time
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 from torch import nn
 
+from automl_chars import uris
 from automl_chars.data.dataset import Dataset
 from automl_chars.errors import PortfolioError
 from automl_chars.models import build_model
@@ -41,17 +41,19 @@ ENTRY_COLUMNS = ("name", "dataset", "model", "trainable", "num_classes", "image_
 
 
 class Portfolio:
-    """The entries of one portfolio folder (see :mod:`automl_chars.portfolio.entry`)."""
+    """The entries of one portfolio folder (see :mod:`automl_chars.portfolio.entry`): a local
+    folder or a storage URI, whose files are then downloaded here and each new one uploaded
+    (:mod:`automl_chars.uris`)."""
 
     def __init__(self, path: str | os.PathLike, entries: list[PortfolioEntry] | None = None):
-        self.path = Path(path).expanduser().resolve()
+        self.path = uris.pull(uris.local_path(path, "portfolio"), recursive=True, skip=())
         self._entries = list(entries or [])
 
     # -- reading ----------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | os.PathLike) -> Portfolio:
         """Reads ``path/manifest.json``; raises :class:`PortfolioError` if it is not a portfolio."""
-        path = Path(path).expanduser().resolve()
+        path = uris.pull(uris.local_path(path, "portfolio"), recursive=True, skip=())
         return cls(path, read_manifest(path))
 
     @property

@@ -11,16 +11,20 @@ matplotlib.use("Agg")  # write files; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+#: Columns of :func:`learning_curves`, then ``timestamp`` (when each result came) where Ray wrote it.
+CURVE_COLUMNS = ("trial_id", "budget", "train_loss", "val_loss", "train_acc", "val_acc")
+
 
 def learning_curves(exp_dir: str | os.PathLike) -> pd.DataFrame:
-    """Every trial's per-budget metrics: ``trial_id``, ``budget``, train/val loss and accuracy."""
+    """Every trial's per-budget metrics: ``trial_id``, ``budget``, train/val loss and accuracy,
+    and the ``timestamp`` of each result (seconds since the epoch)."""
     frames = []
     for progress in sorted(Path(exp_dir).glob("*/progress.csv")):
         df = pd.read_csv(progress)
         if df.empty or "budget" not in df:
             continue
         df["trial_id"] = progress.parent.name.rsplit("_", 1)[-1]
-        frames.append(df[["trial_id", "budget", "train_loss", "val_loss", "train_acc", "val_acc"]])
+        frames.append(df[[*CURVE_COLUMNS, *(c for c in ("timestamp",) if c in df)]])
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -43,6 +47,11 @@ def plot_learning_curves(exp_dir: str | os.PathLike, out: str | os.PathLike | No
                 title="Train vs validation loss per trial")
     axes[0].legend()
     axes[1].set(xlabel="budget", ylabel="validation accuracy", title="Validation accuracy per trial")
+    return save_figure(fig, out)
+
+
+def save_figure(fig, out: Path) -> Path:
+    """Writes ``fig`` to ``out`` (PNG, tight layout) and closes it; returns ``out``."""
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

@@ -13,18 +13,12 @@ import matplotlib
 matplotlib.use("Agg")  # write files; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 
+from automl_chars.reporting.plots import save_figure  # noqa: E402
 from automl_chars.supernet.result import SupernetResult  # noqa: E402
 
 SCATTER_FILE = "supernet_vs_standalone.png"
 DYNAMICS_FILE = "dynamics.png"
 COUNTS_FILE = "sampling_counts.png"
-
-
-def _save(fig, out: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
 
 
 def plot_scatter(result: SupernetResult, out: str | os.PathLike | None = None) -> Path:
@@ -46,7 +40,7 @@ def plot_scatter(result: SupernetResult, out: str | os.PathLike | None = None) -
            title=f"{result.sampler}: Kendall tau {result.kendall_tau:.2f}, "
                  f"Spearman {result.spearman:.2f}")
     ax.grid(alpha=0.3)
-    return _save(fig, Path(out) if out else result.path / SCATTER_FILE)
+    return save_figure(fig, Path(out) if out else result.path / SCATTER_FILE)
 
 
 def plot_dynamics(results: Sequence[SupernetResult], out: str | os.PathLike) -> Path:
@@ -62,7 +56,7 @@ def plot_dynamics(results: Sequence[SupernetResult], out: str | os.PathLike) -> 
     handles, labels = axes[0][0].get_legend_handles_labels()
     if 0 < len(labels) <= 20:
         axes[0][-1].legend(handles, labels, fontsize=7, loc="lower right")
-    return _save(fig, Path(out))
+    return save_figure(fig, Path(out))
 
 
 def plot_counts(results: Sequence[SupernetResult], out: str | os.PathLike) -> Path:
@@ -76,7 +70,7 @@ def plot_counts(results: Sequence[SupernetResult], out: str | os.PathLike) -> Pa
     ax.set_xticklabels(results[0].table["subnet"], rotation=45, ha="right", fontsize=8)
     ax.set(ylabel="rounds sampled", title="Sampling counts per subnet")
     ax.legend()
-    return _save(fig, Path(out))
+    return save_figure(fig, Path(out))
 
 
 #: The plots :func:`plot_result` writes into a sampler's folder.

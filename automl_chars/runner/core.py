@@ -13,7 +13,6 @@ and :func:`~automl_chars.runner.trials.run_trials`) and the benchmarks that time
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,13 +25,20 @@ from ray.tune.callback import Callback
 from ray.tune.experiment import Trial
 from ray.tune.logger import TBXLoggerCallback
 
+from automl_chars import uris
 from automl_chars.errors import (
     ClusterUnavailableError,
     ExperimentStateError,
     InvalidConfigError,
     SweepInterrupted,
 )
-from automl_chars.layout import SETTINGS_FILE, SUMMARY_FILE, write_json
+from automl_chars.layout import (
+    SETTINGS_FILE,
+    SUMMARY_FILE,
+    check_pickle,
+    read_json,
+    write_json,
+)
 from automl_chars.ray_compat import (
     atomic_local_uploads,
     remove_partial_uploads,
@@ -40,9 +46,10 @@ from automl_chars.ray_compat import (
     trial_statuses,
 )
 from automl_chars.runner.interrupts import TUNE_ENV, InterruptGuard
-from automl_chars.runner.progress import TrialLineCallback
+from automl_chars.runner.progress import TrialLineCallback, live_lines_stopped
+from automl_chars.runner.result import INFEASIBLE_STATUS
 from automl_chars.search.bohb import is_whole
-from automl_chars.trainables.base import FAILURE
+from automl_chars.trainables.keys import FAILURE, INFEASIBLE
 
 #: Tune statuses of a trial that has ended (failed trials are TERMINATED to Tune); a sweep is
 #: finished when every trial has one of them.
@@ -56,7 +63,7 @@ def trial_dirname(trial) -> str:
 
 def can_resume(exp_dir: Path) -> bool:
     """Whether ``exp_dir`` holds Ray Tune state that :func:`run_bohb` can resume."""
-    return tune.Tuner.can_restore(str(exp_dir))
+    return tune.Tuner.can_restore(uris.tune_path(exp_dir))
 
 
 def check_resumable(exp_dir: Path, resume: bool) -> bool:
@@ -80,22 +87,38 @@ def check_resumable(exp_dir: Path, resume: bool) -> bool:
     return False
 
 
+#: Ray Tune's files in a run's folder that a resume reads, the newest of each pattern: the
+#: experiment state (JSON), the searcher's and the callbacks' (our scheduler's snapshot) state,
+#: the search generator's (a sweep's), the variant generator's (``run_trials``') and the
+#: ``Tuner``'s (pickles, whatever their names say).
+TUNE_STATE = {"experiment_state-*.json": "json", "searcher-state-*.pkl": "pickle",
+              "callback-states-*.pkl": "pickle", "search_gen_state-*.json": "pickle",
+              "basic-variant-state-*.json": "pickle", "tuner.pkl": "pickle"}
+
+
+def tune_state_remedy(exp_dir: Path) -> str:
+    """What to do about a damaged file of Ray Tune's state: Tune cannot resume without it."""
+    return (f"Ray Tune cannot resume the run from it. Start the run again under another name "
+            f"(CLI: --name) or storage path; {exp_dir} is left as it is, with its finished "
+            f"trials (a sweep's are in the results store too: automl-chars store show).")
+
+
 def check_experiment_state(exp_dir: Path) -> None:
-    """Raises :class:`ExperimentStateError` if Ray Tune's newest experiment state in ``exp_dir``
-    is unreadable (truncated by a kill while Ray copied it, before these copies were made
-    atomic by :func:`~automl_chars.ray_compat.atomic_local_uploads`): Tune would start
-    its trials again with empty configurations instead of resuming."""
-    states = sorted(exp_dir.glob("experiment_state-*.json"))
-    if not states:
-        return
-    try:
-        json.loads(states[-1].read_text() or "!")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ExperimentStateError(
-            f"Cannot resume {exp_dir}: Ray Tune's experiment state {states[-1].name} is "
-            f"truncated (the driver was killed while writing it). Delete that file to resume "
-            f"from the one before it, if any, or start the run again under another name."
-        ) from None
+    """Raises :class:`~automl_chars.errors.DamagedFileError` naming the file if the newest of any
+    kind of Ray Tune's state in ``exp_dir`` (:data:`TUNE_STATE`) is empty, truncated or garbled
+    (a full disk, a hand edit; before :func:`~automl_chars.ray_compat.atomic_local_uploads`, a
+    driver killed while Ray copied it): Tune would fail on it after Ray started, with a raw
+    traceback, or start the trials again with empty configurations. Reads JSON and walks the
+    pickles' opcodes (nothing is unpickled), so it is cheap and runs before Ray starts."""
+    remedy = tune_state_remedy(exp_dir)
+    for pattern, kind in TUNE_STATE.items():
+        files = sorted(exp_dir.glob(pattern))
+        if not files:
+            continue
+        if kind == "json":
+            read_json(files[-1], remedy)
+        else:
+            check_pickle(files[-1], remedy)
 
 
 def fit_to_the_end(tuner: tune.Tuner, exp_dir: Path, num_trials: int, verbose: int = 1,
@@ -108,7 +131,8 @@ def fit_to_the_end(tuner: tune.Tuner, exp_dir: Path, num_trials: int, verbose: i
     guard = InterruptGuard()
     remove_partial_uploads(exp_dir)  # left by a driver killed mid-copy
     try:
-        with guard, environment(_tune_environment(verbose)), atomic_local_uploads():
+        with guard, environment(_tune_environment(verbose)), atomic_local_uploads(), \
+                live_lines_stopped():
             grid = tuner.fit()
     except KeyboardInterrupt:  # a second Ctrl-C: Tune's last saved state is what resumes
         raise _interrupted(exp_dir, guard) from None
@@ -132,7 +156,7 @@ def _interrupted(exp_dir: Path, guard: InterruptGuard) -> SweepInterrupted:
     how = guard.description if guard.signal else "Ray Tune stopped before every trial had ended"
     return SweepInterrupted(str(exp_dir), how, guard.exit_code,
                             f"resume=True (command line: the same command with --resume); "
-                            f"experiment folder {exp_dir}")
+                            f"experiment folder {uris.tune_path(exp_dir)}")
 
 
 def _tune_environment(verbose: int) -> dict[str, str]:
@@ -208,14 +232,28 @@ def check_seed(seed) -> None:
                                  f"[0, 2**32) (got {seed!r}).")
 
 
+#: What to do about a damaged ``automl_chars.json`` (a run's settings).
+SETTINGS_REMEDY = ("Move it aside (rename it) and resume the run with resume=True (command "
+                   "line: the same command with --resume): the settings given then are saved in "
+                   "its place (they cannot be checked against the lost ones) and the finished "
+                   "trials are kept.")
+
+
+def saved_settings(exp_dir: Path) -> dict:
+    """The settings saved in ``exp_dir`` (empty when there are none); a damaged file raises
+    :class:`~automl_chars.errors.DamagedFileError` (:data:`SETTINGS_REMEDY`)."""
+    path = exp_dir / SETTINGS_FILE
+    return read_json(path, SETTINGS_REMEDY) if path.exists() else {}
+
+
 def check_same_run(exp_dir: Path, given: Mapping, defining: Sequence[str],
                    what: str = "settings") -> None:
     """Raises :class:`ExperimentStateError` if ``exp_dir``'s saved settings differ from
-    ``given`` in any ``defining`` key (``what`` names them in the message)."""
-    saved_file = exp_dir / SETTINGS_FILE
-    if not saved_file.exists():
+    ``given`` in any ``defining`` key (``what`` names them in the message); none saved, or
+    moved aside, is no difference."""
+    if not (exp_dir / SETTINGS_FILE).exists():
         return
-    saved = json.loads(saved_file.read_text())
+    saved = saved_settings(exp_dir)
     diff = {k: (saved.get(k), given.get(k)) for k in defining if saved.get(k) != given.get(k)}
     if diff:
         raise ExperimentStateError(
@@ -230,14 +268,15 @@ def start_run(exp_dir: Path, settings: Mapping) -> None:
     write_json(exp_dir / SETTINGS_FILE, {**settings, "started_at": time.time()})
 
 
-def restore_tuner(exp_dir: Path, trainable, failure: tune.FailureConfig) -> tune.Tuner:
+def restore_tuner(exp_dir: Path, trainable, failure: tune.FailureConfig,
+                  settings: Mapping) -> tune.Tuner:
     """The interrupted run in ``exp_dir``, unfinished and errored trials resumed, with today's
     retries (the run config otherwise comes back from the folder); the saved settings record
-    them."""
-    tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True,
+    them (``settings``, the ones given now, stand in for saved ones moved aside)."""
+    tuner = tune.Tuner.restore(uris.tune_path(exp_dir), trainable=trainable, resume_unfinished=True,
                                resume_errored=True)
     restored_run_config(tuner).failure_config = failure
-    saved = json.loads((exp_dir / SETTINGS_FILE).read_text())
+    saved = saved_settings(exp_dir) or {**settings, "started_at": time.time()}
     write_json(exp_dir / SETTINGS_FILE, {**saved, "max_failures": failure.max_failures})
     return tuner
 
@@ -245,13 +284,18 @@ def restore_tuner(exp_dir: Path, trainable, failure: tune.FailureConfig) -> tune
 def run_config(exp_dir: Path, num_trials: int, failure: tune.FailureConfig, verbose: int,
                callbacks: Sequence[Callback], checkpoint_config: tune.CheckpointConfig,
                descriptions: Mapping[str, str] | None = None, first: Sequence[Callback] = (),
-               stop: Mapping | None = None) -> tune.RunConfig:
-    """The run configuration every run shares: its folder, Ray's verbosity, TensorBoard logs and
-    the progress lines (``first`` callbacks before them, the user's after)."""
-    progress = ([TrialLineCallback(num_trials, str(exp_dir), descriptions=descriptions)]
+               stop: Mapping | None = None, planned_units: float | None = None
+               ) -> tune.RunConfig:
+    """The run configuration every run shares: its folder (a URI's for a mirror, which Tune
+    writes to directly), Ray's verbosity, TensorBoard logs and the progress lines (``first``
+    callbacks before them, the user's after); at ``verbose=1`` a live progress line whose ETA
+    counts ``planned_units`` (budget units of the whole run) down."""
+    progress = ([TrialLineCallback(num_trials, uris.tune_path(exp_dir), descriptions=descriptions,
+                                   planned_units=planned_units, live=verbose == 1)]
                 if verbose >= 1 else [])
     return tune.RunConfig(
-        name=exp_dir.name, storage_path=str(exp_dir.parent), verbose=max(0, verbose - 1),
+        name=exp_dir.name, storage_path=uris.tune_path(exp_dir.parent),
+        verbose=max(0, verbose - 1),
         stop=dict(stop) if stop else None,
         callbacks=[*first, TBXLoggerCallback(), *progress, *callbacks],
         checkpoint_config=checkpoint_config, failure_config=failure,
@@ -260,16 +304,19 @@ def run_config(exp_dir: Path, num_trials: int, failure: tune.FailureConfig, verb
 
 def trial_outcome(result, statuses: Mapping[str, str] | None) -> tuple[str, str]:
     """``(status, error)`` of a trial's ``Result``: Tune's status, except ``FAILED`` for a
-    failure a retry cannot fix (the trial reported it), and why it failed or errored."""
+    failure a retry cannot fix (the trial reported it) and ``INFEASIBLE`` for a model over the
+    sweep's cost limits, and why it failed, errored or was infeasible."""
     metrics = result.metrics or {}
     status = (statuses or {}).get(result_trial_id(result),
                                   Trial.ERROR if result.error else Trial.TERMINATED)
     if metrics.get(FAILURE):
         return "FAILED", str(metrics[FAILURE])
+    if metrics.get(INFEASIBLE):
+        return INFEASIBLE_STATUS, str(metrics[INFEASIBLE])
     return status, (str(result.error).splitlines()[0][:300] if result.error else "")
 
 
 __all__ = ["ENDED", "can_resume", "check_experiment_state", "check_resumable", "check_same_run",
-           "check_seed", "run_problems", "seed_ok",
+           "check_seed", "run_problems", "saved_settings", "seed_ok", "tune_state_remedy",
            "environment", "fit_to_the_end", "restore_tuner", "result_trial_id", "run_config",
            "start_run", "trial_dirname", "trial_outcome"]

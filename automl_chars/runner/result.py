@@ -22,14 +22,24 @@ from automl_chars.layout import (
     TRIALS_FILE,
     read_csv,
     read_json,
+    run_folder,
     write_csv,
     write_json,
 )
 from automl_chars.spaces.values import SUGGESTED_BY
+from automl_chars.training.objective import COST_METRICS, OBJECTIVE, Objective
 
-#: Metric columns of :attr:`SweepResult.trials`, in order.
+#: Metric columns of :attr:`SweepResult.trials`, in order (``objective``: sweeps with one).
 METRIC_COLUMNS = ("val_acc", "val_loss", "train_acc", "train_loss", "epoch_s", "num_params",
-                  "data_fraction", "samples_seen", "shape_adjustments", "time_total_s")
+                  "data_fraction", "samples_seen", "shape_adjustments", "time_total_s",
+                  *COST_METRICS, OBJECTIVE)
+#: Columns of :attr:`SweepResult.trials` present when a trial reported them: AutotuneLR's chosen
+#: learning rate and seconds, BSGuard's shrinks of the batch.
+OPTIONAL_COLUMNS = ("autotuned_lr", "autotune_s", "batch_shrinks")
+#: The status of a trial whose model broke the sweep's cost limits (it trained nothing).
+INFEASIBLE_STATUS = "INFEASIBLE"
+#: Statuses of trials that are no result: never the incumbent, in a table or a Pareto front.
+NOT_RESULTS = ("FAILED", INFEASIBLE_STATUS)
 #: Columns of seed 001's results table (:attr:`SweepResult.table`).
 TABLE_COLUMNS = ("dataset", "preset", "val_acc", "train_acc", "test_acc", "runtime_s")
 #: What to do about a damaged ``summary.json`` or ``trials.csv`` (Ray Tune's state is intact).
@@ -45,10 +55,14 @@ class SweepResult:
     Attributes:
         trials: one row per trial: ``trial_id``, ``status``, ``suggested_by`` (model / random /
             given), ``budget`` (budget units reached), ``device`` (``cuda`` or ``cpu``: where
-            it trained), the metrics of its last result
-            (:data:`METRIC_COLUMNS`), ``error``, and its configuration as ``config/<name>``.
-        incumbent: the best configuration (best ``val_acc`` among the trials that reached the
-            highest budget), plain Python values.
+            it trained), ``node_id`` (the Ray node of its last result), the metrics of its last
+            result
+            (:data:`METRIC_COLUMNS`: the model's costs, ``objective`` in a sweep with one;
+            :data:`OPTIONAL_COLUMNS` where reported), ``error``, and its configuration as
+            ``config/<name>``. ``status`` ``INFEASIBLE``:
+            a model over the sweep's cost limits (the reason in ``error``; it trained nothing).
+        incumbent: the best configuration (best :attr:`metric` among the trials that reached
+            the highest budget, never a failed or infeasible one), plain Python values.
         incumbent_trial_id: Ray's id of that trial.
         test_accuracy: the incumbent's accuracy on the test split, evaluated once at the end.
         path: the experiment folder.
@@ -61,6 +75,26 @@ class SweepResult:
     test_accuracy: float
     path: Path
     settings: dict = field(default_factory=dict)
+
+    @property
+    def objective(self) -> Objective:
+        """The sweep's objective (plain accuracy unless it had limits or a reward)."""
+        return Objective.from_description(self.settings.get("objective"))
+
+    @property
+    def metric(self) -> str:
+        """What the sweep maximised: ``objective`` with an objective, else ``val_acc``."""
+        return OBJECTIVE if self.objective.active else "val_acc"
+
+    @property
+    def results(self) -> pd.DataFrame:
+        """The trials that are results (:func:`results_of`: no failed or infeasible one)."""
+        return results_of(self.trials, self.metric)
+
+    @property
+    def n_infeasible(self) -> int:
+        """Trials whose model broke the sweep's cost limits."""
+        return int((self.trials["status"] == INFEASIBLE_STATUS).sum())
 
     @property
     def n_model_based(self) -> int:
@@ -91,16 +125,17 @@ class SweepResult:
             "test_accuracy": self.test_accuracy,
             "n_trials": len(self.trials),
             "n_model_based": self.n_model_based,
+            "n_infeasible": self.n_infeasible,
             "table": self.table.iloc[0].to_dict(),
             "settings": self.settings,
         })
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SweepResult:
-        """Reads a finished sweep's folder (as written by :meth:`save`); a damaged
-        ``summary.json`` or ``trials.csv`` raises :class:`~automl_chars.errors.DamagedFileError`
-        naming it and how to write it again."""
-        path = Path(path).expanduser().resolve()
+        """Reads a finished sweep's folder (as written by :meth:`save`; a path or a storage URI);
+        a damaged ``summary.json`` or ``trials.csv`` raises
+        :class:`~automl_chars.errors.DamagedFileError` naming it and how to write it again."""
+        path = run_folder(path)
         summary_file, trials_file = path / SUMMARY_FILE, path / TRIALS_FILE
         if not path.is_dir():
             raise ExperimentStateError(
@@ -108,11 +143,13 @@ class SweepResult:
                 f"sweep's folder (the 'Experiment:' line a sweep prints, e.g. "
                 f"~/automl_chars_results/bohb-<dataset>-<preset>)."
             )
-        if not summary_file.exists() or not trials_file.exists():
+        if summary_file.exists() and not trials_file.exists():  # written first: lost since
+            raise DamagedFileError(trials_file, "it is missing", REWRITE_HINT)
+        if not summary_file.exists():
             state = "an unfinished sweep (resume it with --resume)" if (path / SETTINGS_FILE).exists() \
                 else "not a sweep folder"
             raise ExperimentStateError(
-                f"{path} has no {SUMMARY_FILE}/{TRIALS_FILE}: {state}."
+                f"{path} has no {SUMMARY_FILE}: {state}."
             )
         summary = read_json(summary_file, REWRITE_HINT)
         missing = [k for k in ("incumbent", "incumbent_trial_id", "test_accuracy")
@@ -144,13 +181,26 @@ def runtime_seconds(trials: pd.DataFrame, started_at: float | None) -> float:
     return float(trials["timestamp"].max() - started_at)
 
 
-def pick_incumbent(trials: pd.DataFrame, metric: str = "val_acc", mode: str = "max") -> str:
-    """Trial id of the best ``metric`` among the trials that reached the highest budget (failed
-    trials, whose metric is NaN, never count)."""
+def results_of(trials: pd.DataFrame, metric: str = "val_acc") -> pd.DataFrame:
+    """The trials that are results: a finite ``metric``, neither failed nor infeasible."""
     done = trials.dropna(subset=[metric])
     if "status" in done:
-        done = done[done["status"] != "FAILED"]
+        done = done[~done["status"].isin(NOT_RESULTS)]
+    return done
+
+
+def pick_incumbent(trials: pd.DataFrame, metric: str = "val_acc", mode: str = "max") -> str:
+    """Trial id of the best ``metric`` among the trials that reached the highest budget (failed
+    trials, whose metric is NaN, and infeasible ones, over a sweep's cost limits, never count)."""
+    done = results_of(trials, metric)
     if done.empty:
+        infeasible = int((trials.get("status") == INFEASIBLE_STATUS).sum()) \
+            if "status" in trials else 0
+        if infeasible:
+            raise ExperimentStateError(
+                f"No trial met the sweep's cost limits ({infeasible} infeasible: each one's "
+                f"reason is its error); raise the limits (max_params, max_flops, "
+                f"max_latency_ms) or search a space of smaller models.")
         raise ExperimentStateError("No trial reported a result; see the trials' errors.")
     top = done[done["budget"] == done["budget"].max()]
     order = top.sort_values([metric, "trial_id"], ascending=[mode == "min", True])

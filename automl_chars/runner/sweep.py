@@ -8,7 +8,6 @@ warm-start searcher can wrap the BOHB searcher without touching the rest.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -23,13 +22,14 @@ from ConfigSpace import ConfigurationSpace
 from ray import tune
 from ray.tune.callback import Callback
 
+from automl_chars import uris
 from automl_chars.data import Dataset, load
 from automl_chars.errors import ExperimentStateError, InvalidConfigError, SweepInterrupted
 from automl_chars.layout import (
-    SETTINGS_FILE,
     TRIALS_FILE,
     WARM_START_FILE,
     experiment_dir,
+    results_root,
     write_csv,
     write_json,
 )
@@ -43,12 +43,18 @@ from automl_chars.runner.core import (
     result_trial_id,
     run_config,
     run_problems,
+    saved_settings,
     start_run,
     trial_dirname,
     trial_outcome,
 )
 from automl_chars.runner.progress import quiet_ray_output
-from automl_chars.runner.result import METRIC_COLUMNS, SweepResult, pick_incumbent
+from automl_chars.runner.result import (
+    METRIC_COLUMNS,
+    OPTIONAL_COLUMNS,
+    SweepResult,
+    pick_incumbent,
+)
 from automl_chars.search.bohb import (
     SearcherFactory,
     build_search,
@@ -69,7 +75,10 @@ from automl_chars.search.warmstart import (
 )
 from automl_chars.spaces.values import SUGGESTED_BY, plain_value, strip_meta
 from automl_chars.store.ingest import record_sweep
+from automl_chars.trainables.base import autotune_settings
+from automl_chars.training.autotune import AutotuneSettings
 from automl_chars.training.fidelity import Fidelity
+from automl_chars.training.objective import OBJECTIVE, Objective
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +104,8 @@ class SweepSettings:
     max_failures: int = 2
     warm_start: dict = field(default_factory=dict)
     priors: bool = False  # BOHB's model started from the built-in priors and the store
+    autotune_lr: dict | None = None  # AutotuneLR's settings: learning_rate tuned in each trial
+    objective: dict = field(default_factory=dict)  # Objective.describe(); empty: val_acc
 
     def __post_init__(self) -> None:
         problems = run_problems(self.gpus_per_trial, self.cpus_per_trial, self.seed,
@@ -114,18 +125,19 @@ class SweepSettings:
 #: (Resources and retries may change between runs: a sweep can resume on another cluster.)
 DEFINING_SETTINGS = ("trainable", "space_fingerprint", "bohb_config", "dataset",
                      "dataset_fingerprint", "preset", "fidelity", "seed", "num_samples",
-                     "warm_start")
+                     "warm_start", "autotune_lr", "objective")
 
 
 def check_same_sweep(exp_dir: Path, settings: SweepSettings) -> None:
     """Raises :class:`ExperimentStateError` if ``exp_dir`` holds a sweep defined otherwise."""
     given = plain_value(asdict(settings))
-    saved_file = exp_dir / SETTINGS_FILE
-    saved = json.loads(saved_file.read_text()) if saved_file.exists() else {}
+    saved = saved_settings(exp_dir)
     # A warm start's settings are compared on the keys the saved sweep has (sweeps saved
     # before a setting existed resume as they were).
     if saved.get("warm_start") and given["warm_start"]:
         given["warm_start"] = {k: given["warm_start"].get(k) for k in saved["warm_start"]}
+    if "objective" not in saved and not given["objective"]:  # saved before objectives existed
+        given["objective"] = None
     check_same_run(exp_dir, given, DEFINING_SETTINGS)
 
 
@@ -154,6 +166,8 @@ def run_bohb(
     bohb_config: dict | None = None,
     warm_start: WarmStart | None = None,
     priors: bool = True,
+    autotune_lr: AutotuneSettings | dict | bool | None = None,
+    objective: Objective | None = None,
     verbose: int = 1,
 ) -> SweepResult:
     """Runs (or resumes) a BOHB sweep of ``spec`` (the CNN space by default) on ``dataset``.
@@ -194,16 +208,33 @@ def run_bohb(
         bohb_config: options of hpbandster's BOHB config generator (:data:`BOHB_OPTIONS`).
         warm_start: seed the sweep from a portfolio and the results store, and let BOHB's model
             start from similar datasets' results (see :mod:`automl_chars.search.warmstart`).
-        verbose: 0 silent, 1 one line per finished trial, 2-4 Ray Tune's own output (its
-            verbosity 1-3) instead.
+        autotune_lr: AutotuneLR (True, or an :class:`~automl_chars.training.autotune.AutotuneSettings`
+            or its dict): ``learning_rate`` leaves the space and each trial tunes its own by a
+            refined grid search of short runs at its start, in its own time; trials report
+            ``autotuned_lr`` and ``autotune_s`` (docs/training-tools.md).
+        priors: start BOHB's model from the built-in priors and the store (default; never with
+            an ``objective``: they are accuracies, not its values).
+        objective: optimise accuracy under cost limits or MnasNet's reward instead of the
+            validation accuracy (:class:`~automl_chars.training.objective.Objective`,
+            docs/hardware-aware.md): infeasible configurations train nothing, BOHB learns from
+            their violation, and the incumbent is the best feasible trial's.
+        verbose: 0 silent, 1 one line per finished trial and a progress line (counts, best so
+            far, elapsed, ETA: live in a terminal, plain lines elsewhere), 2-4 Ray Tune's own
+            output (its verbosity 1-3) instead.
     """
     check_seed(seed)  # before the space draws from it
+    results_root(storage_path)  # a storage URI is checked before any data loads
     cluster.precheck(address, float(cpus_per_trial), float(gpus_per_trial))
     bohb = resolve_preset(preset, eta, min_budget, max_budget)
     fid = Fidelity(fidelity, bohb.max_budget, data_seed=seed)
     bohb_options = check_bohb_config(bohb_config)
+    objective = check_objective(objective, warm_start)
+    sweep_spec = with_objective(get_spec(spec, space, seed).with_autotune_lr(autotune_lr, seed),
+                                objective)
+    tuned = sweep_spec.parameters.get("autotune_lr")  # also when the given spec set it
+    if tuned is not None:
+        tuned = autotune_settings(tuned, sweep_spec.trainable)
     ds = load(dataset, root=data_root)
-    sweep_spec = get_spec(spec, space, seed)
     settings = SweepSettings(
         dataset=ds.name, dataset_fingerprint=ds.fingerprint(), preset=bohb.name, eta=bohb.eta,
         min_budget=bohb.min_budget, max_budget=bohb.max_budget,
@@ -212,7 +243,9 @@ def run_bohb(
         cpus_per_trial=float(cpus_per_trial), seed=seed, trainable=sweep_spec.name,
         space_fingerprint=space_fingerprint(sweep_spec.space), bohb_config=bohb_options,
         max_failures=max_failures, warm_start=warm_start.describe() if warm_start else {},
-        priors=bool(priors) and searcher is None,
+        priors=bool(priors) and searcher is None and objective is None,
+        autotune_lr=tuned.to_dict() if tuned is not None else None,
+        objective=objective.describe() if objective else {},
     )
     if warm_start is not None and searcher is not None:
         raise InvalidConfigError("Pass warm_start or searcher, not both (a warm start is a "
@@ -230,7 +263,9 @@ def run_bohb(
     if warm is not None and not resume:  # a resumed sweep restores its searcher's state
         searcher = _warm_start_searcher(ds, sweep_spec, warm, bohb, exp_dir, seed, verbose,
                                         settings.num_samples)
-    parameters, spec_callbacks = sweep_spec.for_run(exp_dir)
+    parameters, spec_callbacks = sweep_spec.for_run(uris.tune_path(exp_dir))  # a resumed run's mirror may be elsewhere
+    if objective is not None:
+        parameters["objective"] = objective
     trainable = tune.with_resources(
         tune.with_parameters(sweep_spec.trainable, dataset=_dataset_for(sweep_spec, ds),
                              fidelity=fid, seed=seed, **parameters),
@@ -248,6 +283,42 @@ def run_bohb(
     result = finish(grid, ds, exp_dir, settings, sweep_spec, statuses)
     record_sweep(exp_dir, ds)
     return result
+
+
+def check_objective(objective: Objective | None,
+                    warm_start: WarmStart | None = None) -> Objective | None:
+    """The sweep's objective (None for plain accuracy); raises for one a sweep cannot take."""
+    if objective is None:
+        return None
+    if not isinstance(objective, Objective):
+        raise InvalidConfigError(f"objective must be an Objective (automl_chars.training."
+                                 f"objective), got {objective!r}.")
+    if not objective.active:
+        return None
+    if warm_start is not None:
+        raise InvalidConfigError(
+            "A warm start cannot be combined with an objective yet: its priors and seeds are "
+            "ranked by accuracy, not by the objective. Drop warm_start or the cost limits and "
+            "reward (max_params, max_flops, max_latency_ms, reward_targets).")
+    return objective
+
+
+def with_objective(spec: SweepSpec, objective: Objective | None) -> SweepSpec:
+    """``spec`` optimising :data:`OBJECTIVE` (unchanged without an objective); raises for a
+    Trainable that reports no model costs (a supernet: ask its result for the best subnet under
+    the limits instead, docs/hardware-aware.md)."""
+    if objective is None:
+        return spec
+    if not getattr(spec.trainable, "reports_costs", False):
+        raise InvalidConfigError(
+            f"The {spec.name!r} sweep cannot take cost limits or a reward: "
+            f"{spec.trainable.__name__} reports no single model's costs. For supernets, pick "
+            f"the best subnet under limits from a finished run (best_subnet, or automl-chars "
+            f"pareto DIR --max-params N).")
+    if spec.mode != "max" or spec.metric != "val_acc":
+        raise InvalidConfigError(f"An objective replaces the validation accuracy; the "
+                                 f"{spec.name!r} sweep optimises {spec.metric} ({spec.mode}).")
+    return replace(spec, metric=OBJECTIVE)
 
 
 def _dataset_for(spec: SweepSpec, ds: Dataset) -> Dataset | str:
@@ -321,7 +392,7 @@ def _tuner(exp_dir: Path, trainable, settings: SweepSettings, spec: SweepSpec, b
            resume: bool, verbose: int, callbacks: Sequence[Callback]) -> tune.Tuner:
     """A new ``Tuner`` for the sweep, or the interrupted one restored from ``exp_dir``."""
     if resume:
-        return restore_tuner(exp_dir, trainable, failure)
+        return restore_tuner(exp_dir, trainable, failure, plain_value(asdict(settings)))
     start_run(exp_dir, asdict(settings))
     np.random.seed(settings.seed)  # hpbandster's BOHB draws from numpy's global generator
     search_alg, scheduler = build_search(spec, bohb, settings.seed, bohb_options, searcher,
@@ -336,7 +407,8 @@ def _tuner(exp_dir: Path, trainable, settings: SweepSettings, spec: SweepSpec, b
             exp_dir, settings.num_samples, failure, verbose, callbacks,
             tune.CheckpointConfig(checkpoint_frequency=spec.checkpoint_frequency, num_to_keep=2,
                                   checkpoint_at_end=spec.checkpoint_frequency == 0),
-            first=[SchedulerStateCallback(scheduler)]),
+            first=[SchedulerStateCallback(scheduler)],
+            planned_units=bohb.planned_budget(settings.num_samples)),
     )
 
 
@@ -358,7 +430,9 @@ def trials_frame(grid, statuses: dict[str, str] | None = None) -> pd.DataFrame:
             SUGGESTED_BY: config.get(SUGGESTED_BY, "given"),
             "budget": m.get("training_iteration", 0),
             "device": m.get("device"),
+            "node_id": m.get("node_id"),
             **{k: m.get(k) for k in METRIC_COLUMNS},
+            **{k: m[k] for k in OPTIONAL_COLUMNS if k in m},
             "timestamp": m.get("timestamp"),
             "error": reason,
             **{f"config/{k}": plain_value(v) for k, v in sorted(strip_meta(config).items())},
@@ -385,7 +459,7 @@ def finish(grid, dataset: Dataset, exp_dir: Path, settings: SweepSettings, spec:
         test_metric = spec.evaluate(ckpt, dataset, "test")
     if not math.isfinite(test_metric):
         logger.warning("The incumbent's test %s is %s.", spec.metric, test_metric)
-    saved = json.loads((exp_dir / SETTINGS_FILE).read_text())
+    saved = saved_settings(exp_dir)
     # The saved start time, the current resources (a resumed sweep may run on other hardware).
     result = SweepResult(trials, incumbent, best_id, test_metric, exp_dir,
                          {**saved, **plain_value(asdict(settings))})

@@ -23,9 +23,10 @@ from ray import tune
 from ray.tune.callback import Callback
 from ray.tune.experiment import Trial
 
+from automl_chars import uris
 from automl_chars.checkpoints import load_trial_state
 from automl_chars.data import Dataset, load
-from automl_chars.errors import ExperimentStateError, InvalidConfigError
+from automl_chars.errors import DamagedFileError, ExperimentStateError, InvalidConfigError
 from automl_chars.layout import (
     HISTORY_FILE,
     SETTINGS_FILE,
@@ -34,6 +35,8 @@ from automl_chars.layout import (
     experiment_dir,
     read_csv,
     read_json,
+    results_root,
+    run_folder,
     write_csv,
     write_json,
 )
@@ -56,6 +59,7 @@ from automl_chars.search.spec import SweepSpec, get_spec
 from automl_chars.spaces.values import plain_value
 from automl_chars.trainables.base import JOB
 from automl_chars.training.fidelity import Fidelity
+from automl_chars.training.objective import COST_METRICS
 
 #: Settings whose change makes a saved run another run; resuming with others is refused.
 DEFINING = ("trainable", "epochs", "seed", "jobs")
@@ -87,8 +91,10 @@ class TrialsResult:
     Attributes:
         table: one row per job: ``label``, ``dataset``, ``trial_id``, ``status`` (``TERMINATED``,
             ``FAILED`` or ``ERROR``), ``val_acc``, ``train_acc``, ``test_acc`` (the final model on
-            the test split), ``epochs`` reached, ``seconds`` of training, ``device``,
-            ``checkpoint`` (folder of the final checkpoint), ``error`` and ``config/<name>``.
+            the test split), ``epochs`` reached, ``seconds`` of training, ``device``, the
+            model's costs (``params``, ``flops``, ``latency_ms``, ``throughput``), ``node_id``
+            (the Ray node of its last result), ``checkpoint`` (folder of the final checkpoint),
+            ``error`` and ``config/<name>``.
         path: the run's folder.
         settings: what defines the run (``automl_chars.json``).
         history: every result of every job, one row per job and budget unit: ``label``,
@@ -111,40 +117,57 @@ class TrialsResult:
         return rows.iloc[0]
 
     def checkpoint(self, label: str) -> Path:
-        """Folder of job ``label``'s final checkpoint; raises if it did not finish."""
+        """Folder of job ``label``'s final checkpoint (downloaded first from a storage URI);
+        raises if it did not finish."""
         row = self.row(label)
         if row["status"] != Trial.TERMINATED or not isinstance(row["checkpoint"], str):
             raise ExperimentStateError(f"Job {label!r} in {self.path} did not finish "
                                        f"({row['status']}: {row['error']}); it has no model.")
-        return Path(row["checkpoint"])
+        return uris.pull(uris.local_path(row["checkpoint"]), recursive=True, skip=())
 
     def save(self) -> None:
         write_csv(self.path / TRIALS_FILE, self.table)
         write_csv(self.path / HISTORY_FILE, self.history)
         write_json(self.path / SUMMARY_FILE, {"n_jobs": len(self.table), "settings": self.settings,
+                                              "n_history": len(self.history),
                                               "finished_at": time.time()})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TrialsResult:
-        """Reads a finished run's folder."""
-        path = Path(path).expanduser().resolve()
+        """Reads a finished run's folder (a path or a storage URI); a damaged (or missing)
+        ``summary.json``, ``trials.csv`` or ``history.csv`` raises
+        :class:`~automl_chars.errors.DamagedFileError` naming it and how to write it again."""
+        path = run_folder(path)
         if not (path / SUMMARY_FILE).exists():
             state = ("an unfinished run (resume it)" if (path / SETTINGS_FILE).exists()
                      else "not a run folder")
             raise ExperimentStateError(f"{path} has no {SUMMARY_FILE}: {state}.")
         summary = read_json(path / SUMMARY_FILE, _REWRITE_HINT)
+        if not (path / TRIALS_FILE).exists():  # written before summary.json: lost since
+            raise DamagedFileError(path / TRIALS_FILE, "it is missing", _REWRITE_HINT)
         table = read_csv(path / TRIALS_FILE, _REWRITE_HINT, ("label", "status"),
                          dtype={"trial_id": str, "label": str})
+        if summary.get("n_jobs") is not None and summary["n_jobs"] != len(table):
+            raise DamagedFileError(path / TRIALS_FILE, f"truncated: {len(table)} of the "
+                                   f"{summary['n_jobs']} jobs {SUMMARY_FILE} counts",
+                                   _REWRITE_HINT)
+        if summary.get("n_history") and not (path / HISTORY_FILE).exists():
+            raise DamagedFileError(path / HISTORY_FILE, "it is missing", _REWRITE_HINT)
         history = (read_csv(path / HISTORY_FILE, _REWRITE_HINT,
+                            ("label", "trial_id", "training_iteration"),
                             dtype={"trial_id": str, "label": str})
                    if (path / HISTORY_FILE).exists() else pd.DataFrame())
+        if summary.get("n_history") not in (None, len(history)):
+            raise DamagedFileError(path / HISTORY_FILE, f"truncated: {len(history)} of the "
+                                   f"{summary['n_history']} rows {SUMMARY_FILE} counts",
+                                   _REWRITE_HINT)
         return cls(table, path, summary.get("settings", {}), history)
 
 
-#: What to do about a damaged ``summary.json`` or ``trials.csv`` of a run.
-_REWRITE_HINT = (f"Move {SUMMARY_FILE} aside (rename it) and run the jobs again with resume=True: "
-                 f"the finished ones are kept and {SUMMARY_FILE} and {TRIALS_FILE} are written "
-                 f"again.")
+#: What to do about a damaged ``summary.json``, ``trials.csv`` or ``history.csv`` of a run.
+_REWRITE_HINT = (f"Move {SUMMARY_FILE} aside (rename it) and run the jobs again with resume=True "
+                 f"(command line: the same command with --resume): the finished ones are kept "
+                 f"and {SUMMARY_FILE}, {TRIALS_FILE} and {HISTORY_FILE} are written again.")
 
 
 def jobs_fingerprint(jobs: Mapping[str, tuple[Dataset, dict]]) -> str:
@@ -180,6 +203,7 @@ def run_trials(
     read back. Failed or errored jobs are rows of the table, not exceptions.
     """
     sweep_spec = get_spec(spec)
+    results_root(storage_path)  # a storage URI is checked before any data loads
     cluster.precheck(address, float(cpus_per_trial), float(gpus_per_trial))
     by_label = _load_jobs(jobs, data_root)
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
@@ -200,7 +224,7 @@ def run_trials(
         _check_config(sweep_spec, label, ds, config)
 
     cluster.join(address, float(cpus_per_trial), float(gpus_per_trial), verbose)
-    parameters, spec_callbacks = sweep_spec.for_run(exp_dir)
+    parameters, spec_callbacks = sweep_spec.for_run(uris.tune_path(exp_dir))  # see run_bohb
     trainable = tune.with_resources(
         tune.with_parameters(sweep_spec.trainable, jobs=by_label,
                              fidelity=Fidelity("epochs", epochs, data_seed=seed), seed=seed,
@@ -210,7 +234,7 @@ def run_trials(
     failure = tune.FailureConfig(max_failures=max_failures, fail_fast=False)
     with quiet_ray_output(verbose):
         if resume:
-            tuner = restore_tuner(exp_dir, trainable, failure)
+            tuner = restore_tuner(exp_dir, trainable, failure, settings)
         else:
             start_run(exp_dir, settings)
             descriptions = {j.label: j.description for j in jobs if j.description}
@@ -221,8 +245,8 @@ def run_trials(
         grid, statuses = fit_to_the_end(
             tuner, exp_dir, len(by_label), verbose,
             complete=lambda g: jobs_in(g) == set(by_label))
-    result = TrialsResult(_table(grid, statuses, by_label, sweep_spec), exp_dir, settings,
-                          _history(grid, by_label))
+    result = TrialsResult(_table(grid, statuses, by_label, sweep_spec, exp_dir), exp_dir,
+                          settings, _history(grid, by_label))
     result.save()
     return result
 
@@ -273,7 +297,8 @@ def _new_tuner(exp_dir: Path, trainable, labels: list[str], epochs: int, spec: S
         run_config=run_config(
             exp_dir, len(labels), failure, verbose, callbacks,
             tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=1, checkpoint_at_end=True),
-            descriptions=descriptions, stop={"training_iteration": epochs}),
+            descriptions=descriptions, stop={"training_iteration": epochs},
+            planned_units=len(labels) * epochs),
     )
 
 
@@ -321,7 +346,7 @@ def _with_checkpointed_results(result, df: pd.DataFrame | None) -> pd.DataFrame 
 
 
 def _table(grid, statuses: dict[str, str], jobs: Mapping[str, tuple[Dataset, dict]],
-           spec: SweepSpec) -> pd.DataFrame:
+           spec: SweepSpec, exp_dir: Path) -> pd.DataFrame:
     rows = []
     for r in grid:
         m = r.metrics or {}
@@ -330,14 +355,15 @@ def _table(grid, statuses: dict[str, str], jobs: Mapping[str, tuple[Dataset, dic
         status, error = trial_outcome(r, statuses)
         test_acc, ckpt = float("nan"), None
         if status == Trial.TERMINATED and r.checkpoint is not None:
-            ckpt = r.checkpoint.path
+            ckpt = uris.location_of(r.checkpoint.path, exp_dir)
             with r.checkpoint.as_directory() as d:
                 test_acc = spec.evaluate(d, ds, "test")
         rows.append({
             "label": label, "dataset": ds.name, "trial_id": result_trial_id(r), "status": status,
             "val_acc": m.get("val_acc"), "train_acc": m.get("train_acc"), "test_acc": test_acc,
             "epochs": m.get("training_iteration", 0), "seconds": m.get("time_total_s"),
-            "device": m.get("device"), "checkpoint": ckpt, "error": error,
+            "device": m.get("device"), **{k: m.get(k) for k in COST_METRICS},
+            "node_id": m.get("node_id"), "checkpoint": ckpt, "error": error,
             **{f"config/{k}": v for k, v in sorted(config.items())},
         })
     order = {label: i for i, label in enumerate(jobs)}

@@ -81,6 +81,23 @@ class BOHBPreset:
         """Ray trials needed for ``iterations`` brackets."""
         return sum(n for n, _ in self.bracket_sizes())
 
+    def planned_budget(self, num_samples: int | None = None) -> int:
+        """Budget units a sweep of ``num_samples`` trials (default :attr:`num_samples`) trains
+        in all: brackets filled in order as Ray's ``HyperBandForBOHB`` fills them (cycling past
+        ``iterations``; the last one may be part full), each keeping ``ceil(n / eta)`` trials at
+        its next rung, a promoted trial training on from its checkpoint. What a progress line's
+        ETA counts down (a warm start's lead bracket makes it an estimate)."""
+        left = self.num_samples if num_samples is None else int(num_samples)
+        units, i = 0, 0
+        while left > 0:
+            s = self.s_max - (i % (self.s_max + 1))
+            n = min(left, int(math.ceil((self.s_max + 1) / (s + 1) * self.eta**s)))
+            left, i, previous = left - n, i + 1, 0
+            for rung in rung_budgets(self.eta, self.max_budget, s):
+                units += n * (rung - previous)
+                n, previous = int(math.ceil(n / self.eta)), rung
+        return units
+
     @classmethod
     def parse(cls, text: str) -> BOHBPreset:
         """A preset from its name, e.g. ``"3_1_9_20"`` (a name in :data:`PRESETS` or any such)."""

@@ -27,7 +27,7 @@ from ray.tune.schedulers import FIFOScheduler, HyperBandForBOHB, TrialScheduler
 
 from automl_chars import ray_compat as compat
 from automl_chars.search.presets import rung_budgets
-from automl_chars.trainables.base import FAILURE
+from automl_chars.trainables.keys import FAILURE, INFEASIBLE
 
 SNAPSHOT_VERSION = 3  # 2: brackets carry their rungs; 3: errored trials
 logger = logging.getLogger(__name__)
@@ -130,12 +130,13 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
         - A failed result (:data:`FAILURE`: a configuration that cannot be built, a diverged
           loss) stops the trial at once and reaches the searcher at the budget of the rung the
           trial was heading for, so BOHB's model counts it as bad (its metric is NaN, which
-          hpbandster scores as ``+inf`` loss).
+          hpbandster scores as ``+inf`` loss). So does an infeasible one (:data:`INFEASIBLE`:
+          a model over the sweep's cost limits), whose objective is its graded violation.
         - When Ray's decision for a result at a rung is STOP, Tune does not pass that result to
           the searcher (only non-STOP results reach it), so BOHB would never see the last
           trial of a rung, nor one halved away on arrival; it is passed on here.
         """
-        if result.get(FAILURE):
+        if result.get(FAILURE) or result.get(INFEASIBLE):
             result["hyperband_info"] = {"budget": compat.rung_budget(compat.bracket_of(self, trial))}
             compat.controller_searcher(tune_controller).on_trial_result(trial.trial_id, result)
             return TrialScheduler.STOP

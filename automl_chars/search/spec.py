@@ -16,7 +16,7 @@ from ray.tune import Callback
 from automl_chars.data import Dataset
 from automl_chars.errors import InvalidConfigError
 from automl_chars.registry import Registry
-from automl_chars.spaces import cnn_space, resnet_space
+from automl_chars.spaces import cnn_space, resnet_space, subspace
 from automl_chars.spaces.fingerprint import space_fingerprint  # its old home: kept importable
 from automl_chars.spaces.supernet import subnet_space, supernet_space
 from automl_chars.spaces.transfer import transfer_space
@@ -104,6 +104,22 @@ class SweepSpec:
     def with_space(self, space: ConfigurationSpace | None) -> SweepSpec:
         """This spec searching ``space`` instead (unchanged when None)."""
         return self if space is None else replace(self, space=space)
+
+    def with_autotune_lr(self, settings: Any, seed: int | None = None) -> SweepSpec:
+        """This spec with AutotuneLR (``settings``: an ``AutotuneSettings``, its dict, or True;
+        None or False: unchanged): ``learning_rate`` leaves the space (the rest is seeded with
+        ``seed``), and every trial tunes its own at its start (see
+        :mod:`automl_chars.training.autotune`)."""
+        from automl_chars.trainables.base import autotune_settings
+
+        tuned = autotune_settings(settings, self.trainable)
+        if tuned is None:
+            return self
+        space = self.space
+        if "learning_rate" in space:
+            space = subspace(space, [n for n in space if n != "learning_rate"],
+                             seed=seed)
+        return replace(self, space=space, parameters={**self.parameters, "autotune_lr": tuned})
 
     def check(self, dataset: Dataset) -> None:
         """Checks the space against the trainable on ``dataset`` before Ray starts (see

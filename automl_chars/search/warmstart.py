@@ -369,10 +369,13 @@ def builtin_priors() -> pd.DataFrame:
 @functools.lru_cache(maxsize=1)
 def _builtin_priors() -> pd.DataFrame:
     from automl_chars.store.builtin import builtin_store
-    from automl_chars.tabular.shipped import glyph_curves, shipped_domains
+    from automl_chars.tabular.shipped import readable_curves
 
-    domains = shipped_domains()
-    frames = [glyph_curves().store_rows(domains)] if domains else []
+    # A damaged part of the package's data is left out with a warning naming it (reinstall):
+    # the other parts, and the built-in store's sweeps of that domain, still serve.
+    table = readable_curves()
+    domains = table.datasets if table is not None else []
+    frames = [table.store_rows()] if table is not None else []
     sweeps = builtin_store().configs()
     frames.append(sweeps[~sweeps["dataset"].isin(domains)] if len(sweeps) else sweeps)
     frames = [f for f in frames if not f.empty]

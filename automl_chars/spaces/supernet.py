@@ -12,9 +12,8 @@ from functools import lru_cache
 
 from ConfigSpace import Categorical, ConfigurationSpace, EqualsCondition, Float, Integer
 
-from automl_chars.errors import InvalidConfigError
 from automl_chars.spaces.training import add_training_hyperparameters
-from automl_chars.spaces.values import plain_config, plain_value, strip_meta
+from automl_chars.spaces.values import plain_value, resolve_against
 
 SAMPLER_NAMES = ("uniform", "epsilon_greedy", "ucb1", "thompson", "fair")
 
@@ -64,9 +63,4 @@ def _defaults(kind: str) -> tuple[tuple[str, object], ...]:
 def resolve_supernet(config: dict, kind: str = "supernet") -> dict:
     """``config`` over every default of the ``kind`` (``"supernet"`` or ``"subnet"``) space and
     its fixed settings; unknown names raise, so a typo never passes silently."""
-    config = strip_meta(config)
-    defaults = dict(_defaults(kind))
-    unknown = sorted(set(config) - set(defaults))
-    if unknown:
-        raise InvalidConfigError(f"Unknown {kind} setting(s) {unknown}; known: {sorted(defaults)}.")
-    return plain_config({**defaults, **config})
+    return resolve_against(config, dict(_defaults(kind)), f"{kind} space")

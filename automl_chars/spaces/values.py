@@ -46,12 +46,15 @@ def resolve_against(config: Mapping[str, Any], defaults: Mapping[str, Any], what
     """``config``'s values over ``defaults`` (every hyperparameter's default), plain values.
 
     Sweeps may search a subspace; the hyperparameters they leave out take the defaults. Unknown
-    names raise, so a typo never passes silently.
+    names raise, so a typo never passes silently. The training options every Trainable takes
+    (:data:`~automl_chars.spaces.training.TRAINING_OPTIONS`) pass through when given and are
+    not added when not (so a configuration without them means what it always meant).
     """
     from automl_chars.errors import InvalidConfigError
+    from automl_chars.spaces.training import TRAINING_OPTIONS
 
     config = strip_meta(config)
-    unknown = sorted(set(config) - set(defaults))
+    unknown = sorted(set(config) - set(defaults) - set(TRAINING_OPTIONS))
     if unknown:
         raise InvalidConfigError(
             f"Unknown hyperparameter(s) {unknown}; the {what} has {sorted(defaults)}."

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from automl_chars.layout import PACKAGE_DATA_REMEDY
 from automl_chars.store.store import ResultsStore
 
 #: Where the built-in priors live (package data).
@@ -26,8 +27,9 @@ BUILTIN_DOMAINS = ("glyphs-digits", "glyphs-latin-lower", "glyphs-greek", "glyph
 
 
 def builtin_store() -> ResultsStore:
-    """The built-in priors as a read-only :class:`ResultsStore`."""
-    return ResultsStore(BUILTIN_STORE_PATH)
+    """The built-in priors as a read-only :class:`ResultsStore` (a damaged file is skipped with
+    a warning that says to reinstall the package)."""
+    return ResultsStore(BUILTIN_STORE_PATH, remedy=PACKAGE_DATA_REMEDY)
 
 
 __all__ = ["BUILTIN_DOMAINS", "BUILTIN_STORE_PATH", "builtin_store"]

@@ -6,29 +6,38 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
-from automl_chars.layout import SETTINGS_FILE, SUMMARY_FILE, TRIALS_FILE
+from automl_chars import uris
+from automl_chars.errors import DamagedFileError, DamagedFileWarning
+from automl_chars.layout import SETTINGS_FILE, SUMMARY_FILE, TRIALS_FILE, read_csv, read_json
 from automl_chars.store.store import ResultsStore, rows, store_beside
 
 logger = logging.getLogger(__name__)
 
 MANIFEST_FILE = "manifest.json"
+#: What to do about a damaged file of a result folder being added to the store.
+IMPORT_REMEDY = ("The folder is left out of the store. Resuming its run (the same command with "
+                 "--resume) says what to do about the file; then add the folder again with "
+                 "automl-chars store import.")
 
 
 def sweep_rows(folder: str | os.PathLike, meta_features: Mapping[str, float] | None = None,
                ) -> pd.DataFrame:
     """One row per trial and budget of the sweep in ``folder`` (finished or not): the
     validation accuracy at every budget a trial reported (``progress.csv``), the incumbent's
-    test accuracy on its last row."""
-    folder = Path(folder).expanduser().resolve()
-    settings = json.loads((folder / SETTINGS_FILE).read_text())
-    summary = (json.loads((folder / SUMMARY_FILE).read_text())
+    test accuracy on its last row. A sweep at a storage URI is downloaded first (its trials'
+    results, not their checkpoints)."""
+    folder = uris.pull(uris.local_path(folder, "folder"), recursive=True)
+    settings = read_json(folder / SETTINGS_FILE, IMPORT_REMEDY)
+    summary = (read_json(folder / SUMMARY_FILE, IMPORT_REMEDY)
                if (folder / SUMMARY_FILE).exists() else {})
-    trials = (pd.read_csv(folder / TRIALS_FILE, dtype={"trial_id": str})
+    trials = (read_csv(folder / TRIALS_FILE, IMPORT_REMEDY, ("trial_id",),
+                       dtype={"trial_id": str})
               if (folder / TRIALS_FILE).exists() else _trials_from_folders(folder))
     incumbent = summary.get("incumbent_trial_id")
     results = []
@@ -50,7 +59,7 @@ def sweep_rows(folder: str | os.PathLike, meta_features: Mapping[str, float] | N
                 "suggested_by": t.get("suggested_by", ""), "trial_id": str(t["trial_id"]),
             })
     return rows("sweep", settings.get("dataset", ""), settings.get("dataset_fingerprint", ""),
-                settings.get("trainable", "cnn"), results, str(folder), meta_features)
+                settings.get("trainable", "cnn"), results, uris.tune_path(folder), meta_features)
 
 
 def add_sweep(folder: str | os.PathLike, store: ResultsStore | None = None,
@@ -59,7 +68,7 @@ def add_sweep(folder: str | os.PathLike, store: ResultsStore | None = None,
     store = store or ResultsStore()
     frame = sweep_rows(folder, meta_features)
     if not frame.empty:
-        store.write(f"sweep:{Path(folder).expanduser().resolve()}", frame)
+        store.write(f"sweep:{uris.tune_path(uris.local_path(folder, 'folder'))}", frame)
     return len(frame)
 
 
@@ -149,26 +158,24 @@ def import_folder(folder: str | os.PathLike, store: ResultsStore | None = None) 
     root = Path(folder).expanduser().resolve()
     for settings in sorted(root.rglob(SETTINGS_FILE)):
         sweep = settings.parent
-        if sweep.is_relative_to(store.path) or not _is_sweep(settings):
+        if sweep.is_relative_to(store.path):
             continue
         try:
+            if "preset" not in read_json(settings, IMPORT_REMEDY):
+                continue  # run_trials writes the same file name with other keys: not a sweep
             added[str(sweep)] = add_sweep(sweep, store)
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
+        except DamagedFileError as err:  # the other folders are still added
+            warnings.warn(f"Skipped {sweep}: {err}", DamagedFileWarning, stacklevel=2)
+        except (OSError, ValueError, KeyError) as err:
             logger.warning("Skipped %s: %s", sweep, err)
     for manifest in sorted(root.rglob(MANIFEST_FILE)):
         try:
             added[str(manifest.parent)] = add_portfolio(manifest.parent, store)
+        except DamagedFileError as err:
+            warnings.warn(f"Skipped {manifest.parent}: {err}", DamagedFileWarning, stacklevel=2)
         except Exception as err:  # a damaged portfolio must not stop the import
             logger.warning("Skipped %s: %s", manifest.parent, err)
     return added
-
-
-def _is_sweep(settings_file: Path) -> bool:
-    """A BOHB sweep's settings (run_trials writes the same file name with other keys)."""
-    try:
-        return "preset" in json.loads(settings_file.read_text())
-    except (OSError, json.JSONDecodeError):
-        return False
 
 
 def _progress(folder: Path, trial_id: str) -> pd.DataFrame:

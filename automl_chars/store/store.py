@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from automl_chars import uris
 from automl_chars.errors import DamagedFileWarning, StoreError
 from automl_chars.layout import results_root
 
@@ -60,7 +61,7 @@ def default_store_path() -> Path:
     """``$AUTOML_CHARS_STORE``, else ``store/`` beside the sweeps (``$AUTOML_CHARS_RESULTS`` or
     ``~/automl_chars_results``): on a cluster, on the storage the sweeps share."""
     if os.environ.get(STORE_ENV):
-        return Path(os.environ[STORE_ENV]).expanduser().resolve()
+        return uris.local_path(os.environ[STORE_ENV], STORE_ENV)
     return results_root() / "store"
 
 
@@ -94,10 +95,14 @@ class TaskEvaluations:
 
 
 class ResultsStore:
-    """The store in ``path`` (default :func:`default_store_path`)."""
+    """The store in ``path`` (default :func:`default_store_path`): a folder or a storage URI,
+    whose files are then downloaded here and each new one uploaded (:mod:`automl_chars.uris`);
+    ``remedy``: what the warning about a damaged file says to do (default: move it aside with
+    ``store check --repair``)."""
 
-    def __init__(self, path: str | os.PathLike | None = None):
-        self.path = Path(path).expanduser().resolve() if path else default_store_path()
+    def __init__(self, path: str | os.PathLike | None = None, remedy: str | None = None):
+        self.path = uris.pull(uris.local_path(path, "store") if path else default_store_path())
+        self.remedy = remedy
 
     # -- writing ----------------------------------------------------------------------------
     def write(self, key: str, rows: pd.DataFrame) -> Path:
@@ -117,6 +122,7 @@ class ResultsStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        uris.push(self.path / name)
         return self.path / name
 
     # -- reading ----------------------------------------------------------------------------
@@ -202,9 +208,10 @@ class ResultsStore:
 
     def damage_message(self, damaged: DamagedFile) -> str:
         """The warning about a damaged file: which, why, and how to move it aside."""
+        remedy = self.remedy or (f"Move it aside with `automl-chars store check --repair "
+                                 f"--store {self.path}`.")
         return (f"Results store {self.path}: skipped the damaged file {damaged.path} "
-                f"({damaged.reason}); its rows are left out, the other files are read. Move it "
-                f"aside with `automl-chars store check --repair --store {self.path}`.")
+                f"({damaged.reason}); its rows are left out, the other files are read. {remedy}")
 
     def configs(self) -> pd.DataFrame:
         """:meth:`frame` with each row's configuration as plain dicts in column ``config``."""

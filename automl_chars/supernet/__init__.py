@@ -27,13 +27,14 @@ from automl_chars.supernet.samplers import (
     SamplerSettings,
     make_sampler,
 )
+from automl_chars.supernet.select import best_subnet, measure_subnet_costs
 from automl_chars.supernet.space import OPS, Arch, SupernetSpace
 
 __all__ = [
     "OPS", "SAMPLERS", "Arch", "PruneSettings", "Sampler", "SamplerSettings", "Subnet",
-    "SubnetSpec", "Supernet", "SupernetResult", "SupernetSpace", "build_subnet",
-    "build_supernet", "correlations", "make_sampler", "ordering_errors", "ranking_table",
-    "recalibrate_bn", "run_supernet",
+    "SubnetSpec", "Supernet", "SupernetResult", "SupernetSpace", "best_subnet", "build_subnet",
+    "build_supernet", "correlations", "make_sampler", "measure_subnet_costs", "ordering_errors",
+    "ranking_table", "recalibrate_bn", "run_supernet",
 ]
 
 

@@ -11,19 +11,22 @@ the standalone runs are in ``<storage>/<name>/standalone/``, shared by every sam
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from automl_chars.errors import ExperimentStateError
-from automl_chars.layout import write_json
+from automl_chars.errors import DamagedFileError, ExperimentStateError
+from automl_chars.layout import read_csv, read_json, write_csv, write_json
 
 TABLE_FILE = "table.csv"
 HISTORY_FILE = "history.csv"
 SUMMARY_FILE = "summary.json"
+#: What to do about a damaged file of a sampler's folder.
+REWRITE_HINT = ("Run the same supernet run again with resume=True (command line: the same "
+                "command with --resume): its finished parts are read back, without training, and "
+                "the sampler's files written again.")
 
 
 @dataclass
@@ -33,7 +36,8 @@ class SupernetResult:
     Attributes:
         table: one row per subnet (:data:`~automl_chars.supernet.ranking.RANKING_COLUMNS`):
             test top-1 in the supernet (extracted, batch norm recalibrated) and standalone, their
-            ranks, test top-1 after fine-tuning (top-k only) and rounds sampled.
+            ranks, test top-1 after fine-tuning (top-k only) and rounds sampled; then its costs
+            ``params``, ``flops``, ``latency_ms`` (see :mod:`automl_chars.supernet.select`).
         history: ``round``, ``subnet``, ``running_acc`` (the sampler's running validation top-1).
         summary: correlations, top-1 match, fine-tuning, costs, pruning and settings.
         path: the sampler's folder.
@@ -82,13 +86,15 @@ class SupernetResult:
         if self.path is None:
             raise ExperimentStateError("This SupernetResult has no folder to save to.")
         self.path.mkdir(parents=True, exist_ok=True)
-        self.table.to_csv(self.path / TABLE_FILE, index=False)
-        self.history.to_csv(self.path / HISTORY_FILE, index=False)
-        write_json(self.path / SUMMARY_FILE, self.summary)
+        write_csv(self.path / TABLE_FILE, self.table)
+        write_csv(self.path / HISTORY_FILE, self.history)
+        write_json(self.path / SUMMARY_FILE, {**self.summary, "n_subnets": len(self.table),
+                                                  "n_history": len(self.history)})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SupernetResult:
-        """Reads a finished run's sampler folder (as written by :meth:`save`)."""
+        """Reads a finished run's sampler folder (as written by :meth:`save`); a damaged file
+        raises :class:`~automl_chars.errors.DamagedFileError` naming it and what to do."""
         path = Path(path).expanduser().resolve()
         files = [path / f for f in (TABLE_FILE, HISTORY_FILE, SUMMARY_FILE)]
         if not all(f.exists() for f in files):
@@ -96,8 +102,19 @@ class SupernetResult:
                 f"{path} is not a finished supernet run (no {TABLE_FILE}/{SUMMARY_FILE}); an "
                 f"interrupted one continues with resume=True (CLI: --resume)."
             )
-        return cls(pd.read_csv(files[0], dtype={"subnet": str}), pd.read_csv(files[1]),
-                   json.loads(files[2].read_text()), path)
+        summary = read_json(files[2], REWRITE_HINT)
+        table = read_csv(files[0], REWRITE_HINT, ("subnet", "supernet_acc", "standalone_acc"),
+                         dtype={"subnet": str})
+        if summary.get("n_subnets") not in (None, len(table)):
+            raise DamagedFileError(files[0], f"truncated: {len(table)} of the "
+                                   f"{summary['n_subnets']} subnets {SUMMARY_FILE} counts",
+                                   REWRITE_HINT)
+        history = read_csv(files[1], REWRITE_HINT, ("round", "subnet", "running_acc"))
+        if summary.get("n_history") not in (None, len(history)):
+            raise DamagedFileError(files[1], f"truncated: {len(history)} of the "
+                                   f"{summary['n_history']} rows {SUMMARY_FILE} counts",
+                                   REWRITE_HINT)
+        return cls(table, history, summary, path)
 
     def __repr__(self) -> str:
         return (f"SupernetResult({self.sampler}: {len(self.table)} subnets, kendall_tau="

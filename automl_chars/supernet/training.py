@@ -19,6 +19,7 @@ from automl_chars.errors import InvalidConfigError, NonFiniteLossError
 from automl_chars.supernet.model import Supernet, recalibrate_bn
 from automl_chars.supernet.samplers import Sampler
 from automl_chars.training import AugmentSettings, DeviceData, EpochStats, evaluate
+from automl_chars.training.bsguard import Penalty
 from automl_chars.training.loop import epoch_batches
 
 
@@ -57,12 +58,14 @@ def train_supernet_epoch(
     generator: torch.Generator,
     augment: AugmentSettings = AugmentSettings(),
     reward_batch: int = 64,
+    penalty: Penalty | None = None,
 ) -> EpochStats:
     """One pass over ``data``; each batch trains the subnets ``sampler`` picks for it.
 
     Statistics as in :func:`~automl_chars.training.train_epoch` (running loss and accuracy of the
     trained subnets, averaged over the subnets of a round). Unused sub-blocks get no gradient
-    (``None``), so optimisers leave their weights alone.
+    (``None``), so optimisers leave their weights alone. ``penalty(supernet)`` (the distance
+    regularizer) is added once per round; it reaches every weight, unused sub-blocks too.
     """
     start = time.perf_counter()
     supernet.train()
@@ -80,6 +83,8 @@ def train_supernet_epoch(
             (loss / len(archs)).backward()
             loss_sum.add_(loss.detach(), alpha=len(y) / len(archs))
             correct_sum.add_((out.detach().argmax(1) == y).sum(), alpha=1 / len(archs))
+        if penalty is not None:
+            penalty(supernet).backward()
         optimizer.step()
         for c, arch in zip(chosen, archs):
             sampler.update(c, reward(supernet, arch, val_data, sampler.round, reward_batch))

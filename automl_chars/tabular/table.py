@@ -42,6 +42,11 @@ _SCHEMA = pa.schema([("config_id", pa.int64()), ("dataset", pa.string()), ("epoc
                      ("status", pa.string()), ("error", pa.string())])
 #: The status of a configuration that trained to the last epoch.
 FINISHED = "TERMINATED"
+#: What to do about a damaged table file of one's own.
+REBUILD_REMEDY = ("Copy it again from where it came from, or move it aside (rename it) and run its "
+                  "build again with --resume (automl-chars table build ... --resume): the table "
+                  "is written again from the build's Ray run, without training, where that run "
+                  "is still there.")
 
 
 @dataclass(frozen=True)
@@ -285,9 +290,10 @@ class LearningCurveTable:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> LearningCurveTable:
-        """Reads a table written by :meth:`save`; a missing, truncated, foreign or other-version
-        file raises :class:`TableError` naming the file."""
+    def load(cls, path: str | os.PathLike, remedy: str = REBUILD_REMEDY) -> LearningCurveTable:
+        """Reads a table written by :meth:`save`; a missing, truncated, garbled, foreign or
+        other-version file raises :class:`TableError` naming the file and ``remedy`` (what to
+        do about a damaged one)."""
         path = Path(path).expanduser().resolve()
         if not path.is_file():
             raise TableError(f"No learning-curve table at {path}"
@@ -296,26 +302,28 @@ class LearningCurveTable:
         try:
             table = pq.read_table(path)
         except (pa.ArrowException, OSError) as err:
-            raise TableError(f"{path} cannot be read as a learning-curve table (truncated or "
-                             f"not Parquet: {err}). Copy it again or rebuild it.") from None
+            what = "it is empty" if path.stat().st_size == 0 else f"truncated, garbled or not " \
+                f"Parquet: {str(err).strip().splitlines()[0] if str(err).strip() else err!r}"
+            raise TableError(f"{path} cannot be read as a learning-curve table ({what}). "
+                             f"{remedy}") from None
         raw = (table.schema.metadata or {}).get(MANIFEST_KEY)
         if raw is None:
             raise TableError(f"{path} is a Parquet file but not a learning-curve table (it has "
-                             f"no manifest).")
+                             f"no manifest). {remedy}")
         try:
             manifest = TableManifest.from_json(raw.decode())
         except _OtherVersion as other:
             raise TableError(
                 f"{path} is a learning-curve table of format {other.args[0]!r}; this version of "
-                f"automl_chars reads format {TABLE_FORMAT}. Rebuild it with this version "
-                f"(automl-chars table build) or use the automl_chars that wrote it.") from None
+                f"automl_chars reads format {TABLE_FORMAT}. Use the automl_chars that wrote it, "
+                f"or: {remedy}") from None
         except (ValueError, KeyError, TypeError, AttributeError, InvalidConfigError) as err:
-            raise TableError(f"{path} has a damaged manifest ({type(err).__name__}: {err}); "
-                             f"rebuild the table.") from None
+            raise TableError(f"{path} has a damaged manifest ({type(err).__name__}: {err}). "
+                             f"{remedy}") from None
         missing = [c for c in COLUMNS if c not in table.column_names]
         if missing:
-            raise TableError(f"{path} lacks the columns {missing} of a learning-curve table; "
-                             f"rebuild it.")
+            raise TableError(f"{path} lacks the columns {missing} of a learning-curve table. "
+                             f"{remedy}")
         return cls(table.to_pandas(), manifest, path)
 
     # -- helpers ---------------------------------------------------------------------------
@@ -386,5 +394,5 @@ def manifest_for(datasets: Sequence[Mapping[str, Any]], configs: Mapping[int, Ma
                          datasets=tuple(datasets), epochs=epochs, configs=configs, **fields)
 
 
-__all__ = ["COLUMNS", "FINISHED", "MANIFEST_KEY", "METRICS", "TABLE_FORMAT", "LearningCurveTable",
+__all__ = ["COLUMNS", "FINISHED", "MANIFEST_KEY", "METRICS", "REBUILD_REMEDY", "TABLE_FORMAT", "LearningCurveTable",
            "TableManifest", "frame_problems", "manifest_for"]

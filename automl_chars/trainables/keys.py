@@ -2,7 +2,9 @@
 
 #: Result key holding why a trial failed (absent when it did not).
 FAILURE = "failure"
+#: Result key holding why a trial's model breaks a sweep's cost limits (absent when it does not).
+INFEASIBLE = "infeasible"
 #: Config key naming a trial's job when the Trainable is given ``jobs``.
 JOB = "job"
 
-__all__ = ["FAILURE", "JOB"]
+__all__ = ["FAILURE", "INFEASIBLE", "JOB"]

@@ -21,8 +21,11 @@ come before it. If the driver stops reporting (it crashed) a waiting event is re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import hashlib
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -213,9 +216,24 @@ class ClockCallback(Callback):
                 ray.kill(self.clock)
                 self.clock = None
         if trials:
-            folder = Path(trials[0].storage.experiment_fs_path)
-            write_events(folder / EVENTS_FILE, self.events)
-            write_json(folder / CLOCK_FILE, {"parallelism": self.parallelism, **state})
+            with _run_folder(trials[0].storage) as folder:
+                write_events(folder / EVENTS_FILE, self.events)
+                write_json(folder / CLOCK_FILE, {"parallelism": self.parallelism, **state})
+
+
+@contextlib.contextmanager
+def _run_folder(storage) -> Iterator[Path]:
+    """A local folder whose files end up in the run's folder: that folder itself, or, for a
+    run stored at a URI (``s3://``), a temporary one uploaded into it at the end."""
+    import pyarrow.fs
+
+    if isinstance(storage.storage_filesystem, pyarrow.fs.LocalFileSystem):
+        yield Path(storage.experiment_fs_path)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        yield Path(tmp)
+        pyarrow.fs.copy_files(tmp, storage.experiment_fs_path,
+                              destination_filesystem=storage.storage_filesystem)
 
 
 #: Result keys kept per released event, besides ``sim_time`` and the trial id.

@@ -20,9 +20,11 @@ from torch import nn
 from automl_chars.data.dataset import Dataset
 from automl_chars.errors import InvalidConfigError
 from automl_chars.models import build_model
+from automl_chars.models.costs import ModelCosts
 from automl_chars.spaces.supernet import resolve_supernet
 from automl_chars.supernet.model import SubnetSpec, Supernet, recalibrate_bn
 from automl_chars.supernet.samplers import PruneSettings, SamplerSettings, make_sampler
+from automl_chars.supernet.select import measure_subnet_costs
 from automl_chars.supernet.space import SupernetSpace
 from automl_chars.supernet.training import (
     SupernetEvalSettings,
@@ -74,8 +76,15 @@ class SupernetTrainable(SupervisedTrainable):
     Reports, besides the base metrics: ``val_acc``/``val_loss`` of the ``leader`` (the best
     evaluated subnet), ``subnet_acc/<name>`` (validation top-1 of each evaluated subnet, batch
     norm recalibrated), ``sampled/<name>`` (rounds that trained it), ``rounds``, ``pruned``
-    (subnets pruned so far) and ``evaluated`` (how many subnets were evaluated).
+    (subnets pruned so far), ``evaluated`` (how many subnets were evaluated), each evaluated
+    subnet's costs (``subnet_params/<name>``, ``subnet_flops/<name>``,
+    ``subnet_latency_ms/<name>``: its standalone model's, measured once per trial) and the
+    leader's as the trial's own (``params``, ``flops``, ``latency_ms``, ``throughput``).
     """
+
+    supports_autotune = False  # a step trains sampled subnets, not model(x)
+    #: A supernet is no one model: a sweep of it takes no cost limits (pick a subnet instead).
+    reports_costs = False
 
     @classmethod
     def settings(cls, config: Mapping, **parameters: Any) -> SupernetTrialSettings:
@@ -98,26 +107,45 @@ class SupernetTrainable(SupervisedTrainable):
         self.sampler = make_sampler(settings.arch, settings.sampler,
                                     config_seed(settings.config, self.seed))
         self.last_accs: dict[str, float] = {}
+        self.subnet_costs: dict[str, dict[str, float]] = {}  # name -> costs, measured once
         return super().make_model(settings)
+
+    def model_costs(self) -> ModelCosts | None:
+        return None  # each evaluated subnet's costs are reported instead (validate)
+
+    def costs_of(self, arch) -> dict[str, float]:
+        """The costs of subnet ``arch`` on this trial's device, measured on first use."""
+        space = self.trial_settings.arch
+        name = space.name(arch)
+        if name not in self.subnet_costs:
+            self.subnet_costs[name] = measure_subnet_costs(
+                space, arch, self.dataset.num_classes, self.dataset.image_shape,
+                self.device).metrics()
+        return self.subnet_costs[name]
 
     def train_unit(self, data: DeviceData) -> EpochStats:
         s = self.trial_settings
         return train_supernet_epoch(self.model, self.optimizer, self.sampler, data, self.val_data,
                                     s.optimizer.batch_size, self.generator, s.augment,
-                                    s.evaluation.reward_batch)
+                                    s.evaluation.reward_batch, penalty=self.penalty)
 
     def validate(self) -> dict:
         s, space = self.trial_settings, self.trial_settings.arch
         calibration = calibration_images(self.train_data, s.evaluation.calib_samples)
-        scores = {}
+        scores, costs = {}, {}
         for i in subnets_to_evaluate(self.sampler, s.evaluation.eval_subnets):
-            scores[space.name(space.archs[i])] = evaluate_subnet(self.model, space.archs[i],
-                                                                 calibration, self.val_data)
+            name = space.name(space.archs[i])
+            scores[name] = evaluate_subnet(self.model, space.archs[i], calibration,
+                                           self.val_data)
+            costs[name] = self.costs_of(space.archs[i])
         self.last_accs = {name: acc for name, (_, acc) in scores.items()}
         leader = max(scores, key=lambda n: (scores[n][1], -space.index(n)))
         names = [space.name(a) for a in space.archs]
         return {
             "val_acc": scores[leader][1], "val_loss": scores[leader][0], "leader": leader,
+            **costs[leader],
+            **{f"subnet_{c}": {n: costs[n][c] for n in costs}
+               for c in ("params", "flops", "latency_ms")},
             "subnet_acc": dict(self.last_accs),
             "sampled": {names[i]: self.sampler.counts[i] for i in range(len(names))
                         if self.sampler.counts[i] or len(names) <= s.evaluation.eval_subnets},

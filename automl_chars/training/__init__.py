@@ -12,18 +12,29 @@ from automl_chars.lazy import lazy_names
 
 _LAZY = {
     "random_affine": "automl_chars.training.augment",
+    "AutotuneSettings": "automl_chars.training.autotune",
+    "autotune_lr": "automl_chars.training.autotune",
+    "BatchGuard": "automl_chars.training.bsguard",
+    "guarded_step": "automl_chars.training.bsguard",
+    "DistanceRegularizer": "automl_chars.training.regularizers",
+    "DistanceSettings": "automl_chars.training.regularizers",
     "DeviceData": "automl_chars.training.loop",
     "EpochStats": "automl_chars.training.loop",
     "evaluate": "automl_chars.training.loop",
     "rng_state": "automl_chars.training.loop",
     "set_rng_state": "automl_chars.training.loop",
     "train_epoch": "automl_chars.training.loop",
+    "COST_METRICS": "automl_chars.training.objective",
+    "OBJECTIVE": "automl_chars.training.objective",
+    "Objective": "automl_chars.training.objective",
     "AugmentSettings": "automl_chars.training.settings",
     "OptimizerSettings": "automl_chars.training.settings",
 }
 
 if TYPE_CHECKING:
     from automl_chars.training.augment import random_affine
+    from automl_chars.training.autotune import AutotuneSettings, autotune_lr
+    from automl_chars.training.bsguard import BatchGuard, guarded_step
     from automl_chars.training.loop import (
         DeviceData,
         EpochStats,
@@ -32,6 +43,8 @@ if TYPE_CHECKING:
         set_rng_state,
         train_epoch,
     )
+    from automl_chars.training.objective import COST_METRICS, OBJECTIVE, Objective
+    from automl_chars.training.regularizers import DistanceRegularizer, DistanceSettings
     from automl_chars.training.settings import AugmentSettings, OptimizerSettings
 
 
@@ -39,11 +52,20 @@ __getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 
 
 __all__ = [
+    "COST_METRICS",
     "AugmentSettings",
+    "AutotuneSettings",
+    "BatchGuard",
     "DeviceData",
+    "DistanceRegularizer",
+    "DistanceSettings",
     "EpochStats",
+    "OBJECTIVE",
+    "Objective",
     "OptimizerSettings",
+    "autotune_lr",
     "evaluate",
+    "guarded_step",
     "random_affine",
     "rng_state",
     "set_rng_state",

@@ -18,6 +18,7 @@ from torch import nn
 
 from automl_chars.errors import NonFiniteLossError
 from automl_chars.training.augment import random_affine
+from automl_chars.training.bsguard import BatchGuard, Penalty, guarded_step
 from automl_chars.training.settings import AugmentSettings
 
 EVAL_BATCH_SIZE = 2048
@@ -103,8 +104,15 @@ def train_epoch(
     batch_size: int,
     generator: torch.Generator,
     augment: AugmentSettings = AugmentSettings(),
+    guard: BatchGuard | None = None,
+    penalty: Penalty | None = None,
 ) -> EpochStats:
     """One pass over ``data`` in a random order drawn from ``generator``.
+
+    ``guard``: BSGuard (:mod:`~automl_chars.training.bsguard`): a step that runs out of memory
+    is redone in smaller micro-batches instead of failing. ``penalty(model)`` is added to each
+    step's loss (e.g. :class:`~automl_chars.training.regularizers.DistanceRegularizer`); the
+    reported loss is the cross-entropy alone.
 
     Loss and accuracy are running means over the epoch's batches (in training mode), the
     "train accuracy" of the result tables; no extra pass over the data is made. Both stay on the
@@ -122,13 +130,9 @@ def train_epoch(
     predicted = torch.full((n,), -1, dtype=torch.int64, device=device)  # -1: batch skipped
     trained = 0
     for i, x, y in batches:
-        out = model(x)
-        loss = F.cross_entropy(out, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        loss_sum.add_(loss.detach(), alpha=len(y))
-        torch.argmax(out.detach(), 1, out=predicted[i : i + len(y)])
+        loss, out = guarded_step(model, optimizer, x, y, guard, penalty)
+        loss_sum.add_(loss, alpha=len(y))
+        torch.argmax(out, 1, out=predicted[i : i + len(y)])
         trained += len(y)
     if trained == 0:
         return EpochStats(float("nan"), float("nan"), 0, time.perf_counter() - start)

@@ -11,8 +11,10 @@ from automl_chars.errors import InvalidConfigError
 
 #: The optimizers :meth:`OptimizerSettings.make` builds.
 OPTIMIZERS = ("sgd", "adam")
-#: Learning-rate schedules over a trial's budget (:meth:`OptimizerSettings.make_schedule`).
-SCHEDULES = ("constant", "cosine", "step")
+#: Learning-rate schedules over a trial's budget (:meth:`OptimizerSettings.make_schedule`). The
+#: spaces search the first three (``spaces.training.SCHEDULES``); the others are set in a
+#: configuration (see ``spaces.training.TRAINING_OPTIONS``).
+SCHEDULES = ("constant", "cosine", "step", "cosine_restarts", "multistep")
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,11 @@ class OptimizerSettings:
     ``body_lr_factor`` scales the learning rate of every parameter outside ``model.head`` (a
     smaller rate for pretrained features when fine-tuning); frozen parameters
     (``requires_grad=False``) are left out of the optimizer.
+
+    ``restart_period`` and ``restart_mult`` shape ``cosine_restarts`` (the first cycle's budget
+    units, 0 for a third of the horizon; each later cycle ``restart_mult`` times longer);
+    ``milestones`` (budget units, empty for a third and two thirds of the horizon) and ``gamma``
+    shape ``multistep``.
     """
 
     optimizer: str = "sgd"
@@ -31,6 +38,10 @@ class OptimizerSettings:
     batch_size: int = 128
     schedule: str = "constant"
     body_lr_factor: float = 1.0
+    restart_period: int = 0
+    restart_mult: int = 1
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
 
     def __post_init__(self) -> None:
         problems = []
@@ -48,6 +59,19 @@ class OptimizerSettings:
             problems.append(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if not 0 < self.body_lr_factor <= 1:
             problems.append(f"body_lr_factor must be in (0, 1], got {self.body_lr_factor}")
+        if not (_whole(self.restart_period) and self.restart_period >= 0):
+            problems.append(f"lr_restart_period must be a whole number of budget units >= 0 "
+                            f"(0: a third of the budget), got {self.restart_period!r}")
+        if not (_whole(self.restart_mult) and self.restart_mult >= 1):
+            problems.append(f"lr_restart_mult must be a whole number >= 1, got "
+                            f"{self.restart_mult!r}")
+        if not (isinstance(self.milestones, tuple) and all(_whole(m) and m >= 1 for m in
+                                                           self.milestones)
+                and list(self.milestones) == sorted(set(self.milestones))):
+            problems.append(f"lr_milestones must be increasing budget units >= 1 such as "
+                            f"[3, 6] or \"3,6\", got {self.milestones!r}")
+        if not 0 < self.gamma <= 1:
+            problems.append(f"lr_gamma must be in (0, 1], got {self.gamma}")
         if problems:
             raise InvalidConfigError("; ".join(problems) + ".")
 
@@ -77,12 +101,42 @@ class OptimizerSettings:
     def make_schedule(self, optimizer: torch.optim.Optimizer, horizon: int,
                       ) -> torch.optim.lr_scheduler.LRScheduler:
         """The learning-rate schedule over ``horizon`` budget units (stepped once per unit):
-        constant, cosine annealing to 0, or steps of x0.1 at a third and two thirds."""
+        constant, cosine annealing to 0, steps of x0.1 every third of the horizon, cosine
+        annealing with warm restarts (SGDR), or drops by ``gamma`` at ``milestones``."""
+        lr = torch.optim.lr_scheduler
         if self.schedule == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, horizon))
+            return lr.CosineAnnealingLR(optimizer, T_max=max(1, horizon))
         if self.schedule == "step":
-            return torch.optim.lr_scheduler.StepLR(optimizer, max(1, horizon // 3), gamma=0.1)
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+            return lr.StepLR(optimizer, max(1, horizon // 3), gamma=0.1)
+        if self.schedule == "cosine_restarts":
+            return lr.CosineAnnealingWarmRestarts(
+                optimizer, T_0=self.restart_period or max(1, horizon // 3), T_mult=self.restart_mult)
+        if self.schedule == "multistep":
+            milestones = list(self.milestones) or [max(1, horizon // 3), max(2, 2 * horizon // 3)]
+            return lr.MultiStepLR(optimizer, milestones, gamma=self.gamma)
+        return lr.LambdaLR(optimizer, lambda _: 1.0)
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse_milestones(value: object) -> tuple[int, ...]:
+    """``lr_milestones`` as a tuple of budget units: a list of whole numbers, or a string such
+    as ``"3,6"`` (what a command line or a table gives); empty for the default. Values that are
+    not whole numbers are kept for :class:`OptimizerSettings` to refuse by name."""
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.replace(";", ",").split(",") if p.strip()]
+        out = []
+        for p in parts:
+            try:
+                out.append(int(p))
+            except ValueError:
+                out.append(p)
+        return tuple(out)
+    if isinstance(value, (list, tuple)):
+        return tuple(int(v) if isinstance(v, float) and v.is_integer() else v for v in value)
+    return (value,)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ the supernet with one sampler (:class:`SupernetTrainable`), every subnet standal
 same epochs and training hyperparameters (:class:`SubnetTrainable`; shared by every sampler of
 the same experiment, so a second sampler reuses them), and the top-k subnets by supernet
 validation top-1, extracted and fine-tuned. Then every subnet of the final supernet is evaluated
-on the test split, and the table, correlations and costs are written (plots:
+on the test split, and the table (with each subnet's parameters, FLOPs and latency, as its
+standalone trial measured them: :func:`~automl_chars.supernet.select.best_subnet` picks the best
+one within cost limits), correlations and costs are written (plots:
 :func:`automl_chars.reporting.supernet.plot_result`).
 """
 
@@ -32,6 +34,7 @@ from automl_chars.trainables.supernet import (
     load_supernet,
     supernet_settings,
 )
+from automl_chars.training.objective import LIMITED_COSTS
 
 #: run_supernet trains every subnet standalone: larger spaces are refused.
 MAX_STANDALONE = 64
@@ -131,6 +134,8 @@ def run_supernet(
         test_acc, {n: float(st.loc[n, "test_acc"]) for n in names},
         finetuned={n: float(ft.loc[n, "test_acc"]) for n in top},
         sampled=dict(zip(sampler_state["names"], sampler_state["counts"])), order=names)
+    for cost in LIMITED_COSTS:  # each subnet's costs, as its standalone trial measured them
+        table[cost] = [float(st.loc[n, cost]) for n in names]
     factor = gpus_per_trial if gpus_per_trial > 0 else cpus_per_trial
     costs = {"unit": "GPU-seconds" if gpus_per_trial > 0 else "CPU-seconds",
              "supernet": factor * float(sup.table["seconds"].sum()),

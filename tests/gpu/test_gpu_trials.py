@@ -79,3 +79,18 @@ def test_sweep_with_a_quarter_gpu_per_trial(ray_session, make_dataset, tmp_path)
     assert (t["device"] == "cuda").all()
     assert result.settings["gpus_per_trial"] == 0.25
     assert 0.0 <= result.test_accuracy <= 1.0
+
+
+def test_a_gpu_trial_measures_its_models_costs_on_the_gpu(ray_session, make_dataset):
+    """Latency and throughput are the GPU's (synchronised around each pass); parameters and
+    FLOPs are the same numbers as on the CPU."""
+    from automl_chars.models import build_model, count_flops, count_params, measure_costs
+    from automl_chars.trainables.cnn import cnn_settings
+
+    ds = make_dataset()
+    r = _train(_actor(ds, Fidelity(), 0.25), 1)[0]
+    assert r["device"] == "cuda" and r["latency_ms"] > 0 and r["throughput"] > 0
+    net = build_model("cnn", cnn_settings(CONFIG).arch, ds.num_classes, ds.image_shape)
+    assert r["params"] == count_params(net) and r["flops"] == count_flops(net, ds.image_shape)
+    on_gpu = measure_costs(net.to("cuda"), ds.image_shape)
+    assert on_gpu.device == "cuda" and on_gpu.flops == r["flops"]

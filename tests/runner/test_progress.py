@@ -4,6 +4,8 @@ import pickle
 import re
 from types import SimpleNamespace
 
+import pytest
+
 from automl_chars.runner.progress import TrialLineCallback
 
 
@@ -91,3 +93,164 @@ def test_progress_counts_on_after_a_resume(capsys):
     cb.on_trial_complete(1, ended, ended[2])
     out = capsys.readouterr().out
     assert out.startswith("[  3/5] t2") and "FAILED: diverged" in out
+
+
+# -- the progress line -------------------------------------------------------------------------
+def _trial(tid, status, result=None):
+    from ray.tune.experiment import Trial
+
+    t = Trial("ReplayTrainable", stub=True, trial_id=tid)
+    t.set_status(status)
+    if result:
+        t.update_last_result(result)
+    return t
+
+
+def test_eta_counts_down_the_budget_still_to_run():
+    from automl_chars.runner.progress import eta_seconds
+
+    assert eta_seconds(10, 40, 20) == 60  # 10 units in 20 s: 30 more take 60 s
+    assert eta_seconds(15, 40, 10, units_before=10) == 50  # 5 units in the last 10 s
+    assert eta_seconds(40, 40, 5) == 0 and eta_seconds(45, 40, 5) == 0
+    assert eta_seconds(10, None, 20) is None  # no plan
+    assert eta_seconds(10, 40, 20, units_before=10) is None  # nothing trained since
+    assert eta_seconds(0, 40, 0) is None
+
+
+def test_the_planned_budget_follows_rays_brackets():
+    from automl_chars.search.presets import get_preset
+
+    # 3_1_9_1: one bracket of 9 at budget 1, 3 go on to 3, 1 to 9: 9 + 3*2 + 1*6
+    assert get_preset("3_1_9_1").planned_budget() == 21
+    # 3_1_3_8 (tests/runner/test_sweep.py sums its 20 trials' budgets): brackets of 3 configs at
+    # budget 1 (one goes on to 3) and of 2 at budget 3, four of each
+    assert get_preset("3_1_3_8").planned_budget() == 4 * (3 + 2) + 4 * 6
+    preset = get_preset("3_1_9_1")
+    assert preset.planned_budget(10) == 21 + 9  # a tenth trial opens the next bracket (s=1)
+    assert preset.planned_budget(3) == 3 + 2 + 6  # a part-full bracket halves what it has
+
+
+@pytest.mark.slow
+def test_the_planned_budget_is_what_a_real_sweep_trained(finished_sweeps):
+    import pandas as pd
+
+    from automl_chars.search.presets import get_preset
+
+    trials = pd.read_csv(finished_sweeps["cold"] / "trials.csv")
+    assert trials["budget"].sum() == get_preset("3_1_9_1").planned_budget(len(trials))
+
+
+def test_trials_are_counted_by_state_a_trial_ending_as_ended():
+    from ray.tune.experiment import Trial
+
+    from automl_chars.runner.progress import trial_counts, units_trained
+
+    trials = [_trial("a", Trial.TERMINATED, {"val_acc": 0.5, "training_iteration": 3}),
+              _trial("b", Trial.TERMINATED, {"failure": "diverged", "training_iteration": 1}),
+              _trial("c", Trial.ERROR), _trial("d", Trial.RUNNING, {"training_iteration": 2}),
+              _trial("e", Trial.PAUSED, {"training_iteration": 1}), _trial("f", Trial.PENDING)]
+    assert trial_counts(trials, 8) == {"finished": 1, "failed": 2, "running": 1, "pending": 4}
+    assert trial_counts(trials, 8, ending=("d", Trial.TERMINATED)) == {
+        "finished": 2, "failed": 2, "running": 0, "pending": 4}
+    assert units_trained(trials) == 7
+
+
+def test_the_progress_text_says_everything_in_one_line():
+    from automl_chars.runner.progress import RunProgress, clock, progress_text
+
+    assert [clock(s) for s in (None, float("nan"), 4.4, 185, 3723)] == [
+        "?", "?", "4s", "3:05", "1:02:03"]
+    text = progress_text(RunProgress(20, finished=4, failed=1, running=2, pending=13, best=0.81234,
+                                     elapsed=62, eta=190))
+    assert text == ("5/20 done, 2 running, 13 pending, 1 failed | best 0.8123 | ETA 3:10, "
+                    "1:02 elapsed")
+    assert "best - | ETA ?" in progress_text(RunProgress(3))
+
+
+def _run(cb, stdout_lines=None):
+    """Drives a callback as Tune does: two trials, the first ends, then the second."""
+    from ray.tune.experiment import Trial
+
+    a, b = _trial("a", Trial.RUNNING), _trial("b", Trial.PENDING)
+    cb.setup()
+    cb.on_step_begin(0, [a, b])
+    cb.on_trial_result(0, [a, b], a, {"val_acc": 0.4, "training_iteration": 1})
+    a.update_last_result({"val_acc": 0.4, "training_iteration": 1})
+    cb.on_step_end(0, [a, b])
+    cb.on_trial_complete(1, [a, b], a)
+    a.set_status(Trial.TERMINATED)
+    b.set_status(Trial.RUNNING)
+    cb.on_trial_result(2, [a, b], b, {"val_acc": 0.6, "training_iteration": 1})
+    b.update_last_result({"val_acc": 0.6, "training_iteration": 1})
+    cb.on_trial_complete(2, [a, b], b)
+    b.set_status(Trial.TERMINATED)
+    cb.on_experiment_end([a, b])
+
+
+def test_plain_progress_lines_where_output_is_no_terminal(capsys, monkeypatch):
+    from automl_chars.runner import progress
+
+    now = [1000.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    cb = TrialLineCallback(2, "/results/sweep", planned_units=2, live=True)
+    _run(cb)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if line.startswith("progress:")] == [
+        "progress: 2/2 done, 0 running, 0 pending, 0 failed | best 0.6000 | ETA 0s, 0s elapsed"]
+    assert sum(line.startswith("[") for line in lines) == 2  # the trial lines, as before
+
+    display = progress.PlainProgress()  # and one every PLAIN_EVERY_S while nothing ends
+    display.update(progress.RunProgress(3))
+    assert capsys.readouterr().out == ""
+    now[0] += progress.PLAIN_EVERY_S
+    display.update(progress.RunProgress(3, running=1, pending=2))
+    assert capsys.readouterr().out.startswith("progress: 0/3 done, 1 running, 2 pending")
+
+
+def test_no_progress_line_below_the_default_verbosity_or_above_it(capsys):
+    cb = TrialLineCallback(2, "/results/sweep", planned_units=2)  # live=False: verbose 0 or 2+
+    _run(cb)
+    assert "progress:" not in capsys.readouterr().out
+
+
+class FakeTerminal(__import__("io").StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_live_line_in_a_terminal_with_the_trial_lines_above_it(monkeypatch):
+    import sys
+
+    from automl_chars.runner import progress
+
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    cb = TrialLineCallback(2, "/results/sweep", planned_units=2, live=True)
+    cb.setup()
+    assert isinstance(cb._display, progress.LiveProgress) and progress._LIVE == {cb._display}
+    pickle.dumps(cb)  # Tune saves callbacks: the live line is left out
+    cb._display.stop()
+    _run(cb)
+    out = terminal.getvalue()
+    assert progress._LIVE == set() and sys.stdout is terminal  # stopped, stdout given back
+    assert "\x1b[2K" in out and "\r" in out  # the line is redrawn in place
+    assert "2/2 done, 0 running, 0 pending, 0 failed | best 0.6000 | ETA 0s" in out
+    trial_line = out.index("[  1/2] a  budget   1")
+    assert "progress:" not in out and trial_line > 0
+
+
+def test_a_live_line_stops_however_the_run_ends(monkeypatch):
+    import sys
+
+    from automl_chars.runner import progress
+
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    with pytest.raises(KeyboardInterrupt), progress.live_lines_stopped():
+        cb = TrialLineCallback(2, "/results/sweep", live=True)
+        cb.setup()
+        assert sys.stdout is not terminal  # rich shows printed lines above its line
+        raise KeyboardInterrupt  # a second Ctrl-C: Tune calls no on_experiment_end
+    assert progress._LIVE == set() and sys.stdout is terminal

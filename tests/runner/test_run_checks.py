@@ -95,7 +95,7 @@ def test_a_sweep_resumes_only_with_its_defining_settings(tmp_path):
     for change in ({"dataset_fingerprint": "12345678"}, {"seed": 1}, {"preset": "3_1_9_3"},
                    {"fidelity": "subset"}, {"trainable": "transfer"},
                    {"space_fingerprint": "def"}, {"bohb_config": {"top_n_percent": 30}},
-                   {"num_samples": 15}):
+                   {"num_samples": 15}, {"objective": {"limits": {"params": 5e4}}}):
         with pytest.raises(ExperimentStateError, match=f"different settings.*{next(iter(change))}"):
             check_same_sweep(tmp_path, _settings(**change))
     check_same_sweep(tmp_path / "elsewhere", _settings(seed=5))  # nothing saved: nothing to differ

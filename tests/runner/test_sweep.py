@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from automl_chars import SweepResult, data, run_bohb
-from automl_chars.errors import ExperimentStateError, InvalidConfigError
+from automl_chars.errors import DamagedFileError, ExperimentStateError, InvalidConfigError
 from automl_chars.spaces import cnn_space, subspace
 from automl_chars.store import ResultsStore
 
@@ -84,9 +84,10 @@ def test_resume_of_a_truncated_experiment_state_says_so_before_ray_starts(glyph_
     experiment_state file; Tune would start the trials again with empty configs."""
     exp = tmp_path / "cut"
     exp.mkdir()
-    (exp / "tuner.pkl").write_bytes(b"x")  # what Tuner.can_restore looks for
+    (exp / "tuner.pkl").write_bytes(b"N.")  # what Tuner.can_restore looks for (a pickle of None)
     (exp / "experiment_state-2026-01-01_00-00-00.json").write_text("")
-    with pytest.raises(ExperimentStateError, match="truncated"):
+    with pytest.raises(DamagedFileError, match=r"experiment_state-\S+\.json is damaged \(it is "
+                                               r"empty\)\. Ray Tune cannot resume"):
         run_bohb("glyphs-digits", space=_small_space(), preset="3_1_3_1", storage_path=tmp_path,
                  name="cut", resume=True, data_root=glyph_root, verbose=0)
 

@@ -28,8 +28,13 @@ def test_jobs_train_on_their_own_datasets_and_read_back(ray_session, make_datase
     jobs = [TrialJob("on-a", a, FAST, description="source a"), TrialJob("on-b", b, FAST),
             TrialJob("diverges", a, {**FAST, "learning_rate": 1e10, "optimizer": "sgd"})]
     result = run_trials(jobs, "cnn", 2, name="run", storage_path=tmp_path, verbose=1)
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    out = capsys.readouterr().out.splitlines()
+    lines = [line for line in out if line.startswith("[")]
     assert len(lines) == 3 and "(?)" not in "".join(lines)
+    # the progress line (plain: not a terminal) at the end, the diverged job counted as failed
+    final = [line for line in out if line.startswith("progress:")][-1]
+    assert final.startswith("progress: 3/3 done, 0 running, 0 pending, 1 failed | best ")
+    assert "| ETA 0s, " in final
     origins = {re.search(r"  \((.*?)\)  +[\d.]+s", line).group(1) for line in lines}
     assert origins == {"source a", "on-b", "diverges"}
 
@@ -40,6 +45,11 @@ def test_jobs_train_on_their_own_datasets_and_read_back(ray_session, make_datase
     assert t.loc["on-b", "dataset"] == "b"
     assert t.loc["on-a", "test_acc"] > 1 / 3 and t.loc["on-b", "test_acc"] > 1 / 5
     assert t.loc["diverges", "status"] == "FAILED" and "diverged" in t.loc["diverges", "error"]
+    # its report page: the runs and their learning curves
+    from automl_chars.reporting.page import report
+
+    page = report(result.path, out=tmp_path / "runs.html").read_text()
+    assert ">Runs (3)<" in page and "diverged" in page and page.count("<img ") == 1
     state = load_trial_state(result.checkpoint("on-b"))
     assert state["state_dict"]["head.weight"].shape[0] == 5
     assert state["units_done"] == 2

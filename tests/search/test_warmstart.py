@@ -198,7 +198,7 @@ def test_priors_bohb_cannot_take_leave_its_model_empty_and_the_default_goes_on_w
     bad = Prior({"learning_rate": 5.0, "batch_size": 32, "n_fc_layers": 0}, 3, -0.5, "d")
     plan = WarmStartPlan(seeds=plan.seeds, priors=[*plan.priors, bad])
     bohb = _bohb()
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="learning_rate"):
         WarmStartSearcher(bohb, plan)
     assert not bohb.bohber.configs and not bohb.bohber.losses and not bohb.bohber.kde_models
 
@@ -206,7 +206,7 @@ def test_priors_bohb_cannot_take_leave_its_model_empty_and_the_default_goes_on_w
         warm = _Seeded(plan, strict=False)(_bohb())
     assert warm.priors_left == {} and not warm.bohb.bohber.configs
     assert warm.suggest("t0")["suggested_by"] == "store:d"  # the seeds stay
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="learning_rate"):
         _Seeded(plan, strict=True)(_bohb())
 
 

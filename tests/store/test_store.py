@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from automl_chars.errors import DamagedFileWarning
 from automl_chars.store import ResultsStore, add_sweep, import_folder, store_beside
 from automl_chars.store.store import rows
 
@@ -135,7 +136,8 @@ def test_import_finds_older_sweeps_also_unfinished_ones(tmp_path):
     (tmp_path / "old" / "broken").mkdir()
     (tmp_path / "old" / "broken" / "automl_chars.json").write_text("{not json")
     store = ResultsStore(tmp_path / "st")
-    added = import_folder(tmp_path / "old", store)
+    with pytest.warns(DamagedFileWarning, match=r"broken/automl_chars\.json is damaged"):
+        added = import_folder(tmp_path / "old", store)  # skipped, said, the others added
     assert sorted(added.values()) == [4, 4]
     f = store.frame()
     assert set(f["dataset"]) == {"glyphs-digits", "glyphs-greek"}

@@ -47,9 +47,10 @@ def test_cli_supernet_killed_then_resumed_writes_the_table_correlations_and_plot
     supernet_trial = pd.read_csv(exp / "epsilon_greedy" / "supernet" / "trials.csv",
                                  dtype=str)["trial_id"]
 
-    assert main([*argv, "--resume", "--verbose", "1"]) == 0
+    assert main([*argv, "--resume", "--verbose", "1", "--max-params", "1e9"]) == 0
     out = capsys.readouterr().out
     assert "Top-1 in supernet" in out and "Kendall tau" in out and "fine-tuning" in out
+    assert "best subnet within the limits: (" in out
     # The fine-tuning run starts after the kill, so its lines come from this driver.
     tuned = [line for line in out.splitlines() if "(fine-tuned subnet (" in line]
     assert len(tuned) == 2 and all("sampler epsilon_greedy)" in line for line in tuned)
@@ -75,6 +76,9 @@ def test_cli_supernet_killed_then_resumed_writes_the_table_correlations_and_plot
     else:  # one epoch on 80 images may leave every subnet at one accuracy: no ranking
         assert result.kendall_tau != result.kendall_tau and result.spearman != result.spearman
     assert set(t["supernet_rank"]) <= {1, 2, 3, 4} and t["standalone_rank"].min() == 1
+    # Each subnet's costs, as its standalone trial measured them; deeper subnets cost more.
+    assert (t[["params", "flops", "latency_ms"]] > 0).all().all()
+    assert t.set_index("subnet").loc["(2, 2)", "params"] > t.set_index("subnet").loc["(1, 1)", "params"]
     assert t["finetuned_acc"].notna().sum() == 2 and t["sampled"].sum() > 0
     assert result.top1_match == (result.summary["supernet_top1"] == result.summary["standalone_top1"])
     ft = result.finetune

@@ -33,7 +33,13 @@ def test_a_step_is_an_epoch_of_rounds_then_every_subnet_on_validation(ray_sessio
     assert r["val_acc"] == r["subnet_acc"][r["leader"]] == max(r["subnet_acc"].values())
     assert sum(r["sampled"].values()) == r["rounds"] == -(-len(ds.y_train) // 16)
     assert r["pruned"] == 0 and r["budget"] == 1
-    assert t.train()["rounds"] == 2 * r["rounds"]
+    # Every evaluated subnet's costs (its standalone model's), the leader's as the trial's own.
+    assert set(r["subnet_params"]) == set(r["subnet_flops"]) == set(NAMES)
+    assert r["params"] == r["subnet_params"][r["leader"]] and r["latency_ms"] > 0
+    assert r["subnet_params"]["(1, 1)"] < r["subnet_params"]["(2, 2)"]
+    again = t.train()
+    assert again["rounds"] == 2 * r["rounds"]
+    assert again["subnet_latency_ms"] == r["subnet_latency_ms"]  # measured once per trial
     t.stop()
 
 

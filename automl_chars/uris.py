@@ -1,0 +1,200 @@
+"""Storage URIs (``s3://``, ``gs://``, ``file://``: any filesystem pyarrow opens) for the results
+root, portfolios and the results store.
+
+Ray Tune writes a run's own state straight to the URI (``RunConfig(storage_path=URI)``, as Ray
+recommends on a multi-node cluster). The platform's own files (settings, ``trials.csv``,
+``summary.json``, store and portfolio files) are written to a local *mirror* of the URI's folder
+and uploaded file by file (:func:`push`); reading a run, a store or a portfolio downloads them
+first (:func:`pull`). The mirror of a URI is ``<cache>/<hash of its bucket part>/<its path>``,
+and the bucket part is kept beside it, so a mirror path tells which URI it stands for
+(:func:`remote_for`): code that joins paths (``<storage>/<name>``, ``store/`` beside a sweep)
+works on mirrors unchanged, and every write through :mod:`automl_chars.layout` lands at the URI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit, urlunsplit
+
+from automl_chars.errors import InvalidConfigError
+
+#: Environment variable naming the folder that holds the local mirrors of storage URIs.
+CACHE_ENV = "AUTOML_CHARS_STORAGE_CACHE"
+#: The file in a mirror's top folder that records the URI's bucket part (scheme, credentials,
+#: bucket, query).
+_BASE_FILE = ".uri"
+#: URIs checked reachable in this process (a check is a round trip to the store).
+_checked: set[str] = set()
+
+
+def cache_root() -> Path:
+    """``$AUTOML_CHARS_STORAGE_CACHE``, else ``~/.cache/automl_chars/storage``."""
+    raw = os.environ.get(CACHE_ENV)
+    return (Path(raw).expanduser() if raw else Path.home() / ".cache" / "automl_chars"
+            / "storage").resolve()
+
+
+def is_uri(location: str | os.PathLike) -> bool:
+    """Whether ``location`` is a remote URI (``scheme://...``; ``file://`` is a local path)."""
+    text = os.fspath(location)
+    return isinstance(text, str) and "://" in text and urlsplit(text).scheme not in ("", "file")
+
+
+def local_path(location: str | os.PathLike, option: str = "storage_path") -> Path:
+    """The local folder standing for ``location``: a path itself, a ``file://`` URI's path, or a
+    remote URI's mirror, once :func:`check` found the URI usable (``option`` names the setting
+    in its errors)."""
+    text = os.fspath(location)
+    if isinstance(text, str) and text.startswith("file://"):
+        return Path(urlsplit(text).path).expanduser().resolve()
+    if not is_uri(text):
+        return Path(text).expanduser().resolve()
+    check(text, option)
+    return mirror(text)
+
+
+def mirror(uri: str) -> Path:
+    """The local mirror folder of the remote ``uri`` (see the module's docstring)."""
+    parts = urlsplit(uri)
+    base = urlunsplit((parts.scheme, parts.netloc, "", parts.query, ""))
+    top = cache_root() / hashlib.sha256(base.encode()).hexdigest()[:16]
+    marker = top / _BASE_FILE
+    if not marker.exists():
+        top.mkdir(parents=True, exist_ok=True)
+        tmp = top / f".{uuid.uuid4().hex}.tmp"
+        tmp.write_text(base)
+        tmp.chmod(0o600)  # the URI may carry credentials
+        os.replace(tmp, marker)
+    names = [p for p in parts.path.split("/") if p]
+    if any(n in (".", "..") for n in names):
+        raise InvalidConfigError(f"storage URI {uri!r}: '.' and '..' are not allowed in its path.")
+    return top.joinpath(*names)
+
+
+def remote_for(path: str | os.PathLike) -> str | None:
+    """The URI that the mirror ``path`` (or a file or folder in it) stands for; None for a
+    path that is no mirror (a local folder)."""
+    root = cache_root()
+    try:
+        rel = Path(path).relative_to(root)
+    except ValueError:
+        return None
+    marker = root / rel.parts[0] / _BASE_FILE if rel.parts else None
+    if marker is None or not marker.exists():
+        return None
+    base = urlsplit(marker.read_text())
+    return urlunsplit((base.scheme, base.netloc, "/" + "/".join(rel.parts[1:]), base.query, ""))
+
+
+def tune_path(path: str | os.PathLike) -> str:
+    """What Ray Tune gets for the folder ``path``: its URI for a mirror, else the path."""
+    return remote_for(path) or os.fspath(path)
+
+
+def location_of(fs_path: str, folder: Path) -> str:
+    """A location (local path or URI) of ``fs_path``, a path that Tune reported in the
+    filesystem of ``folder``'s storage (a checkpoint's ``path``: a URI's bucket path)."""
+    uri = remote_for(folder)
+    if uri is None:
+        return fs_path
+    _, folder_fs_path = _filesystem(uri)
+    rel = PurePosixPath(fs_path).relative_to(folder_fs_path.rstrip("/"))
+    return tune_path(folder.joinpath(*rel.parts))
+
+
+def check(uri: str, option: str = "storage_path") -> None:
+    """Raises :class:`InvalidConfigError` naming ``option`` unless pyarrow opens ``uri``'s
+    filesystem and its bucket (top folder) is there: before any run starts on it."""
+    if uri in _checked:
+        return
+    try:
+        fs, path = _filesystem(uri)
+    except (ValueError, OSError) as err:  # pyarrow.ArrowInvalid is a ValueError
+        raise InvalidConfigError(
+            f"{option} {uri!r}: {_first_line(err)}. Use a URI of a filesystem pyarrow opens "
+            f"(s3://bucket/path, gs://bucket/path, file:///path) or a local folder."
+        ) from None
+    import pyarrow.fs
+
+    bucket = path.strip("/").split("/")[0]
+    try:
+        found = fs.get_file_info(bucket).type != pyarrow.fs.FileType.NotFound if bucket else True
+    except OSError as err:
+        raise InvalidConfigError(
+            f"{option} {uri!r} cannot be reached: {_first_line(err)}. Check the address, the "
+            f"network and the credentials (e.g. AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL), or use "
+            f"a local folder."
+        ) from None
+    if not found:
+        raise InvalidConfigError(f"{option} {uri!r}: there is no bucket {bucket!r}. Create it "
+                                 f"first, or name one that exists.")
+    _checked.add(uri)
+
+
+def push(path: str | os.PathLike) -> None:
+    """Uploads the file ``path`` of a mirror to its URI (nothing for a local path)."""
+    uri = remote_for(path)
+    if uri is None:
+        return
+    fs, dest = _filesystem(uri)
+    with open(path, "rb") as src, fs.open_output_stream(dest) as out:
+        out.write(src.read())
+
+
+def pull(folder: str | os.PathLike, recursive: bool = False,
+         skip: Iterable[str] = ("checkpoint_",)) -> Path:
+    """Downloads the files in the URI of the mirror ``folder`` into it (with subfolders when
+    ``recursive``, except those whose names start with one of ``skip``: checkpoints are read
+    through Tune), replacing stale copies and removing files the URI no longer has. Returns
+    ``folder``; a local folder is left as it is."""
+    folder = Path(folder)
+    uri = remote_for(folder)
+    if uri is None:
+        return folder
+    import pyarrow.fs
+
+    fs, src = _filesystem(uri)
+    src = src.rstrip("/")
+    selector = pyarrow.fs.FileSelector(src, allow_not_found=True, recursive=recursive)
+    skip = tuple(skip)
+    remote = {}
+    for info in fs.get_file_info(selector):
+        rel = PurePosixPath(info.path).relative_to(src)
+        if info.type == pyarrow.fs.FileType.File and not any(
+                p.startswith(skip) for p in rel.parts[:-1]):
+            remote[rel] = info
+    for rel, info in remote.items():
+        target = folder.joinpath(*rel.parts)
+        if target.exists() and target.stat().st_size == info.size and info.mtime is not None \
+                and target.stat().st_mtime >= info.mtime.timestamp():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        with fs.open_input_stream(info.path) as stream:
+            tmp.write_bytes(stream.read())
+        os.replace(tmp, target)
+    if folder.is_dir():  # what the URI no longer has (a rerun removed it) is gone here too
+        for stale in folder.iterdir():
+            if stale.is_file() and PurePosixPath(stale.name) not in remote \
+                    and not stale.name.startswith("."):
+                stale.unlink()
+    return folder
+
+
+def _filesystem(uri: str):
+    import pyarrow.fs
+
+    return pyarrow.fs.FileSystem.from_uri(uri)
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+__all__ = ["CACHE_ENV", "cache_root", "check", "is_uri", "local_path", "location_of", "mirror",
+           "pull", "push", "remote_for", "tune_path"]

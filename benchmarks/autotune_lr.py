@@ -1,0 +1,100 @@
+"""Does AutotuneLR beat letting BOHB search the learning rate? (issue 17, seed 000's AutotuneLR)
+
+For each seed, the same BOHB sweep of the CNN space twice, with the same preset (so the same
+trials and budgets): ``search`` (BOHB searches ``learning_rate`` with the rest) and ``autotune``
+(``run_bohb(autotune_lr=...)``: ``learning_rate`` leaves the space and each trial tunes its own
+by a refined grid search of short runs at its start, in its own time). Both cold (no priors:
+the built-in priors know the learning rate, which would favour ``search``). Printed per seed and
+variant: the incumbent's validation and test accuracy, the sweep's wall seconds and its trials'
+summed seconds (``trial_s``, AutotuneLR's short runs included), and for ``autotune`` the mean
+chosen rate and tuning seconds; then the means over seeds. ``ratio:`` is mean test accuracy
+with AutotuneLR / with the rate searched.
+
+    python benchmarks/autotune_lr.py                       # glyphs-latin-upper, 3_1_9_3, seeds 0,1,2
+    python benchmarks/autotune_lr.py --seeds 0,1 --preset 3_1_9_1 --storage DIR
+    python benchmarks/autotune_lr.py --smoke               # the test suite's tiny run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+
+VARIANTS = ("autotune", "search")
+
+
+def parse(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default="glyphs-latin-upper")
+    ap.add_argument("--preset", default="3_1_9_3")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--samples-per-class", type=int, default=None,
+                    help="shrink the dataset (default: its own size)")
+    ap.add_argument("--steps", type=int, default=20, help="AutotuneLR: steps of each short run")
+    ap.add_argument("--coarse", type=int, default=4, help="AutotuneLR: rates on the coarse grid")
+    ap.add_argument("--fine", type=int, default=2,
+                    help="AutotuneLR: new rates towards each neighbour of the best coarse rate")
+    ap.add_argument("--storage", default=None, help="keep the sweeps here (default: a temp folder)")
+    ap.add_argument("--smoke", action="store_true", help="tiny run for the test suite")
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.preset, args.seeds, args.samples_per_class = "2_1_2_1", "0", 8
+        args.steps, args.coarse, args.fine = 2, 2, 1
+    args.seeds = [int(s) for s in str(args.seeds).split(",")]
+    return args
+
+
+def run(ds, args, seed: int, variant: str, storage: str) -> dict:
+    """One sweep; its figures."""
+    from automl_chars import run_bohb
+    from automl_chars.training.autotune import AutotuneSettings
+
+    tune = (AutotuneSettings(coarse=args.coarse, fine=args.fine, steps=args.steps)
+            if variant == "autotune" else None)
+    start = time.time()
+    name = f"{variant}-s{seed}"
+    result = run_bohb(ds, preset=args.preset, seed=seed, priors=False, autotune_lr=tune,
+                      storage_path=os.path.join(storage, name), name=name, verbose=0)
+    t = result.trials
+    row = {"seed": seed, "val_acc": float(result.table["val_acc"].iloc[0]),
+           "test_acc": float(result.test_accuracy), "seconds": time.time() - start,
+           "trial_s": float(t["time_total_s"].sum()), "trials": len(t)}
+    if tune is not None:
+        row["mean_lr"] = float(t["autotuned_lr"].mean())
+        row["autotune_s"] = float(t["autotune_s"].sum())
+    return row
+
+
+def main(argv=None) -> int:
+    import pandas as pd
+
+    from automl_chars import data
+    from automl_chars.runner.cluster import local_ray
+
+    args = parse(argv)
+    os.environ.pop("AUTOML_CHARS_STORE", None)
+    size = {"samples_per_class": args.samples_per_class} if args.samples_per_class else {}
+    with local_ray(num_cpus=2), tempfile.TemporaryDirectory() as tmp:
+        ds = data.load(args.dataset, root=os.path.join(tmp, "data") if args.smoke else None,
+                       **size)
+        storage = args.storage or os.path.join(tmp, "runs")
+        rows = [{"variant": v, **run(ds, args, seed, v, storage)}
+                for seed in args.seeds for v in VARIANTS]
+    table = pd.DataFrame(rows)
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    means = table.groupby("variant").mean(numeric_only=True)
+    for v in VARIANTS:
+        for col in ("val_acc", "test_acc", "seconds", "trial_s"):
+            print(f"{col}[{v}]: {means.loc[v, col]:.4f}")
+    print(f"autotune_s[autotune]: {means.loc['autotune', 'autotune_s']:.4f}")
+    searched = max(means.loc["search", "test_acc"], 1e-6)  # a tiny smoke run may score 0
+    print(f"ratio: {means.loc['autotune', 'test_acc'] / searched:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

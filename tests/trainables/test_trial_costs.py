@@ -1,0 +1,58 @@
+"""Every trial's model costs, and objectives, in CNNTrainable (in-process: no actors needed)."""
+
+import math
+
+import pytest
+from ray import tune
+
+from automl_chars.models import build_model, count_flops, count_params
+from automl_chars.trainables import FAILURE, INFEASIBLE, CNNTrainable, cnn_settings
+from automl_chars.training.objective import COST_METRICS, OBJECTIVE, Objective
+
+pytestmark = pytest.mark.slow
+
+CONFIG = {"batch_size": 32, "conv1_channels": 8}
+
+
+def _trial(ds, config=CONFIG, objective=None):
+    return tune.with_parameters(CNNTrainable, dataset=ds, seed=0, objective=objective)(
+        config=config)
+
+
+def test_every_result_reports_the_costs_measured_once(ray_session, make_dataset, one_thread):
+    ds = make_dataset()
+    t = _trial(ds)
+    first, second = t.train(), t.train()
+    net = build_model("cnn", cnn_settings(CONFIG).arch, ds.num_classes, ds.image_shape)
+    assert first["params"] == count_params(net)
+    assert first["flops"] == count_flops(net, ds.image_shape) > 0
+    assert first["latency_ms"] > 0 and first["throughput"] > 0
+    # Measured when the model was built, not again every epoch: the same numbers.
+    assert {k: second[k] for k in COST_METRICS} == {k: first[k] for k in COST_METRICS}
+    assert OBJECTIVE not in first  # no objective: the sweep optimises val_acc
+    t.stop()
+
+
+def test_a_model_over_a_limit_trains_nothing_and_reports_its_violation(ray_session, make_dataset,
+                                                                         one_thread):
+    ds = make_dataset()
+    t = _trial(ds, objective=Objective(max_params=1000, max_latency_ms=1e6))
+    first = t.train()
+    params = first["params"]
+    assert params > 1000 and "params" in first[INFEASIBLE] and "max_params 1000" in first[INFEASIBLE]
+    assert first[OBJECTIVE] == pytest.approx(-(params / 1000 - 1))  # graded, below any accuracy
+    assert first["samples_seen"] == 0 and math.isnan(first["val_acc"])  # trained nothing
+    assert FAILURE not in first and not first.get("done")  # the scheduler stops it at its rung
+    assert t.train()["done"] is True
+    t.stop()
+
+
+def test_a_feasible_model_reports_its_reward(ray_session, make_dataset, one_thread):
+    ds = make_dataset()
+    objective = Objective(max_params=10**7, reward_targets={"flops": 10_000})
+    t = _trial(ds, objective=objective)
+    r = t.train()
+    assert INFEASIBLE not in r and r["samples_seen"] > 0
+    assert r[OBJECTIVE] == pytest.approx(r["val_acc"] * (r["flops"] / 10_000) ** -0.07)
+    assert r[OBJECTIVE] < r["val_acc"]  # over its FLOPs target: the reward is smaller
+    t.stop()
