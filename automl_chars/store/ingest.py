@@ -96,10 +96,11 @@ def trials_rows(folder: str | os.PathLike, kind: str, *, trainable: str = "",
     the job's configuration, final validation and test accuracy, seconds and status;
     ``fingerprints`` maps dataset names to their contents' fingerprints (the run records
     names only), ``suggested_by`` says what asked for the runs (e.g. a ground truth's regime
-    and seed)."""
-    folder = Path(folder).expanduser().resolve()
-    table = pd.read_csv(folder / TRIALS_FILE, dtype={"trial_id": str, "label": str})
-    settings = json.loads((folder / SETTINGS_FILE).read_text())
+    and seed). A run at a storage URI is downloaded first (not its checkpoints)."""
+    folder = uris.pull(uris.local_path(folder, "folder"), recursive=True)
+    table = read_csv(folder / TRIALS_FILE, IMPORT_REMEDY, ("label", "dataset", "status"),
+                     dtype={"trial_id": str, "label": str})
+    settings = read_json(folder / SETTINGS_FILE, IMPORT_REMEDY)
     fingerprints = dict(fingerprints or {})
     frames = []
     for dataset, jobs in table.groupby("dataset", sort=False):
@@ -110,7 +111,8 @@ def trials_rows(folder: str | os.PathLike, kind: str, *, trainable: str = "",
                     "suggested_by": suggested_by, "trial_id": t["label"]}
                    for _, t in jobs.iterrows()]
         frames.append(rows(kind, str(dataset), fingerprints.get(str(dataset), ""),
-                           trainable or settings.get("trainable", ""), results, str(folder)))
+                           trainable or settings.get("trainable", ""), results,
+                           uris.tune_path(folder)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -123,7 +125,7 @@ def add_trials(folder: str | os.PathLike, store: ResultsStore | None = None, *, 
     frame = trials_rows(folder, kind, trainable=trainable, suggested_by=suggested_by,
                         fingerprints=fingerprints)
     if not frame.empty:
-        store.write(f"{kind}:{Path(folder).expanduser().resolve()}", frame)
+        store.write(f"{kind}:{uris.tune_path(uris.local_path(folder, 'folder'))}", frame)
     return len(frame)
 
 
