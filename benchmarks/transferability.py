@@ -300,6 +300,8 @@ def main(argv=None) -> int:
     p.add_argument("--plot", default=None, help="write a PNG of weighted tau per measure and target")
     p.add_argument("--root", default=None, help="data root (default $AUTOML_CHARS_DATA)")
     p.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray instance")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0,
+                   help="GPU share per fine-tuning and zoo trial (0 = CPU only)")
     p.add_argument("--smoke", action="store_true",
                    help="three domains, two small CNNs, few-shot, tiny sizes (tests)")
     args = p.parse_args(argv)
@@ -340,7 +342,7 @@ def main(argv=None) -> int:
     try:
         with local_ray(num_cpus=args.cpus,
                        logging_config=ray.LoggingConfig(log_level="WARNING")):
-            gt = ground_truth(settings, storage)
+            gt = ground_truth(settings, storage, gpus_per_trial=args.gpus_per_trial)
         tuned_s = time.perf_counter() - started
         views = gt.zoo.sources(seed=args.seed)
         n_trials = len(gt.trials)

@@ -192,7 +192,8 @@ def split_entry(name: str) -> tuple[str, str]:
 
 
 def build_zoo(settings: GroundTruthSettings, storage: str | os.PathLike, *,
-              data_root: str | os.PathLike | None = None, verbose: int = 0) -> Portfolio:
+              data_root: str | os.PathLike | None = None, cpus_per_trial: float = 1.0,
+              gpus_per_trial: float = 0.0, verbose: int = 0) -> Portfolio:
     """Every domain trained with every architecture (one ``run_trials`` per trainable,
     resumable), as one portfolio ``<storage>/<zoo name>`` with entries ``<domain>@<arch>``;
     a finished zoo is read back."""
@@ -216,7 +217,9 @@ def build_zoo(settings: GroundTruthSettings, storage: str | os.PathLike, *,
         name = f"training-{trainable}"
         run = run_trials(jobs, trainable, settings.source_epochs, name=name, storage_path=folder,
                          seed=settings.seed, resume=can_resume(folder / name) or
-                         (folder / name / "summary.json").exists(), verbose=verbose)
+                         (folder / name / "summary.json").exists(),
+                         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                         verbose=verbose)
         for job in jobs:
             if job.label not in portfolio.names():
                 add_checkpoint(portfolio, job.dataset, run.checkpoint(job.label), run.row(job.label),
@@ -367,7 +370,8 @@ def ground_truth(settings: GroundTruthSettings, storage: str | os.PathLike, *,
     """The zoo and every (regime, seed) grid run of ``settings`` under ``storage`` (each
     resumed or read back when it is there already); the store defaults to ``store/`` beside
     the runs."""
-    zoo = build_zoo(settings, storage, data_root=data_root, verbose=verbose)
+    zoo = build_zoo(settings, storage, data_root=data_root, cpus_per_trial=cpus_per_trial,
+                    gpus_per_trial=gpus_per_trial, verbose=verbose)
     frames = [fine_tune_grid(zoo, settings, settings.regime(r), settings.seed + s, storage,
                              store=store, data_root=data_root, cpus_per_trial=cpus_per_trial,
                              gpus_per_trial=gpus_per_trial, verbose=verbose)
