@@ -84,7 +84,10 @@ def _script(path):
 COMMANDS = {
     "portfolio.md": {r"portfolio build|`build`": _cli("portfolio", "build"),
                      r"portfolio show|`show`": _cli("portfolio", "show")},
-    "similarity.md": {r"automl-chars similarity": _cli("similarity")},
+    "similarity.md": {r"automl-chars similarity": _cli("similarity"),
+                      r"automl-chars bohb": _cli("bohb"),
+                      r"benchmarks/transferability\.py": _script("benchmarks/transferability.py"),
+                      r"scripts/train_learned_ranker\.py": _script("scripts/train_learned_ranker.py")},
     "report.md": {r"automl-chars report": _cli("report"),
                   r"automl-chars similarity": _cli("similarity")},
     "tabular.md": {r"table build": _cli("table", "build"), r"table show": _cli("table", "show"),

@@ -179,8 +179,9 @@ def cmd_bohb(args: argparse.Namespace) -> int:
             raise InvalidConfigError(
                 "--warm-method pmf picks seed trials from the results store (--store), not from "
                 "a portfolio: leave out --warm-start PORTFOLIO_DIR, or use --warm-method knn.")
-        warm = WarmStart(portfolio=args.warm_start, store=args.store, measure=args.measure,
-                         k=args.k, num_seeds=args.num_seeds,
+        measure = {"measure": args.measure} if args.measure else {}  # else WarmStart's default
+        warm = WarmStart(portfolio=args.warm_start, store=args.store, **measure, k=args.k,
+                         num_seeds=args.num_seeds,
                          method=args.warm_method)  # bad values fail before the data loads
     ds = load_dataset(args.dataset, args)
     result = sweep(ds, args, args.preset, warm_start=warm)
@@ -216,7 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "results store (docs/warm-start.md)")
     p.add_argument("--store", default=None,
                    help="results store for the warm start (default: beside the sweep)")
-    p.add_argument("--measure", default="frechet", help="similarity measure ranking the sources")
+    p.add_argument("--measure", default=None,
+                   help="similarity measure ranking the sources (default: the best measured, "
+                        "automl_chars.similarity.DEFAULT_MEASURE)")
     p.add_argument("--k", type=int, default=3, help="sources and nearest datasets to seed from")
     p.add_argument("--num-seeds", type=int, default=4,
                    help="seed trials from the store's nearest datasets (a portfolio of them), or "

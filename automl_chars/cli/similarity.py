@@ -16,8 +16,8 @@ from automl_chars.cli.options import add_data_arguments, load_dataset
 #: What ``--measure`` says of each measure set. The costs are per portfolio entry with 300 target
 #: images and 20 bootstrap rounds on a shared 2-core CPU (docs/similarity.md, "The measures").
 MEASURE_HELP = (
-    "'fast' (default): frechet, hscore, knn, leep, logme, meta_features, nce, nleep, otdd, parc, "
-    "sen, sfda, about 3.5 s per portfolio entry on a CPU; 'all': those and task2vec, which adds "
+    "'fast' (default): frechet, hscore, knn, learned, leep, logme, meta_features, nce, nleep, "
+    "otdd, parc, sen, sfda, about 4 s per portfolio entry on a CPU; 'all': those and task2vec, which adds "
     "~11 s per entry with a ResNet-18 portfolio (~2 s with a small CNN; far more when other "
     "jobs share the CPU); or comma-separated names")
 

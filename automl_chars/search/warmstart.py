@@ -62,6 +62,7 @@ from automl_chars.errors import ExperimentStateError, InvalidConfigError
 from automl_chars.search import hpbandster_compat
 from automl_chars.search.pmf import PMFModel, fit_pmf
 from automl_chars.search.searcher import BOHBSearcher
+from automl_chars.similarity.base import DEFAULT_MEASURE
 from automl_chars.spaces.values import plain_config, typed_to_space
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,8 @@ class WarmStart:
         portfolio: a :class:`~automl_chars.portfolio.Portfolio` or its folder (None: none).
         store: a :class:`~automl_chars.store.ResultsStore` or its folder (None: the store beside
             the sweep, or ``$AUTOML_CHARS_STORE``).
-        measure: the similarity measure that ranks the portfolio's entries.
+        measure: the similarity measure that ranks the portfolio's entries (default
+            :data:`~automl_chars.similarity.DEFAULT_MEASURE`, the best measured one).
         k: how many portfolio entries seed the sweep, and how many nearest datasets its store
             seeds and priors come from.
         num_seeds: how many seed trials the store's results give (a greedy portfolio over the
@@ -108,7 +110,7 @@ class WarmStart:
 
     portfolio: Any = None
     store: Any = None
-    measure: str = "frechet"
+    measure: str = DEFAULT_MEASURE
     k: int = 3
     num_seeds: int = 4
     sample_size: int = 300

@@ -7,12 +7,14 @@ bootstrap interval and the seconds it took. Measures are registered in :data:`ME
 says whether a higher score means more similar (``higher_is_more_similar``): the distances
 (``sen``, ``frechet``, ``otdd``, ``meta_features``, ``task2vec``) are lower-is-more-similar, the
 transferability scores (``logme``, ``leep``, ``nce``, ``nleep``, ``hscore``, ``sfda``, ``parc``,
-``knn``) higher-is-better. The default set, ``"fast"``, leaves out the slow measures
+``knn``) higher-is-better; ``learned`` combines the transferability scores and the model size
+by a ranker trained on a ground truth (:mod:`.learned`). The default set, ``"fast"``, leaves out the slow measures
 (``task2vec``); ``"all"`` runs every one. See docs/similarity.md.
 """
 
 from automl_chars.similarity import (  # noqa: F401  (registers the measures)
     distribution,
+    learned,
     meta_features,
     separability,
     task2vec,
@@ -20,6 +22,7 @@ from automl_chars.similarity import (  # noqa: F401  (registers the measures)
 )
 from automl_chars.similarity.base import (
     ALL,
+    DEFAULT_MEASURE,
     FAST,
     MEASURES,
     Context,
@@ -35,6 +38,7 @@ from automl_chars.similarity.compare import (
     similarity,
     similarity_matrix,
 )
+from automl_chars.similarity.learned import LearnedRanker, leave_one_target_out
 from automl_chars.similarity.meta_features import META_FEATURES
 from automl_chars.similarity.separability import hscore, knn_accuracy, parc, sfda
 from automl_chars.similarity.source import (
@@ -55,9 +59,9 @@ def plot_heatmap(frame, path, title=None):
 
 
 __all__ = [
-    "ALL", "DEFAULT_BOOTSTRAP", "DEFAULT_SAMPLE_SIZE", "FAST", "MEASURES", "META_FEATURES",
-    "Context", "Measure", "Sample", "SimilarityError", "SourceView", "fast_measures", "get_measure",
-    "hscore", "knn_accuracy", "leep", "logme", "nce", "nleep", "parc", "plot_heatmap",
+    "ALL", "DEFAULT_BOOTSTRAP", "DEFAULT_MEASURE", "DEFAULT_SAMPLE_SIZE", "FAST", "MEASURES", "META_FEATURES",
+    "Context", "LearnedRanker", "Measure", "Sample", "SimilarityError", "SourceView", "fast_measures", "get_measure",
+    "hscore", "knn_accuracy", "leave_one_target_out", "leep", "logme", "nce", "nleep", "parc", "plot_heatmap",
     "rank_sources", "register_measure", "resolve_measures", "sfda", "similarity",
     "similarity_matrix",
 ]

@@ -79,6 +79,14 @@ class Measure:
 #: Registered measure classes by name.
 MEASURES: Registry[type[Measure]] = Registry("similarity measure")
 
+#: The measure that ranks a portfolio's sources where none is named: the warm start's
+#: (``WarmStart.measure``, ``automl-chars bohb --measure``), and so the transfer sweep's seeds.
+#: The best measured one by ``benchmarks/transferability.py``'s weighted tau (benchmarks/
+#: README.md, "transferability.py"); change it only on that benchmark's figures. ``logme``: the
+#: best of both runs so far (0.49 against ``frechet``'s 0.27 on one CNN per domain; 0.81 against
+#: 0.17 on the small zoo of issue 16), where ``frechet`` was the default before.
+DEFAULT_MEASURE = "logme"
+
 #: The names of measure sets (not measures): every measure but the slow ones (the default), and
 #: every measure.
 FAST, ALL = "fast", "all"

@@ -4,10 +4,12 @@ as one pandas DataFrame (Parquet files, written atomically), the warm start's me
 from automl_chars.store.ingest import (
     add_portfolio,
     add_sweep,
+    add_trials,
     import_folder,
     record_portfolio,
     record_sweep,
     sweep_rows,
+    trials_rows,
 )
 from automl_chars.store.store import (
     COLUMNS,
@@ -20,5 +22,5 @@ from automl_chars.store.store import (
 )
 
 __all__ = ["COLUMNS", "STORE_ENV", "DamagedFile", "ResultsStore", "TaskEvaluations",
-           "add_portfolio", "add_sweep", "default_store_path", "import_folder",
-           "record_portfolio", "record_sweep", "store_beside", "sweep_rows"]
+           "add_portfolio", "add_sweep", "add_trials", "default_store_path", "import_folder",
+           "record_portfolio", "record_sweep", "store_beside", "sweep_rows", "trials_rows"]

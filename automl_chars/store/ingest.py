@@ -89,6 +89,46 @@ def add_portfolio(folder: str | os.PathLike, store: ResultsStore | None = None) 
     return count
 
 
+def trials_rows(folder: str | os.PathLike, kind: str, *, trainable: str = "",
+                suggested_by: str = "", fingerprints: Mapping[str, str] | None = None,
+                ) -> pd.DataFrame:
+    """One row per job of a finished ``run_trials`` run in ``folder`` (its ``trials.csv``):
+    the job's configuration, final validation and test accuracy, seconds and status;
+    ``fingerprints`` maps dataset names to their contents' fingerprints (the run records
+    names only), ``suggested_by`` says what asked for the runs (e.g. a ground truth's regime
+    and seed). A run at a storage URI is downloaded first (not its checkpoints)."""
+    folder = uris.pull(uris.local_path(folder, "folder"), recursive=True)
+    table = read_csv(folder / TRIALS_FILE, IMPORT_REMEDY, ("label", "dataset", "status"),
+                     dtype={"trial_id": str, "label": str})
+    settings = read_json(folder / SETTINGS_FILE, IMPORT_REMEDY)
+    fingerprints = dict(fingerprints or {})
+    frames = []
+    for dataset, jobs in table.groupby("dataset", sort=False):
+        results = [{"config": {k[len("config/"):]: _plain(v) for k, v in t.items()
+                               if k.startswith("config/") and not _missing(v)},
+                    "budget": t["epochs"], "val_acc": t["val_acc"], "test_acc": t["test_acc"],
+                    "seconds": t["seconds"], "status": t["status"],
+                    "suggested_by": suggested_by, "trial_id": t["label"]}
+                   for _, t in jobs.iterrows()]
+        frames.append(rows(kind, str(dataset), fingerprints.get(str(dataset), ""),
+                           trainable or settings.get("trainable", ""), results,
+                           uris.tune_path(folder)))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def add_trials(folder: str | os.PathLike, store: ResultsStore | None = None, *, kind: str,
+               trainable: str = "", suggested_by: str = "",
+               fingerprints: Mapping[str, str] | None = None) -> int:
+    """Adds (or replaces) a finished ``run_trials`` run's jobs (:func:`trials_rows`) to the
+    store; returns how many rows."""
+    store = store or ResultsStore()
+    frame = trials_rows(folder, kind, trainable=trainable, suggested_by=suggested_by,
+                        fingerprints=fingerprints)
+    if not frame.empty:
+        store.write(f"{kind}:{uris.tune_path(uris.local_path(folder, 'folder'))}", frame)
+    return len(frame)
+
+
 def record_sweep(folder: str | os.PathLike, dataset=None) -> None:
     """Adds a sweep that has just finished or stopped to the store beside it, with its
     dataset's meta-features when ``dataset`` is given; a store that cannot be written is a

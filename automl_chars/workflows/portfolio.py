@@ -102,13 +102,14 @@ def build_portfolio(
 
 def add_checkpoint(portfolio: Portfolio, dataset: Dataset, checkpoint: str | os.PathLike,
                    row: Mapping, trainable: str, sample_size: int = SAMPLE_SIZE,
-                   seed: int = 0) -> None:
-    """Adds the model of a Trainable's checkpoint (trained on ``dataset``) to ``portfolio``."""
+                   seed: int = 0, name: str | None = None) -> None:
+    """Adds the model of a Trainable's checkpoint (trained on ``dataset``) to ``portfolio``,
+    as the entry ``name`` (default: the dataset's name)."""
     from automl_chars.checkpoints import load_trial_state
 
     state = load_trial_state(checkpoint)
     portfolio.add(
-        dataset, state["model"], state["arch"], state["state_dict"], name=dataset.name,
+        dataset, state["model"], state["arch"], state["state_dict"], name=name or dataset.name,
         trainable=trainable, config=state["config"], val_acc=row["val_acc"],
         test_acc=row["test_acc"], epochs=int(row["epochs"]), train_seconds=row["seconds"],
         device=str(row["device"]), sample_size=sample_size, seed=seed,

@@ -335,7 +335,7 @@ def test_portfolio_entries_seed_their_configurations_ranked_by_the_measure(glyph
                                                                           tmp_path, monkeypatch):
     """A CNN sweep is seeded with the CNN entries' configurations in the measure's order; a
     measure that fails on the target falls back to meta_features, and the plan says so."""
-    from automl_chars.similarity import get_measure
+    from automl_chars.similarity import DEFAULT_MEASURE, get_measure
 
     pf = _portfolio(tmp_path / "pf", glyph_root)
     target = _load("glyphs-digits", glyph_root)
@@ -348,11 +348,11 @@ def test_portfolio_entries_seed_their_configurations_ranked_by_the_measure(glyph
     def broken(*args, **kwargs):
         raise RuntimeError("no features for you")
 
-    monkeypatch.setattr(type(get_measure("frechet")), "score", broken)
+    monkeypatch.setattr(type(get_measure(DEFAULT_MEASURE)), "score", broken)
     plan = plan_warm_start(target, cnn_spec(_space()), WarmStart(portfolio=pf, k=1, builtin=False),
                            [1, 3])
     assert set(plan.ranking["measure"]) == {"meta_features"} and len(plan.seeds) == 1
-    assert any("frechet failed" in n for n in plan.notes)
+    assert any(f"{DEFAULT_MEASURE} failed" in n for n in plan.notes)
 
 
 def test_a_portfolio_for_other_images_is_refused_before_ray(glyph_root, tmp_path, capsys):

@@ -66,14 +66,14 @@ def relabel_table(fresh, views):
 
 def test_every_measure_declares_itself():
     assert {"sen", "frechet", "otdd", "meta_features", "task2vec", "logme", "leep", "nce",
-            "nleep", "hscore", "sfda", "parc", "knn"} <= set(ALL)
+            "nleep", "hscore", "sfda", "parc", "knn", "learned"} <= set(ALL)
     for name in ALL:
         m = get_measure(name)
         assert m.name == name and m.description and isinstance(m.higher_is_more_similar, bool)
         assert m.uses in ("reference", "source", "none")
     assert not get_measure("frechet").higher_is_more_similar
     assert all(get_measure(m).higher_is_more_similar and get_measure(m).label_aware
-               for m in TRANSFERABILITY) and len(TRANSFERABILITY) == 8
+               for m in TRANSFERABILITY) and len(TRANSFERABILITY) == 9
 
 
 @pytest.mark.parametrize("name", ALL)
