@@ -227,6 +227,22 @@ def make_builtin_store_file(folder: Path, request) -> Made:
     return Made(outside[0])
 
 
+def make_learned_ranker(folder: Path, request) -> Made:
+    """A copy of the shipped learned ranker (package data), the package pointed at it."""
+    from automl_chars.similarity import learned
+
+    copy = Path(shutil.copy(learned.SHIPPED_PATH, folder / "learned_ranker.json"))
+    request.getfixturevalue("monkeypatch").setattr(learned, "SHIPPED_PATH", copy)
+    return Made(copy)
+
+
+def learned_ranker(r: Reading) -> str:
+    """The learned measure's ranker: an error naming the file (reinstall), never a traceback."""
+    from automl_chars.similarity.learned import shipped_ranker
+
+    return api_error(shipped_ranker)
+
+
 def supernet_file(name: str) -> Callable[[Path, object], Made]:
     """A sampler's folder of a supernet run, written by ``SupernetResult.save``."""
 
@@ -474,6 +490,8 @@ FILES = [
              shipped_priors, "reinstall", {"newer version": newer_table_format}),
     FileCase("built-in store file, built-in priors", make_builtin_store_file,
              builtin_store_priors, "reinstall", STORE_DAMAGES),
+    FileCase("learned ranker, the learned measure", make_learned_ranker, learned_ranker,
+             "reinstall"),
     *[FileCase(f"{name} (supernet), SupernetResult.load", supernet_file(name), supernet_result,
                "resume=True") for name in ("table.csv", "history.csv", "summary.json")],
 ]
@@ -608,6 +626,6 @@ def test_every_file_read_back_has_a_row():
 
     files = (named(layout) | set(TUNE_STATE) | named(entry) | named(supernet)
              | {"results-store file", "learning-curve table", "shipped learning-curve table part",
-                "built-in store file"})
+                "built-in store file", "learned ranker"})
     covered = {c.kind.split(",")[0].removesuffix(" (supernet)") for c in FILES}
     assert files <= covered, f"files read back without a row in FILES: {files - covered}"

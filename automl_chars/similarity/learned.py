@@ -27,7 +27,6 @@ train_learned_ranker.py`` retrain the shipped file from a ground-truth run's ``s
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -40,7 +39,8 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from automl_chars.errors import InvalidConfigError
+from automl_chars.errors import DamagedFileError, InvalidConfigError
+from automl_chars.layout import PACKAGE_DATA_REMEDY, read_json, write_json
 from automl_chars.similarity.base import MEASURES, Context, Measure, register_measure
 from automl_chars.similarity.source import Sample, SourceView
 
@@ -198,33 +198,30 @@ class LearnedRanker:
         """Writes the ranker as JSON (atomically)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps({"version": FORMAT_VERSION, **asdict(self)}, indent=2) + "\n")
-        os.replace(tmp, path)
+        write_json(path, {"version": FORMAT_VERSION, **asdict(self)})
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike = SHIPPED_PATH) -> LearnedRanker:
-        """Reads a saved ranker; a missing, damaged or other-version file raises naming it."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise InvalidConfigError(f"Cannot read the learned ranker {path} ({err}); retrain "
-                                     f"it with scripts/train_learned_ranker.py.") from None
-        if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
-            raise InvalidConfigError(f"{path} is not a learned ranker of format version "
-                                     f"{FORMAT_VERSION}; retrain it with "
-                                     f"scripts/train_learned_ranker.py.")
+    def load(cls, path: str | os.PathLike | None = None) -> LearnedRanker:
+        """Reads a saved ranker (default: the shipped one); a missing, damaged or other-version
+        file raises naming it and what to do (reinstall the package for the shipped one)."""
+        path = Path(path or SHIPPED_PATH)
+        remedy = (PACKAGE_DATA_REMEDY if path.resolve() == SHIPPED_PATH.resolve() else
+                  "Retrain it with scripts/train_learned_ranker.py.")
+        if not path.exists():
+            raise DamagedFileError(path, "it is missing", remedy)
+        data = read_json(path, remedy)
+        if data.get("version") != FORMAT_VERSION:
+            raise DamagedFileError(path, f"it is not a learned ranker of format version "
+                                   f"{FORMAT_VERSION} (it says {data.get('version')!r})", remedy)
         try:
             ranker = cls(tuple(data["measures"]), tuple(data["scale"]), tuple(data["fill"]),
                          tuple(data["coef"]), float(data["alpha"]), dict(data["trained_on"]))
-        except (KeyError, TypeError) as err:
-            raise InvalidConfigError(f"{path} is damaged ({err!r} missing or wrong).") from None
+        except (KeyError, TypeError, ValueError) as err:
+            raise DamagedFileError(path, f"{err!r} missing or wrong", remedy) from None
         n = len(ranker.features)
         if not (len(ranker.scale) == len(ranker.fill) == len(ranker.coef) == n):
-            raise InvalidConfigError(f"{path} is damaged: {n} features but "
-                                     f"{len(ranker.coef)} weights.")
+            raise DamagedFileError(path, f"{n} features but {len(ranker.coef)} weights", remedy)
         check_bases(ranker.measures)
         return ranker
 
@@ -234,9 +231,9 @@ def _load_cached(path: str, mtime: float) -> LearnedRanker:
     return LearnedRanker.load(path)
 
 
-def shipped_ranker(path: str | os.PathLike = SHIPPED_PATH) -> LearnedRanker:
+def shipped_ranker(path: str | os.PathLike | None = None) -> LearnedRanker:
     """The ranker in ``path`` (default: the shipped one), read once per file version."""
-    path = Path(path)
+    path = Path(path or SHIPPED_PATH)
     return _load_cached(str(path), path.stat().st_mtime if path.exists() else math.nan)
 
 

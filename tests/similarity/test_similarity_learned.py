@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from similarity_helpers import SAMPLE
 
-from automl_chars.errors import InvalidConfigError
+from automl_chars.errors import DamagedFileError, InvalidConfigError
 from automl_chars.similarity import Context, LearnedRanker, leave_one_target_out, similarity
 from automl_chars.similarity.learned import (
     META,
@@ -108,13 +108,13 @@ def test_save_load_round_trip_and_damage(tmp_path):
     data = json.loads(path.read_text())
     data["coef"] = data["coef"][:-1]
     path.write_text(json.dumps(data))
-    with pytest.raises(InvalidConfigError, match="damaged"):
+    with pytest.raises(DamagedFileError, match="features but"):
         LearnedRanker.load(path)
     path.write_text("{not json")
-    with pytest.raises(InvalidConfigError, match="train_learned_ranker"):
+    with pytest.raises(DamagedFileError, match="train_learned_ranker"):
         LearnedRanker.load(path)
     path.write_text(json.dumps({**data, "version": 99}))
-    with pytest.raises(InvalidConfigError, match="format version"):
+    with pytest.raises(DamagedFileError, match="format version"):
         LearnedRanker.load(path)
 
 
