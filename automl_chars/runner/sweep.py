@@ -74,6 +74,7 @@ from automl_chars.search.warmstart import (
     WarmStartSearcher,
     plan_warm_start,
 )
+from automl_chars.similarity import DEFAULT_MEASURE
 from automl_chars.spaces.values import SUGGESTED_BY, plain_value, strip_meta
 from automl_chars.store.ingest import record_sweep
 from automl_chars.trainables.base import autotune_settings
@@ -137,6 +138,11 @@ def check_same_sweep(exp_dir: Path, settings: SweepSettings) -> None:
     # before a setting existed resume as they were).
     if saved.get("warm_start") and given["warm_start"]:
         given["warm_start"] = {k: given["warm_start"].get(k) for k in saved["warm_start"]}
+        # Saved before warm starts had a method (and the default measure became logme): the
+        # default measure stands for the one that sweep planned with (a resume never re-plans).
+        if "method" not in saved["warm_start"] and given["warm_start"].get("measure") == \
+                DEFAULT_MEASURE:
+            given["warm_start"]["measure"] = saved["warm_start"].get("measure")
     if "objective" not in saved and not given["objective"]:  # saved before objectives existed
         given["objective"] = None
     check_same_run(exp_dir, given, DEFINING_SETTINGS)

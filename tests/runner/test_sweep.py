@@ -120,3 +120,10 @@ def test_a_warm_start_saved_before_a_setting_existed_still_resumes(tmp_path):
     check_same_sweep(tmp_path, given)  # no error
     with pytest.raises(ExperimentStateError, match="different settings"):
         check_same_sweep(tmp_path, replace(given, warm_start=WarmStart(k=3).describe()))
+    # Saved before the default measure changed (frechet then; no method): the default resumes
+    # it, an explicit other measure does not.
+    before = {k: v for k, v in old.items() if k != "method"} | {"measure": "frechet"}
+    (tmp_path / SETTINGS_FILE).write_text(json.dumps({**asdict(given), "warm_start": before}))
+    check_same_sweep(tmp_path, given)  # no error
+    with pytest.raises(ExperimentStateError, match="different settings"):
+        check_same_sweep(tmp_path, replace(given, warm_start=WarmStart(k=2, measure="otdd").describe()))
