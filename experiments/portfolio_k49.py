@@ -23,6 +23,7 @@ from pathlib import Path
 
 from automl_chars.cli.main import add_sweep_arguments, run_command
 from automl_chars.cli.options import SMOKE_HELP, load_dataset, smoke_storage
+from automl_chars.similarity import DEFAULT_MEASURE
 
 SOURCES = ("emnist", "kmnist", "mnist", "omniglot", "qmnist")
 TARGET, PRESET, EPOCHS = "k49", "3_1_9_4", 5
@@ -40,7 +41,8 @@ def main(argv=None) -> int:
     add_sweep_arguments(parser, preset_default=None)
     parser.add_argument("--epochs", type=int, default=None,
                         help=f"training epochs of each portfolio entry (default {EPOCHS})")
-    parser.add_argument("--measure", default="frechet", help="measure that ranks the sources")
+    parser.add_argument("--measure", default=DEFAULT_MEASURE,
+                        help=f"measure that ranks the sources (default {DEFAULT_MEASURE})")
     parser.add_argument("--k", type=int, default=3, help="portfolio entries that seed the sweep")
     parser.add_argument("--sample-size", type=int, default=None,
                         help="target (and per-entry) images the similarity measures compare "

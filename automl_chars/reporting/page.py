@@ -287,9 +287,10 @@ def sweep_section(result: SweepResult, figures: _Figures) -> Section:
         f"Incumbent configuration ({result.incumbent_trial_id})"))
     if (result.path / WARM_START_FILE).exists():
         section.parts.extend(warm_start_parts(result))
-    shown = top_trials(result, len(trials))
+    best = top_trials(result, len(trials))  # results only; failed and infeasible ones after
+    rest = trials.loc[~trials.index.isin(best.index), [c for c in best.columns if c in trials]]
     more = [c for c in MORE_TRIAL_COLUMNS if c in trials and trials[c].notna().any()]
-    shown = shown.join(trials[more])
+    shown = pd.concat([best, rest]).join(trials[more])
     section.parts.append(table_html(shown, f"Trials ({len(trials)}, best first)"))
     return section
 

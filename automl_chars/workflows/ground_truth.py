@@ -25,13 +25,13 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from automl_chars.data import Dataset, load
 from automl_chars.errors import ExperimentStateError, InvalidConfigError
+from automl_chars.layout import results_root
 from automl_chars.portfolio import Portfolio
 from automl_chars.portfolio.entry import MANIFEST_FILE
 from automl_chars.store import ResultsStore, store_beside
@@ -201,7 +201,7 @@ def build_zoo(settings: GroundTruthSettings, storage: str | os.PathLike, *,
     from automl_chars.runner.trials import TrialJob, run_trials
     from automl_chars.store.ingest import record_portfolio
 
-    folder = Path(storage) / settings.zoo_name()
+    folder = results_root(storage) / settings.zoo_name()  # a URI's mirror too
     portfolio = Portfolio.load(folder) if (folder / MANIFEST_FILE).exists() else Portfolio(folder)
     wanted = [entry_name(d, a) for d in settings.domains for a in settings.archs]
     if set(wanted) <= set(portfolio.names()):

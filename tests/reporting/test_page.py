@@ -282,3 +282,21 @@ def test_the_python_api_reports_a_sweep_into_its_folder(finished_sweeps, tmp_pat
     text = out.read_text()
     assert "<title>Warm sweep</title>" in text and "How the seeded trials did" in text
     assert text.count("store:glyphs-") >= 2  # the seeds, by where they came from
+
+
+def test_the_trials_table_lists_failed_trials_after_the_results(finished_sweeps, tmp_path):
+    """Every trial is in the page's trials table: a failed one (no result) after the others,
+    with its error."""
+    import pandas as pd
+
+    import automl_chars
+
+    sweep = Path(shutil.copytree(finished_sweeps["cold"], tmp_path / "cold"))
+    trials = pd.read_csv(sweep / "trials.csv", dtype={"trial_id": str, "error": object})
+    lost = trials["trial_id"].iloc[0]
+    trials.loc[0, ["status", "val_acc", "error"]] = ["FAILED", float("nan"), "diverged: loss nan"]
+    trials.to_csv(sweep / "trials.csv", index=False)
+    text = automl_chars.report(sweep, out=tmp_path / "page.html").read_text()
+    table = text[text.index(f"Trials ({len(trials)}, best first)"):]
+    assert table.count("<tr>") == len(trials)  # a row per trial (the header row is styled)
+    assert lost in table and "diverged: loss nan" in table
