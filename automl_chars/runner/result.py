@@ -62,7 +62,8 @@ class SweepResult:
             ``config/<name>``. ``status`` ``INFEASIBLE``:
             a model over the sweep's cost limits (the reason in ``error``; it trained nothing).
         incumbent: the best configuration (best :attr:`metric` among the trials that reached
-            the highest budget, never a failed or infeasible one), plain Python values.
+            the highest budget, never a failed or infeasible one), plain Python values; in a
+            sweep with AutotuneLR its ``learning_rate`` is the rate its trial chose.
         incumbent_trial_id: Ray's id of that trial.
         test_accuracy: the incumbent's accuracy on the test split, evaluated once at the end.
         path: the experiment folder.
