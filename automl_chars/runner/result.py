@@ -27,6 +27,7 @@ from automl_chars.layout import (
     write_json,
 )
 from automl_chars.spaces.values import SUGGESTED_BY
+from automl_chars.trainables.keys import COSTS_ERROR
 from automl_chars.training.objective import COST_METRICS, OBJECTIVE, Objective
 
 #: Metric columns of :attr:`SweepResult.trials`, in order (``objective``: sweeps with one).
@@ -34,8 +35,9 @@ METRIC_COLUMNS = ("val_acc", "val_loss", "train_acc", "train_loss", "epoch_s", "
                   "data_fraction", "samples_seen", "shape_adjustments", "time_total_s",
                   *COST_METRICS, OBJECTIVE)
 #: Columns of :attr:`SweepResult.trials` present when a trial reported them: AutotuneLR's chosen
-#: learning rate and seconds, BSGuard's shrinks of the batch.
-OPTIONAL_COLUMNS = ("autotuned_lr", "autotune_s", "batch_shrinks")
+#: learning rate and seconds, BSGuard's shrinks of the batch, why the model's costs could not be
+#: measured (they are NaN).
+OPTIONAL_COLUMNS = ("autotuned_lr", "autotune_s", "batch_shrinks", COSTS_ERROR)
 #: The status of a trial whose model broke the sweep's cost limits (it trained nothing).
 INFEASIBLE_STATUS = "INFEASIBLE"
 #: Statuses of trials that are no result: never the incumbent, in a table or a Pareto front.
@@ -62,7 +64,8 @@ class SweepResult:
             ``config/<name>``. ``status`` ``INFEASIBLE``:
             a model over the sweep's cost limits (the reason in ``error``; it trained nothing).
         incumbent: the best configuration (best :attr:`metric` among the trials that reached
-            the highest budget, never a failed or infeasible one), plain Python values.
+            the highest budget, never a failed or infeasible one), plain Python values; in a
+            sweep with AutotuneLR its ``learning_rate`` is the rate its trial chose.
         incumbent_trial_id: Ray's id of that trial.
         test_accuracy: the incumbent's accuracy on the test split, evaluated once at the end.
         path: the experiment folder.

@@ -76,7 +76,7 @@ from automl_chars.search.warmstart import (
 )
 from automl_chars.similarity import DEFAULT_MEASURE
 from automl_chars.spaces.values import SUGGESTED_BY, plain_value, strip_meta
-from automl_chars.store.ingest import record_sweep
+from automl_chars.store.ingest import record_sweep, trained_config
 from automl_chars.trainables.base import autotune_settings
 from automl_chars.training.autotune import AutotuneSettings
 from automl_chars.training.fidelity import Fidelity
@@ -463,7 +463,10 @@ def finish(grid, dataset: Dataset, exp_dir: Path, settings: SweepSettings, spec:
         raise ExperimentStateError(f"{err} Each trial's status and error are in "
                                    f"{exp_dir / TRIALS_FILE}.") from None
     best = next(r for r in grid if result_trial_id(r) == best_id)
-    incumbent = {k: plain_value(v) for k, v in strip_meta(best.config).items()}
+    # as the incumbent trained: with AutotuneLR, at the learning rate it chose
+    incumbent = trained_config({k: plain_value(v) for k, v in strip_meta(best.config).items()},
+                               trials.loc[trials["trial_id"] == best_id].iloc[0],
+                               settings.autotune_lr)
     if best.checkpoint is None:
         raise ExperimentStateError(f"Incumbent trial {best_id} has no checkpoint to evaluate.")
     with best.checkpoint.as_directory() as ckpt:

@@ -26,6 +26,21 @@ IMPORT_REMEDY = ("The folder is left out of the store. Resuming its run (the sam
                  "automl-chars store import.")
 
 
+#: The trials.csv (and progress.csv) column of the learning rate AutotuneLR chose for a trial.
+AUTOTUNED_LR = "autotuned_lr"
+
+
+def trained_config(config: Mapping, trial: Mapping, autotune_lr: object) -> dict:
+    """``config`` as its trial trained it. With AutotuneLR on (``autotune_lr``: the sweep's
+    setting of that name) the trial ignored any ``learning_rate`` and trained at the rate it
+    chose (``trial[AUTOTUNED_LR]``), which becomes the configuration's ``learning_rate``;
+    otherwise, or for a trial that chose none (failed before its first unit), ``config``."""
+    rate = trial.get(AUTOTUNED_LR) if autotune_lr else None
+    if _missing(rate):
+        return dict(config)
+    return {**config, "learning_rate": float(rate)}
+
+
 def sweep_rows(folder: str | os.PathLike, meta_features: Mapping[str, float] | None = None,
                ) -> pd.DataFrame:
     """One row per trial and budget of the sweep in ``folder`` (finished or not): the
@@ -42,9 +57,14 @@ def sweep_rows(folder: str | os.PathLike, meta_features: Mapping[str, float] | N
     incumbent = summary.get("incumbent_trial_id")
     results = []
     for _, t in trials.iterrows():
-        config = {k[len("config/"):]: _plain(v) for k, v in t.items()
-                  if k.startswith("config/") and not _missing(v)}
         per_budget = _progress(folder, str(t["trial_id"]))
+        trial = dict(t)
+        if _missing(trial.get(AUTOTUNED_LR)) and AUTOTUNED_LR in per_budget:  # unfinished sweep
+            chosen = per_budget[AUTOTUNED_LR].dropna()
+            trial[AUTOTUNED_LR] = chosen.iloc[-1] if not chosen.empty else None
+        config = trained_config({k[len("config/"):]: _plain(v) for k, v in t.items()
+                                 if k.startswith("config/") and not _missing(v)},
+                                trial, settings.get("autotune_lr"))
         if per_budget.empty:
             per_budget = pd.DataFrame([{"training_iteration": t.get("budget"),
                                         "val_acc": t.get("val_acc"),
@@ -188,7 +208,8 @@ def _progress(folder: Path, trial_id: str) -> pd.DataFrame:
         frame = pd.read_csv(files[0])
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return pd.DataFrame()
-    cols = [c for c in ("training_iteration", "val_acc", "time_total_s") if c in frame]
+    cols = [c for c in ("training_iteration", "val_acc", "time_total_s", AUTOTUNED_LR)
+            if c in frame]
     return frame[cols].drop_duplicates("training_iteration", keep="last")
 
 

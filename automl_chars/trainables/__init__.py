@@ -12,6 +12,7 @@ from automl_chars.lazy import lazy_names
 
 _LAZY = {
     "CHECKPOINT_FILE": "automl_chars.checkpoints",
+    "COSTS_ERROR": "automl_chars.trainables.keys",
     "FAILURE": "automl_chars.trainables.keys",
     "INFEASIBLE": "automl_chars.trainables.keys",
     "JOB": "automl_chars.trainables.keys",
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
         trial_device,
     )
     from automl_chars.trainables.cnn import CNNTrainable, cnn_settings
-    from automl_chars.trainables.keys import FAILURE, INFEASIBLE, JOB
+    from automl_chars.trainables.keys import COSTS_ERROR, FAILURE, INFEASIBLE, JOB
     from automl_chars.trainables.replay import ReplayTrainable
     from automl_chars.trainables.resnet import ResNetTrainable, resnet_settings
     from automl_chars.trainables.supernet import SubnetTrainable, SupernetTrainable
@@ -52,7 +53,7 @@ __getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 
 
 __all__ = [
-    "CHECKPOINT_FILE", "FAILURE", "INFEASIBLE", "JOB", "CNNTrainable", "ReplayTrainable", "ResNetTrainable",
+    "CHECKPOINT_FILE", "COSTS_ERROR", "FAILURE", "INFEASIBLE", "JOB", "CNNTrainable", "ReplayTrainable", "ResNetTrainable",
     "SubnetTrainable", "SupernetTrainable", "SupervisedTrainable", "TransferTrainable",
     "TrialSettings", "cnn_settings", "evaluate_checkpoint", "load_trial_state", "resnet_settings",
     "transfer_settings", "trial_device",

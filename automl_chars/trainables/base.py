@@ -13,7 +13,10 @@ scheduler stops and BOHB counts as a bad result (hpbandster scores non-finite lo
 ``+inf``). Raising would make Tune retry it, which only repeats the failure.
 
 Every trial measures its model's costs once, when the model is built (parameters, FLOPs, latency
-on the trial's device: :mod:`automl_chars.models.costs`), and reports them in every result. With
+on the trial's device: :mod:`automl_chars.models.costs`), keeps them in its checkpoints (a
+resumed trial is not re-measured, nor re-judged: latency is noisy), and reports them in every
+result. A measurement that fails leaves the costs NaN (the reason under :data:`COSTS_ERROR`);
+with an objective, which needs them, it fails the trial. With
 an :class:`~automl_chars.training.objective.Objective` (``tune.with_parameters(...,
 objective=...)``) it also reports ``objective``; a model over the objective's limits trains
 nothing and reports one infeasible result (the reason under :data:`INFEASIBLE`), stopped and
@@ -23,6 +26,7 @@ learned from like a failure.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import zlib
@@ -48,7 +52,7 @@ from automl_chars.models.costs import ModelCosts, measure_costs
 from automl_chars.spaces.extremes import extreme_configurations
 from automl_chars.spaces.training import TRAINING_OPTIONS
 from automl_chars.spaces.values import plain_value
-from automl_chars.trainables.keys import FAILURE, INFEASIBLE, JOB
+from automl_chars.trainables.keys import COSTS_ERROR, FAILURE, INFEASIBLE, JOB
 from automl_chars.training import (
     AugmentSettings,
     DeviceData,
@@ -62,7 +66,7 @@ from automl_chars.training import (
 from automl_chars.training.autotune import AutotuneResult, AutotuneSettings, autotune_lr
 from automl_chars.training.bsguard import BatchGuard
 from automl_chars.training.fidelity import Fidelity
-from automl_chars.training.objective import OBJECTIVE, Objective
+from automl_chars.training.objective import COST_METRICS, OBJECTIVE, Objective
 from automl_chars.training.regularizers import DistanceRegularizer, DistanceSettings, Minimum
 from automl_chars.training.settings import parse_milestones
 
@@ -320,6 +324,7 @@ class SupervisedTrainable(tune.Trainable):
         self.model = self.optimizer = self.schedule = None
         self.guard, self.penalty = BatchGuard(), None
         self.costs: dict[str, float] = {}
+        self.costs_error: str | None = None
         self.infeasible: str | None = None
         try:
             self.trial_settings = self.settings(config, **self.setting_parameters())
@@ -336,14 +341,43 @@ class SupervisedTrainable(tune.Trainable):
             distance = distance_settings(self.trial_settings.config)
             if distance.enabled:
                 self.penalty = DistanceRegularizer.for_model(self.model, self.minima, distance)
-            costs = self.model_costs()
-            self.costs = costs.metrics() if costs is not None else {}
-            if self.objective is not None and self.costs:
-                self.infeasible = "; ".join(self.objective.violations(self.costs)) or None
         except torch.cuda.OutOfMemoryError:
             raise  # the device's state, not the configuration's: Tune may retry it elsewhere
         except (InvalidConfigError, TrialFailure, ValueError, RuntimeError) as err:
             self.failure = f"configuration cannot be built: {err}"
+            return
+        self._measure_costs()
+
+    def _measure_costs(self) -> None:
+        """The built model's costs and, with an objective, its verdict. A measurement that fails
+        (its own try: the model itself is fine) gives NaN costs and a note (:data:`COSTS_ERROR`)
+        without an objective; with one, which cannot be judged without them, the trial fails."""
+        try:
+            costs = self.model_costs()
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except (InvalidConfigError, ValueError, RuntimeError) as err:
+            reason = f"the model's costs could not be measured ({type(err).__name__}: {err})"
+            if self.objective is not None:
+                self.failure = f"{reason}; the sweep's objective needs them"
+            else:
+                self.costs = dict.fromkeys(COST_METRICS, float("nan"))
+                self.costs_error = reason
+            return
+        self.costs = costs.metrics() if costs is not None else {}
+        if self.objective is None:
+            return
+        if not self.costs:
+            self.failure = (f"{type(self).__name__} measures no model costs, and the objective "
+                            f"needs them; run it without cost limits or reward targets")
+        else:
+            self.infeasible = "; ".join(self.objective.violations(self.costs)) or None
+
+    def _objective_value(self, accuracy: float) -> float:
+        """The objective of a result with ``accuracy``; NaN without the costs it needs."""
+        if not self.costs or not all(math.isfinite(float(v)) for v in self.costs.values()):
+            return math.nan
+        return self.objective.value(accuracy, self.costs)
 
     def step(self) -> dict:
         if self.failure is not None:
@@ -384,12 +418,13 @@ class SupervisedTrainable(tune.Trainable):
             **self._guard_metrics(),
             **(self.penalty.report(self.model) if self.penalty is not None else {}),
             **self.costs,
+            **({COSTS_ERROR: self.costs_error} if self.costs_error else {}),
             # which Ray node trained this unit: on a multi-node cluster a trial retried after
             # its node was lost shows where it went on (node_ip is one per machine, not node)
             "node_id": ray.get_runtime_context().get_node_id(),
         }
         if self.objective is not None:
-            result[OBJECTIVE] = self.objective.value(result["val_acc"], self.costs)
+            result[OBJECTIVE] = self._objective_value(result["val_acc"])
         # Checkpoints carry every unit's result: Tune uploads a trial's result files to storage
         # in the background, and a driver killed before an upload finished loses lines the
         # checkpoint (written by the trial itself) already covers (see run_trials' history).
@@ -441,7 +476,7 @@ class SupervisedTrainable(tune.Trainable):
         if self.guard.shrinks:
             result["batch_shrink_events"] = self.guard.describe()
         if self.objective is not None:
-            result[OBJECTIVE] = self.objective.value(nan, self.costs) if self.costs else nan
+            result[OBJECTIVE] = self._objective_value(nan)
         if self.failure_reported:
             result["done"] = True
         self.failure_reported = True
@@ -453,7 +488,11 @@ class SupervisedTrainable(tune.Trainable):
                  "units_done": self.units_done, "samples_seen": self.samples_seen,
                  FAILURE: self.failure, "results": list(self.results),
                  "guard": self.guard.state_dict(), "elapsed_s": self.elapsed_s,
-                 "autotune": self.autotuned.to_dict() if self.autotuned else None}
+                 "autotune": self.autotuned.to_dict() if self.autotuned else None,
+                 # the costs measured when the trial was built, and the verdict on them: a
+                 # resumed trial keeps both (latency is noisy; a re-measure could re-judge it)
+                 "costs": dict(self.costs), "costs_error": self.costs_error,
+                 INFEASIBLE: self.infeasible}
         if s is not None:
             state.update(model=s.model, arch=s.arch_dict(), config=s.config,
                          state_dict=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
@@ -469,6 +508,9 @@ class SupervisedTrainable(tune.Trainable):
         if "guard" in state:
             self.guard.load_state_dict(state["guard"])
         self.elapsed_s = float(state.get("elapsed_s", 0.0))
+        if "costs" in state:  # not re-measured: the trial keeps its costs and its verdict
+            self.costs, self.costs_error = dict(state["costs"]), state.get("costs_error")
+            self.infeasible = state.get(INFEASIBLE)
         if state.get("autotune"):  # the tuned rate, before the optimizer's state lands on it
             self.autotuned = AutotuneResult.from_dict(state["autotune"])
             if self.failure is None:

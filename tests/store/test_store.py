@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from automl_chars.errors import DamagedFileWarning
-from automl_chars.store import ResultsStore, add_sweep, import_folder, store_beside
+from automl_chars.store import ResultsStore, add_sweep, import_folder, store_beside, sweep_rows
+from automl_chars.store.ingest import trained_config
 from automl_chars.store.store import rows
 
 
@@ -174,3 +175,42 @@ def test_cli_import_and_show(tmp_path, capsys):
     assert main(["store", "show", "--store", str(tmp_path / "st")]) == 0
     out = capsys.readouterr().out
     assert "(4 rows)" in out and "glyphs-digits" in out and "0.7" in out
+
+
+def _autotune_sweep(folder, finished=True):
+    """A sweep folder of an AutotuneLR sweep: no learning_rate in the configurations, each
+    trial's chosen rate in trials.csv (``bb`` failed before choosing one) and progress.csv."""
+    folder.mkdir(parents=True)
+    (folder / "automl_chars.json").write_text(json.dumps(
+        {"dataset": "glyphs-digits", "dataset_fingerprint": "abc", "trainable": "cnn",
+         "autotune_lr": {"coarse": 2, "fine": 1}}))
+    for tid, rate in (("aa", 0.0042), ("bb", None)):
+        trial = folder / f"CNNTrainable_{tid}"
+        trial.mkdir()
+        pd.DataFrame({"training_iteration": [1], "val_acc": [0.5 if rate else float("nan")],
+                      "time_total_s": [1.0],
+                      "autotuned_lr": [rate if rate else float("nan")]}).to_csv(
+            trial / "progress.csv")
+        (trial / "params.json").write_text(json.dumps({"batch_size": 16}))
+    if finished:
+        pd.DataFrame({"trial_id": ["aa", "bb"], "status": ["TERMINATED", "FAILED"],
+                      "budget": [1, 1], "val_acc": [0.5, float("nan")],
+                      "autotuned_lr": [0.0042, float("nan")],
+                      "config/batch_size": [16, 32]}).to_csv(folder / "trials.csv", index=False)
+    return folder
+
+
+@pytest.mark.parametrize("finished", [True, False])
+def test_an_autotune_sweeps_rows_carry_the_rate_each_trial_chose(tmp_path, finished):
+    f = sweep_rows(_autotune_sweep(tmp_path / "auto", finished)).set_index("trial_id")
+    configs = {tid: json.loads(c) for tid, c in f["config"].items()}
+    assert configs["aa"]["learning_rate"] == 0.0042  # the rate that trained it
+    assert "learning_rate" not in configs["bb"]  # chose none: none recorded
+
+
+def test_trained_config_takes_the_chosen_rate_only_with_autotune_lr():
+    trial = {"autotuned_lr": 0.0042}
+    assert trained_config({"learning_rate": 0.1}, trial, {"coarse": 2}) == {"learning_rate": 0.0042}
+    assert trained_config({"learning_rate": 0.1}, trial, None) == {"learning_rate": 0.1}
+    assert trained_config({"batch_size": 16}, {"autotuned_lr": float("nan")}, True) == {
+        "batch_size": 16}
