@@ -58,7 +58,8 @@ VARIANTS = ("cold", "default", "warm", "pte")
 #: Three targets by default: the first, a middle and the last glyph domain.
 TARGETS = ("glyphs-digits", "glyphs-greek", "glyphs-georgian")
 SMOKE = {"domains": ("glyphs-latin-upper", "glyphs-latin-lower"), "targets": 1, "seeds": 1,
-         "preset": "2_1_2_2", "samples_per_class": 6, "space": "small"}
+         "preset": "2_1_2_2", "samples_per_class": 6, "space": "small",
+         "variants": ("cold", "default", "warm")}  # pte: the same seeds as warm, no priors
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -74,8 +75,19 @@ def parse(argv=None) -> argparse.Namespace:
                    help="seed of the first domain's past sweep (the next domain's is +1, ...)")
     p.add_argument("--storage", default=None, help="where sweeps go (default: a temp folder)")
     p.add_argument("--root", default=None, help="data folder ($AUTOML_CHARS_DATA by default)")
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help=f"comma-separated, cold first (default: all of {', '.join(VARIANTS)})")
     p.add_argument("--smoke", action="store_true", help="tiny run for the test suite")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    if args.smoke:
+        args.variants = SMOKE["variants"]
+    if (not args.variants or args.variants[0] != "cold" or "default" not in args.variants
+            or not set(args.variants) <= set(VARIANTS)):
+        p.error(f"--variants: cold first, default (the ratio's), then any of "
+                f"{', '.join(VARIANTS[2:])}; "
+                f"got {','.join(args.variants)}")
+    return args
 
 
 def make_space(kind: str, seed: int):
@@ -253,7 +265,8 @@ def main(argv=None) -> int:
             runs = {}
             for seed in range(args.seeds):
                 # The order rotates with the seed, so a load trend does not favour one variant.
-                order = VARIANTS[seed % len(VARIANTS):] + VARIANTS[: seed % len(VARIANTS)]
+                variants = args.variants
+                order = variants[seed % len(variants):] + variants[: seed % len(variants)]
                 for v in order:
                     runs[v, seed] = saved_run(
                         root / "measured" / f"{v}-{target}-s{seed}",
@@ -262,7 +275,7 @@ def main(argv=None) -> int:
                                     for s in range(args.seeds)]))
             for seed in range(args.seeds):
                 row = {"target": target.removeprefix("glyphs-"), "seed": seed, "goal": goal}
-                for v in VARIANTS:
+                for v in args.variants:
                     run = runs[v, seed]
                     row[f"{v}_s"], row[f"{v}_trials"], row[f"{v}_reached"] = reach(run, goal, top)
                     row[f"{v}_test"], row[f"{v}_wall"] = run["test_acc"], run["wall_s"]
@@ -271,15 +284,15 @@ def main(argv=None) -> int:
                 log(f"{target} seed {seed}: goal {goal:.3f}; " + ", ".join(
                     f"{v} {row[f'{v}_s']:.1f}s/{row[f'{v}_trials']:.0f} trials "
                     f"{'' if row[f'{v}_reached'] else '(never) '}test {row[f'{v}_test']:.3f}"
-                    for v in VARIANTS))
+                    for v in args.variants))
         report(pd.DataFrame(rows), args, top, ray_start_s, time.time() - t_all)
     return 0
 
 
 def report(frame: pd.DataFrame, args, top: int, ray_start_s: float, total_s: float) -> None:
-    cols = ["target", "seed", "goal", *[f"{v}_s" for v in VARIANTS],
-            *[f"{v}_trials" for v in VARIANTS], *[f"{v}_test" for v in VARIANTS],
-            "default_seeds", "warm_seeds"]
+    cols = ["target", "seed", "goal", *[f"{v}_s" for v in args.variants],
+            *[f"{v}_trials" for v in args.variants], *[f"{v}_test" for v in args.variants],
+            *[f"{v}_seeds" for v in args.variants if v in ("default", "warm")]]
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(frame[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print()
@@ -289,12 +302,12 @@ def report(frame: pd.DataFrame, args, top: int, ray_start_s: float, total_s: flo
           f"{ray_start_s:.1f}s; total {total_s:.0f}s")
     figures = {"targets": frame["target"].nunique(), "runs": len(frame),
                "ray_start_s": ray_start_s}
-    for v in VARIANTS:
+    for v in args.variants:
         figures[f"{v}_s_to_goal"] = float(frame[f"{v}_s"].median())
         figures[f"{v}_trials_to_goal"] = float(frame[f"{v}_trials"].median())
         figures[f"{v}_reached"] = float(frame[f"{v}_reached"].mean())
         figures[f"{v}_test_acc"] = float(frame[f"{v}_test"].mean())
-    for v in VARIANTS[1:]:
+    for v in args.variants[1:]:
         figures[f"{v}_not_worse"] = float((frame[f"{v}_test"] >= frame["cold_test"] - 1e-9).mean())
         figures[f"speedup[{v}]"] = float((frame["cold_s"] / frame[f"{v}_s"]).median())
         figures[f"speedup_with_ray_start[{v}]"] = float(

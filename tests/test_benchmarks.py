@@ -36,7 +36,7 @@ FIGURES = {
     "autotune_lr.py": ("test_acc[autotune]", "test_acc[search]", "seconds[autotune]",
                        "seconds[search]", "autotune_s[autotune]", "ratio"),
     "warm_start.py": ("ray_start_s", "cold_s_to_goal", "default_s_to_goal", "warm_s_to_goal",
-                      "pte_s_to_goal", "default_test_acc", "warm_not_worse", "speedup[warm]",
+                      "default_test_acc", "warm_not_worse", "speedup[warm]",
                       "speedup_with_ray_start[default]", "ratio"),
 }
 #: Benchmarks whose ``ratio`` is a rank correlation in [-1, 1] rather than a positive ratio.
