@@ -94,6 +94,30 @@ def forget_deleted_checkpoints(trial: Trial) -> int:
     return len(results) - len(kept)
 
 
+def drop_stale_decisions(tune_controller, trial: Trial) -> list[str]:
+    """Drops the decisions a restored controller still holds for ``trial`` from the run before.
+
+    Workaround for a Ray bug: Tune's controller keeps, per trial, the scheduler's decision that
+    waits for a save to finish (``_cached_trial_decisions``) or for a result to be processed
+    (``_queued_trial_decisions``), and saves both with the experiment state. A graceful stop
+    (Ctrl-C, SIGTERM) that comes between HyperBand's PAUSE of a trial at its rung and that
+    trial's checkpoint saves the PAUSE; ``Tuner.restore`` brings it back, although the save it
+    waited for ended with the old driver. When HyperBand later promotes the trial, that stale
+    PAUSE overrides the CONTINUE of its first result (a cached PAUSE is never overwritten by a
+    CONTINUE): the trial pauses below its rung, HyperBand never unpauses it, and the resumed
+    sweep waits forever. A trial just (re-)added has no save or result in flight, so any
+    decision held for it is stale. Returns the dropped decisions.
+    """
+    # Schedulers get Tune's TrialRunnerWrapper, which warns on private attributes: unwrap it.
+    controller = getattr(tune_controller, "_tune_controller", tune_controller)
+    dropped = []
+    for name in ("_cached_trial_decisions", "_queued_trial_decisions"):
+        decisions = getattr(controller, name, None)
+        if decisions and trial.trial_id in decisions:
+            dropped.append(decisions.pop(trial.trial_id))
+    return dropped
+
+
 # -- Uploads to the storage path ------------------------------------------------------------
 
 
@@ -298,6 +322,6 @@ def set_bands(scheduler: HyperBandScheduler, hyperbands: list[list[_Bracket | No
 __all__ = [
     "searcher_bohb_config", "searcher_space",
     "RungBracket", "bands", "bracket_of", "bracket_state", "budget_settings",
-    "forget_deleted_checkpoints", "make_bracket", "rejoin", "restored_run_config", "result_keys",
-    "rung_budget", "set_bands", "set_budget_range", "trial_statuses",
+    "drop_stale_decisions", "forget_deleted_checkpoints", "make_bracket", "rejoin",
+    "restored_run_config", "result_keys", "rung_budget", "set_bands", "set_budget_range", "trial_statuses",
 ]

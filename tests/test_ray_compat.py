@@ -12,6 +12,7 @@ from ray.tune.experiment import Trial
 
 from automl_chars.ray_compat import (
     atomic_local_uploads,
+    drop_stale_decisions,
     forget_deleted_checkpoints,
     remove_partial_uploads,
     restored_run_config,
@@ -51,6 +52,24 @@ def test_the_ray_bug_the_workaround_is_for_still_exists(tmp_path):
     third.mkdir()
     with pytest.raises(FileNotFoundError):
         manager.register_checkpoint(_TrainingResult(Checkpoint.from_directory(str(third)), {}))
+
+
+def test_stale_decisions_are_dropped_through_the_wrapper_schedulers_get():
+    """Schedulers get Tune's ``TrialRunnerWrapper``; the decisions held for a re-added trial
+    go, other trials' stay. (That Tune still saves them with its state, the bug, is asserted by
+    tests/runner/test_interrupts.py on a real interrupted sweep.)"""
+    from types import SimpleNamespace
+
+    from ray.tune.execution.tune_controller import TrialRunnerWrapper
+
+    controller = SimpleNamespace(_cached_trial_decisions={"t0": "PAUSE", "t1": "CONTINUE"},
+                                 _queued_trial_decisions={"t0": "PAUSE"})
+    wrapped = TrialRunnerWrapper(controller, trial_executor=SimpleNamespace())
+    trial = Trial("CNNTrainable", stub=True, trial_id="t0")
+    assert drop_stale_decisions(wrapped, trial) == ["PAUSE", "PAUSE"]
+    assert controller._cached_trial_decisions == {"t1": "CONTINUE"}
+    assert controller._queued_trial_decisions == {}
+    assert drop_stale_decisions(controller, trial) == []  # nothing held: nothing dropped
 
 
 def test_statuses_and_restored_run_config(ray_session, tmp_path):

@@ -145,6 +145,11 @@ def fit_to_the_end(tuner: tune.Tuner, exp_dir: Path, num_trials: int, verbose: i
             f"trials are saved in {exp_dir}; start Ray again (or leave --address unset for a "
             f"local instance) and resume with resume=True (CLI: --resume)."
         ) from None
+    if guard.signal is not None:
+        # Tune's graceful stop saves the trials' state, then (cleanup) stops the running ones
+        # and marks them TERMINATED: the grid's statuses cannot tell an interrupted trial from
+        # one that ended, but the saved state resumes it.
+        raise _interrupted(exp_dir, guard)
     statuses = trial_statuses(grid)
     unfinished = [t for t, s in statuses.items() if s not in ENDED]
     if unfinished or len(statuses) < num_trials or (complete and not complete(grid)):

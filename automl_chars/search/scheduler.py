@@ -8,7 +8,10 @@ re-added trial is put back into its bracket; trials that were waiting for their 
 are set ``PAUSED`` again instead of being rerun past their rung. Tune copies its state files to
 storage one after the other, so a kill can leave them a moment apart: a trial that Tune records as
 finished (or errored) is never revived, whatever the snapshot says; it leaves its bracket as it
-would have had the scheduler seen it end.
+would have had the scheduler seen it end. A trial that a graceful stop caught at its rung before
+its checkpoint was saved waits PAUSED without one; promoted, it trains from the start (Tune's saved
+state is what resumes), and the PAUSE Tune saved for it is dropped
+(:func:`~automl_chars.ray_compat.drop_stale_decisions`), or it would stop below its next rung.
 
 Ray's ``HyperBand`` also assumes a minimum budget of 1 (``s_max = round(log_eta(max_t))``) and
 builds its rungs by flooring the first budget and multiplying by ``eta``, so some presets never
@@ -151,6 +154,7 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
 
     def on_trial_add(self, tune_controller, trial: Trial) -> None:
         compat.forget_deleted_checkpoints(trial)
+        compat.drop_stale_decisions(tune_controller, trial)
         entry = self._restored.pop(trial.trial_id, None)
         ended = trial.status in (Trial.TERMINATED, Trial.ERROR)
         if entry is None:
@@ -196,10 +200,13 @@ class ResumableFIFOScheduler(FIFOScheduler):
     """Tune's FIFO scheduler (``run_trials``' jobs) for runs that are resumed: a restored trial
     whose saved checkpoint Tune deleted before the driver died (``num_to_keep``) forgets it and
     starts over, instead of failing every retry on a checkpoint that is gone
-    (:func:`~automl_chars.ray_compat.forget_deleted_checkpoints`, as the BOHB scheduler does)."""
+    (:func:`~automl_chars.ray_compat.forget_deleted_checkpoints`), and forgets the decision Tune
+    saved for it before a stop (:func:`~automl_chars.ray_compat.drop_stale_decisions`), as
+    the BOHB scheduler does."""
 
     def on_trial_add(self, tune_controller, trial: Trial) -> None:
         compat.forget_deleted_checkpoints(trial)
+        compat.drop_stale_decisions(tune_controller, trial)
         super().on_trial_add(tune_controller, trial)
 
 

@@ -191,6 +191,32 @@ def test_a_cluster_lost_mid_run_is_a_resumable_error(tmp_path):
     assert str(tmp_path) in message and "resume=True (CLI: --resume)" in message
 
 
+def test_a_signal_during_fit_is_an_interrupted_run_whatever_the_statuses_say(tmp_path):
+    """Tune's graceful stop saves its running trials' state, then marks them TERMINATED as it
+    stops them: a grid whose trials all look ended is still an interrupted run after a signal
+    (regression: such runs were written up as finished, their trials at an early budget)."""
+    import signal
+    from types import SimpleNamespace
+
+    from automl_chars.errors import SweepInterrupted
+    from automl_chars.runner.core import fit_to_the_end
+
+    class Grid(list):  # what fit_to_the_end reads of a ResultGrid: results and statuses
+        _experiment_analysis = SimpleNamespace(trials=[SimpleNamespace(trial_id="1",
+                                                                       status="TERMINATED")])
+
+    stops = []
+
+    def fit():  # Tune installs its SIGUSR1 handler (a graceful stop), then Ctrl-C comes
+        signal.signal(signal.SIGUSR1, lambda *a: stops.append("graceful"))
+        os.kill(os.getpid(), signal.SIGINT)
+        return Grid([SimpleNamespace(config={})])
+
+    with pytest.raises(SweepInterrupted, match="SIGINT") as err:
+        fit_to_the_end(SimpleNamespace(fit=fit), tmp_path, 1, verbose=0)
+    assert err.value.exit_code == 130 and stops == ["graceful"]
+
+
 @pytest.mark.parametrize("verbose,forwarded", [(0, False), (1, False), (2, True)])
 def test_the_trials_own_output_reaches_the_console_only_from_verbose_2(monkeypatch, verbose,
                                                                        forwarded):

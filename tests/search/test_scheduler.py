@@ -2,13 +2,14 @@
 
 from types import SimpleNamespace
 
+import pytest
 from pyarrow.fs import LocalFileSystem
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import HyperBandForBOHB, TrialScheduler
 from support import FakeController
 
 from automl_chars.ray_compat import forget_deleted_checkpoints
-from automl_chars.search.scheduler import ResumableHyperBandForBOHB
+from automl_chars.search.scheduler import ResumableFIFOScheduler, ResumableHyperBandForBOHB
 
 
 def _scheduler():
@@ -92,6 +93,17 @@ def test_trial_stopped_before_the_snapshot_does_not_run_again():
         restored.on_trial_add(ctrl, t)
     assert again[0].status == Trial.TERMINATED
     assert again[1].status == Trial.PENDING
+
+
+@pytest.mark.parametrize("make", [_scheduler, ResumableFIFOScheduler])
+def test_a_re_added_trial_forgets_the_decision_tune_saved_for_it(make):
+    """A stop between HyperBand's PAUSE and the trial's checkpoint saves that PAUSE with Tune's
+    state; restored, it would pause the trial again at its first result once promoted."""
+    sched, ctrl, trials = make(), FakeController(), _trials(2)
+    ctrl._cached_trial_decisions = {"t0": TrialScheduler.PAUSE, "t1": TrialScheduler.PAUSE}
+    ctrl._queued_trial_decisions = {}
+    sched.on_trial_add(ctrl, trials[0])
+    assert ctrl._cached_trial_decisions == {"t1": TrialScheduler.PAUSE}
 
 
 def test_forget_deleted_checkpoints(tmp_path):
