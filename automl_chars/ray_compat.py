@@ -94,6 +94,14 @@ def forget_deleted_checkpoints(trial: Trial) -> int:
     return len(results) - len(kept)
 
 
+def checkpointed_result(trial: Trial) -> dict | None:
+    """The metrics of the result that ``trial``'s latest checkpoint holds: where Tune resumes
+    a restored trial (None without a checkpoint: from the start). ``Trial`` exposes it only as a
+    private ``_TrainingResult``."""
+    latest = trial.latest_checkpoint_result
+    return None if latest is None else dict(latest.metrics or {})
+
+
 def drop_stale_decisions(tune_controller, trial: Trial) -> list[str]:
     """Drops the decisions a restored controller still holds for ``trial`` from the run before.
 
@@ -322,6 +330,6 @@ def set_bands(scheduler: HyperBandScheduler, hyperbands: list[list[_Bracket | No
 __all__ = [
     "searcher_bohb_config", "searcher_space",
     "RungBracket", "bands", "bracket_of", "bracket_state", "budget_settings",
-    "drop_stale_decisions", "forget_deleted_checkpoints", "make_bracket", "rejoin",
+    "checkpointed_result", "drop_stale_decisions", "forget_deleted_checkpoints", "make_bracket", "rejoin",
     "restored_run_config", "result_keys", "rung_budget", "set_bands", "set_budget_range", "trial_statuses",
 ]

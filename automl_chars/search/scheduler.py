@@ -9,9 +9,10 @@ are set ``PAUSED`` again instead of being rerun past their rung. Tune copies its
 storage one after the other, so a kill can leave them a moment apart: a trial that Tune records as
 finished (or errored) is never revived, whatever the snapshot says; it leaves its bracket as it
 would have had the scheduler seen it end. A trial that a graceful stop caught at its rung before
-its checkpoint was saved waits PAUSED without one; promoted, it trains from the start (Tune's saved
-state is what resumes), and the PAUSE Tune saved for it is dropped
-(:func:`~automl_chars.ray_compat.drop_stale_decisions`), or it would stop below its next rung.
+its checkpoint was saved waits PAUSED without it; promoted, Tune resumes it from its previous
+checkpoint (or the start), and the PAUSE Tune saved for it is dropped
+(:func:`~automl_chars.ray_compat.drop_stale_decisions`), or it would stop below its next rung. At
+``max_t``, where nothing promotes it, it trains the lost units again instead of waiting.
 
 Ray's ``HyperBand`` also assumes a minimum budget of 1 (``s_max = round(log_eta(max_t))``) and
 builds its rungs by flooring the first budget and multiplying by ``eta``, so some presets never
@@ -187,13 +188,29 @@ class ResumableHyperBandForBOHB(HyperBandForBOHB):
             compat.rejoin(self, trial, bracket, band_idx)
             trial.set_status(Trial.TERMINATED)
             return
-        compat.rejoin(self, trial, bracket, band_idx, result=entry.result,
-                      to_unpause=entry.to_unpause)
+        result = self._resumed_result(trial, entry)
+        compat.rejoin(self, trial, bracket, band_idx, result=result, to_unpause=entry.to_unpause)
         time_attr = compat.result_keys(self)[0]
-        if (not entry.to_unpause and entry.result is not None
-                and entry.result.get(time_attr, 0) >= compat.rung_budget(bracket)):
+        if (not entry.to_unpause and result is not None
+                and result.get(time_attr, 0) >= compat.rung_budget(bracket)):
             # It had reached its rung and was waiting for the halving: keep it waiting.
             trial.set_status(Trial.PAUSED)
+
+    def _resumed_result(self, trial: Trial, entry: _Slot) -> dict | None:
+        """The snapshot's last result of a live trial, or its checkpoint's when it reached max_t
+        (its bracket's last rung) past its checkpoint. A stop between its last result and
+        that result's checkpoint loses the checkpoint; waiting at max_t, it would be stopped
+        there without it (a sweep's incumbent evaluated from fewer budget units than its
+        result's, or from none). So it trains those units again from its checkpoint. At a
+        lower rung it waits: promoted, Tune resumes it from its checkpoint anyway."""
+        keys = compat.result_keys(self)
+        time_attr, result = keys[0], entry.result
+        if result is None or result.get(time_attr, 0) < compat.budget_settings(self)[1]:
+            return result
+        saved = compat.checkpointed_result(trial)
+        if result.get(time_attr, 0) <= (saved or {}).get(time_attr, 0):
+            return result
+        return None if saved is None else {k: saved[k] for k in keys if k in saved}
 
 
 class ResumableFIFOScheduler(FIFOScheduler):

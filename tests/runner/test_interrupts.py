@@ -128,38 +128,47 @@ def test_a_sweep_interrupted_in_process_twice_resumes_as_if_never_stopped(ray_se
                                                                           glyph_root, tmp_path):
     """Ctrl-C to the driver alone at two awkward moments of a HyperBand sweep (3_1_3_1: three
     trials at budget 1, the best promoted to 3), then a resume that ends as an uninterrupted
-    sweep does: the best trial at budget 3, every trial TERMINATED, the summary written.
+    sweep does: the best trial trained to budget 3 and evaluated from that checkpoint, every
+    trial TERMINATED, the summary written. Regressions:
 
-    1. Right after the second trial reached its rung: HyperBand paused it, Tune waits for its
-       checkpoint and saves that PAUSE with its state (a Ray bug); restored, the stale PAUSE
-       stopped the trial at its first result once promoted, and the sweep never ended.
-    2. In the resumed sweep, while the promoted trial runs alone: Tune's graceful stop marks it
-       TERMINATED after saving its state, so the sweep was written up as finished, every trial
-       at budget 1 and the incumbent without a checkpoint to evaluate.
+    1. Right after the second trial reached its rung: HyperBand paused it, and Tune saved that
+       PAUSE, waiting for the trial's checkpoint, with its state (a Ray bug). Restored, the
+       stale PAUSE stopped the trial at its first result once promoted: the sweep never ended.
+    2. In the resumed sweep, at the promoted trial's last result, while it runs alone: Tune's
+       graceful stop marks it TERMINATED after saving its state, so the sweep was written up
+       as finished (with the lost checkpoint, the incumbent could have none to evaluate).
+    3. Resumed again, that trial had reached max_t, but its checkpoint was of budget 2: it was
+       stopped there, and the incumbent was evaluated from a model of 2 budget units.
     """
+    from ray.tune import ExperimentAnalysis
+
+    from automl_chars.checkpoints import load_trial_state
+
     ds = data.load("glyphs-digits", root=glyph_root, samples_per_class=12)
     log, exp = tmp_path / "signals.txt", tmp_path / "sig"
     kwargs = dict(space=subspace(cnn_space(), ["learning_rate"], seed=0), preset="3_1_3_1",
                   storage_path=tmp_path, name="sig", priors=False, verbose=0)
     with pytest.raises(SweepInterrupted) as first:
-        run_bohb(ds, callbacks=[SigintAfter(log, [2, 2])], **kwargs)
+        run_bohb(ds, callbacks=[SigintAfter(log, [2, 4])], **kwargs)
     assert first.value.exit_code == 130
     # The Ray bug ray_compat.drop_stale_decisions works around: the PAUSE for the paused
     # trial's checkpoint, saved. When an upgrade of Ray no longer saves it, drop the workaround.
     stale = _saved_decisions(exp)
     assert list(stale.values()) == ["PAUSE"], stale
     with pytest.raises(SweepInterrupted) as second:
-        run_bohb(ds, resume=True, **kwargs)
+        run_bohb(ds, resume=True, **kwargs)  # the third trial, then the promoted one's 3 units
     assert second.value.exit_code == 130 and not (exp / "summary.json").exists()
-    assert len(log.read_text().splitlines()) == 2  # both signals came
+    (promoted, units), = [line.split() for line in log.read_text().splitlines()[1:]]
+    assert promoted in stale and units == "3"  # with seed 0 the best is the stale PAUSE's
 
     result = run_bohb(ds, resume=True, **kwargs)
     t = result.trials.set_index("trial_id")
     assert len(t) == 3 and (t["status"] == "TERMINATED").all(), t["error"].to_dict()
-    assert sorted(t["budget"]) == [1, 1, 3]
-    # With seed 0 the trial the stale PAUSE was for is the best one: the one promoted.
-    assert t.loc[list(stale)[0], "budget"] == 3 == t.loc[result.incumbent_trial_id, "budget"]
+    assert sorted(t["budget"]) == [1, 1, 3] and t.loc[promoted, "budget"] == 3
+    assert result.incumbent_trial_id == promoted
     assert 0.0 <= result.test_accuracy <= 1.0 and (exp / "summary.json").exists()
+    trial = next(x for x in ExperimentAnalysis(str(exp)).trials if x.trial_id == promoted)
+    assert load_trial_state(trial.checkpoint.path)["units_done"] == 3  # what was evaluated
 
 
 def test_jobs_interrupted_while_all_of_them_run_resume_to_their_last_epoch(ray_session,

@@ -95,6 +95,46 @@ def test_trial_stopped_before_the_snapshot_does_not_run_again():
     assert again[1].status == Trial.PENDING
 
 
+@pytest.mark.parametrize(("checkpointed", "status", "counted"), [
+    (2, Trial.PENDING, 2),  # its budget-3 checkpoint was lost to the stop: trains unit 3 again
+    (3, Trial.PAUSED, 3),  # checkpointed at max_t: it waits for its bracket to finish
+])
+def test_a_trial_restored_at_max_t_past_its_checkpoint_trains_again(tmp_path, checkpointed,
+                                                                     status, counted):
+    from ray.train import Checkpoint
+    from ray.train._internal.session import _TrainingResult
+
+    def three_one_three():  # 3_1_3: three trials at budget 1, the best promoted to 3
+        return ResumableHyperBandForBOHB(time_attr="training_iteration", metric="val_acc",
+                                         mode="max", min_t=1, max_t=3, reduction_factor=3)
+
+    sched = three_one_three()
+    ctrl, trials = FakeController(sched), _trials(3)
+    for t in trials:
+        sched.on_trial_add(ctrl, t)
+    for t, acc in zip(trials, [0.1, 0.9, 0.5]):
+        _report(sched, ctrl, t, 1, acc)
+    best = trials[1]  # promoted to budget 3; the others were halved away
+    assert _report(sched, ctrl, best, 2, 0.9) == TrialScheduler.CONTINUE
+    assert _report(sched, ctrl, best, 3, 0.95) == TrialScheduler.STOP  # Tune stops it after
+    snap = sched.snapshot()  # its save: the stop came first
+
+    restored, again = three_one_three(), _trials(3)
+    restored.load_snapshot(snap)
+    for i, t in enumerate(again):
+        t.set_status(Trial.PENDING if i == 1 else Trial.TERMINATED)
+    ckpt = tmp_path / "checkpoint"
+    ckpt.mkdir()
+    again[1].run_metadata.checkpoint_manager.register_checkpoint(_TrainingResult(
+        Checkpoint.from_directory(str(ckpt)), {"training_iteration": checkpointed,
+                                                "val_acc": 0.9}))
+    for t in again:
+        restored.on_trial_add(FakeController(restored), t)
+    assert again[1].status == status
+    bracket, _ = restored._trial_info[again[1]]
+    assert bracket._live_trials[again[1]]["training_iteration"] == counted
+
+
 @pytest.mark.parametrize("make", [_scheduler, ResumableFIFOScheduler])
 def test_a_re_added_trial_forgets_the_decision_tune_saved_for_it(make):
     """A stop between HyperBand's PAUSE and the trial's checkpoint saves that PAUSE with Tune's
