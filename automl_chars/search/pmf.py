@@ -30,18 +30,15 @@ holding BOHB with its priors): it proposes the first ``trials`` trials, hands ev
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import cloudpickle
 import numpy as np
 import pandas as pd
 from ray.tune.search import Searcher
 from scipy.stats import norm, rankdata
 
-from automl_chars.errors import ExperimentStateError
+from automl_chars.search.searcher import restore_wrapped, save_wrapped
 
 #: Latent dimensions of the configurations (at most the matrix's columns).
 RANK = 5
@@ -352,38 +349,17 @@ class PMFSearcher(Searcher):
         self.inner.on_unpause(trial_id)
 
     def save(self, checkpoint_path: str) -> None:
-        """Its state with the wrapped searcher's (written to a private folder first: Tune
-        uploads the folder of ``checkpoint_path`` while the sweep runs), atomically."""
-        with tempfile.TemporaryDirectory(prefix="automl-chars-searcher-") as tmp_dir:
-            inner = os.path.join(tmp_dir, "inner.pkl")
-            self.inner.save(inner)
-            with open(inner, "rb") as f:
-                inner_state = f.read()
-        state = {"format": PMF_STATE_FORMAT, "left": self.left, "proposed": self.proposed,
-                 "results": self.results, "done": self.done, "model": self.model,
-                 "inner_state": inner_state}
-        tmp = checkpoint_path + ".tmp"
-        with open(tmp, "wb") as f:
-            cloudpickle.dump(state, f)
-        os.replace(tmp, checkpoint_path)
+        """Its state with the wrapped searcher's (see :func:`save_wrapped`)."""
+        save_wrapped(checkpoint_path, self.inner, "inner_state", {
+            "format": PMF_STATE_FORMAT, "left": self.left, "proposed": self.proposed,
+            "results": self.results, "done": self.done, "model": self.model})
 
     def restore(self, checkpoint_path: str) -> None:
         """The state :meth:`save` wrote; the wrapped searcher restores its own."""
-        with open(checkpoint_path, "rb") as f:
-            state = cloudpickle.load(f)
-        if state.get("format") != PMF_STATE_FORMAT:
-            raise ExperimentStateError(
-                f"{checkpoint_path}: a PMF searcher state of format {state.get('format')!r}; "
-                f"this version reads {PMF_STATE_FORMAT}. Start the sweep again under another "
-                f"name (its finished trials stay in the old folder).")
+        state = restore_wrapped(checkpoint_path, self.inner, "inner_state", PMF_STATE_FORMAT,
+                                "PMF searcher")
         self.left, self.proposed, self.results = state["left"], state["proposed"], state["results"]
         self.done, self.model = state["done"], state["model"]
-        with tempfile.TemporaryDirectory(prefix="automl-chars-searcher-") as tmp_dir:
-            inner = os.path.join(tmp_dir, "inner.pkl")
-            with open(inner, "wb") as f:
-                f.write(state["inner_state"])
-            self.inner.restore(inner)
-
 
 __all__ = ["Factors", "PMFModel", "PMFSearcher", "expected_improvement", "factorise", "fit_pmf",
            "normal_scores"]

@@ -19,11 +19,16 @@ wrap each other) is :class:`BracketSearcher`:
 from __future__ import annotations
 
 import copy
+import os
+import tempfile
 from typing import Protocol, runtime_checkable
 
+import cloudpickle
 from hpbandster.optimizers.config_generators.bohb import BOHB
+from ray.tune.search import Searcher
 from ray.tune.search.bohb import TuneBOHB
 
+from automl_chars.errors import ExperimentStateError
 from automl_chars.ray_compat import searcher_bohb_config, searcher_space
 from automl_chars.search import hpbandster_compat  # noqa: F401  (its warning filter)
 from automl_chars.spaces.values import SUGGESTED_BY, plain_config
@@ -114,3 +119,38 @@ class BOHBSearcher(TuneBOHB):
         # one revived and ended again) must not raise KeyError here.
         self.trial_to_params.setdefault(trial_id, self.params.get(trial_id))
         super().on_trial_complete(trial_id, result, error)
+
+
+def save_wrapped(checkpoint_path: str, inner: Searcher, inner_key: str, state: dict) -> None:
+    """Writes a wrapping searcher's ``state`` with ``inner``'s saved bytes under ``inner_key``,
+    atomically. The inner file goes to a private temporary folder: Tune uploads the folder
+    ``checkpoint_path`` is in while the sweep runs, and a file appearing and vanishing there
+    breaks its copy."""
+    with tempfile.TemporaryDirectory(prefix="automl-chars-searcher-") as tmp_dir:
+        path = os.path.join(tmp_dir, "inner.pkl")
+        inner.save(path)
+        with open(path, "rb") as f:
+            state = {**state, inner_key: f.read()}
+    tmp = checkpoint_path + ".tmp"
+    with open(tmp, "wb") as f:
+        cloudpickle.dump(state, f)
+    os.replace(tmp, checkpoint_path)
+
+
+def restore_wrapped(checkpoint_path: str, inner: Searcher, inner_key: str, fmt: int,
+                    what: str) -> dict:
+    """The state :func:`save_wrapped` wrote (``inner`` restored from its bytes); another
+    ``format`` than ``fmt`` is refused naming the file and what to do."""
+    with open(checkpoint_path, "rb") as f:
+        state = cloudpickle.load(f)
+    if state.get("format") != fmt:
+        raise ExperimentStateError(
+            f"{checkpoint_path}: a {what} state of format {state.get('format')!r}; this version "
+            f"reads {fmt}. Start the sweep again under another name (its finished trials stay "
+            f"in the old folder).")
+    with tempfile.TemporaryDirectory(prefix="automl-chars-searcher-") as tmp_dir:
+        path = os.path.join(tmp_dir, "inner.pkl")
+        with open(path, "wb") as f:
+            f.write(state[inner_key])
+        inner.restore(path)
+    return state

@@ -43,14 +43,11 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import cloudpickle
 import numpy as np
 import pandas as pd
 from ConfigSpace import Configuration, ConfigurationSpace
@@ -58,10 +55,10 @@ from ConfigSpace.util import deactivate_inactive_hyperparameters
 from ray.tune.search import Searcher
 
 from automl_chars.data import Dataset
-from automl_chars.errors import ExperimentStateError, InvalidConfigError
+from automl_chars.errors import InvalidConfigError
 from automl_chars.search import hpbandster_compat
 from automl_chars.search.pmf import PMFModel, fit_pmf
-from automl_chars.search.searcher import BOHBSearcher
+from automl_chars.search.searcher import BOHBSearcher, restore_wrapped, save_wrapped
 from automl_chars.similarity.base import DEFAULT_MEASURE
 from automl_chars.spaces.values import plain_config, typed_to_space
 
@@ -716,40 +713,18 @@ class WarmStartSearcher(Searcher):
         self.bohb.on_unpause(trial_id)
 
     def save(self, checkpoint_path: str) -> None:
-        """Its own state, with the wrapped searcher's as that searcher saves it (its ``save``
-        writes a file; the bytes travel in this one, which Tune keeps), atomically."""
-        # The inner file goes to a private temporary folder: Tune uploads the folder that
-        # ``checkpoint_path`` is in while the sweep runs, and a file appearing and vanishing
-        # there breaks its copy.
-        with tempfile.TemporaryDirectory(prefix="automl-chars-searcher-") as tmp_dir:
-            inner = os.path.join(tmp_dir, "bohb.pkl")
-            self.bohb.save(inner)
-            with open(inner, "rb") as f:
-                bohb_state = f.read()
-        state = {"format": SEARCHER_STATE_FORMAT, "pending": self.pending,
-                 "priors_left": self.priors_left, "prior_q": self.prior_q,
-                 "target_losses": self.target_losses, "bohb_state": bohb_state}
-        tmp = checkpoint_path + ".tmp"
-        with open(tmp, "wb") as f:
-            cloudpickle.dump(state, f)
-        os.replace(tmp, checkpoint_path)
+        """Its own state, with the wrapped searcher's (see :func:`save_wrapped`)."""
+        save_wrapped(checkpoint_path, self.bohb, "bohb_state", {
+            "format": SEARCHER_STATE_FORMAT, "pending": self.pending,
+            "priors_left": self.priors_left, "prior_q": self.prior_q,
+            "target_losses": self.target_losses})
 
     def restore(self, checkpoint_path: str) -> None:
         """The state :meth:`save` wrote; the wrapped searcher restores its own."""
-        with open(checkpoint_path, "rb") as f:
-            state = cloudpickle.load(f)
-        if state.get("format") != SEARCHER_STATE_FORMAT:
-            raise ExperimentStateError(
-                f"{checkpoint_path}: a warm-start searcher state of format "
-                f"{state.get('format')!r}; this version reads {SEARCHER_STATE_FORMAT}. Start the "
-                f"sweep again under another name (its finished trials stay in the old folder).")
+        state = restore_wrapped(checkpoint_path, self.bohb, "bohb_state", SEARCHER_STATE_FORMAT,
+                                "warm-start searcher")
         self.pending, self.priors_left = state["pending"], state["priors_left"]
         self.prior_q, self.target_losses = state["prior_q"], state["target_losses"]
-        with tempfile.TemporaryDirectory(prefix="automl-chars-searcher-") as tmp_dir:
-            inner = os.path.join(tmp_dir, "bohb.pkl")
-            with open(inner, "wb") as f:
-                f.write(state["bohb_state"])
-            self.bohb.restore(inner)
 
 
 __all__ = ["DEFAULT_PRIORS", "METHODS", "Evidence", "Prior", "Seed", "TargetInfo", "WarmStart", "WarmStartPlan",
