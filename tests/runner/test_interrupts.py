@@ -223,6 +223,9 @@ def test_sigterm_to_a_python_driver_raises_sweep_interrupted(ray_session, ray_ad
 def test_guard_turns_a_signal_into_tunes_graceful_stop_and_a_second_into_an_abort():
     received = []
     previous = signal.signal(signal.SIGUSR1, lambda s, f: received.append(s))
+    # What the guard must put back: Python's default handler, or SIG_IGN where the test runs as a
+    # shell's background job (which starts with SIGINT ignored).
+    sigint_before = signal.getsignal(signal.SIGINT)
     try:
         with InterruptGuard() as guard:
             signal.signal(signal.SIGUSR1, lambda s, f: received.append(s))  # as Tune installs
@@ -233,7 +236,7 @@ def test_guard_turns_a_signal_into_tunes_graceful_stop_and_a_second_into_an_abor
                 os.kill(os.getpid(), signal.SIGINT)
                 time.sleep(0.1)
         assert guard.exit_code == 143 and guard.description == "SIGTERM"
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+        assert signal.getsignal(signal.SIGINT) is sigint_before  # restored
     finally:
         signal.signal(signal.SIGUSR1, previous)
 
