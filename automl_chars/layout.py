@@ -31,13 +31,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from automl_chars import uris
-from automl_chars.errors import DamagedFileError
+from automl_chars.errors import DamagedFileError, DamagedFileWarning
 
 SETTINGS_FILE = "automl_chars.json"
 TRIALS_FILE = "trials.csv"
 SUMMARY_FILE = "summary.json"
 HISTORY_FILE = "history.csv"
 WARM_START_FILE = "warm_start.json"
+#: Ray Tune's log of one trial's results, in the trial's folder.
+PROGRESS_FILE = "progress.csv"
+PROGRESS_REMEDY = ("Ray Tune writes it as the trial reports; that trial's curve is left out. "
+                   "Move the file aside to silence this warning.")
 #: Where runs go when neither ``storage_path`` nor ``$AUTOML_CHARS_RESULTS`` is given.
 DEFAULT_STORAGE = "~/automl_chars_results"
 RESULTS_ENV = "AUTOML_CHARS_RESULTS"
@@ -102,6 +106,22 @@ def read_csv(path: Path, remedy: str, columns: Iterable[str] = (),
     if missing:
         raise DamagedFileError(path, f"garbled: it lacks the columns {missing}", remedy)
     return frame
+
+
+def read_progress(path: Path) -> pd.DataFrame:
+    """A trial's ``progress.csv`` (Tune creates it with its first result, header and row at
+    once); an empty, truncated or garbled one is left out with a
+    :class:`~automl_chars.errors.DamagedFileWarning` naming it, so that one trial's damaged log
+    costs its curve, not the whole report or import."""
+    import warnings
+
+    import pandas as pd
+
+    try:
+        return read_csv(path, PROGRESS_REMEDY)
+    except DamagedFileError as err:
+        warnings.warn(str(err), DamagedFileWarning, stacklevel=2)
+        return pd.DataFrame()
 
 
 def check_pickle(path: Path, remedy: str) -> None:

@@ -164,15 +164,11 @@ def _sweep(ds, args, preset, name, spec, resume, warm_start):
 def trajectory(result):
     """Every reported ``val_acc`` (any budget) with its seconds since the sweep started, and the
     best so far: read from each trial's ``progress.csv`` (the trials table where it is missing)."""
-    import pandas as pd
+    from automl_chars.reporting.plots import learning_curves
 
     start = float(result.settings.get("started_at", 0.0))
-    frames = []
-    for tid in result.trials["trial_id"].astype(str):
-        progress = next(Path(result.path).glob(f"*_{tid}/progress.csv"), None)
-        if progress is not None and progress.stat().st_size:
-            frames.append(pd.read_csv(progress, usecols=lambda c: c in ("timestamp", "val_acc")))
-    frame = (pd.concat(frames) if frames else result.trials[["timestamp", "val_acc"]]).dropna()
+    curves = learning_curves(result.path)
+    frame = (curves if "timestamp" in curves else result.trials)[["timestamp", "val_acc"]].dropna()
     frame = frame.assign(seconds=frame["timestamp"] - start).sort_values("seconds")
     return frame.assign(best=frame["val_acc"].cummax())[["seconds", "val_acc", "best"]]
 

@@ -356,6 +356,39 @@ def store_import(r: Reading) -> str:
     return told.text
 
 
+def _trial_id(progress: Path) -> str:
+    return progress.parent.name.rsplit("_", 1)[-1]
+
+
+def report_curves(r: Reading) -> str:
+    """``automl-chars report`` writes the page without the damaged trial's curve, with a
+    warning naming the file; every other trial's curve is read."""
+    from automl_chars.reporting.plots import learning_curves
+
+    page = r.folder / "page.html"
+    told = cli(r.capsys, "report", str(r.run.path), "--out", str(page))
+    assert told.code == 0 and page.exists(), told.text
+    page.unlink()  # not one of the run's files
+    curves, _ = api(lambda: learning_curves(r.run.path))
+    others = {_trial_id(p) for p in r.run.path.glob(f"*/{layout.PROGRESS_FILE}")} - {
+        _trial_id(r.target)}
+    assert set(curves["trial_id"]) == others and others, curves
+    return told.text
+
+
+def store_import_curves(r: Reading) -> str:
+    """``store import`` imports the sweep; the damaged trial keeps its final row (trials.csv),
+    the other trials their rows at every budget, and a warning names the file."""
+    store = r.folder / "imported"
+    told = cli(r.capsys, "store", "import", str(r.run.storage), "--store", str(store))
+    assert told.code == 0 and "Imported 1 folders" in told.text, told.text
+    frame = ResultsStore(store).frame()
+    assert _trial_id(r.target) in set(frame["trial_id"]), frame
+    assert frame.groupby("trial_id")["budget"].nunique().max() > 1, frame  # curves of others
+    shutil.rmtree(store)  # not one of the run's files
+    return told.text
+
+
 def portfolio_show(r: Reading) -> str:
     told = cli(r.capsys, "portfolio", "show", str(r.run.path))
     assert told.code == 2 and told.text.startswith("error: "), told.text
@@ -465,6 +498,10 @@ FILES = [
              "store import", slow=True),
     *[FileCase(f"{pattern}, bohb --resume", sweep_file(pattern, finished=False), resume,
                "--name", slow=True) for pattern in SWEEP_TUNE_STATE],
+    FileCase("progress.csv, report", sweep_file(f"*/{layout.PROGRESS_FILE}"), report_curves,
+             "Move the file aside", slow=True),
+    FileCase("progress.csv, store import", sweep_file(f"*/{layout.PROGRESS_FILE}"),
+             store_import_curves, "Move the file aside", slow=True),
     FileCase("warm_start.json, not read back (show, bohb --resume)",
              sweep_file(layout.WARM_START_FILE), not_read_back, "", slow=True),
     FileCase("manifest.json, portfolio show", portfolio_file("manifest.json"), portfolio_show,

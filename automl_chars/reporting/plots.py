@@ -11,6 +11,8 @@ matplotlib.use("Agg")  # write files; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from automl_chars.layout import PROGRESS_FILE, read_progress  # noqa: E402
+
 #: Columns of :func:`learning_curves`, then ``timestamp`` (when each result came) where Ray wrote it.
 CURVE_COLUMNS = ("trial_id", "budget", "train_loss", "val_loss", "train_acc", "val_acc")
 
@@ -19,8 +21,8 @@ def learning_curves(exp_dir: str | os.PathLike) -> pd.DataFrame:
     """Every trial's per-budget metrics: ``trial_id``, ``budget``, train/val loss and accuracy,
     and the ``timestamp`` of each result (seconds since the epoch)."""
     frames = []
-    for progress in sorted(Path(exp_dir).glob("*/progress.csv")):
-        df = pd.read_csv(progress)
+    for progress in sorted(Path(exp_dir).glob(f"*/{PROGRESS_FILE}")):
+        df = read_progress(progress)
         if df.empty or "budget" not in df:
             continue
         df["trial_id"] = progress.parent.name.rsplit("_", 1)[-1]

@@ -14,7 +14,15 @@ import pandas as pd
 
 from automl_chars import uris
 from automl_chars.errors import DamagedFileError, DamagedFileWarning
-from automl_chars.layout import SETTINGS_FILE, SUMMARY_FILE, TRIALS_FILE, read_csv, read_json
+from automl_chars.layout import (
+    PROGRESS_FILE,
+    SETTINGS_FILE,
+    SUMMARY_FILE,
+    TRIALS_FILE,
+    read_csv,
+    read_json,
+    read_progress,
+)
 from automl_chars.store.store import ResultsStore, rows, store_beside
 
 logger = logging.getLogger(__name__)
@@ -201,13 +209,10 @@ def import_folder(folder: str | os.PathLike, store: ResultsStore | None = None) 
 
 
 def _progress(folder: Path, trial_id: str) -> pd.DataFrame:
-    files = list(folder.glob(f"*_{trial_id}/progress.csv"))
+    files = list(folder.glob(f"*_{trial_id}/{PROGRESS_FILE}"))
     if not files:
         return pd.DataFrame()
-    try:
-        frame = pd.read_csv(files[0])
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
-        return pd.DataFrame()
+    frame = read_progress(files[0])
     cols = [c for c in ("training_iteration", "val_acc", "time_total_s", AUTOTUNED_LR)
             if c in frame]
     return frame[cols].drop_duplicates("training_iteration", keep="last")
