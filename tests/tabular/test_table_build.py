@@ -29,7 +29,7 @@ EPOCHS = 2
 DRIVER = textwrap.dedent("""
     import sys
     import ray
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(log_to_driver=False)  # joins RAY_ADDRESS: the test session's Ray
     from automl_chars.cli.main import main
     sys.exit(main(["table", "build", "--datasets", {datasets!r}, "--configs", "{n}",
                    "--epochs", "{epochs}", "--samples-per-class", "{per_class}",
@@ -132,14 +132,14 @@ def glyph_root(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_a_killed_build_resumes_and_ends_with_every_row(ray_session, glyph_root, tmp_path,
-                                                        monkeypatch, capsys):
+def test_a_killed_build_resumes_and_ends_with_every_row(ray_session, ray_address, glyph_root,
+                                                        tmp_path, monkeypatch, capsys):
     out = tmp_path / "curves.parquet"
     script = tmp_path / "driver.py"
     script.write_text(DRIVER.format(datasets=",".join(DOMAINS), n=N_CONFIGS, epochs=EPOCHS,
                                     per_class=PER_CLASS, out=str(out), storage=str(tmp_path)))
     run = tmp_path / "table-curves"
-    finished = kill_driver_after(script, glyph_root, run, finished=2)
+    finished = kill_driver_after(script, glyph_root, run, finished=2, ray_address=ray_address)
     assert not out.exists()
 
     monkeypatch.setenv("AUTOML_CHARS_DATA", str(glyph_root))
