@@ -14,7 +14,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TextIO
@@ -51,18 +51,22 @@ class RunProgress:
     eta: float | None = None
 
 
-def trial_counts(trials: Iterable, total: int, ending: tuple[str, str] | None = None
-                 ) -> dict[str, int]:
+def trial_counts(trials: Iterable, total: int, ending: tuple[str, str] | None = None,
+                 ended: Collection[str] | None = None) -> dict[str, int]:
     """``finished`` (ended with a result), ``failed`` (a failure a retry cannot fix, or Tune's
     ERROR), ``running`` and ``pending`` (waiting, paused between rungs, or not yet created) among
     ``total`` trials, from Tune's ``Trial`` objects. ``ending``: ``(trial_id, status)`` of a trial
-    Tune is ending (its callbacks run before its status changes)."""
+    Tune is ending (its callbacks run before its status changes). ``ended``: the trials known to
+    have ended; a TERMINATED one not among them was stopped by an interrupt (Tune's graceful
+    stop marks running trials TERMINATED) and is pending: the resume trains it on."""
     counts = {"finished": 0, "failed": 0, "running": 0, "pending": 0}
     seen = 0
     for t in trials:
         seen += 1
         status = ending[1] if ending and t.trial_id == ending[0] else t.status
-        if status == Trial.ERROR or (status == Trial.TERMINATED
+        if status == Trial.TERMINATED and ended is not None and t.trial_id not in ended:
+            counts["pending"] += 1
+        elif status == Trial.ERROR or (status == Trial.TERMINATED
                                      and (t.last_result or {}).get(FAILURE)):
             counts["failed"] += 1
         elif status == Trial.TERMINATED:
@@ -277,17 +281,21 @@ class TrialLineCallback(Callback):
     def on_experiment_end(self, trials, **info) -> None:
         display = getattr(self, "_display", None)
         if display is not None:
-            display.stop(self.progress(trials))
+            # Ended: the trials whose end this callback saw (after a Ctrl-C, Tune has marked
+            # the running ones TERMINATED without ending them).
+            display.stop(self.progress(trials, ended=self.counted))
             self._display = None
 
-    def progress(self, trials, ending: tuple[str, str] | None = None) -> RunProgress:
-        """Where the run stands, from Tune's trials (see :class:`RunProgress`; ``ending`` as
-        :func:`trial_counts` takes it). The ETA's rate counts from the first result this driver
-        saw, so neither Ray's start nor units trained before a resume skew it."""
+    def progress(self, trials, ending: tuple[str, str] | None = None,
+                 ended: Collection[str] | None = None) -> RunProgress:
+        """Where the run stands, from Tune's trials (see :class:`RunProgress`; ``ending`` and
+        ``ended`` as :func:`trial_counts` takes them). The ETA's rate counts from the first
+        result this driver saw, so neither Ray's start nor units trained before a resume skew
+        it."""
         units, now = units_trained(trials), time.time()
         base = getattr(self, "rate_base", None)
         planned = getattr(self, "planned_units", None)
-        counts = trial_counts(trials, self.total, ending)
+        counts = trial_counts(trials, self.total, ending, ended)
         eta = (0.0 if counts["running"] + counts["pending"] == 0 else  # failures end trials early
                None if base is None else eta_seconds(units, planned, now - base[0], base[1]))
         return RunProgress(self.total, **counts,

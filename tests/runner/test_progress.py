@@ -152,6 +152,9 @@ def test_trials_are_counted_by_state_a_trial_ending_as_ended():
     assert trial_counts(trials, 8) == {"finished": 1, "failed": 2, "running": 1, "pending": 4}
     assert trial_counts(trials, 8, ending=("d", Trial.TERMINATED)) == {
         "finished": 2, "failed": 2, "running": 0, "pending": 4}
+    # "a" ended; "b" was marked TERMINATED by an interrupt's graceful stop: pending
+    assert trial_counts(trials, 8, ended={"a", "c"}) == {
+        "finished": 1, "failed": 1, "running": 1, "pending": 5}
     assert units_trained(trials) == 7
 
 
@@ -205,6 +208,29 @@ def test_plain_progress_lines_where_output_is_no_terminal(capsys, monkeypatch):
     now[0] += progress.PLAIN_EVERY_S
     display.update(progress.RunProgress(3, running=1, pending=2))
     assert capsys.readouterr().out.startswith("progress: 0/3 done, 1 running, 2 pending")
+
+
+def test_after_a_ctrl_c_the_last_line_counts_the_stopped_trial_as_pending(capsys, monkeypatch):
+    """Tune's graceful stop marks a running trial TERMINATED without ending it (no
+    on_trial_complete): the last progress line must not call the sweep done."""
+    from ray.tune.experiment import Trial
+
+    from automl_chars.runner import progress
+
+    monkeypatch.setattr(progress.time, "monotonic", lambda: 1000.0)
+    a, b = _trial("a", Trial.RUNNING), _trial("b", Trial.RUNNING)
+    cb = TrialLineCallback(3, "/results/sweep", planned_units=3, live=True)
+    cb.setup()
+    cb.on_step_begin(0, [a, b])
+    a.update_last_result({"val_acc": 0.4, "training_iteration": 1})
+    cb.on_trial_complete(1, [a, b], a)
+    a.set_status(Trial.TERMINATED)
+    b.update_last_result({"val_acc": 0.6, "training_iteration": 1})
+    b.set_status(Trial.TERMINATED)  # Ctrl-C: stopped, not ended
+    cb.on_experiment_end([a, b])
+    last = [line for line in capsys.readouterr().out.splitlines()
+            if line.startswith("progress:")][-1]
+    assert last.startswith("progress: 1/3 done, 0 running, 2 pending, 0 failed"), last
 
 
 def test_no_progress_line_below_the_default_verbosity_or_above_it(capsys):
