@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 
 class AutomlCharsError(Exception):
     """Base class of every error raised on purpose by automl_chars."""
@@ -133,3 +135,15 @@ class DamagedFileWarning(UserWarning):
     """A damaged file was left out and the rest still used (a results store's file, a part of
     the shipped learning-curve table, a result folder ``store import`` skips): the warning names
     it and what to do (move it aside; reinstall the package for package data)."""
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an error's message, or its type's name when it has none: what a one-line
+    message quotes of an underlying library's error."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def is_whole(value: object) -> bool:
+    """A whole number (Python's or numpy's), not a bool: what a count or a seed must be."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit, urlunsplit
 
-from automl_chars.errors import InvalidConfigError
+from automl_chars.errors import InvalidConfigError, first_line
 
 #: Environment variable naming the folder that holds the local mirrors of storage URIs.
 CACHE_ENV = "AUTOML_CHARS_STORAGE_CACHE"
@@ -115,7 +115,7 @@ def check(uri: str, option: str = "storage_path") -> None:
         fs, path = _filesystem(uri)
     except (ValueError, OSError) as err:  # pyarrow.ArrowInvalid is a ValueError
         raise InvalidConfigError(
-            f"{option} {uri!r}: {_first_line(err)}. Use a URI of a filesystem pyarrow opens "
+            f"{option} {uri!r}: {first_line(err)}. Use a URI of a filesystem pyarrow opens "
             f"(s3://bucket/path, gs://bucket/path, file:///path) or a local folder."
         ) from None
     import pyarrow.fs
@@ -125,7 +125,7 @@ def check(uri: str, option: str = "storage_path") -> None:
         found = fs.get_file_info(bucket).type != pyarrow.fs.FileType.NotFound if bucket else True
     except OSError as err:
         raise InvalidConfigError(
-            f"{option} {uri!r} cannot be reached: {_first_line(err)}. Check the address, the "
+            f"{option} {uri!r} cannot be reached: {first_line(err)}. Check the address, the "
             f"network and the credentials (e.g. AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL), or use "
             f"a local folder."
         ) from None
@@ -189,11 +189,6 @@ def _filesystem(uri: str):
     import pyarrow.fs
 
     return pyarrow.fs.FileSystem.from_uri(uri)
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 __all__ = ["CACHE_ENV", "cache_root", "check", "is_uri", "local_path", "location_of", "mirror",

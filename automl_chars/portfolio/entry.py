@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from automl_chars import uris
-from automl_chars.errors import PortfolioError
+from automl_chars.errors import PortfolioError, first_line
 from automl_chars.layout import read_json
 from automl_chars.spaces.values import plain_value
 
@@ -152,11 +152,11 @@ def load_weights(path: Path, entry: str) -> dict:
     except pickle.UnpicklingError as err:
         raise PortfolioError(
             f"Portfolio entry {entry!r}: {path} holds objects other than tensors and plain "
-            f"values, which could run code when loaded; refused ({_first_line(err)})."
+            f"values, which could run code when loaded; refused ({first_line(err)})."
         ) from None
     except (RuntimeError, EOFError, OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
         raise PortfolioError(f"Portfolio entry {entry!r}: {path} is damaged "
-                             f"({_first_line(err)}). {entry_remedy(entry)}") from None
+                             f"({first_line(err)}). {entry_remedy(entry)}") from None
     if not isinstance(state, dict) or not {"model", "arch", "state_dict"} <= set(state):
         raise PortfolioError(f"Portfolio entry {entry!r}: {path} is not a weight file of "
                              f"automl_chars (needs model, arch and state_dict).")
@@ -175,13 +175,7 @@ def load_sample(path: Path, entry: str) -> tuple[torch.Tensor, torch.Tensor]:
             return torch.from_numpy(z["x"].copy()), torch.from_numpy(z["y"].copy()).long()
     except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as err:
         raise PortfolioError(f"Portfolio entry {entry!r}: cannot read its image sample {path}, "
-                             f"damaged ({_first_line(err)}). {entry_remedy(entry)}") from None
-
-
-def _first_line(err: Exception) -> str:
-    """The first line of an error's message, or its type's name when it has none."""
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
+                             f"damaged ({first_line(err)}). {entry_remedy(entry)}") from None
 
 
 def _atomic_write(path: Path, write) -> None:

@@ -31,6 +31,7 @@ from automl_chars.errors import (
     ExperimentStateError,
     InvalidConfigError,
     SweepInterrupted,
+    is_whole,
 )
 from automl_chars.layout import (
     SETTINGS_FILE,
@@ -48,7 +49,6 @@ from automl_chars.ray_compat import (
 from automl_chars.runner.interrupts import TUNE_ENV, InterruptGuard
 from automl_chars.runner.progress import TrialLineCallback, live_lines_stopped
 from automl_chars.runner.result import INFEASIBLE_STATUS
-from automl_chars.search.bohb import is_whole
 from automl_chars.trainables.keys import FAILURE, INFEASIBLE
 
 #: Tune statuses of a trial that has ended (failed trials are TERMINATED to Tune); a sweep is

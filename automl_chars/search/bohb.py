@@ -7,20 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 from ray.tune.search import Searcher
 
-from automl_chars.errors import InvalidConfigError
+from automl_chars.errors import InvalidConfigError, is_whole
 from automl_chars.search.presets import BOHBPreset, get_preset
 from automl_chars.search.scheduler import ResumableHyperBandForBOHB
 from automl_chars.search.searcher import BOHBSearcher
 from automl_chars.search.spec import SweepSpec
-
-
-def is_whole(value) -> bool:
-    """A whole number (Python's or numpy's), not a bool."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
 
 #: hpbandster's BOHB options that ``bohb_config`` may set.
 BOHB_OPTIONS = ("min_points_in_model", "top_n_percent", "num_samples", "random_fraction",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from automl_chars.errors import InvalidConfigError
+from automl_chars.errors import InvalidConfigError, is_whole
 
 #: The optimizers :meth:`OptimizerSettings.make` builds.
 OPTIMIZERS = ("sgd", "adam")
@@ -59,13 +59,13 @@ class OptimizerSettings:
             problems.append(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if not 0 < self.body_lr_factor <= 1:
             problems.append(f"body_lr_factor must be in (0, 1], got {self.body_lr_factor}")
-        if not (_whole(self.restart_period) and self.restart_period >= 0):
+        if not (is_whole(self.restart_period) and self.restart_period >= 0):
             problems.append(f"lr_restart_period must be a whole number of budget units >= 0 "
                             f"(0: a third of the budget), got {self.restart_period!r}")
-        if not (_whole(self.restart_mult) and self.restart_mult >= 1):
+        if not (is_whole(self.restart_mult) and self.restart_mult >= 1):
             problems.append(f"lr_restart_mult must be a whole number >= 1, got "
                             f"{self.restart_mult!r}")
-        if not (isinstance(self.milestones, tuple) and all(_whole(m) and m >= 1 for m in
+        if not (isinstance(self.milestones, tuple) and all(is_whole(m) and m >= 1 for m in
                                                            self.milestones)
                 and list(self.milestones) == sorted(set(self.milestones))):
             problems.append(f"lr_milestones must be increasing budget units >= 1 such as "
@@ -115,10 +115,6 @@ class OptimizerSettings:
             milestones = list(self.milestones) or [max(1, horizon // 3), max(2, 2 * horizon // 3)]
             return lr.MultiStepLR(optimizer, milestones, gamma=self.gamma)
         return lr.LambdaLR(optimizer, lambda _: 1.0)
-
-
-def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def parse_milestones(value: object) -> tuple[int, ...]:
