@@ -32,6 +32,7 @@ import time
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, ClassVar
 
 import ray
@@ -41,12 +42,13 @@ from ray import tune
 from torch import nn
 
 from automl_chars.checkpoints import (
+    CHECKPOINT_FILE,
     CHECKPOINT_FORMAT,
     load_trial_state,
     save_trial_state,
 )
 from automl_chars.data.dataset import Dataset
-from automl_chars.errors import InvalidConfigError, TrialFailure
+from automl_chars.errors import InvalidConfigError, TrialFailure, first_line
 from automl_chars.models import build_model, check_model, num_parameters
 from automl_chars.models.costs import ModelCosts, measure_costs
 from automl_chars.spaces.extremes import extreme_configurations
@@ -147,13 +149,30 @@ def distance_settings(c: Mapping) -> DistanceSettings:
 
 def load_minimum(minimum: Minimum | str | os.PathLike) -> Minimum:
     """A stored minimum; a checkpoint folder of a :class:`SupervisedTrainable` gives its
-    model's ``state_dict``."""
+    model's ``state_dict``. Anything else, a folder without a readable checkpoint or a failed
+    trial's checkpoint raises :class:`InvalidConfigError` naming it (checked before a sweep
+    starts by :meth:`SupervisedTrainable.check_config`, and in each trial's setup)."""
     if isinstance(minimum, (str, os.PathLike)):
-        state = load_trial_state(minimum)
+        path = Path(minimum) / CHECKPOINT_FILE
+        if not path.is_file():
+            raise InvalidConfigError(
+                f"minima: {minimum} holds no {CHECKPOINT_FILE}; pass checkpoint folders of a "
+                f"trial of this platform (or models, state dicts or flat parameter vectors).")
+        try:
+            state = load_trial_state(minimum)
+        except InvalidConfigError:
+            raise
+        except Exception as err:  # torch's unpickler: any damage surfaces as its own error
+            raise InvalidConfigError(f"minima: {path} cannot be read ({first_line(err)}); "
+                                     f"pass another checkpoint folder.") from None
         if state.get(FAILURE) is not None or "state_dict" not in state:
             raise InvalidConfigError(f"{minimum} is the checkpoint of a failed trial "
                                      f"({state.get(FAILURE)}); it holds no minimum.")
         return state["state_dict"]
+    if not isinstance(minimum, (torch.Tensor, nn.Module, Mapping)):
+        raise InvalidConfigError(
+            f"minima: {minimum!r} is not a minimum; pass checkpoint folders, models, state dicts "
+            f"or flat parameter vectors.")
     return minimum
 
 
@@ -290,7 +309,9 @@ class SupervisedTrainable(tune.Trainable):
             raise InvalidConfigError(f"objective must be an Objective, got {objective!r}.")
         self.objective = objective if objective is not None and objective.active else None
         self.jobs, self.report_test = jobs, report_test
-        self.minima = [load_minimum(m) for m in minima or ()]
+        # Read when a configuration turns the regularizer on (_build): a checkpoint that cannot
+        # be read then fails that trial with the reason, as a configuration that cannot be built.
+        self.minima = list(minima or ())
         self.autotune = autotune_settings(autotune_lr, type(self))
         if jobs is not None:
             dataset, config = self._job(config)
@@ -340,6 +361,7 @@ class SupervisedTrainable(tune.Trainable):
                 self.optimizer, self.fidelity.max_budget)
             distance = distance_settings(self.trial_settings.config)
             if distance.enabled:
+                self.minima = [load_minimum(m) for m in self.minima]
                 self.penalty = DistanceRegularizer.for_model(self.model, self.minima, distance)
         except torch.cuda.OutOfMemoryError:
             raise  # the device's state, not the configuration's: Tune may retry it elsewhere

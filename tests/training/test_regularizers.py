@@ -126,3 +126,27 @@ def test_a_trial_with_strength_but_no_minima_fails_clearly(make_dataset):
         CNNTrainable.check_config({"dist_strength": 1.0}, ds)
     with pytest.raises(InvalidConfigError, match="dist_merge"):
         CNNTrainable.check_config({"dist_merge": "yes"}, ds)
+
+
+@pytest.mark.parametrize("bad, named", [("missing", "holds no"), ("garbled", "cannot be read"),
+                                        (None, "is not a minimum"), (3, "is not a minimum")])
+def test_minima_that_cannot_be_read_are_named_before_the_sweep_and_fail_the_trial(
+        make_dataset, tmp_path, bad, named):
+    from automl_chars.checkpoints import CHECKPOINT_FILE
+
+    ds = make_dataset(num_classes=3, per_class=6)
+    if bad in ("missing", "garbled"):
+        folder = tmp_path / bad
+        folder.mkdir()
+        if bad == "garbled":
+            (folder / CHECKPOINT_FILE).write_bytes(b"not a torch file")
+        bad = str(folder)
+    config = {"dist_strength": 1.0}
+    with pytest.raises(InvalidConfigError, match=named):
+        CNNTrainable.check_config(config, ds, minima=[bad])
+    trial = _in_process(CNNTrainable, ds, minima=[bad])(config=config)
+    assert named in trial.train()[FAILURE]
+    trial.stop()
+    plain = _in_process(CNNTrainable, ds, minima=[bad])(config={})  # regularizer off: not read
+    assert FAILURE not in plain.train()
+    plain.stop()
