@@ -26,7 +26,7 @@ import io
 import json
 import os
 import pickletools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +38,9 @@ TRIALS_FILE = "trials.csv"
 SUMMARY_FILE = "summary.json"
 HISTORY_FILE = "history.csv"
 WARM_START_FILE = "warm_start.json"
+#: The prefix of a trials table's configuration columns (``config/learning_rate``), as Ray
+#: Tune names them in its own tables.
+CONFIG_PREFIX = "config/"
 #: Ray Tune's log of one trial's results, in the trial's folder.
 PROGRESS_FILE = "progress.csv"
 PROGRESS_REMEDY = ("Ray Tune writes it as the trial reports; that trial's curve is left out. "
@@ -106,6 +109,19 @@ def read_csv(path: Path, remedy: str, columns: Iterable[str] = (),
     if missing:
         raise DamagedFileError(path, f"garbled: it lacks the columns {missing}", remedy)
     return frame
+
+
+def config_columns(config: Mapping) -> dict:
+    """A configuration as a trials table's columns, ``config/<name>``, sorted by name."""
+    return {f"{CONFIG_PREFIX}{k}": v for k, v in sorted(config.items())}
+
+
+def config_of(row: Mapping) -> dict:
+    """The configuration in a trials table's row: its ``config/<name>`` columns, without the
+    missing values (None, NaN: a hyperparameter inactive in that trial)."""
+    return {k[len(CONFIG_PREFIX):]: (v.item() if hasattr(v, "item") else v)
+            for k, v in row.items()
+            if k.startswith(CONFIG_PREFIX) and v is not None and v == v}
 
 
 def read_progress(path: Path) -> pd.DataFrame:

@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from automl_chars.errors import ExperimentStateError, InvalidConfigError  # noqa: E402
+from automl_chars.layout import CONFIG_PREFIX  # noqa: E402
 from automl_chars.runner.result import SweepResult  # noqa: E402
 from automl_chars.training.objective import LIMITED_COSTS  # noqa: E402
 
@@ -85,7 +86,7 @@ def sweep_pareto(result: SweepResult | str | os.PathLike, costs: Sequence[str] =
     :func:`sweep_points` for the trials they are drawn from)."""
     points = sweep_points(result, budget)
     columns = ["trial_id", "budget", "val_acc", *PARETO_COSTS,
-               *[c for c in points if c.startswith("config/")]]
+               *[c for c in points if c.startswith(CONFIG_PREFIX)]]
     return pareto_fronts(points[columns], costs, "val_acc")
 
 

@@ -20,10 +20,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 
+from automl_chars.layout import CONFIG_PREFIX  # noqa: E402
 from automl_chars.reporting.plots import save_figure  # noqa: E402
 
-#: Prefix of the configuration columns of a sweep's ``trials.csv``.
-CONFIG_PREFIX = "config/"
 #: A numeric hyperparameter spanning at least this ratio (max / min > 0) gets a log axis.
 LOG_RATIO = 100.0
 #: Fewest trials with an accuracy to fit importances on.

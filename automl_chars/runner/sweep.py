@@ -28,6 +28,7 @@ from automl_chars.errors import ExperimentStateError, InvalidConfigError, SweepI
 from automl_chars.layout import (
     TRIALS_FILE,
     WARM_START_FILE,
+    config_columns,
     experiment_dir,
     results_root,
     write_csv,
@@ -446,7 +447,7 @@ def trials_frame(grid, statuses: dict[str, str] | None = None) -> pd.DataFrame:
             **{k: m[k] for k in OPTIONAL_COLUMNS if k in m},
             "timestamp": m.get("timestamp"),
             "error": reason,
-            **{f"config/{k}": plain_value(v) for k, v in sorted(strip_meta(config).items())},
+            **config_columns({k: plain_value(v) for k, v in strip_meta(config).items()}),
         }
         rows.append(row)
     return pd.DataFrame(rows).sort_values("trial_id", kind="stable").reset_index(drop=True)

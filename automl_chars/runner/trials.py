@@ -28,10 +28,12 @@ from automl_chars.checkpoints import load_trial_state
 from automl_chars.data import Dataset, load
 from automl_chars.errors import DamagedFileError, ExperimentStateError, InvalidConfigError
 from automl_chars.layout import (
+    CONFIG_PREFIX,
     HISTORY_FILE,
     SETTINGS_FILE,
     SUMMARY_FILE,
     TRIALS_FILE,
+    config_columns,
     experiment_dir,
     read_csv,
     read_json,
@@ -313,7 +315,7 @@ def _history(grid, jobs: Mapping[str, tuple[Dataset, dict]]) -> pd.DataFrame:
         df = _with_checkpointed_results(r, r.metrics_dataframe)
         if label not in jobs or df is None or df.empty or "training_iteration" not in df:
             continue
-        df = df[[c for c in df if not c.startswith("config/")]].copy()
+        df = df[[c for c in df if not c.startswith(CONFIG_PREFIX)]].copy()
         df = df.drop_duplicates("training_iteration", keep="last")
         df.insert(0, "label", label)
         df["trial_id"] = result_trial_id(r)
@@ -364,7 +366,7 @@ def _table(grid, statuses: dict[str, str], jobs: Mapping[str, tuple[Dataset, dic
             "epochs": m.get("training_iteration", 0), "seconds": m.get("time_total_s"),
             "device": m.get("device"), **{k: m.get(k) for k in COST_METRICS},
             "node_id": m.get("node_id"), "checkpoint": ckpt, "error": error,
-            **{f"config/{k}": v for k, v in sorted(config.items())},
+            **config_columns(config),
         })
     order = {label: i for i, label in enumerate(jobs)}
     return (pd.DataFrame(rows).sort_values("label", key=lambda s: s.map(order))

@@ -19,6 +19,8 @@ from automl_chars.layout import (
     SETTINGS_FILE,
     SUMMARY_FILE,
     TRIALS_FILE,
+    config_columns,
+    config_of,
     read_csv,
     read_json,
     read_progress,
@@ -70,9 +72,7 @@ def sweep_rows(folder: str | os.PathLike, meta_features: Mapping[str, float] | N
         if _missing(trial.get(AUTOTUNED_LR)) and AUTOTUNED_LR in per_budget:  # unfinished sweep
             chosen = per_budget[AUTOTUNED_LR].dropna()
             trial[AUTOTUNED_LR] = chosen.iloc[-1] if not chosen.empty else None
-        config = trained_config({k[len("config/"):]: _plain(v) for k, v in t.items()
-                                 if k.startswith("config/") and not _missing(v)},
-                                trial, settings.get("autotune_lr"))
+        config = trained_config(config_of(t), trial, settings.get("autotune_lr"))
         if per_budget.empty:
             per_budget = pd.DataFrame([{"training_iteration": t.get("budget"),
                                         "val_acc": t.get("val_acc"),
@@ -132,8 +132,7 @@ def trials_rows(folder: str | os.PathLike, kind: str, *, trainable: str = "",
     fingerprints = dict(fingerprints or {})
     frames = []
     for dataset, jobs in table.groupby("dataset", sort=False):
-        results = [{"config": {k[len("config/"):]: _plain(v) for k, v in t.items()
-                               if k.startswith("config/") and not _missing(v)},
+        results = [{"config": config_of(t),
                     "budget": t["epochs"], "val_acc": t["val_acc"], "test_acc": t["test_acc"],
                     "seconds": t["seconds"], "status": t["status"],
                     "suggested_by": suggested_by, "trial_id": t["label"]}
@@ -226,7 +225,7 @@ def _trials_from_folders(folder: Path) -> pd.DataFrame:
         tid = params.parent.name.rsplit("_", 1)[-1]
         out.append({"trial_id": tid, "status": "UNFINISHED",
                     "suggested_by": config.pop("suggested_by", ""),
-                    **{f"config/{k}": v for k, v in config.items()}})
+                    **config_columns(config)})
     return pd.DataFrame(out, columns=["trial_id", "status", "suggested_by"] if not out else None)
 
 
@@ -234,5 +233,3 @@ def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and value != value)
 
 
-def _plain(value):
-    return value.item() if hasattr(value, "item") else value
