@@ -69,6 +69,11 @@ POLL_INTERVAL_S = "0.2"
 #: actors end with the trial's process; Ray Train frees their placement group).
 STOP_TIMEOUT_S = 60.0
 _GO, _STOP = "go", "stop"
+#: The Tune trial's own resources: next to none (it waits on its workers, which Ray Train
+#: places with theirs). Tune refuses a request of nothing at all (``{"cpu": 0}``: "an empty head
+#: and zero worker bundles"), and any CPU share would keep a worker off a full node; one byte of
+#: Ray's ``memory`` resource is neither.
+TRIAL_RESOURCES = {"memory": 1}
 
 
 def supports_data_parallel(trainable: type) -> bool:
@@ -159,7 +164,9 @@ def build_worker(trainable: type[SupervisedTrainable], config: dict,
     """``trainable``'s hooks on this Ray Train worker, set up for ``config``. Tune's
     ``Trainable.__init__`` is skipped: it opens a trial log folder and monitors that a worker,
     driven by :func:`worker_loop` rather than by Tune, has no use for."""
-    cls = type(f"{trainable.__name__}Worker", (DataParallelWorker, trainable), {})
+    # named as the Trainable: its checkpoints record that name, as a one-process trial's do
+    cls = type(trainable.__name__, (DataParallelWorker, trainable),
+               {"__qualname__": trainable.__qualname__})
     worker = cls.__new__(cls)
     worker.setup(dict(config), **parameters)
     return worker
@@ -272,11 +279,12 @@ class DataParallelTrainable(tune.Trainable):
     ``gpus_per_worker`` (0 or 1) are each worker's resources; ``train_storage`` is where the
     Ray Train runs keep their checkpoints until the trial has copied them (shared storage or a
     URI on a multi-node cluster; default: the trial's folder). The rest are ``inner``'s own
-    parameters. Give the trial itself no resources (``tune.with_resources(..., {"cpu": 0})``):
-    its workers take theirs, and Tune cannot see them, so cap the trials that run at once
-    (``TuneConfig(max_concurrent_trials=...)``, see
-    :func:`~automl_chars.runner.cluster.trials_that_fit`). Results are ``inner``'s, plus
-    ``workers``, ``replica_spread`` and ``run_start_budget``.
+    parameters. Give the trial itself next to no resources (``tune.with_resources(...,
+    TRIAL_RESOURCES)``): its workers take theirs when Ray Train places them, and a trial whose
+    workers find no room waits (Ray Train retries until they do). Tune cannot see the workers,
+    and its cap on running trials (``max_concurrent_trials``) would count paused trials too,
+    which deadlocks HyperBand (a rung's paused trials waiting for peers never started). Results
+    are ``inner``'s, plus ``workers``, ``replica_spread`` and ``run_start_budget``.
     """
 
     def setup(self, config: dict, inner: type[SupervisedTrainable] | None = None,
@@ -327,15 +335,8 @@ class DataParallelTrainable(tune.Trainable):
             self.run.stop()
             self.run = None
 
-    @staticmethod
-    def evaluate_checkpoint(checkpoint_dir: str | os.PathLike, dataset, split: str = "test"
-                            ) -> float:
-        """Accuracy on ``split`` of the model in a checkpoint (the package's format)."""
-        from automl_chars.trainables.base import evaluate_checkpoint
-
-        return evaluate_checkpoint(checkpoint_dir, dataset, split)
-
 
 __all__ = ["DataParallelTrainable", "DataParallelWorker", "ForwardReports", "POLL_INTERVAL_S",
+           "TRIAL_RESOURCES",
            "TrainRun", "build_worker", "check_data_parallel", "supports_data_parallel",
            "worker_loop"]
