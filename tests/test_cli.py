@@ -24,6 +24,8 @@ def test_datasets_lists_every_dataset_with_availability(data_root, capsys):
     (["bohb", "--dataset", "glyphs-digits", "--preset", "3_1_9"], "eta_min_max_iterations"),
     (["bohb", "--dataset", "kmnist", "--samples-per-class", "5"], "does not take"),
     (["show", "/nonexistent/sweep"], "/nonexistent/sweep does not exist: pass a sweep's folder"),
+    (["bohb", "--dataset", "glyphs-digits", "--workers-per-trial", "0", *GLYPH_ARGS],
+     "--workers-per-trial must be a whole number >= 1"),
 ])
 def test_bad_input_is_one_clear_error(data_root, capsys, argv, fragment):
     assert main(argv) == 2

@@ -33,6 +33,10 @@ def add_sweep_arguments(p: argparse.ArgumentParser, *, preset_default: str | Non
     p.add_argument("--gpus-per-trial", type=float, default=0.0,
                    help="GPU share per trial, e.g. 0.25 for four trials per GPU (0 = CPU only)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--workers-per-trial", type=int, default=1,
+                   help="train each trial data-parallel (DDP) on N Ray Train workers; "
+                        "--cpus-per-trial and --gpus-per-trial (0 or 1) are then each "
+                        "worker's (docs/cluster.md)")
     p.add_argument("--fidelity", choices=("epochs", "subset"), default="epochs",
                    help="what a budget unit is: an epoch, or a growing stratified data subset")
     p.add_argument("--num-samples", type=int, default=None,
@@ -115,7 +119,7 @@ def sweep(dataset, args: argparse.Namespace, preset: str, name: str | None = Non
         resume=args.resume if resume is None else resume, max_failures=args.max_failures,
         address=args.address, verbose=args.verbose, warm_start=warm_start,
         priors=not args.no_priors, autotune_lr=getattr(args, "autotune_lr", False),
-        objective=objective,
+        objective=objective, workers_per_trial=args.workers_per_trial,
     )
 
 
@@ -269,6 +273,7 @@ def run_command(func, args: argparse.Namespace) -> int:
 
 #: The Python API's argument names in the platform's messages, and the CLI flags that set them.
 CLI_FLAGS = {"gpus_per_trial": "--gpus-per-trial", "cpus_per_trial": "--cpus-per-trial",
+             "workers_per_trial": "--workers-per-trial",
              "num_samples": "--num-samples", "max_failures": "--max-failures",
              "storage_path": "--storage", "data_root": "--root", "samples_per_class":
              "--samples-per-class", "seed": "--seed", "priors": "--no-priors",

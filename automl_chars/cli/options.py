@@ -44,7 +44,7 @@ def load_dataset(name: str, args: argparse.Namespace):
         from automl_chars.runner import cluster
 
         cluster.precheck(getattr(args, "address", None), float(getattr(args, "cpus_per_trial", 1)),
-                         float(args.gpus_per_trial))
+                         float(args.gpus_per_trial), getattr(args, "workers_per_trial", 1))
 
     options = {} if args.samples_per_class is None else {"samples_per_class": args.samples_per_class}
     return data.load(name, root=args.root, download=args.download, **options)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import socket
 from collections.abc import Iterator
@@ -19,24 +20,27 @@ logger = logging.getLogger(__name__)
 
 
 def join(address: str | None, cpus_per_trial: float, gpus_per_trial: float,
-         verbose: int = 1) -> None:
+         verbose: int = 1, workers_per_trial: int = 1) -> None:
     """Connects (:func:`connect`), says which Ray the run joined when ``verbose``, and checks
-    that a node can hold a trial (:func:`check_resources`). Every runner starts with this."""
+    that the cluster can hold a trial (:func:`check_resources`). Every runner starts with this."""
     from automl_chars.runner.progress import quiet_ray_output
 
     with quiet_ray_output(verbose):
         joined = connect(address, verbose)
     if verbose >= 1 and joined:
         print(joined, flush=True)
-    check_resources(cpus_per_trial, gpus_per_trial)
+    check_resources(cpus_per_trial, gpus_per_trial, workers_per_trial)
 
 
-def precheck(address: str | None, cpus_per_trial: float, gpus_per_trial: float) -> None:
+def precheck(address: str | None, cpus_per_trial: float, gpus_per_trial: float,
+             workers_per_trial: int = 1) -> None:
     """Refuses, before any data loads or Ray starts, resources that the local Ray instance a
     run would start cannot give (a cluster to join is checked once joined)."""
     if ray.is_initialized() or address_to_join(address) is not None:
         return
     check_fits(cpus_per_trial, gpus_per_trial, [local_resources()], autoscaling=False)
+    check_workers_fit(workers_per_trial, cpus_per_trial, gpus_per_trial, [local_resources()],
+                      autoscaling=False)
 
 
 def local_resources() -> dict[str, float]:
@@ -151,9 +155,46 @@ def check_fits(cpus_per_trial: float, gpus_per_trial: float, nodes: list[dict[st
     )
 
 
-def check_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
-    """:func:`check_fits` against the connected cluster."""
-    check_fits(cpus_per_trial, gpus_per_trial, live_nodes(), autoscaling())
+def worker_capacity(cpus: float, gpus: float, nodes: list[dict[str, float]]) -> int:
+    """How many workers of ``cpus`` CPUs and ``gpus`` GPUs each ``nodes`` hold at once."""
+    total = 0
+    for n in nodes:
+        fits = [math.floor(n.get(kind, 0) / need + 1e-9)
+                for kind, need in (("CPU", cpus), ("GPU", gpus)) if need > 0]
+        total += min(fits) if fits else 0
+    return total
+
+
+def check_workers_fit(workers_per_trial: int, cpus_per_trial: float, gpus_per_trial: float,
+                      nodes: list[dict[str, float]], autoscaling: bool) -> None:
+    """Raises when a data-parallel trial's ``workers_per_trial`` workers (each with
+    ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs, on any nodes) cannot all run at once:
+    its Ray Train run would wait for them forever. Call :func:`check_fits` first (one worker)."""
+    if workers_per_trial <= 1:
+        return
+    capacity = worker_capacity(cpus_per_trial, gpus_per_trial, nodes)
+    if capacity >= workers_per_trial:
+        return
+    if autoscaling:
+        logger.warning("The cluster holds %d of a trial's %d workers yet; trials wait until the "
+                       "autoscaler adds nodes.", capacity, workers_per_trial)
+        return
+    cpus = sum(n.get("CPU", 0) for n in nodes)
+    gpus = sum(n.get("GPU", 0) for n in nodes)
+    raise InvalidConfigError(
+        f"workers_per_trial={workers_per_trial} needs {workers_per_trial} workers with "
+        f"cpus_per_trial={cpus_per_trial:g} and gpus_per_trial={gpus_per_trial:g} each (with "
+        f"several workers the resources are each worker's), but this fixed-size cluster "
+        f"({cpus:g} CPUs, {gpus:g} GPUs) holds {capacity} at once. Use workers_per_trial <= "
+        f"{capacity}, fewer cpus_per_trial, or a larger cluster.")
+
+
+def check_resources(cpus_per_trial: float, gpus_per_trial: float,
+                    workers_per_trial: int = 1) -> None:
+    """:func:`check_fits` and :func:`check_workers_fit` against the connected cluster."""
+    nodes, scaling = live_nodes(), autoscaling()
+    check_fits(cpus_per_trial, gpus_per_trial, nodes, scaling)
+    check_workers_fit(workers_per_trial, cpus_per_trial, gpus_per_trial, nodes, scaling)
 
 
 def live_nodes() -> list[dict[str, float]]:

@@ -206,10 +206,11 @@ def result_trial_id(r) -> str:
 
 
 
-def run_problems(gpus_per_trial, cpus_per_trial, seed, max_failures) -> list[str]:
+def run_problems(gpus_per_trial, cpus_per_trial, seed, max_failures,
+                 workers_per_trial=1) -> list[str]:
     """What is wrong with a run's resources, seed and retries (empty when nothing): the checks
     both runners make before Ray starts."""
-    problems = []
+    problems = workers_problems(workers_per_trial, gpus_per_trial)
     if not gpus_per_trial >= 0:
         problems.append(f"gpus_per_trial must be >= 0 (got {gpus_per_trial})")
     elif gpus_per_trial > 1 and gpus_per_trial != int(gpus_per_trial):
@@ -222,6 +223,19 @@ def run_problems(gpus_per_trial, cpus_per_trial, seed, max_failures) -> list[str
     if not is_whole(max_failures) or max_failures < 0:
         problems.append(f"max_failures must be a whole number >= 0 (got {max_failures!r})")
     return problems
+
+
+def workers_problems(workers_per_trial, gpus_per_trial) -> list[str]:
+    """What is wrong with a data-parallel trial's workers (``workers_per_trial`` > 1: the
+    resources are each worker's, and a worker trains on one whole GPU or on CPUs)."""
+    if not is_whole(workers_per_trial) or workers_per_trial < 1:
+        return [f"workers_per_trial must be a whole number >= 1 (got {workers_per_trial!r})"]
+    if workers_per_trial > 1 and gpus_per_trial not in (0, 1):
+        return [f"gpus_per_trial must be 0 or 1 with workers_per_trial > 1 (got "
+                f"{gpus_per_trial}): it is each worker's, and a data-parallel worker trains on "
+                f"one whole GPU (NCCL cannot share one between workers); for more GPUs per "
+                f"trial raise workers_per_trial"]
+    return []
 
 
 def seed_ok(seed) -> bool:
@@ -286,6 +300,26 @@ def restore_tuner(exp_dir: Path, trainable, failure: tune.FailureConfig,
     return tuner
 
 
+def trial_trainable(trainable: type, parameters: Mapping, cpus_per_trial: float,
+                    gpus_per_trial: float, workers_per_trial: int, exp_dir: Path):
+    """What Tune runs for each trial: ``trainable`` with ``parameters`` on its resources or,
+    with ``workers_per_trial`` > 1, a :class:`~automl_chars.trainables.data_parallel.DataParallelTrainable`
+    training it on that many Ray Train workers with those resources each (their Ray Train runs
+    keep checkpoints under the run's storage, ``train-runs/``, until the trial copies them)."""
+    if workers_per_trial <= 1:
+        return tune.with_resources(tune.with_parameters(trainable, **parameters),
+                                   {"cpu": float(cpus_per_trial), "gpu": float(gpus_per_trial)})
+    from automl_chars.trainables.data_parallel import TRIAL_RESOURCES, DataParallelTrainable
+
+    return tune.with_resources(
+        tune.with_parameters(DataParallelTrainable, inner=trainable,
+                             workers=int(workers_per_trial),
+                             cpus_per_worker=float(cpus_per_trial),
+                             gpus_per_worker=float(gpus_per_trial),
+                             train_storage=f"{uris.tune_path(exp_dir)}/train-runs", **parameters),
+        TRIAL_RESOURCES)
+
+
 def run_config(exp_dir: Path, num_trials: int, failure: tune.FailureConfig, verbose: int,
                callbacks: Sequence[Callback], checkpoint_config: tune.CheckpointConfig,
                descriptions: Mapping[str, str] | None = None, first: Sequence[Callback] = (),
@@ -322,6 +356,6 @@ def trial_outcome(result, statuses: Mapping[str, str] | None) -> tuple[str, str]
 
 
 __all__ = ["ENDED", "can_resume", "check_experiment_state", "check_resumable", "check_same_run",
-           "check_seed", "run_problems", "saved_settings", "seed_ok", "tune_state_remedy",
+           "check_seed", "run_problems", "workers_problems", "saved_settings", "seed_ok", "tune_state_remedy",
            "environment", "fit_to_the_end", "restore_tuner", "result_trial_id", "run_config",
-           "start_run", "trial_dirname", "trial_outcome"]
+           "start_run", "trial_dirname", "trial_outcome", "trial_trainable"]

@@ -48,6 +48,8 @@ from automl_chars.runner.core import (
     start_run,
     trial_dirname,
     trial_outcome,
+    trial_trainable,
+    workers_problems,
 )
 from automl_chars.runner.progress import quiet_ray_output
 from automl_chars.runner.result import (
@@ -109,10 +111,11 @@ class SweepSettings:
     priors: bool = False  # BOHB's model started from the built-in priors and the store
     autotune_lr: dict | None = None  # AutotuneLR's settings: learning_rate tuned in each trial
     objective: dict = field(default_factory=dict)  # Objective.describe(); empty: val_acc
+    workers_per_trial: int = 1  # > 1: each trial data-parallel on that many Ray Train workers
 
     def __post_init__(self) -> None:
         problems = run_problems(self.gpus_per_trial, self.cpus_per_trial, self.seed,
-                                self.max_failures)
+                                self.max_failures, self.workers_per_trial)
         if not is_whole(self.num_samples) or self.num_samples < 1:
             problems.insert(2, f"num_samples must be a whole number >= 1 (got "
                                f"{self.num_samples!r})")
@@ -147,6 +150,14 @@ def check_same_sweep(exp_dir: Path, settings: SweepSettings) -> None:
     if "objective" not in saved and not given["objective"]:  # saved before objectives existed
         given["objective"] = None
     check_same_run(exp_dir, given, DEFINING_SETTINGS)
+    was = int(saved.get("workers_per_trial", 1))
+    if saved and (was > 1) != (settings.workers_per_trial > 1):
+        # Tune restores trials of the Trainable it ran: a data-parallel one, or the model's own
+        raise ExperimentStateError(
+            f"Cannot resume {exp_dir} with workers_per_trial={settings.workers_per_trial}: it "
+            f"ran with workers_per_trial={was}. Resume it with "
+            f"{'several workers' if was > 1 else 'one worker'} per trial (the number of "
+            f"workers may change), or start another run.")
 
 
 def run_bohb(
@@ -176,6 +187,7 @@ def run_bohb(
     priors: bool = True,
     autotune_lr: AutotuneSettings | dict | bool | None = None,
     objective: Objective | None = None,
+    workers_per_trial: int = 1,
     verbose: int = 1,
 ) -> SweepResult:
     """Runs (or resumes) a BOHB sweep of ``spec`` (the CNN space by default) on ``dataset``.
@@ -226,13 +238,20 @@ def run_bohb(
             validation accuracy (:class:`~automl_chars.training.objective.Objective`,
             docs/hardware-aware.md): infeasible configurations train nothing, BOHB learns from
             their violation, and the incumbent is the best feasible trial's.
+        workers_per_trial: train each trial data-parallel (DDP) on this many Ray Train workers,
+            for models too big for one GPU's share; ``cpus_per_trial`` and ``gpus_per_trial``
+            (0 or 1) are then each worker's; a trial trains when its workers find room
+            (docs/cluster.md).
         verbose: 0 silent, 1 one line per finished trial and a progress line (counts, best so
             far, elapsed, ETA: live in a terminal, plain lines elsewhere), 2-4 Ray Tune's own
             output (its verbosity 1-3) instead.
     """
     check_seed(seed)  # before the space draws from it
     results_root(storage_path)  # a storage URI is checked before any data loads
-    cluster.precheck(address, float(cpus_per_trial), float(gpus_per_trial))
+    problems = workers_problems(workers_per_trial, gpus_per_trial)
+    if problems:
+        raise InvalidConfigError("Invalid sweep settings: " + "; ".join(problems) + ".")
+    cluster.precheck(address, float(cpus_per_trial), float(gpus_per_trial), workers_per_trial)
     bohb = resolve_preset(preset, eta, min_budget, max_budget)
     fid = Fidelity(fidelity, bohb.max_budget, data_seed=seed)
     bohb_options = check_bohb_config(bohb_config)
@@ -242,6 +261,10 @@ def run_bohb(
     tuned = sweep_spec.parameters.get("autotune_lr")  # also when the given spec set it
     if tuned is not None:
         tuned = autotune_settings(tuned, sweep_spec.trainable)
+    if workers_per_trial > 1:  # Ray Train's torch integration is imported only for these
+        from automl_chars.trainables.data_parallel import check_data_parallel
+
+        check_data_parallel(sweep_spec.trainable, sweep_spec.parameters)
     ds = load(dataset, root=data_root)
     settings = SweepSettings(
         dataset=ds.name, dataset_fingerprint=ds.fingerprint(), preset=bohb.name, eta=bohb.eta,
@@ -254,6 +277,7 @@ def run_bohb(
         priors=bool(priors) and searcher is None and objective is None,
         autotune_lr=tuned.to_dict() if tuned is not None else None,
         objective=objective.describe() if objective else {},
+        workers_per_trial=int(workers_per_trial),
     )
     if warm_start is not None and searcher is not None:
         raise InvalidConfigError("Pass warm_start or searcher, not both (a warm start is a "
@@ -266,7 +290,8 @@ def run_bohb(
     if check_resumable(exp_dir, resume):  # finished earlier: nothing left to run
         return SweepResult.load(exp_dir)
     sweep_spec.check(ds)
-    cluster.join(address, settings.cpus_per_trial, settings.gpus_per_trial, verbose)
+    cluster.join(address, settings.cpus_per_trial, settings.gpus_per_trial, verbose,
+                 settings.workers_per_trial)
     warm = _warm_start(warm_start, settings.priors, fid)
     if warm is not None and not resume:  # a resumed sweep restores its searcher's state
         searcher = _warm_start_searcher(ds, sweep_spec, warm, bohb, exp_dir, seed, verbose,
@@ -274,11 +299,10 @@ def run_bohb(
     parameters, spec_callbacks = sweep_spec.for_run(uris.tune_path(exp_dir))  # a resumed run's mirror may be elsewhere
     if objective is not None:
         parameters["objective"] = objective
-    trainable = tune.with_resources(
-        tune.with_parameters(sweep_spec.trainable, dataset=_dataset_for(sweep_spec, ds),
-                             fidelity=fid, seed=seed, **parameters),
-        settings.resources,
-    )
+    trainable = trial_trainable(
+        sweep_spec.trainable,
+        {"dataset": _dataset_for(sweep_spec, ds), "fidelity": fid, "seed": seed, **parameters},
+        settings.cpus_per_trial, settings.gpus_per_trial, settings.workers_per_trial, exp_dir)
     failure = tune.FailureConfig(max_failures=settings.max_failures, fail_fast=False)
     with quiet_ray_output(verbose):
         tuner = _tuner(exp_dir, trainable, settings, sweep_spec, bohb, bohb_options, searcher,

@@ -287,6 +287,11 @@ class SupervisedTrainable(tune.Trainable):
     def load_extra_state(self, state: dict) -> None:
         """Restores :meth:`extra_state`."""
 
+    def choose_device(self) -> torch.device:
+        """The device this trial trains on: the GPU Ray assigned to the actor, or the CPU
+        (a data-parallel worker takes the one Ray Train gave it)."""
+        return trial_device()
+
     # -- Ray Tune's Trainable --------------------------------------------------------------
     def setup(self, config: dict, dataset: Dataset | None = None, fidelity: Fidelity = Fidelity(),
               seed: int = 0, jobs: Mapping[str, Job] | None = None,
@@ -321,7 +326,7 @@ class SupervisedTrainable(tune.Trainable):
                 f"tune.with_parameters({type(self).__name__}, dataset=...)."
             )
         self.fidelity, self.seed = fidelity, seed
-        self.device = trial_device()
+        self.device = self.choose_device()
         self._put_data(dataset)
         self._build(config)
 
