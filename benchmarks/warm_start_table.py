@@ -68,7 +68,7 @@ PEERS = ("zero_shot", "bounding_box")
 TARGET_REGRET = 0.1
 #: The smoke run: one target, one seed, one bracket; the methods that share code paths with
 #: others (random: a BOHB option; warmstart_bottom: a WarmStart flag; pte: a searcher) left out.
-SMOKE = {"seeds": 1, "preset": "3_1_9_1", "targets": 1,
+SMOKE = {"seeds": 1, "preset": "3_1_3_2", "targets": 1,
          "methods": ("cold", "default", "warmstart", "pmf", "zero_shot", "bounding_box")}
 
 
