@@ -66,7 +66,7 @@ WARM = ("default", "warmstart", "warmstart_bottom", "pte", "pmf")
 PEERS = ("zero_shot", "bounding_box")
 #: Regret level of "time to target".
 TARGET_REGRET = 0.1
-#: The smoke run: one target, one seed, one bracket; the methods that share code paths with
+#: The smoke run: one target, one seed, two small brackets; the methods that share code paths with
 #: others (random: a BOHB option; warmstart_bottom: a WarmStart flag; pte: a searcher) left out.
 SMOKE = {"seeds": 1, "preset": "3_1_3_2", "targets": 1,
          "methods": ("cold", "default", "warmstart", "pmf", "zero_shot", "bounding_box")}
