@@ -55,11 +55,15 @@ def nodes_of(rows: list[dict]) -> list[str]:
 
 
 def test_trials_spread_over_the_worker_nodes(report):
-    # Before the loss, two trials ran at once, each on its own 1-CPU worker. (The killed
-    # driver's run may place its few trials on one node: placement is Ray's choice.)
+    # Before the loss, two trials ran at once, each pinned to its own 1-CPU worker by a custom
+    # resource (TrialJob.resources). (The killed driver's run may place its few trials on one
+    # node: placement is Ray's choice there.)
     run = report["lost_node"]
     used = {n for rows in run["progress"].values() for n in nodes_of(rows)}
     assert used == set(report["workers"])
+    by_label = {label: tid for tid, label in run["labels"].items()}
+    for label, node in run["pinned"].items():
+        assert set(nodes_of(run["progress"][by_label[label]])) == {node}, label
     removed = run["removed"]["node_id"]
     on_removed = {tid for tid, rows in run["progress"].items() if removed in nodes_of(rows)}
     only_other = {tid for tid, rows in run["progress"].items() if removed not in nodes_of(rows)}
