@@ -186,7 +186,9 @@ class Evidence:
     portfolio, the store and the built-in priors).
 
     Attributes:
-        results: past results, as :meth:`ResultsStore.configs` gives them (``dataset``,
+        results: past results, as :meth:`ResultsStore.frame` or :meth:`ResultsStore.configs`
+            gives them (``config`` as its JSON text or a dict; the planner parses only the rows
+            it uses), (``dataset``,
             ``dataset_fingerprint``, ``trainable``, ``config``, ``budget``, ``val_acc``,
             ``trial_id``, ``mf_*`` meta-features), with ``origin`` (where they come from).
         ranking: portfolio entries ranked for the target, best first: index the entry's name,
@@ -393,7 +395,8 @@ def _store_rows(store, builtin: bool) -> pd.DataFrame:
     frames = []
     if store is not None:
         try:
-            frames.append(store.configs().assign(origin="store"))
+            # configurations as their JSON text: the plan parses only the rows it uses
+            frames.append(store.frame().assign(origin="store"))
         except Exception as err:
             where = getattr(store, "path", store)
             warnings.warn(f"Warm start: the results store {where} cannot be read "
@@ -501,10 +504,18 @@ def _fitted_rows(frame: pd.DataFrame, space: ConfigurationSpace) -> tuple[pd.Dat
     many rows had hyperparameters the space lacks (ignored) and how many did not fit."""
     if frame.empty:
         return frame.copy(), 0, 0
-    fitted = _fit_all(frame["config"], space)
-    unknown = sum(1 for c in frame["config"] if set(c) - set(space.keys()))
+    configs = [_parsed(c) for c in frame["config"]]
+    fitted = _fit_all(configs, space)
+    unknown = sum(1 for c in configs if set(c) - set(space.keys()))
     ok = [f is not None for f in fitted]
     return frame.assign(config=fitted)[ok], unknown, ok.count(False)
+
+
+def _parsed(config: Mapping[str, Any] | str | None) -> Mapping[str, Any]:
+    """A store row's configuration as a mapping (the store keeps it as JSON text)."""
+    if isinstance(config, str):
+        return json.loads(config)
+    return config if config is not None else {}
 
 
 def _note_unfit(unknown: int, unfit: int, notes: list[str], warn: bool) -> None:
