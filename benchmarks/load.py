@@ -156,7 +156,10 @@ def sweep_figures(ends: np.ndarray, trials: int, wall: float) -> dict:
            "driver_cpu_per_trial_first": per_trial(first, 1),
            "driver_cpu_per_trial_last": per_trial(last, 1),
            "rss_mb_peak": float(ends[:, 2].max()),
-           "rss_mb": {str(k): float(ends[k - 1, 2]) for k in range(window, n + 1, window)}}
+           "rss_mb": {str(k): float(ends[k - 1, 2]) for k in range(window, n + 1, window)},
+           # every window's (wall, driver CPU) seconds per trial, by its last trial
+           "per_window": {str(k): [per_trial(ends[k - window:k], 0), per_trial(ends[k - window:k], 1)]
+                          for k in range(window, n + 1, window)}}
     return out
 
 
@@ -284,6 +287,8 @@ def main(argv=None) -> int:
           f"{sweep['driver_cpu_per_trial_last']:>9.3f}")
     print("  driver RSS MB at trial " + ", ".join(f"{k}: {v:.0f}"
                                                  for k, v in sweep["rss_mb"].items()))
+    print("  per window (to trial: wall s, driver CPU s per trial) " + ", ".join(
+        f"{k}: {w:.2f}, {c:.3f}" for k, (w, c) in sweep.get("per_window", {}).items()))
     print(f"Store: {store['store_rows']} rows in {store['store_files']} files; plan: "
           f"{store['plan_seeds']} seeds, {store['plan_priors']} priors from "
           f"{store['plan_neighbours']} nearest datasets")
