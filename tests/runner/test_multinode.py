@@ -20,16 +20,17 @@ from pathlib import Path
 
 import pytest
 
-# Opt-in (AUTOML_CHARS_MULTINODE_TESTS=1): a cluster of three nodes and four runs take one to
-# two minutes on 2 cores. Their placement is pinned (see multinode_driver.py): left to Ray, a
-# fresh-clone CI run on a loaded machine put every trial on one worker node (issue 19).
+# Opt-in (AUTOML_CHARS_MULTINODE_TESTS=1): a cluster of three nodes and four runs take about
+# 90 s on a quiet 2-core machine, 5 to 7 minutes beside other test runs. Their placement is
+# pinned (see multinode_driver.py): left to Ray, a fresh-clone CI run on a loaded machine put
+# every trial on one worker node (issue 19).
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     os.environ.get("AUTOML_CHARS_MULTINODE_TESTS") != "1",
     reason="multi-node tests are opt-in (AUTOML_CHARS_MULTINODE_TESTS=1): a 3-node cluster")]
 
 SCRIPT = Path(__file__).with_name("multinode_driver.py")
 EPOCHS = 2
-#: About 90 s on a quiet 2-core machine; up to 5 minutes beside other test runs (load 45).
+#: About 90 s on a quiet 2-core machine; 5 to 7 minutes beside other test runs (load 40).
 TIMEOUT_S = 600
 
 
