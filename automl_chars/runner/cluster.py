@@ -8,7 +8,7 @@ import logging
 import math
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import ray
@@ -20,16 +20,19 @@ logger = logging.getLogger(__name__)
 
 
 def join(address: str | None, cpus_per_trial: float, gpus_per_trial: float,
-         verbose: int = 1, workers_per_trial: int = 1) -> None:
+         verbose: int = 1, workers_per_trial: int = 1,
+         needs: Mapping[str, Mapping[str, float]] | None = None) -> None:
     """Connects (:func:`connect`), says which Ray the run joined when ``verbose``, and checks
-    that the cluster can hold a trial (:func:`check_resources`). Every runner starts with this."""
+    that the cluster can hold a trial (:func:`check_resources`; ``workers_per_trial``: a
+    data-parallel trial's workers; ``needs``: jobs' own resources). Every runner starts with
+    this."""
     from automl_chars.runner.progress import quiet_ray_output
 
     with quiet_ray_output(verbose):
         joined = connect(address, verbose)
     if verbose >= 1 and joined:
         print(joined, flush=True)
-    check_resources(cpus_per_trial, gpus_per_trial, workers_per_trial)
+    check_resources(cpus_per_trial, gpus_per_trial, workers_per_trial, needs)
 
 
 def precheck(address: str | None, cpus_per_trial: float, gpus_per_trial: float,
@@ -189,16 +192,50 @@ def check_workers_fit(workers_per_trial: int, cpus_per_trial: float, gpus_per_tr
         f"{capacity}, fewer cpus_per_trial, or a larger cluster.")
 
 
+def check_extra_fits(needs: Mapping[str, Mapping[str, float]], cpus_per_trial: float,
+                     gpus_per_trial: float, nodes: list[dict[str, float]],
+                     autoscaling: bool) -> None:
+    """Raises when a job's own Ray resources (``needs``: job label -> e.g. ``{"worker_a": 1}``,
+    :attr:`~automl_chars.runner.trials.TrialJob.resources`) with a trial's CPUs and GPUs fit
+    no node (``nodes``: each live node's resources) and the cluster cannot add such nodes: its
+    trial would wait forever."""
+    for label, extra in needs.items():
+        want = {"CPU": cpus_per_trial, "GPU": gpus_per_trial, **extra}
+        if any(all(n.get(k, 0) >= v for k, v in want.items()) for n in nodes):
+            continue
+        if autoscaling:
+            logger.warning("No node has the resources %s of job %r yet; its trial waits until "
+                           "the autoscaler adds one.", want, label)
+            continue
+        custom = sorted({k for n in nodes for k in n if k not in _BUILTIN_RESOURCES
+                         and not k.startswith("node:")})
+        raise InvalidConfigError(
+            f"Job {label!r} asks for the Ray resources {dict(extra)} (TrialJob.resources) with "
+            f"{cpus_per_trial:g} CPU(s) and {gpus_per_trial:g} GPU(s), and no node of this "
+            f"fixed-size cluster has them all (its nodes' custom resources: {custom or 'none'}). "
+            f"Start a node with them (ray start --resources='{{\"name\": 1}}', or resources: "
+            f"in cluster.yaml) or change the job's resources.")
+
+
+#: Resources Ray gives every node by itself (custom ones are the others, and ``node:<ip>``).
+_BUILTIN_RESOURCES = ("CPU", "GPU", "memory", "object_store_memory")
+
+
 def check_resources(cpus_per_trial: float, gpus_per_trial: float,
-                    workers_per_trial: int = 1) -> None:
-    """:func:`check_fits` and :func:`check_workers_fit` against the connected cluster."""
+                    workers_per_trial: int = 1,
+                    needs: Mapping[str, Mapping[str, float]] | None = None) -> None:
+    """:func:`check_fits`, :func:`check_workers_fit` and (for jobs' own resources, ``needs``)
+    :func:`check_extra_fits` against the connected cluster."""
     nodes, scaling = live_nodes(), autoscaling()
     check_fits(cpus_per_trial, gpus_per_trial, nodes, scaling)
     check_workers_fit(workers_per_trial, cpus_per_trial, gpus_per_trial, nodes, scaling)
+    if needs:
+        check_extra_fits(needs, cpus_per_trial, gpus_per_trial, nodes, scaling)
 
 
 def live_nodes() -> list[dict[str, float]]:
-    return [{k: float(v) for k, v in n["Resources"].items() if k in ("CPU", "GPU")}
+    """Each live node's resources (``CPU``, ``GPU``, custom ones)."""
+    return [{k: float(v) for k, v in n["Resources"].items()}
             for n in ray.nodes() if n.get("Alive")]
 
 

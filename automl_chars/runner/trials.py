@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -78,12 +79,18 @@ class TrialJob:
         description: what the progress lines call the trial, e.g. ``"source glyphs-greek"``
             or ``"standalone subnet (1, 2)"`` (default: the label). Not part of the run's
             identity: resuming with another description is the same run.
+        resources: Ray resources the job's trial asks for besides ``cpus_per_trial`` and
+            ``gpus_per_trial``, e.g. a custom resource of one node (``{"worker_a": 1}``, the
+            node started with ``ray start --resources='{"worker_a": 1}'``) to pin the job
+            there. Jobs asking for different resources never share a trial process. Not part
+            of the run's identity (where a job trains, not what).
     """
 
     label: str
     dataset: str | Dataset
     config: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    resources: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -225,13 +232,15 @@ def run_trials(
     for label, (ds, config) in by_label.items():
         _check_config(sweep_spec, label, ds, config)
 
-    cluster.join(address, float(cpus_per_trial), float(gpus_per_trial), verbose)
+    needs = {j.label: dict(j.resources) for j in jobs if j.resources}
+    cluster.join(address, float(cpus_per_trial), float(gpus_per_trial), verbose, needs=needs)
     parameters, spec_callbacks = sweep_spec.for_run(uris.tune_path(exp_dir))  # see run_bohb
+    resources = {"cpu": float(cpus_per_trial), "gpu": float(gpus_per_trial)}
     trainable = tune.with_resources(
         tune.with_parameters(sweep_spec.trainable, jobs=by_label,
                              fidelity=Fidelity("epochs", epochs, data_seed=seed), seed=seed,
                              **parameters),
-        {"cpu": float(cpus_per_trial), "gpu": float(gpus_per_trial)},
+        JobResources(resources["cpu"], resources["gpu"], needs) if needs else resources,
     )
     failure = tune.FailureConfig(max_failures=max_failures, fail_fast=False)
     with quiet_ray_output(verbose):
@@ -253,6 +262,46 @@ def run_trials(
     return result
 
 
+@dataclass(frozen=True)
+class JobResources:
+    """A trial's resources by its job (Tune calls it with the trial's configuration): ``cpu``
+    and ``gpu`` for every job, plus the job's own :attr:`TrialJob.resources` (``extra``: label
+    -> resources)."""
+
+    cpu: float
+    gpu: float
+    extra: Mapping[str, Mapping[str, float]]
+
+    def __call__(self, config: Mapping[str, Any]) -> tune.PlacementGroupFactory:
+        return tune.PlacementGroupFactory(
+            [{"CPU": self.cpu, "GPU": self.gpu, **self.extra.get(config.get(JOB), {})}])
+
+
+#: Ray's own resources, which ``cpus_per_trial`` and ``gpus_per_trial`` give a trial.
+_RUNNER_RESOURCES = ("cpu", "gpu")
+
+
+def check_job_resources(job: TrialJob) -> None:
+    """Raises :class:`InvalidConfigError` for :attr:`TrialJob.resources` that Ray cannot take:
+    names must be non-empty strings other than CPU and GPU, amounts positive numbers."""
+    resources = job.resources
+    if not isinstance(resources, Mapping):
+        raise InvalidConfigError(f"Job {job.label!r}: resources must be a mapping of Ray "
+                                 f"resource names to amounts, got {resources!r}.")
+    for name, amount in resources.items():
+        if not isinstance(name, str) or not name:
+            raise InvalidConfigError(f"Job {job.label!r}: resource names must be non-empty "
+                                     f"strings, got {name!r}.")
+        if name.lower() in _RUNNER_RESOURCES:
+            raise InvalidConfigError(f"Job {job.label!r}: {name!r} is not a job's own resource; "
+                                     f"pass cpus_per_trial or gpus_per_trial (CLI: "
+                                     f"--cpus-per-trial, --gpus-per-trial) instead.")
+        if (isinstance(amount, bool) or not isinstance(amount, (int, float))
+                or not math.isfinite(amount) or amount <= 0):
+            raise InvalidConfigError(f"Job {job.label!r}: resource {name!r} must be a positive "
+                                     f"number, got {amount!r}.")
+
+
 def jobs_in(grid) -> set:
     """The job labels of a ``ResultGrid``'s trials (None for a trial without a configuration)."""
     return {(r.config or {}).get(JOB) for r in grid}
@@ -266,6 +315,8 @@ def _load_jobs(jobs: Sequence[TrialJob], data_root) -> dict[str, tuple[Dataset, 
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:
         raise InvalidConfigError(f"Job labels must be unique; repeated: {dupes}.")
+    for job in jobs:
+        check_job_resources(job)
     loaded: dict[Any, Dataset] = {}
     out = {}
     for job in jobs:
@@ -373,4 +424,4 @@ def _table(grid, statuses: dict[str, str], jobs: Mapping[str, tuple[Dataset, dic
             .reset_index(drop=True))
 
 
-__all__ = ["TrialJob", "TrialsResult", "run_trials"]
+__all__ = ["JobResources", "TrialJob", "TrialsResult", "run_trials"]

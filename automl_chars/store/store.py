@@ -216,7 +216,14 @@ class ResultsStore:
     def configs(self) -> pd.DataFrame:
         """:meth:`frame` with each row's configuration as plain dicts in column ``config``."""
         frame = self.frame()
-        frame["config"] = [json.loads(c) if isinstance(c, str) else {} for c in frame["config"]]
+        # Each distinct text is parsed once (a sweep's trial repeats its configuration at every
+        # budget it reached); every row still gets a dict of its own.
+        parsed: dict[str, dict] = {}
+        for text in frame["config"].unique():
+            if isinstance(text, str):
+                parsed[text] = json.loads(text)
+        frame["config"] = [dict(parsed.get(c, {})) if isinstance(c, str) else {}
+                           for c in frame["config"]]
         return frame
 
     def task_evaluations(self, trainable: str = "cnn") -> dict[str, TaskEvaluations]:

@@ -9,7 +9,7 @@ import pytest
 
 from automl_chars.errors import ExperimentStateError, InvalidConfigError
 from automl_chars.layout import SETTINGS_FILE, write_json
-from automl_chars.runner.cluster import autoscaling, check_fits
+from automl_chars.runner.cluster import autoscaling, check_extra_fits, check_fits
 from automl_chars.runner.core import _tune_environment, environment
 from automl_chars.runner.sweep import SweepSettings, check_same_sweep
 from automl_chars.search.bohb import check_bohb_config, resolve_preset
@@ -49,6 +49,23 @@ def test_trials_wait_on_an_autoscaling_cluster(caplog):
 ])
 def test_nothing_to_refuse(cpus, gpus, nodes):
     check_fits(cpus, gpus, _nodes(*nodes), autoscaling=False)
+
+
+def test_a_jobs_own_resources_must_be_on_a_node_with_the_cpus_and_gpus():
+    """TrialJob.resources: a custom resource no node has, or only a node too small for the
+    trial's CPUs, fails fast on a fixed cluster (naming the job and the nodes' custom
+    resources), waits on an autoscaling one, and passes where a node has it all."""
+    nodes = [{"CPU": 4, "GPU": 0, "worker_a": 1, "memory": 1e9, "node:10.0.0.1": 1},
+             {"CPU": 1, "GPU": 0, "worker_b": 1}]
+    check_extra_fits({"a": {"worker_a": 1}, "b": {"worker_b": 1}}, 1, 0, nodes, autoscaling=False)
+    with pytest.raises(InvalidConfigError, match=r"Job 'c' asks for.*'worker_c'.*\['worker_a', "
+                                                 r"'worker_b'\].*ray start --resources"):
+        check_extra_fits({"c": {"worker_c": 1}}, 1, 0, nodes, autoscaling=False)
+    with pytest.raises(InvalidConfigError, match="Job 'b'.*2 CPU"):
+        check_extra_fits({"b": {"worker_b": 1}}, 2, 0, nodes, autoscaling=False)
+    with pytest.raises(InvalidConfigError, match="Job 'a'"):
+        check_extra_fits({"a": {"worker_a": 2}}, 1, 0, nodes, autoscaling=False)
+    check_extra_fits({"c": {"worker_c": 1}}, 1, 0, nodes, autoscaling=True)
 
 
 def test_autoscaling_means_a_cluster_launcher_config(tmp_path, monkeypatch):

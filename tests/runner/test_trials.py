@@ -91,7 +91,27 @@ def test_bad_jobs_fail_before_ray(make_dataset, tmp_path):
     with pytest.raises(InvalidConfigError, match="Job 'bad'.*n_conv_layers"):
         run_trials([TrialJob("bad", ds, {"n_conv_layers": 7})], "cnn", 1, name="r",
                    storage_path=tmp_path)
+    for resources, match in (({"CPU": 1}, "cpus_per_trial.*--cpus-per-trial"),
+                             ({"gpu": 1}, "gpus_per_trial"), ({"w": 0}, "'w' must be a positive"),
+                             ({"w": True}, "positive number"), ({"": 1}, "non-empty"),
+                             (["w"], "mapping")):
+        with pytest.raises(InvalidConfigError, match=f"Job 'x'.*{match}"):
+            run_trials([TrialJob("x", ds, resources=resources)], "cnn", 1, name="r",
+                       storage_path=tmp_path)
     assert not (tmp_path / "r").exists()
+
+
+def test_a_jobs_own_resources_join_the_trials_cpus_and_gpus():
+    """A pinned job's trial asks for its custom resource on top of the run's CPUs and GPUs; the
+    others for the CPUs and GPUs alone (a different request: Tune never hands one's process to
+    the other)."""
+    from automl_chars.runner.trials import JobResources
+    from automl_chars.trainables.keys import JOB
+
+    resources = JobResources(1.0, 0.5, {"pinned": {"worker_a": 1.0}})
+    assert resources({JOB: "pinned"}).required_resources == {"CPU": 1.0, "GPU": 0.5,
+                                                              "worker_a": 1.0}
+    assert resources({JOB: "free"}).required_resources == {"CPU": 1.0, "GPU": 0.5}
 
 
 def test_a_grid_without_every_job_is_an_interrupted_run_not_a_finished_one(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -77,9 +78,11 @@ def test_the_plan_seeds_the_nearest_datasets_best_and_caps_normalised_priors(
         glyph_root, tmp_path):
     target = _load("glyphs-digits", glyph_root)
     spec = cnn_spec(_space())
-    with pytest.warns(UserWarning, match="lacks"):
-        plan = plan_warm_start(target, spec, WarmStart(k=2, priors_per_budget=5, builtin=False), [1, 3, 9],
-                               store=_store(tmp_path / "st", glyph_root))
+    past = _store(tmp_path / "st", glyph_root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # glyphs-other, third, is not used: its row not fitted
+        plan = plan_warm_start(target, spec, WarmStart(k=2, priors_per_budget=5, builtin=False),
+                               [1, 3, 9], store=past)
     # greek has meta-features (a finite distance) so it comes first; hebrew after it.
     assert list(plan.neighbours.index) == ["glyphs-greek", "glyphs-hebrew"]
     # no configuration ran on both: the portfolio takes each dataset's best, then its second
@@ -94,7 +97,45 @@ def test_the_plan_seeds_the_nearest_datasets_best_and_caps_normalised_priors(
     losses = sorted(p.loss for p in by_budget[3])
     assert losses[0] == -1.0 and losses[-1] == 0.0  # quantiles: best and worst both kept
     assert all(set(p.config) <= set(KEEP) for p in plan.priors)
-    assert any("lacks" in n for n in plan.notes)
+    assert not any("lacks" in n for n in plan.notes)
+    # with a third neighbour, glyphs-other's row is used: its unknown hyperparameter is noted
+    with pytest.warns(UserWarning, match="1 store rows have hyperparameters this space lacks"):
+        wide = plan_warm_start(target, spec, WarmStart(k=3, builtin=False), [1, 3, 9],
+                               store=past)
+    assert list(wide.neighbours.index) == ["glyphs-greek", "glyphs-hebrew", "glyphs-other"]
+    assert any("lacks" in n for n in wide.notes)
+
+
+def test_only_the_nearest_datasets_rows_are_fitted_and_an_unfit_one_is_passed_over(
+        glyph_root, tmp_path, monkeypatch):
+    """A large store's planning fits the configurations of the k nearest datasets only (each
+    fit is a ConfigSpace check of about a millisecond); the nearest dataset, whose every row
+    is out of the space, is passed over for the next, and its rows are noted as not fitting."""
+    from automl_chars.search import warmstart
+
+    target = _load("glyphs-digits", glyph_root)
+    store = _store(tmp_path / "st", glyph_root)
+    out_of_space = [{"config": {"learning_rate": 50.0 + i}, "budget": 1, "val_acc": 0.99,
+                     "trial_id": f"n{i}"} for i in range(3)]  # learning_rate is at most 0.1
+    store.write("near", rows("sweep", "glyphs-near", "f", "cnn", out_of_space, "/x/near",
+                             dataset_meta_features(target)))
+    fitted = []
+    monkeypatch.setattr(warmstart, "_FITTED", {})
+    monkeypatch.setattr(warmstart, "fit_to_space",
+                        lambda config, space: fitted.append(config) or fit_to_space(config, space))
+    with pytest.warns(UserWarning, match="3 do not fit"):
+        plan = plan_warm_start(target, cnn_spec(_space()), WarmStart(k=1, builtin=False),
+                               [1, 3], store=store)
+    assert list(plan.neighbours.index) == ["glyphs-greek"]
+    assert {s.suggested_by for s in plan.seeds} == {"store:glyphs-greek"}
+    # glyphs-near's configurations, then glyphs-greek's; not hebrew's nor glyphs-other's
+    rates = {c.get("learning_rate") for c in fitted}
+    past = store.configs()
+    by = {d: {c.get("learning_rate") for c in past[past["dataset"] == d]["config"]}
+          for d in ("glyphs-near", "glyphs-greek", "glyphs-hebrew")}
+    assert by["glyphs-near"] | by["glyphs-greek"] <= rates
+    assert not rates & by["glyphs-hebrew"]
+    assert not any("no_such_hp" in c for c in fitted)
 
 
 def _results(table: dict) -> pd.DataFrame:

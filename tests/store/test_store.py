@@ -160,6 +160,21 @@ def test_export_as_configuration_by_task_evaluations(tmp_path):
         "batch_size", "learning_rate"]
 
 
+def test_configs_parse_each_row_into_a_dict_of_its_own(tmp_path):
+    """A configuration repeated at several budgets is parsed once, but each row gets its own
+    dict: changing one row's leaves the others as stored."""
+    store = ResultsStore(tmp_path / "st")
+    store.write("a", _rows("d1", 3, budget=1))
+    store.write("b", _rows("d1", 3, budget=3))  # the same three configurations again
+    frame = store.configs()
+    assert len(frame) == 6 and all(isinstance(c, dict) for c in frame["config"])
+    same = frame[frame["trial_id"] == "t1"]["config"].tolist()
+    assert same[0] == same[1] == {"learning_rate": 0.1, "batch_size": 17}
+    same[0]["learning_rate"] = 5.0
+    assert same[1]["learning_rate"] == 0.1
+    assert store.configs()[lambda f: f["trial_id"] == "t1"]["config"].iloc[0]["learning_rate"] == 0.1
+
+
 def test_bad_rows_are_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown columns"):
         ResultsStore(tmp_path).write("x", _rows("d", 1).assign(extra=1))
