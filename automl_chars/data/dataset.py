@@ -35,7 +35,7 @@ class Dataset:
 
     Images are ``uint8`` tensors of shape ``(N, C, H, W)``, one shape for every split: the
     character datasets are ``(N, 1, 28, 28)`` (white strokes on black), CIFAR-10 and the
-    ``glyphs-rgb-*`` sets ``(N, 3, 32, 32)``. Labels are ``int64`` in ``[0, num_classes)``.
+    ``rgb-glyphs-*`` sets ``(N, 3, 32, 32)``. Labels are ``int64`` in ``[0, num_classes)``.
     Trials move the tensors to their device once and slice batches from them; models are built
     for :attr:`image_shape`.
     """

@@ -1,4 +1,4 @@
-"""The built-in offline ``glyphs-rgb-*`` datasets: the glyph domains in colour, 32x32 RGB.
+"""The built-in offline ``rgb-glyphs-*`` datasets: the glyph domains in colour, 32x32 RGB.
 
 Each image is the same-named ``glyphs-*`` image (same arguments, same glyph) painted in colour and
 placed on a CIFAR-sized canvas: the 28x28 glyph is shifted by up to 4 pixels inside 32x32, its
@@ -28,12 +28,12 @@ from automl_chars.data.registry import data_root, register_dataset
 COLOUR_VERSION = 1
 #: Side of the colour images (CIFAR's).
 RGB_SIZE = 32
-PREFIX = "glyphs-rgb-"
+PREFIX = "rgb-glyphs-"
 _MAX_SHIFT = RGB_SIZE - IMAGE_SIZE
 
 
 def rgb_name(domain: str) -> str:
-    """``"glyphs-digits"`` (or ``"digits"``) -> ``"glyphs-rgb-digits"``."""
+    """``"glyphs-digits"`` (or ``"digits"``) -> ``"rgb-glyphs-digits"``."""
     return PREFIX + domain.removeprefix("glyphs-")
 
 
@@ -99,7 +99,7 @@ def load_rgb_domain(
     :func:`~automl_chars.data.glyphs.load_domain`'s, whose images it paints).
 
     Returns:
-        The dataset ``glyphs-rgb-<domain>``: ``uint8 (N, 3, 32, 32)``, the characters as classes.
+        The dataset ``rgb-glyphs-<domain>``: ``uint8 (N, 3, 32, 32)``, the characters as classes.
     """
     gray = glyphs.load_domain(domain, root, samples_per_class=samples_per_class,
                               val_per_class=val_per_class, test_per_class=test_per_class,

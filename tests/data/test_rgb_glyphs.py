@@ -1,4 +1,4 @@
-"""The built-in colour glyph sets (``glyphs-rgb-*``): the grayscale glyphs painted at 32x32 RGB."""
+"""The built-in colour glyph sets (``rgb-glyphs-*``): the grayscale glyphs painted at 32x32 RGB."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def test_every_glyph_domain_has_a_builtin_colour_set():
 
 
 def test_a_colour_set_is_its_grayscale_set_painted(data_root):
-    ds = data.load("glyphs-rgb-digits", samples_per_class=3, test_per_class=2)
+    ds = data.load("rgb-glyphs-digits", samples_per_class=3, test_per_class=2)
     gray = data.load("glyphs-digits", samples_per_class=3, test_per_class=2)
     assert ds.image_shape == (3, 32, 32) and ds.classes == gray.classes
     assert ds.sizes == gray.sizes == {"train": 30, "val": 50, "test": 20}
@@ -35,18 +35,18 @@ def test_a_colour_set_is_its_grayscale_set_painted(data_root):
 
 
 def test_the_same_arguments_give_the_same_bytes_and_the_cache_is_used(tmp_path):
-    a = data.load("glyphs-rgb-greek", root=tmp_path / "a", samples_per_class=2, seed=3)
-    b = data.load("glyphs-rgb-greek", root=tmp_path / "b", samples_per_class=2, seed=3)
+    a = data.load("rgb-glyphs-greek", root=tmp_path / "a", samples_per_class=2, seed=3)
+    b = data.load("rgb-glyphs-greek", root=tmp_path / "b", samples_per_class=2, seed=3)
     assert a.fingerprint() == b.fingerprint() and torch.equal(a.x_train, b.x_train)
-    cached = list((tmp_path / "a" / "glyphs").glob("glyphs-rgb-greek-*.npz"))
+    cached = list((tmp_path / "a" / "glyphs").glob("rgb-glyphs-greek-*.npz"))
     assert len(cached) == 1
-    again = data.load("glyphs-rgb-greek", root=tmp_path / "a", samples_per_class=2, seed=3)
+    again = data.load("rgb-glyphs-greek", root=tmp_path / "a", samples_per_class=2, seed=3)
     assert torch.equal(again.x_test, a.x_test) and again.meta["colour_version"] == 1
-    other = data.load("glyphs-rgb-greek", root=tmp_path / "a", samples_per_class=2, seed=4)
+    other = data.load("rgb-glyphs-greek", root=tmp_path / "a", samples_per_class=2, seed=4)
     assert not torch.equal(other.x_train, a.x_train)
     cached[0].write_bytes(b"broken")
-    with pytest.warns(UserWarning, match="Regenerating glyphs-rgb-greek"):
-        rebuilt = data.load("glyphs-rgb-greek", root=tmp_path / "a", samples_per_class=2, seed=3)
+    with pytest.warns(UserWarning, match="Regenerating rgb-glyphs-greek"):
+        rebuilt = data.load("rgb-glyphs-greek", root=tmp_path / "a", samples_per_class=2, seed=3)
     assert torch.equal(rebuilt.x_train, a.x_train)
 
 
@@ -67,6 +67,6 @@ def test_strokes_stand_out_and_colours_carry_no_class():
 
 def test_bad_arguments_are_refused_by_name(data_root):
     with pytest.raises(InvalidConfigError, match="samples_per_class"):
-        data.load("glyphs-rgb-digits", samples_per_class=0)
+        data.load("rgb-glyphs-digits", samples_per_class=0)
     with pytest.raises(InvalidConfigError, match="does not take"):
-        data.load("glyphs-rgb-digits", colour="red")
+        data.load("rgb-glyphs-digits", colour="red")

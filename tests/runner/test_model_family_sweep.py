@@ -1,5 +1,5 @@
 """A BOHB sweep of a new model family on RGB data from the command line (``bohb --model mlp
---dataset glyphs-rgb-digits``), and the refusal of a model family that does not exist."""
+--dataset rgb-glyphs-digits``), and the refusal of a model family that does not exist."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from automl_chars.spaces import mlp_space
 
 @pytest.mark.slow
 def test_bohb_sweeps_the_mlp_space_on_rgb_glyphs(ray_session, data_root, tmp_path):
-    out = run_cli(["bohb", "--dataset", "glyphs-rgb-digits", "--model", "mlp", "--preset",
+    out = run_cli(["bohb", "--dataset", "rgb-glyphs-digits", "--model", "mlp", "--preset",
                    "2_1_2_1", "--samples-per-class", "6", "--storage", str(tmp_path), "--name",
                    "mlp-rgb", "--verbose", "0", "--no-priors"])
     assert "Incumbent:" in out

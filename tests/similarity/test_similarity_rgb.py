@@ -25,9 +25,9 @@ from automl_chars.similarity.source import Sample
 
 #: Small feature widths: MobileNetV2's 1280 features make the separability measures take a
 #: minute on a CPU (its entry is round-tripped on its own).
-ENTRIES = {"glyphs-rgb-digits": ("cnn", CNNSpec((ConvLayerSpec(8, 3, 1, 1, True, 0.0, 4),),
+ENTRIES = {"rgb-glyphs-digits": ("cnn", CNNSpec((ConvLayerSpec(8, 3, 1, 1, True, 0.0, 4),),
                                                 (FCLayerSpec(16, False, 0.0),))),
-           "glyphs-rgb-greek": ("mlp", MLPSpec((FCLayerSpec(16, False, 0.0),)))}
+           "rgb-glyphs-greek": ("mlp", MLPSpec((FCLayerSpec(16, False, 0.0),)))}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def rgb_portfolio(tmp_path_factory):
         torch.manual_seed(0)
         net = build_model(model, arch, ds.num_classes, ds.image_shape)
         portfolio.add(ds, model, arch, net.state_dict(), trainable=model, sample_size=20)
-    target = data.load("glyphs-rgb-digits", root=root, samples_per_class=3, seed=1)
+    target = data.load("rgb-glyphs-digits", root=root, samples_per_class=3, seed=1)
     gray = data.load("glyphs-digits", root=root, samples_per_class=3, seed=1)
     return Portfolio.load(portfolio.path), target, gray
 
@@ -49,8 +49,8 @@ def test_an_rgb_portfolio_round_trips_its_models(rgb_portfolio, tmp_path, one_th
     entries = portfolio.entries.set_index("name")
     assert list(entries["image_shape"]) == ["3x32x32"] * 2
     x = torch.rand(2, 3, 32, 32)
-    assert portfolio.model("glyphs-rgb-digits")(x).shape == (2, 10)
-    xs, _ = portfolio.sample("glyphs-rgb-greek")
+    assert portfolio.model("rgb-glyphs-digits")(x).shape == (2, 10)
+    xs, _ = portfolio.sample("rgb-glyphs-greek")
     assert xs.shape[1:] == (3, 32, 32)
     portfolio.check_fits(target.image_shape)  # an RGB target fits
     mobile = Portfolio(tmp_path / "mobile")
@@ -67,7 +67,7 @@ def test_every_measure_compares_an_rgb_target_with_rgb_sources(rgb_portfolio, on
     # the MLP as the reference network: task2vec's Fisher information of a MobileNetV2 costs
     # minutes on a CPU
     table = similarity(target, portfolio, "all", sample_size=30, on_error="raise",
-                       reference="glyphs-rgb-greek")
+                       reference="rgb-glyphs-greek")
     assert set(MEASURES.names()) <= set(table.columns)
     values = table[MEASURES.names()].to_numpy(float)
     assert np.isfinite(values).all() and not table.attrs["errors"]

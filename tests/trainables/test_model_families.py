@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_the_cnn_space_learns_the_builtin_rgb_glyphs(ray_session, data_root, one_thread):
-    ds = data.load("glyphs-rgb-digits", samples_per_class=60, val_per_class=10)
+    ds = data.load("rgb-glyphs-digits", samples_per_class=60, val_per_class=10)
     config = {"optimizer": "adam", "learning_rate": 3e-3, "batch_size": 32, "n_conv_layers": 2,
               **{f"conv{i}_{k}": v for i in (1, 2) for k, v in (
                   ("channels", 8 * 2 ** i), ("kernel_size", 3), ("padding", 1),
@@ -48,7 +48,7 @@ FAMILIES = [
 @pytest.mark.parametrize("trainable, model, config", FAMILIES, ids=[f[1] for f in FAMILIES])
 def test_a_family_trains_checkpoints_and_is_evaluated_on_rgb(trainable, model, config, tmp_path,
                                                              ray_session, data_root, one_thread):
-    ds = data.load("glyphs-rgb-digits", samples_per_class=4, val_per_class=3, test_per_class=3)
+    ds = data.load("rgb-glyphs-digits", samples_per_class=4, val_per_class=3, test_per_class=3)
     trial = tune.with_parameters(trainable, dataset=ds, fidelity=Fidelity(max_budget=2),
                                  seed=0)(config={**config, "batch_size": 16})
     result = trial.train()
