@@ -13,7 +13,8 @@ def test_datasets_lists_every_dataset_with_availability(data_root, capsys):
     out = capsys.readouterr().out
     assert str(data_root) in out
     for name, status in (("kmnist", "missing"), ("k49", "missing"), ("emnist-letters", "missing"),
-                         ("omniglot-background", "missing"), ("glyphs-greek", "built-in")):
+                         ("omniglot-background", "missing"), ("glyphs-greek", "built-in"),
+                         ("cifar10", "missing"), ("rgb-glyphs-greek", "built-in")):
         line = next(line for line in out.splitlines() if line.startswith(name + " "))
         assert status in line
 

@@ -115,3 +115,12 @@ def test_every_option_a_page_names_is_in_its_commands_help(page, capsys):
         elif match["option"] not in known[current]:
             wrong.append(f"{match['option']} ({current})")
     assert not wrong, f"docs/{page} names options its command does not take: {wrong}"
+
+
+def test_every_registered_model_and_model_family_is_on_the_models_page():
+    from automl_chars.models import MODELS
+    from automl_chars.search.spec import MODEL_FAMILIES
+
+    text = (DOCS / "models.md").read_text()
+    names = {n for n in MODELS.names() if not n.startswith("test-")} | set(MODEL_FAMILIES)
+    assert all(f"`{name}`" in text for name in names), names

@@ -105,8 +105,9 @@ def objective_of(args: argparse.Namespace):
 
 
 def sweep(dataset, args: argparse.Namespace, preset: str, name: str | None = None, space=None,
-          resume: bool | None = None, warm_start=None):
-    """Runs one sweep from parsed arguments (``resume`` overrides ``--resume``)."""
+          resume: bool | None = None, warm_start=None, spec: str | None = None):
+    """Runs one sweep of ``spec`` (a name in ``SPECS``; default the CNN) from parsed arguments
+    (``resume`` overrides ``--resume``)."""
     from automl_chars import run_bohb
     from automl_chars.search.presets import get_preset
 
@@ -119,7 +120,7 @@ def sweep(dataset, args: argparse.Namespace, preset: str, name: str | None = Non
         resume=args.resume if resume is None else resume, max_failures=args.max_failures,
         address=args.address, verbose=args.verbose, warm_start=warm_start,
         priors=not args.no_priors, autotune_lr=getattr(args, "autotune_lr", False),
-        objective=objective, workers_per_trial=args.workers_per_trial,
+        objective=objective, workers_per_trial=args.workers_per_trial, spec=spec,
     )
 
 
@@ -173,7 +174,10 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_bohb(args: argparse.Namespace) -> int:
+    from automl_chars.search.spec import SPECS
+
     objective_of(args)  # bad limits or reward fail before the data loads
+    SPECS.get(args.model)  # so does an unknown model family (naming the closest)
     warm = None
     if args.warm_start or args.store or args.warm_method != "knn":
         from automl_chars.errors import InvalidConfigError
@@ -188,7 +192,7 @@ def cmd_bohb(args: argparse.Namespace) -> int:
                          num_seeds=args.num_seeds,
                          method=args.warm_method)  # bad values fail before the data loads
     ds = load_dataset(args.dataset, args)
-    result = sweep(ds, args, args.preset, warm_start=warm)
+    result = sweep(ds, args, args.preset, warm_start=warm, spec=args.model)
     print_result(result)
     if args.plot:
         from automl_chars.reporting import plot_learning_curves
@@ -212,8 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default=None, help="data root (default $AUTOML_CHARS_DATA)")
     p.set_defaults(func=cmd_datasets)
 
-    p = sub.add_parser("bohb", help="run a BOHB sweep of the CNN space and print its table")
+    p = sub.add_parser("bohb", help="run a BOHB sweep of a model family's space (the CNN's by "
+                                    "default) and print its table")
     p.add_argument("--dataset", required=True, help="a name from `automl-chars datasets`")
+    p.add_argument("--model", default="cnn",
+                   help="model family whose space is swept: cnn (seed 001's, default), mlp, "
+                        "resnet18, resnet34, mobilenetv2 (docs/models.md), or another sweep "
+                        "spec's name")
     add_sweep_arguments(p, preset_default="3_1_9_20")
     p.add_argument("--plot", action="store_true", help="also save learning curves as PNG")
     p.add_argument("--warm-start", default=None, metavar="PORTFOLIO_DIR",

@@ -18,7 +18,7 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", default=None, help="data root (default $AUTOML_CHARS_DATA)")
     p.add_argument("--download", action="store_true", help="download missing public data")
     p.add_argument("--samples-per-class", type=int, default=None,
-                   help="glyphs-* only: training images per class")
+                   help="glyphs-* and rgb-glyphs-* only: training images per class")
 
 
 def add_limit_arguments(p, what: str) -> None:

@@ -16,10 +16,13 @@ import torch.nn.functional as F
 from automl_chars.data.sampling import stratified_split, stratified_subset
 from automl_chars.errors import InvalidConfigError
 
-#: Side length every image is brought to: the CNN space, portfolio models and transfer assume it.
+#: Side length :func:`from_arrays` brings images to by default (the character datasets' size).
 IMAGE_SIZE = 28
 #: Largest side accepted by :func:`from_arrays`.
 MAX_INPUT_SIZE = 64
+#: Most channels :func:`from_arrays` reads (gray 1, RGB 3, RGBA 4); more would be ambiguous with
+#: a channels-last layout's width.
+MAX_CHANNELS = 4
 #: Share of the training set held out for validation when a dataset has no validation split.
 VALIDATION_FRACTION = 0.1
 SPLITS = ("train", "val", "test")
@@ -28,11 +31,13 @@ _RESIZE_CHUNK = 4096
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Grayscale character images held as tensors, with fixed train/validation/test splits.
+    """Images held as tensors, with fixed train/validation/test splits.
 
-    Images are ``uint8`` tensors of shape ``(N, 1, 28, 28)`` (white strokes on black); labels are
-    ``int64`` in ``[0, num_classes)``. Trials move the tensors to their device once and slice
-    batches from them.
+    Images are ``uint8`` tensors of shape ``(N, C, H, W)``, one shape for every split: the
+    character datasets are ``(N, 1, 28, 28)`` (white strokes on black), CIFAR-10 and the
+    ``rgb-glyphs-*`` sets ``(N, 3, 32, 32)``. Labels are ``int64`` in ``[0, num_classes)``.
+    Trials move the tensors to their device once and slice batches from them; models are built
+    for :attr:`image_shape`.
     """
 
     name: str
@@ -50,10 +55,17 @@ class Dataset:
     def __post_init__(self) -> None:
         for split in SPLITS:
             x, y = self.split(split)
-            if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != 1:
+            if x.dtype != torch.uint8 or x.ndim != 4 or min(x.shape[1:]) < 1:
                 raise InvalidConfigError(
-                    f"Dataset {self.name!r}: x_{split} must be uint8 of shape (N, 1, H, W), "
+                    f"Dataset {self.name!r}: x_{split} must be uint8 of shape (N, C, H, W), "
                     f"got {tuple(x.shape)} {x.dtype}."
+                )
+            if x.shape[1:] != self.x_train.shape[1:]:
+                raise InvalidConfigError(
+                    f"Dataset {self.name!r}: x_{split} holds {_shape_text(x.shape[1:])} images, "
+                    f"x_train {_shape_text(self.x_train.shape[1:])} (channels x height x width); "
+                    f"every split must have one image shape: give them the same channels "
+                    f"(from_arrays(..., image_size=...) brings their sizes to one)."
                 )
             if y.dtype != torch.int64 or y.ndim != 1 or len(y) != len(x):
                 raise InvalidConfigError(
@@ -74,7 +86,12 @@ class Dataset:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
+        """``(channels, height, width)`` of every image (what models are built for)."""
         return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def channels(self) -> int:
+        return int(self.x_train.shape[1])
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -143,30 +160,48 @@ class Dataset:
         )
 
 
-def to_uint8_images(x: np.ndarray | torch.Tensor, name: str, what: str) -> torch.Tensor:
-    """Brings grayscale images of any supported layout to ``uint8 (N, 1, 28, 28)``.
+def _shape_text(shape) -> str:
+    return "x".join(str(int(d)) for d in shape)
 
-    Accepts ``(N, H, W)``, ``(N, 1, H, W)`` or ``(N, H, W, 1)`` with ``H, W <= 64``, as integers
-    in 0..255 or floats in ``[0, 1]``, numpy or torch (any device). Non-square images are
-    zero-padded to a square (centred), then resized to 28x28 with antialiased bilinear
-    interpolation; 28x28 inputs are untouched.
+
+def _channels_first(t: torch.Tensor, name: str, what: str) -> torch.Tensor:
+    """``(N, H, W)``, ``(N, C, H, W)`` or ``(N, H, W, C)`` as ``(N, C, H, W)``."""
+    if t.ndim == 3:
+        return t.unsqueeze(1)
+    if t.ndim == 4 and t.shape[1] <= MAX_CHANNELS:
+        return t
+    if t.ndim == 4 and t.shape[-1] <= MAX_CHANNELS:
+        return t.permute(0, 3, 1, 2)
+    raise InvalidConfigError(
+        f"{name}: {what} must be images shaped (N, H, W), (N, C, H, W) or (N, H, W, C) with 1 "
+        f"to {MAX_CHANNELS} channels (gray 1, RGB 3); got shape {tuple(t.shape)}."
+    )
+
+
+def to_uint8_images(x: np.ndarray | torch.Tensor, name: str, what: str,
+                    size: int | None = IMAGE_SIZE) -> torch.Tensor:
+    """Brings images of any supported layout to ``uint8 (N, C, size, size)``.
+
+    Accepts ``(N, H, W)`` (gray), ``(N, C, H, W)`` or ``(N, H, W, C)`` with up to
+    :data:`MAX_CHANNELS` channels (kept as they are: RGB stays RGB) and ``H, W <= 64``, as
+    integers in 0..255 or floats in ``[0, 1]``, numpy or torch (any device). Non-square images are
+    zero-padded to a square (centred), then resized to ``size`` with antialiased bilinear
+    interpolation; images already ``size`` x ``size`` are untouched, and ``size=None`` keeps
+    every image as it is.
     """
     t = x.detach().cpu() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
-    if t.ndim == 4 and t.shape[-1] == 1 and t.shape[1] != 1:
-        t = t.permute(0, 3, 1, 2)
-    elif t.ndim == 3:
-        t = t.unsqueeze(1)
-    if t.ndim != 4 or t.shape[1] != 1:
-        raise InvalidConfigError(
-            f"{name}: {what} must be grayscale images shaped (N, H, W), (N, 1, H, W) or "
-            f"(N, H, W, 1); got shape {tuple(t.shape)}. Convert colour images to grayscale first."
-        )
+    t = _channels_first(t, name, what)
     h, w = t.shape[-2:]
     if max(h, w) > MAX_INPUT_SIZE:
         raise InvalidConfigError(
             f"{name}: {what} images are {h}x{w}; the largest supported size is "
             f"{MAX_INPUT_SIZE}x{MAX_INPUT_SIZE}. Downscale them first."
         )
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int)
+                             or not 1 <= size <= MAX_INPUT_SIZE):
+        raise InvalidConfigError(f"{name}: image_size must be a whole number in 1.."
+                                 f"{MAX_INPUT_SIZE}, or None to keep the images' size; got "
+                                 f"{size!r}.")
     if t.dtype == torch.uint8:
         f = t
     elif t.dtype != torch.bool and not t.is_floating_point() and not t.is_complex():
@@ -187,14 +222,14 @@ def to_uint8_images(x: np.ndarray | torch.Tensor, name: str, what: str) -> torch
         f = (t * 255).round().to(torch.uint8)
     else:
         raise InvalidConfigError(f"{name}: {what} must be uint8 or float, got {t.dtype}.")
-    if (h, w) == (IMAGE_SIZE, IMAGE_SIZE):
+    if size is None or (h, w) == (size, size):
         return f.contiguous()
     side = max(h, w)
     top, left = (side - h) // 2, (side - w) // 2
-    out = torch.empty((len(f), 1, IMAGE_SIZE, IMAGE_SIZE), dtype=torch.uint8)
+    out = torch.empty((len(f), f.shape[1], size, size), dtype=torch.uint8)
     for i in range(0, len(f), _RESIZE_CHUNK):  # chunks: never the whole set as float at once
         part = F.pad(f[i : i + _RESIZE_CHUNK].float(), (left, side - w - left, top, side - h - top))
-        part = F.interpolate(part, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", antialias=True,
+        part = F.interpolate(part, size=(size, size), mode="bilinear", antialias=True,
                              align_corners=False)
         out[i : i + _RESIZE_CHUNK] = part.round().clamp(0, 255).to(torch.uint8)
     return out
@@ -218,21 +253,24 @@ def from_arrays(
     *,
     val_fraction: float = VALIDATION_FRACTION,
     seed: int = 0,
+    image_size: int | None = IMAGE_SIZE,
 ) -> Dataset:
-    """Wraps your own grayscale images and labels as a :class:`Dataset`.
+    """Wraps your own images (gray or colour) and labels as a :class:`Dataset`.
 
-    Images up to 64x64 are padded to a square and resized to 28x28 (see :func:`to_uint8_images`).
-    Labels may be any sortable values; they are mapped to ``0..C-1`` in sorted order and the
+    Images up to 64x64 are padded to a square and resized to ``image_size`` (28 by default; None
+    keeps their size, which must then be one for every split); channels are kept, so RGB input
+    gives an RGB dataset (see :func:`to_uint8_images`). Labels may be any sortable values; they are mapped to ``0..C-1`` in sorted order and the
     originals kept as class names. Without a validation split, a stratified ``val_fraction`` of
     the training set is held out (fixed by ``seed``).
     """
     if (x_val is None) != (y_val is None):
         raise InvalidConfigError(f"{name}: pass both x_val and y_val, or neither.")
-    xs = {"train": to_uint8_images(x_train, name, "x_train"), "test": to_uint8_images(x_test, name, "x_test")}
+    xs = {"train": to_uint8_images(x_train, name, "x_train", image_size),
+          "test": to_uint8_images(x_test, name, "x_test", image_size)}
     ys = {"train": _labels(y_train, name, "y_train", len(xs["train"])),
           "test": _labels(y_test, name, "y_test", len(xs["test"]))}
     if x_val is not None:
-        xs["val"] = to_uint8_images(x_val, name, "x_val")
+        xs["val"] = to_uint8_images(x_val, name, "x_val", image_size)
         ys["val"] = _labels(y_val, name, "y_val", len(xs["val"]))
     classes = np.unique(np.concatenate([ys[k] for k in ys]))
     unseen = sorted(set(classes.tolist()) - set(np.unique(ys["train"]).tolist()))

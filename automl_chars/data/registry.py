@@ -72,7 +72,7 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
 def _ensure_registered() -> None:
     # Importing the loader modules registers them; deferred so `import automl_chars` stays light.
-    from automl_chars.data import glyphs, k49, public  # noqa: F401
+    from automl_chars.data import cifar, glyphs, k49, public, rgb_glyphs  # noqa: F401
 
 
 def names() -> list[str]:

@@ -1,4 +1,9 @@
-"""Model builders, by name: ``build_model("cnn", arch, num_classes)``.
+"""Model builders, by name: ``build_model("cnn", arch, num_classes, input_shape)``.
+
+Registered: ``cnn`` (seed 001's space), ``mlp``, ``resnet18``, ``resnet34`` and ``mobilenetv2``
+(torchvision's, adapted to small images), plus the supernet's ``supernet`` and ``subnet``. Every
+one is built for the dataset's ``input_shape`` (channels, height, width): gray or RGB, 28x28 or
+32x32.
 
 ``arch`` is the model's own architecture description (for ``"cnn"``, a :class:`CNNSpec` or its
 dict form), never a search-space configuration: checkpoints store it to rebuild the model.
@@ -32,14 +37,19 @@ from automl_chars.models.costs import (
     measure_costs,
     model_device,
 )
-from automl_chars.models.resnet import ResNetSpec, build_resnet18
+from automl_chars.models.mlp import MLP, MLPSpec, build_mlp
+from automl_chars.models.mobilenet import MobileNetV2Spec, build_mobilenetv2
+from automl_chars.models.resnet import ResNetSpec, build_resnet18, build_resnet34
 from automl_chars.registry import Registry
 
 ModelBuilder = Callable[..., nn.Module]
 #: ``builder(arch, num_classes, input_shape) -> nn.Module`` by name.
 MODELS: Registry[ModelBuilder] = Registry("model")
 MODELS.add("cnn", build_cnn)
+MODELS.add("mlp", build_mlp)
 MODELS.add("resnet18", build_resnet18)
+MODELS.add("resnet34", build_resnet34)
+MODELS.add("mobilenetv2", build_mobilenetv2)
 
 
 def build_model(
@@ -86,17 +96,25 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
     return model
 
 
-def __getattr__(name: str):
-    if name == "ResNet18":  # torchvision is imported on first use (models.resnet_network)
-        from automl_chars.models.resnet_network import ResNet18
+#: Networks built on torchvision, imported on first use (its import costs seconds).
+_TORCHVISION_NETWORKS = {"ResNet18": "resnet_network", "ResNet34": "resnet_network",
+                         "MobileNetV2": "mobilenet_network"}
 
-        return ResNet18
+
+def __getattr__(name: str):
+    if name in _TORCHVISION_NETWORKS:
+        import importlib
+
+        module = importlib.import_module(f"{__name__}.{_TORCHVISION_NETWORKS[name]}")
+        return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
-    "CNN", "CNNSpec", "ConvLayerSpec", "FCLayerSpec", "LatencySettings", "MODELS",
-    "ModelCosts", "ResNet18", "ResNetSpec", "build_cnn", "build_model", "build_resnet18",
+    "CNN", "CNNSpec", "ConvLayerSpec", "FCLayerSpec", "LatencySettings", "MLP", "MLPSpec",
+    "MODELS", "MobileNetV2", "MobileNetV2Spec", "ModelCosts", "ResNet18", "ResNet34",
+    "ResNetSpec", "build_cnn", "build_mlp", "build_mobilenetv2", "build_model", "build_resnet18",
+    "build_resnet34",
     "check_model", "count_flops", "count_params", "feature_dim", "measure_costs",
     "model_device", "num_parameters", "replace_head", "split_head",
 ]

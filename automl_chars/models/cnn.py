@@ -21,6 +21,8 @@ from torch import nn
 from automl_chars.errors import InvalidConfigError
 
 _ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+#: Activation names the CNN and the MLP take.
+ACTIVATION_NAMES = tuple(_ACTIVATIONS)
 
 
 @dataclass(frozen=True)
@@ -141,9 +143,17 @@ def build_cnn(
             if pool > 1:
                 blocks.append(nn.MaxPool2d(pool))
                 h, w = h // pool, w // pool
-    width = channels * h * w
+    fc, width = fc_blocks(channels * h * w, spec.fc, spec.activation)
+    return CNN(nn.Sequential(*blocks), fc, nn.Linear(width, num_classes), adjustments)
+
+
+def fc_blocks(width: int, layers: tuple[FCLayerSpec, ...],
+              activation: str) -> tuple[nn.Sequential, int]:
+    """``[Linear -> BatchNorm? -> activation -> Dropout?]`` per layer on ``width`` inputs, and the
+    width it ends with (the CNN's hidden layers and the MLP's)."""
+    act = _ACTIVATIONS[activation]
     fc: list[nn.Module] = []
-    for layer in spec.fc:
+    for layer in layers:
         fc.append(nn.Linear(width, layer.units, bias=not layer.batchnorm))
         if layer.batchnorm:
             fc.append(nn.BatchNorm1d(layer.units))
@@ -151,8 +161,7 @@ def build_cnn(
         if layer.dropout:
             fc.append(nn.Dropout(layer.dropout))
         width = layer.units
-    return CNN(nn.Sequential(*blocks), nn.Sequential(*fc), nn.Linear(width, num_classes),
-               adjustments)
+    return nn.Sequential(*fc), width
 
 
 def num_parameters(model: nn.Module) -> int:

@@ -16,13 +16,23 @@ from ray.tune import Callback
 from automl_chars.data import Dataset
 from automl_chars.errors import InvalidConfigError
 from automl_chars.registry import Registry
-from automl_chars.spaces import cnn_space, resnet_space, subspace
+from automl_chars.spaces import (
+    cnn_space,
+    mlp_space,
+    mobilenetv2_space,
+    resnet34_space,
+    resnet_space,
+    subspace,
+)
 from automl_chars.spaces.fingerprint import space_fingerprint  # its old home: kept importable
 from automl_chars.spaces.supernet import subnet_space, supernet_space
 from automl_chars.spaces.transfer import transfer_space
 from automl_chars.trainables import (
     CNNTrainable,
+    MLPTrainable,
+    MobileNetV2Trainable,
     ReplayTrainable,
+    ResNet34Trainable,
     ResNetTrainable,
     SubnetTrainable,
     SupernetTrainable,
@@ -147,6 +157,34 @@ def resnet18_spec(space: ConfigurationSpace | None = None, seed: int | None = No
                      space if space is not None else resnet_space(seed))
 
 
+@SPECS.register("resnet34")
+def resnet34_spec(space: ConfigurationSpace | None = None, seed: int | None = None) -> SweepSpec:
+    """torchvision's ResNet-34 for small images: :class:`ResNet34Trainable` over
+    :func:`resnet34_space` (or ``space``)."""
+    return SweepSpec("resnet34", ResNet34Trainable,
+                     space if space is not None else resnet34_space(seed))
+
+
+@SPECS.register("mobilenetv2")
+def mobilenetv2_spec(space: ConfigurationSpace | None = None,
+                     seed: int | None = None) -> SweepSpec:
+    """torchvision's MobileNetV2 for small images: :class:`MobileNetV2Trainable` over
+    :func:`mobilenetv2_space` (or ``space``)."""
+    return SweepSpec("mobilenetv2", MobileNetV2Trainable,
+                     space if space is not None else mobilenetv2_space(seed))
+
+
+@SPECS.register("mlp")
+def mlp_spec(space: ConfigurationSpace | None = None, seed: int | None = None) -> SweepSpec:
+    """A multilayer perceptron on the pixels: :class:`MLPTrainable` over :func:`mlp_space` (or
+    ``space``)."""
+    return SweepSpec("mlp", MLPTrainable, space if space is not None else mlp_space(seed))
+
+
+#: The sweep specs that train one model family from scratch (``automl-chars bohb --model``).
+MODEL_FAMILIES = ("cnn", "mlp", "resnet18", "resnet34", "mobilenetv2")
+
+
 @SPECS.register("supernet")
 def supernet_spec(space: ConfigurationSpace | None = None, seed: int | None = None,
                   supernet: Any = None) -> SweepSpec:
@@ -232,5 +270,6 @@ def get_spec(spec: str | SweepSpec | None, space: ConfigurationSpace | None = No
     return SPECS.get(spec or "cnn")(space=space, seed=seed)
 
 
-__all__ = ["SPECS", "SweepSpec", "cnn_spec", "config_id_space", "get_spec", "resnet18_spec", "replay_spec", "space_fingerprint",
-           "subnet_spec", "supernet_spec", "transfer_spec"]
+__all__ = ["MODEL_FAMILIES", "SPECS", "SweepSpec", "cnn_spec", "config_id_space", "get_spec",
+           "mlp_spec", "mobilenetv2_spec", "replay_spec", "resnet18_spec", "resnet34_spec",
+           "space_fingerprint", "subnet_spec", "supernet_spec", "transfer_spec"]

@@ -21,8 +21,8 @@ META_FEATURES: dict[str, str] = {
     "log_classes": "log of the number of classes",
     "log_samples_per_class": "log of training images per class (the full dataset's, when known)",
     "class_entropy": "entropy of the class frequencies / log(classes) (1 = balanced)",
-    "pixel_mean": "mean pixel value (images in [0, 1])",
-    "pixel_std": "standard deviation of pixel values",
+    "pixel_mean": "mean pixel brightness (images in [0, 1]; RGB as luma)",
+    "pixel_std": "standard deviation of pixel brightness",
     "ink_fraction": "share of pixels brighter than 0.5",
     "ink_variation": "coefficient of variation of the ink per image",
     "stroke_width": "2 * ink area / ink perimeter, in pixels (mean stroke thickness)",
@@ -52,7 +52,7 @@ def meta_features(sample: Sample) -> dict[str, float]:
     """The :data:`META_FEATURES` of ``sample`` (``sample.meta["num_train"]`` sets the size)."""
     from scipy import ndimage  # deferred: only this measure needs it
 
-    x = sample.x.float().div(255.0)[:, 0]  # (n, H, W)
+    x = brightness(sample.x)  # (n, H, W): the ink features are about shapes, not colours
     y = sample.labels
     n, h, w = x.shape
     k = sample.num_classes
@@ -101,6 +101,19 @@ def meta_features(sample: Sample) -> dict[str, float]:
         "box_fill": float(np.mean(fills)) if fills else 0.0,
         "class_separability": float(between / total) if total > 0 else 0.0,
     }
+
+
+#: ITU-R BT.601 luma weights of R, G, B.
+_LUMA = torch.tensor([0.299, 0.587, 0.114])
+
+
+def brightness(x: torch.Tensor) -> torch.Tensor:
+    """``uint8 (n, C, H, W)`` images as brightness in [0, 1], ``(n, H, W)``: gray images as they
+    are, RGB as their luma (ITU-R BT.601), other channel counts as the channels' mean."""
+    x = x.float().div(255.0)
+    if x.shape[1] == 3:
+        return torch.einsum("nchw,c->nhw", x, _LUMA)
+    return x.mean(1)
 
 
 def _vector(values: dict[str, float]) -> np.ndarray:

@@ -41,7 +41,7 @@ class SourceView:
         name: the source's name (a portfolio entry or dataset name).
         model: a model with the ``features(x)``/``head`` split of :mod:`automl_chars.models`,
             trained on the source, in evaluation mode on the CPU.
-        x: a stratified sample of the source's training images, ``uint8 (n, 1, H, W)``.
+        x: a stratified sample of the source's training images, ``uint8 (n, C, H, W)``.
         y: their labels, ``int64 (n,)``, in ``[0, len(classes))``.
         classes: the source's class names (the model's outputs, in order).
         mean: pixel mean (images in [0, 1]) the model was trained with.
@@ -61,9 +61,9 @@ class SourceView:
 
     def __post_init__(self) -> None:
         x, y = self.x, self.y
-        if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != 1:
+        if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.ndim != 4:
             raise InvalidConfigError(
-                f"source {self.name!r}: x must be a uint8 tensor of shape (n, 1, H, W), got "
+                f"source {self.name!r}: x must be a uint8 tensor of shape (n, C, H, W), got "
                 f"{tuple(getattr(x, 'shape', ()))} {getattr(x, 'dtype', type(x).__name__)}.")
         if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.shape != (len(x),):
             raise InvalidConfigError(
@@ -198,9 +198,9 @@ def target_sample(target, sample_size: int = DEFAULT_SAMPLE_SIZE, seed: int = 0)
     if isinstance(target, tuple) and len(target) in (3, 4):
         name, x, y, classes = target if len(target) == 4 else ("target", *target)
         x, y = torch.as_tensor(x), torch.as_tensor(y)
-        if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != 1 or y.shape != (len(x),):
+        if x.dtype != torch.uint8 or x.ndim != 4 or y.shape != (len(x),):
             raise InvalidConfigError(
-                f"target {name!r}: x must be uint8 (n, 1, H, W) with one int label per image; "
+                f"target {name!r}: x must be uint8 (n, C, H, W) with one int label per image; "
                 f"got x {tuple(x.shape)} {x.dtype}, y {tuple(y.shape)}.")
         y = y.to(torch.int64)
         if len(y) == 0 or int(y.min()) < 0 or int(y.max()) >= len(classes):
@@ -245,5 +245,7 @@ def check_shapes(target: Sample, sources: list[SourceView]) -> None:
         if s.image_shape != shape:
             raise InvalidConfigError(
                 f"source {s.name!r} has images of shape {s.image_shape}, the target "
-                f"{target.name!r} has {shape}: they cannot be compared. Bring both to one size "
-                f"(automl_chars.data.from_arrays resizes to 1x28x28).")
+                f"{target.name!r} has {shape} (channels, height, width): their models cannot "
+                f"read each other's images. Compare datasets of one shape (portfolio entries "
+                f"trained on images like the target's), or bring the data to one shape "
+                f"(automl_chars.data.from_arrays: image_size= and the same channels).")

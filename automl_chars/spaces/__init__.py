@@ -9,7 +9,9 @@ from automl_chars.spaces.cnn import (
     resolve,
 )
 from automl_chars.spaces.fingerprint import space_fingerprint
-from automl_chars.spaces.resnet import resnet_space
+from automl_chars.spaces.mlp import mlp_space
+from automl_chars.spaces.mobilenet import mobilenetv2_space
+from automl_chars.spaces.resnet import resnet34_space, resnet_space
 from automl_chars.spaces.subspace import subspace
 from automl_chars.spaces.training import OPTIMIZERS, SCHEDULES, add_training_hyperparameters
 from automl_chars.spaces.transfer import (
@@ -32,8 +34,11 @@ __all__ = [
     "config_transfer_space",
     "cnn_space",
     "default_config",
+    "mlp_space",
+    "mobilenetv2_space",
     "plain_config",
     "plain_value",
+    "resnet34_space",
     "resnet_space",
     "resolve",
     "space_fingerprint",

@@ -24,8 +24,13 @@ _LAZY = {
     "CNNTrainable": "automl_chars.trainables.cnn",
     "DataParallelTrainable": "automl_chars.trainables.data_parallel",
     "cnn_settings": "automl_chars.trainables.cnn",
+    "MLPTrainable": "automl_chars.trainables.mlp",
+    "mlp_settings": "automl_chars.trainables.mlp",
+    "MobileNetV2Trainable": "automl_chars.trainables.mobilenet",
+    "mobilenetv2_settings": "automl_chars.trainables.mobilenet",
     "ReplayTrainable": "automl_chars.trainables.replay",
     "ResNetTrainable": "automl_chars.trainables.resnet",
+    "ResNet34Trainable": "automl_chars.trainables.resnet",
     "resnet_settings": "automl_chars.trainables.resnet",
     "SubnetTrainable": "automl_chars.trainables.supernet",
     "SupernetTrainable": "automl_chars.trainables.supernet",
@@ -45,8 +50,14 @@ if TYPE_CHECKING:
     from automl_chars.trainables.cnn import CNNTrainable, cnn_settings
     from automl_chars.trainables.data_parallel import DataParallelTrainable
     from automl_chars.trainables.keys import COSTS_ERROR, FAILURE, INFEASIBLE, JOB
+    from automl_chars.trainables.mlp import MLPTrainable, mlp_settings
+    from automl_chars.trainables.mobilenet import MobileNetV2Trainable, mobilenetv2_settings
     from automl_chars.trainables.replay import ReplayTrainable
-    from automl_chars.trainables.resnet import ResNetTrainable, resnet_settings
+    from automl_chars.trainables.resnet import (
+        ResNet34Trainable,
+        ResNetTrainable,
+        resnet_settings,
+    )
     from automl_chars.trainables.supernet import SubnetTrainable, SupernetTrainable
     from automl_chars.trainables.transfer import TransferTrainable, transfer_settings
 
@@ -55,8 +66,11 @@ __getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 
 
 __all__ = [
-    "CHECKPOINT_FILE", "COSTS_ERROR", "FAILURE", "INFEASIBLE", "JOB", "CNNTrainable", "DataParallelTrainable", "ReplayTrainable", "ResNetTrainable",
-    "SubnetTrainable", "SupernetTrainable", "SupervisedTrainable", "TransferTrainable",
-    "TrialSettings", "cnn_settings", "evaluate_checkpoint", "load_trial_state", "resnet_settings",
+    "CHECKPOINT_FILE", "COSTS_ERROR", "FAILURE", "INFEASIBLE", "JOB", "CNNTrainable",
+    "DataParallelTrainable", "MLPTrainable", "MobileNetV2Trainable", "ReplayTrainable",
+    "ResNet34Trainable", "ResNetTrainable", "SubnetTrainable", "SupernetTrainable",
+    "SupervisedTrainable", "TransferTrainable", "TrialSettings", "cnn_settings",
+    "evaluate_checkpoint", "load_trial_state", "mlp_settings", "mobilenetv2_settings",
+    "resnet_settings",
     "transfer_settings", "trial_device",
 ]

@@ -49,10 +49,43 @@ def test_non_square_images_are_padded_then_resized():
 
 
 def test_bad_shapes_and_sizes_are_explained():
-    with pytest.raises(InvalidConfigError, match="grayscale"):
-        to_uint8_images(np.zeros((4, 3, 28, 28), np.uint8), "t", "x")
+    with pytest.raises(InvalidConfigError, match=r"1 to 4 channels.*\(4, 5, 28, 6\)"):
+        to_uint8_images(np.zeros((4, 5, 28, 6), np.uint8), "t", "x")
+    with pytest.raises(InvalidConfigError, match="shaped"):
+        to_uint8_images(np.zeros((4, 28), np.uint8), "t", "x")
     with pytest.raises(InvalidConfigError, match="64x64"):
         to_uint8_images(np.zeros((4, 65, 65), np.uint8), "t", "x")
+    with pytest.raises(InvalidConfigError, match="image_size"):
+        to_uint8_images(np.zeros((4, 28, 28), np.uint8), "t", "x", size=0)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_colour_images_keep_their_channels(layout):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (5, 3, 32, 32), dtype=np.uint8)
+    arr = x if layout == "nchw" else x.transpose(0, 2, 3, 1)
+    kept = to_uint8_images(arr, "t", "x", size=None)
+    assert kept.shape == (5, 3, 32, 32) and torch.equal(kept, torch.from_numpy(x))
+    small = to_uint8_images(arr, "t", "x", size=16)
+    assert small.shape == (5, 3, 16, 16)
+    # each channel is resized on its own: a red-only image stays red-only
+    red = np.zeros((1, 3, 32, 32), np.uint8)
+    red[:, 0] = 200
+    out = to_uint8_images(red, "t", "x")
+    assert out.shape == (1, 3, 28, 28) and out[:, 0].min() == 200 and out[:, 1:].max() == 0
+
+
+def test_from_arrays_builds_rgb_datasets_of_any_size():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(40) % 4
+    ds = from_arrays("rgb", x, y, x[:8], y[:8], image_size=None)
+    assert ds.image_shape == (3, 32, 32) and ds.channels == 3
+    assert torch.equal(ds.x_test, torch.from_numpy(x[:8]).permute(0, 3, 1, 2))
+    assert from_arrays("rgb", x, y, x[:8], y[:8]).image_shape == (3, 28, 28)
+    # every split one shape: gray test images for an RGB training set are refused by name
+    with pytest.raises(InvalidConfigError, match=r"x_test holds 1x32x32 .* x_train 3x32x32"):
+        from_arrays("mixed", x, y, x[:8, ..., 0], y[:8], image_size=None)
 
 
 def test_from_arrays_maps_labels_and_holds_out_validation():

@@ -383,7 +383,7 @@ def test_omniglot_missing_names_folder_and_zip_url(data_root):
 
 
 # -- every public name --------------------------------------------------------------------------
-PUBLIC_NAMES = [n for n in data.names() if not n.startswith("glyphs-")]
+PUBLIC_NAMES = [n for n in data.names() if not data.spec(n).builtin]
 
 
 def test_all_expected_names_registered():

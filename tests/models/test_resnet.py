@@ -10,6 +10,8 @@ from automl_chars.models import (
     CNNSpec,
     ConvLayerSpec,
     FCLayerSpec,
+    MLPSpec,
+    MobileNetV2Spec,
     ResNetSpec,
     build_model,
     feature_dim,
@@ -21,7 +23,10 @@ from automl_chars.trainables import resnet_settings
 
 #: A small architecture of every registered model (a new model adds its own here).
 ARCHS = {"cnn": CNNSpec(conv=(ConvLayerSpec(8, 3, 1, 1, True, 0.0, 2),), fc=(FCLayerSpec(16, False, 0.0),)),
+         "mlp": MLPSpec((FCLayerSpec(16, True, 0.1),)),
          "resnet18": ResNetSpec(width=0.125),
+         "resnet34": ResNetSpec(width=0.0625),
+         "mobilenetv2": MobileNetV2Spec(width=0.25),
          "subnet": SubnetSpec(SupernetSpace(channels=(4, 8)), (2, 1)),
          "supernet": SupernetSpace(channels=(4, 8))}  # without an arch: its largest subnet
 
@@ -78,6 +83,8 @@ def test_trials_and_the_cli_do_not_import_torchvision_until_a_resnet_is_built():
     import sys
 
     code = ("import sys, automl_chars.trainables, automl_chars.search, automl_chars.cli.main\n"
+            "from automl_chars.models import build_model\n"
+            "build_model('mlp', {'layers': [], 'activation': 'relu'}, 3)  # no torchvision\n"
             "assert 'torchvision' not in sys.modules\n"
             "from automl_chars.models import ResNet18, build_model\n"
             "assert isinstance(build_model('resnet18', {'width': 0.0625}, 3), ResNet18)\n"
