@@ -1,6 +1,8 @@
 """Every use of hpbandster's internals, in one place (as :mod:`~automl_chars.ray_compat`
 is for Ray's): the warm start feeds results of other datasets into BOHB's model, retires them and
-rescales them, which hpbandster offers no API for; and hpbandster's KDEs warn through statsmodels.
+rescales them, which hpbandster offers no API for; hpbandster's KDEs warn through statsmodels; and
+its model-based pick draws its candidates one scalar at a time through scipy (see
+:class:`FastTruncnorm`).
 
 hpbandster 0.7.4 is unmaintained; ``pyproject.toml`` pins ``>=0.7.4`` and each function here is
 tested against it in ``tests/search/test_hpbandster_compat.py``.
@@ -8,12 +10,17 @@ tested against it in ``tests/search/test_hpbandster_compat.py``.
 
 from __future__ import annotations
 
+import types
 import warnings
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+import scipy.stats
 from hpbandster.core.dispatcher import Job
+from hpbandster.optimizers.config_generators import bohb as _bohb_module
 from hpbandster.optimizers.config_generators.bohb import BOHB
+from scipy.special import ndtr, ndtri
 
 #: statsmodels (>= 0.15) warns whenever hpbandster builds a KDE without a random generator:
 #: hpbandster passes none, and the sweep seeds numpy's global one for it (``np.random.seed``),
@@ -21,6 +28,35 @@ from hpbandster.optimizers.config_generators.bohb import BOHB
 #: message only; when statsmodels changes the default, the test of this filter fails.
 STATSMODELS_SEED_WARNING = "After 0.17 or January 2028"
 warnings.filterwarnings("ignore", message=STATSMODELS_SEED_WARNING, category=FutureWarning)
+
+
+class FastTruncnorm:
+    """``scipy.stats.truncnorm.rvs(a, b, loc, scale)`` for one scalar, as hpbandster's
+    ``BOHB.get_config`` calls it: once per continuous hyperparameter of each of ``num_samples``
+    candidates (64 x 40-odd dimensions here, ~3,000 calls per model-based configuration), where
+    scipy's argument handling makes each call ~0.2 ms: most of the driver's time per trial in a
+    long sweep (benchmarks/load.py). The same draw from the same stream: one uniform from numpy's
+    global generator (what scipy's default inverse-CDF sampler takes) through the truncated
+    normal's inverse CDF, in the tail where it is precise; scipy itself where that underflows."""
+
+    @staticmethod
+    def rvs(a: float, b: float, loc: float = 0.0, scale: float = 1.0) -> float:
+        if not (a < b and scale > 0):
+            return scipy.stats.truncnorm.rvs(a, b, loc=loc, scale=scale)  # scipy's own errors
+        q = np.random.uniform()
+        flip = a > 0  # sample the mirror image in the lower tail, where ndtr keeps its digits
+        lo, hi = (-b, -a) if flip else (a, b)
+        p_lo, p_hi = ndtr(lo), ndtr(hi)
+        if not p_hi > p_lo:  # both bounds deep in one tail: the masses underflow
+            return float(loc + scale * scipy.stats.truncnorm.ppf(q, a, b))
+        x = float(ndtri(p_lo + (1.0 - q if flip else q) * (p_hi - p_lo)))
+        x = min(max(-x if flip else x, a), b)  # rounding never leaves the interval
+        return loc + scale * x
+
+
+#: hpbandster's BOHB samples through ``scipy.stats`` as ``sps``; it gets scipy.stats with
+#: :class:`FastTruncnorm` in place of ``truncnorm`` (tested against scipy's draws).
+_bohb_module.sps = types.SimpleNamespace(**{**vars(scipy.stats), "truncnorm": FastTruncnorm})
 
 
 def add_prior(bohb: BOHB, config: Mapping[str, Any], budget: int, loss: float, key: Any,

@@ -57,3 +57,38 @@ def test_the_statsmodels_warning_the_filter_hides_is_still_raised_by_hpbandsters
                                 category=FutureWarning)
         _feed(_bohb(), 6)
     assert not [w for w in caught if compat.STATSMODELS_SEED_WARNING in str(w.message)]
+
+
+def test_fast_truncnorm_draws_what_scipy_draws_from_the_same_stream():
+    """The candidates BOHB's model proposes do not change with the faster sampler: the same
+    numbers (to rounding) and numpy's global generator left where scipy leaves it, over the
+    (mean, bandwidth) pairs hpbandster passes, a mirrored upper tail and bounds deep in one."""
+    import scipy.stats as sps
+
+    rng = np.random.default_rng(0)
+    cases = [(-m / bw, (1 - m) / bw, m, bw) for m, bw in
+             zip(rng.uniform(0, 1, 300), 10 ** rng.uniform(-3, 0.5, 300))]
+    cases += [(0.5, 3.0, 0.0, 1.0), (2.0, 9.0, 1.0, 0.1), (40.0, 41.0, 0.0, 1.0),
+              (-41.0, -40.0, 0.0, 1.0), (-1.0, 1.0, 0.0, 1.0)]
+    for seed in (0, 1):
+        np.random.seed(seed)
+        expected = [sps.truncnorm.rvs(a, b, loc=loc, scale=s) for a, b, loc, s in cases]
+        after = np.random.uniform()
+        np.random.seed(seed)
+        drawn = [compat.FastTruncnorm.rvs(a, b, loc=loc, scale=s) for a, b, loc, s in cases]
+        assert np.random.uniform() == after
+        np.testing.assert_allclose(drawn, expected, rtol=1e-9, atol=1e-12)
+        assert all(loc + s * a <= x <= loc + s * b
+                   for x, (a, b, loc, s) in zip(drawn, cases))
+
+
+def test_bohb_samples_through_the_fast_truncnorm():
+    from hpbandster.optimizers.config_generators import bohb as bohb_module
+
+    assert bohb_module.sps.truncnorm is compat.FastTruncnorm
+    assert bohb_module.sps.norm is __import__("scipy.stats").stats.norm  # the rest is scipy's
+    bohb = _bohb()
+    _feed(bohb, 6)
+    np.random.seed(0)
+    config, info = bohb.get_config(1)
+    assert info["model_based_pick"] and 0.0 <= config["x"] <= 1.0
