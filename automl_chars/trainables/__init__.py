@@ -22,6 +22,8 @@ _LAZY = {
     "load_trial_state": "automl_chars.trainables.base",
     "trial_device": "automl_chars.trainables.base",
     "CNNTrainable": "automl_chars.trainables.cnn",
+    "DartsTrainable": "automl_chars.trainables.darts",
+    "darts_settings": "automl_chars.trainables.darts",
     "cnn_settings": "automl_chars.trainables.cnn",
     "ReplayTrainable": "automl_chars.trainables.replay",
     "ResNetTrainable": "automl_chars.trainables.resnet",
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
         trial_device,
     )
     from automl_chars.trainables.cnn import CNNTrainable, cnn_settings
+    from automl_chars.trainables.darts import DartsTrainable, darts_settings
     from automl_chars.trainables.keys import COSTS_ERROR, FAILURE, INFEASIBLE, JOB
     from automl_chars.trainables.replay import ReplayTrainable
     from automl_chars.trainables.resnet import ResNetTrainable, resnet_settings
@@ -53,8 +56,9 @@ __getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 
 
 __all__ = [
-    "CHECKPOINT_FILE", "COSTS_ERROR", "FAILURE", "INFEASIBLE", "JOB", "CNNTrainable", "ReplayTrainable", "ResNetTrainable",
+    "CHECKPOINT_FILE", "COSTS_ERROR", "FAILURE", "INFEASIBLE", "JOB", "CNNTrainable",
+    "DartsTrainable", "ReplayTrainable", "ResNetTrainable",
     "SubnetTrainable", "SupernetTrainable", "SupervisedTrainable", "TransferTrainable",
-    "TrialSettings", "cnn_settings", "evaluate_checkpoint", "load_trial_state", "resnet_settings",
+    "TrialSettings", "cnn_settings", "darts_settings", "evaluate_checkpoint", "load_trial_state", "resnet_settings",
     "transfer_settings", "trial_device",
 ]
