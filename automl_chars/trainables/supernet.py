@@ -228,8 +228,9 @@ def subnet_settings(config: Mapping) -> TrialSettings:
 
 
 class SubnetTrainable(SupervisedTrainable):
-    """One subnet trained standalone; with ``init_checkpoint`` (a :class:`SupernetTrainable`
-    checkpoint folder) it starts from the supernet's weights, recalibrated: fine-tuning."""
+    """One subnet trained standalone; with ``init_checkpoint`` (a :class:`SupernetTrainable` or
+    ``DartsTrainable`` checkpoint folder) it starts from the supernet's weights, recalibrated:
+    fine-tuning."""
 
     @classmethod
     def settings(cls, config: Mapping, **parameters: Any) -> TrialSettings:
@@ -243,6 +244,7 @@ class SubnetTrainable(SupervisedTrainable):
         if supernet.space != settings.arch.space:
             raise InvalidConfigError(f"init_checkpoint {source} is a supernet over "
                                      f"{supernet.space}, not over {settings.arch.space}.")
-        evaluation = supernet_settings(state["config"]).evaluation
-        calibration = calibration_images(self.train_data, evaluation.calib_samples).cpu()
+        # a supernet's or a DARTS search's checkpoint: both record their calibration size
+        samples = int(state["config"].get("calib_samples", SupernetEvalSettings.calib_samples))
+        calibration = calibration_images(self.train_data, samples).cpu()
         return recalibrate_bn(supernet.extract(settings.arch.arch), calibration).train()
