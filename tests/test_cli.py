@@ -24,6 +24,12 @@ def test_datasets_lists_every_dataset_with_availability(data_root, capsys):
     (["bohb", "--dataset", "glyphs-digits", "--preset", "3_1_9"], "eta_min_max_iterations"),
     (["bohb", "--dataset", "kmnist", "--samples-per-class", "5"], "does not take"),
     (["show", "/nonexistent/sweep"], "/nonexistent/sweep does not exist: pass a sweep's folder"),
+    (["supernet", "--dataset", "glyphs-digits", "--darts-warm-start", "/pf"],
+     "--darts-warm-start belong(s) to DARTS: add --sampler darts"),
+    (["supernet", "--dataset", "glyphs-digits", "--sampler", "darts", "--darts-measure", "logme"],
+     "add --darts-warm-start PORTFOLIO"),
+    (["supernet", "--dataset", "glyphs-digits", "--sampler", "darts", "--darts-warm-start",
+      "/nonexistent/pf"], "--darts-warm-start /nonexistent/pf: no portfolio folder"),
 ])
 def test_bad_input_is_one_clear_error(data_root, capsys, argv, fragment):
     assert main(argv) == 2

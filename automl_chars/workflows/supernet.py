@@ -193,9 +193,11 @@ def run_supernet(
         summary["darts"] = _darts_summary(search, table)
         summary["supernet_top1"] = search.derived  # the search's answer: its derived subnet
         history = _darts_history(sup, names)
+        # found the best: the derived subnet ranks first standalone (a tie for first counts)
+        summary["top1_match"] = summary["darts"]["derived_standalone_rank"] == 1
     else:
         history = _history(sampler_state)
-    summary["top1_match"] = summary["supernet_top1"] == summary["standalone_top1"]
+        summary["top1_match"] = summary["supernet_top1"] == summary["standalone_top1"]
     result = SupernetResult(table, history, summary, folder)
     result.save()
     return result

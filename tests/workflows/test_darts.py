@@ -84,12 +84,15 @@ def test_the_nearest_dataset_with_a_saved_search_gives_the_starting_weights(make
 
 
 @pytest.mark.slow
-def test_darts_end_to_end_cold_then_warm_started_from_the_neighbour(ray_session, make_dataset,
-                                                                    tmp_path):
-    """A cold search on the source saves its weights beside its run; run_supernet with DARTS on
-    the target finds them through the portfolio, starts from them and ranks the derived
-    architecture against every subnet trained standalone."""
-    source, target = make_dataset("source", seed=1), make_dataset("target", seed=0)
+def test_darts_end_to_end_cold_then_warm_started_from_the_neighbour(
+        ray_session, make_dataset, glyph_run_root, tmp_path, capsys):
+    """A cold search on the source (API) saves its weights beside its run; ``automl-chars
+    supernet --sampler darts --darts-warm-start`` on the target finds them through the
+    portfolio, starts from them and ranks the derived architecture against every subnet
+    trained standalone."""
+    from automl_chars.cli.main import main
+
+    source = make_dataset("source", seed=1)
     cold = run_darts(source, 2, tmp_path, space=TINY, config=CONFIG, name="src", verbose=0)
     assert cold.path == tmp_path / "src" / "darts"
     saved = ArchWeights.load(cold.path / ARCH_WEIGHTS_FILE)
@@ -97,11 +100,18 @@ def test_darts_end_to_end_cold_then_warm_started_from_the_neighbour(ray_session,
     assert list(cold.history["epoch"]) == [1, 2] and cold.neighbour is None
     assert cold.trials.row("darts")["status"] == "TERMINATED"
 
-    pf = _portfolio(tmp_path / "pf", [source])
-    warm = DartsWarmStart(pf, measure="meta_features", sample_size=40)
-    result = run_supernet_darts(target, tmp_path, warm)
+    _portfolio(tmp_path / "pf", [source])
+    argv = ["supernet", "--dataset", "glyphs-digits", "--sampler", "darts", "--darts-warm-start",
+            str(tmp_path / "pf"), "--darts-measure", "meta_features", "--storage", str(tmp_path),
+            "--name", "tgt", "--channels", "4,8", "--depths", "1,2", "--epochs", "1", "--top-k",
+            "1", "--batch-size", "16", "--arch-learning-rate", "0.05", "--samples-per-class",
+            "12", "--root", str(glyph_run_root), "--verbose", "0"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "== darts-warm:" in out and "DARTS derived (" in out and "warm-started from source" in out
+    result = SupernetResult.load(tmp_path / "tgt" / "darts-warm")
     d = result.darts
-    assert result.path == tmp_path / "tgt" / "darts-warm" and result.sampler == "darts-warm"
+    assert result.sampler == "darts-warm"
     assert d["warm_start"]["dataset"] == "source" and d["warm_start"]["path"] == str(saved.path)
     assert d["derived"] in set(result.table["subnet"]) and 1 <= d["derived_standalone_rank"] <= 4
     row = result.table.set_index("subnet").loc[d["derived"]]
@@ -114,17 +124,8 @@ def test_darts_end_to_end_cold_then_warm_started_from_the_neighbour(ray_session,
     assert result.finetune["subnets"] == [best]
     assert len(d["history"]) == 1 and not result.history.empty
     assert result.costs["supernet"] > 0 and result.costs["ratio"] > 0
-    first = ArchWeights.load(result.path)  # the search's own weights, beside the table
-    assert first.meta["neighbour"]["dataset"] == "source" and first.dataset == "target"
-    # The table, read back from disk.
-    assert SupernetResult.load(result.path).darts["derived"] == d["derived"]
-
-
-def run_supernet_darts(target, root, warm):
-    from automl_chars.supernet import run_supernet
-
-    return run_supernet(target, "darts", 1, root, space=TINY, config=CONFIG, top_k=1,
-                        name="tgt", warm_start=warm, verbose=0)
+    own = ArchWeights.load(result.path)  # the search's own weights, beside the table
+    assert own.meta["neighbour"]["dataset"] == "source" and own.dataset == "glyphs-digits"
 
 
 def test_run_supernet_refuses_a_warm_start_for_a_sampler_and_unknown_darts_settings(
