@@ -109,7 +109,6 @@ def run_samplers(dataset_name: str, args: argparse.Namespace) -> list:
     from automl_chars.reporting.supernet import plot_result
     from automl_chars.supernet import SupernetSpace, run_supernet
     from automl_chars.supernet.result import format_summary, format_table
-
     from automl_chars.workflows.darts import DARTS
 
     samplers = samplers_of(args)
