@@ -138,3 +138,17 @@ def test_run_supernet_refuses_a_warm_start_for_a_sampler_and_unknown_darts_setti
     with pytest.raises(InvalidConfigError, match="arch_learning_rat"):
         run_supernet(make_dataset(), "darts", 1, tmp_path, space=TINY,
                      config={"arch_learning_rat": 0.1})
+
+
+def test_the_darts_spec_checks_its_space_and_a_missing_warm_start_file(make_dataset, tmp_path):
+    from ConfigSpace import Categorical
+
+    from automl_chars.search.spec import get_spec
+
+    spec = get_spec("darts")
+    assert spec.name == "darts" and "arch_learning_rate" in spec.space
+    spec.check(make_dataset())  # every extreme configuration builds
+    space = spec.space
+    space.add(Categorical("init_arch_weights", [str(tmp_path / "none")]))
+    with pytest.raises(InvalidConfigError, match="No architecture weights at"):
+        spec.with_space(space).check(make_dataset())
