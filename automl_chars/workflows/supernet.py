@@ -126,7 +126,7 @@ def run_supernet(
 
     names = [arch_space.name(a) for a in arch_space.archs]
     if darts:  # the search first: a warm start's missing neighbour fails before any training
-        search = run_darts_phase(ds, epochs, root, arch_space, config, warm_start, resume, common)
+        search = _darts_phase(ds, epochs, root, arch_space, config, warm_start, resume, common)
         sup, folder, label = search.trials, search.path, DARTS
     else:
         search, folder, label = None, root / sampler, SUPERNET_LABEL
@@ -203,7 +203,7 @@ def run_supernet(
     return result
 
 
-def run_darts_phase(ds: Dataset, epochs: int, root: Path, space: SupernetSpace,
+def _darts_phase(ds: Dataset, epochs: int, root: Path, space: SupernetSpace,
                     config: Mapping | None, warm_start: Any, resume: bool, common: dict):
     """The DARTS search of a :func:`run_supernet` run, in ``root``."""
     from automl_chars.workflows.darts import run_darts
