@@ -44,6 +44,14 @@ def test_a_step_is_an_epoch_of_bilevel_rounds_then_the_derived_subnet(ray_sessio
     assert r["params"] == r["subnet_params"][r["derived"]] and r["warm_start"] == ""
     assert t.train()["rounds"] == 2 * r["rounds"]
     t.stop()
+    # Several operations: their softmaxes too, per block and sub-block position.
+    ops = SupernetSpace(channels=(4, 8), depths=(1, 2), ops=("conv3", "skip"))
+    t = _trainable(ds)(config={**CONFIG, "supernet": ops.to_dict(), "eval_subnets": 3})
+    r = t.train()
+    assert set(r["op_weights"]) == {"block1.1", "block1.2", "block2.1", "block2.2"}
+    assert sum(r["op_weights"]["block2.2"].values()) == pytest.approx(1.0)
+    assert r["evaluated"] == 3 and r["derived"] in r["subnet_acc"]  # derived + 2 most probable
+    t.stop()
 
 
 def test_paused_and_resumed_darts_continues_its_architecture_search(ray_session, make_dataset,
