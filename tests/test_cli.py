@@ -27,6 +27,12 @@ def test_datasets_lists_every_dataset_with_availability(data_root, capsys):
     (["show", "/nonexistent/sweep"], "/nonexistent/sweep does not exist: pass a sweep's folder"),
     (["bohb", "--dataset", "glyphs-digits", "--workers-per-trial", "0", *GLYPH_ARGS],
      "--workers-per-trial must be a whole number >= 1"),
+    (["supernet", "--dataset", "glyphs-digits", "--darts-warm-start", "/pf"],
+     "--darts-warm-start belong(s) to DARTS: add --sampler darts"),
+    (["supernet", "--dataset", "glyphs-digits", "--sampler", "darts", "--darts-measure", "logme"],
+     "add --darts-warm-start PORTFOLIO"),
+    (["supernet", "--dataset", "glyphs-digits", "--sampler", "darts", "--darts-warm-start",
+      "/nonexistent/pf"], "--darts-warm-start /nonexistent/pf: no portfolio folder"),
 ])
 def test_bad_input_is_one_clear_error(data_root, capsys, argv, fragment):
     assert main(argv) == 2

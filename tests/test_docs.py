@@ -96,7 +96,8 @@ COMMANDS = {
                           r"automl-chars supernet": _cli("supernet")},
     "supernet.md": {r"automl-chars supernet": _cli("supernet"),
                     r"experiments/supernet_mnist\.py": _script("experiments/supernet_mnist.py"),
-                    r"benchmarks/supernet_ranking\.py": _script("benchmarks/supernet_ranking.py")},
+                    r"benchmarks/supernet_ranking\.py": _script("benchmarks/supernet_ranking.py"),
+                    r"benchmarks/darts_warm_start\.py": _script("benchmarks/darts_warm_start.py")},
 }
 
 

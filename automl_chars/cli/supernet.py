@@ -12,7 +12,7 @@ from automl_chars.errors import InvalidConfigError
 #: Command-line options that become training hyperparameters or sampler settings of the config.
 CONFIG_OPTIONS = {"learning_rate": float, "batch_size": int, "optimizer": str,
                   "lr_schedule": str, "epsilon": float, "warmup": int, "ucb_c": float,
-                  "discount": float}
+                  "discount": float, "arch_learning_rate": float, "arch_weight_decay": float}
 
 
 def int_list(text: str) -> tuple[int, ...]:
@@ -29,7 +29,8 @@ def add_supernet_arguments(p: argparse.ArgumentParser, *, samplers: tuple[str, .
     """The options of ``automl-chars supernet`` and ``experiments/supernet_mnist.py``."""
     p.add_argument("--sampler", action="append", default=None,
                    help=f"subnet sampler, repeatable: uniform, epsilon_greedy, ucb1, thompson, "
-                        f"fair (default {', '.join(samplers)})")
+                        f"fair, or darts (a DARTS search; docs/supernet.md) (default "
+                        f"{', '.join(samplers)})")
     p.set_defaults(default_samplers=list(samplers))
     p.add_argument("--epochs", type=int, default=3, help="epochs of the supernet and each subnet")
     p.add_argument("--top-k", type=int, default=3, help="subnets fine-tuned from the supernet")
@@ -42,6 +43,14 @@ def add_supernet_arguments(p: argparse.ArgumentParser, *, samplers: tuple[str, .
     p.add_argument("--stem-stride", type=int, default=2)
     for option, kind in CONFIG_OPTIONS.items():
         p.add_argument("--" + option.replace("_", "-"), type=kind, default=None)
+    darts = p.add_argument_group("DARTS warm start (--sampler darts)")
+    darts.add_argument("--darts-warm-start", default=None, metavar="PORTFOLIO",
+                       help="start the architecture weights from the saved DARTS search of the "
+                            "portfolio dataset most similar to --dataset")
+    darts.add_argument("--darts-results", default=None, metavar="DIR",
+                       help="results root holding earlier DARTS searches (default --storage)")
+    darts.add_argument("--darts-measure", default=None,
+                       help="similarity measure ranking the portfolio (default logme)")
     p.add_argument("--gpus-per-trial", type=float, default=0.0)
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
     p.add_argument("--storage", default=None, help="results root (default ~/automl_chars_results)")
@@ -60,13 +69,38 @@ def add_supernet_arguments(p: argparse.ArgumentParser, *, samplers: tuple[str, .
 def samplers_of(args: argparse.Namespace) -> list[str]:
     """The samplers asked for, each checked (an unknown one suggests the closest names)."""
     from automl_chars.supernet import SamplerSettings
+    from automl_chars.workflows.darts import DARTS
 
     names = args.sampler or args.default_samplers
     for name in names:
-        SamplerSettings(name)
+        if name != DARTS:
+            SamplerSettings(name)
     if len(set(names)) != len(names):
         raise InvalidConfigError(f"--sampler names repeat: {names}.")
+    darts_only = [f for f in ("darts_warm_start", "darts_results", "darts_measure")
+                  if getattr(args, f, None) is not None]
+    if darts_only and DARTS not in names:
+        raise InvalidConfigError(
+            f"{', '.join('--' + f.replace('_', '-') for f in darts_only)} belong(s) to DARTS: "
+            f"add --sampler darts.")
+    if (args.darts_results or args.darts_measure) and not args.darts_warm_start:
+        raise InvalidConfigError("--darts-results and --darts-measure choose a warm start's "
+                                 "neighbour: add --darts-warm-start PORTFOLIO.")
     return names
+
+
+def darts_warm_start_of(args: argparse.Namespace):
+    """The ``--darts-*`` options as a :class:`~automl_chars.workflows.darts.DartsWarmStart`
+    (None without ``--darts-warm-start``); the portfolio must exist."""
+    from automl_chars.workflows.darts import DartsWarmStart
+
+    if not args.darts_warm_start:
+        return None
+    if not Path(args.darts_warm_start).expanduser().is_dir():
+        raise InvalidConfigError(f"--darts-warm-start {args.darts_warm_start}: no portfolio "
+                                 f"folder there (build one with `automl-chars portfolio build`).")
+    extra = {"measure": args.darts_measure} if args.darts_measure else {}
+    return DartsWarmStart(args.darts_warm_start, results=args.darts_results, **extra)
 
 
 def run_samplers(dataset_name: str, args: argparse.Namespace) -> list:
@@ -75,8 +109,10 @@ def run_samplers(dataset_name: str, args: argparse.Namespace) -> list:
     from automl_chars.reporting.supernet import plot_result
     from automl_chars.supernet import SupernetSpace, run_supernet
     from automl_chars.supernet.result import format_summary, format_table
+    from automl_chars.workflows.darts import DARTS
 
     samplers = samplers_of(args)
+    warm = darts_warm_start_of(args)
     limits = limits_of(args)  # bad limits fail before anything trains
     space = SupernetSpace(channels=args.channels, depths=args.depths,
                           ops=tuple(o.strip() for o in args.ops.split(",") if o.strip()),
@@ -89,9 +125,10 @@ def run_samplers(dataset_name: str, args: argparse.Namespace) -> list:
             ds, sampler, args.epochs, args.storage, args.seed, args.gpus_per_trial, space=space,
             config=config, top_k=args.top_k, finetune_epochs=args.finetune_epochs,
             name=args.name, resume=args.resume, cpus_per_trial=args.cpus_per_trial,
-            max_failures=args.max_failures, address=args.address, verbose=args.verbose)
+            max_failures=args.max_failures, address=args.address, verbose=args.verbose,
+            warm_start=warm if sampler == DARTS else None)
         plot_result(result)
-        print(f"\n== {sampler}: {result.path}")
+        print(f"\n== {result.sampler}: {result.path}")
         print(format_table(result))
         print(format_summary(result))
         if limits.limits:

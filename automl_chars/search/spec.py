@@ -25,10 +25,11 @@ from automl_chars.spaces import (
     subspace,
 )
 from automl_chars.spaces.fingerprint import space_fingerprint  # its old home: kept importable
-from automl_chars.spaces.supernet import subnet_space, supernet_space
+from automl_chars.spaces.supernet import darts_space, subnet_space, supernet_space
 from automl_chars.spaces.transfer import transfer_space
 from automl_chars.trainables import (
     CNNTrainable,
+    DartsTrainable,
     MLPTrainable,
     MobileNetV2Trainable,
     ReplayTrainable,
@@ -196,6 +197,16 @@ def supernet_spec(space: ConfigurationSpace | None = None, seed: int | None = No
                      parameters={} if supernet is None else {"supernet": supernet})
 
 
+@SPECS.register("darts")
+def darts_spec(space: ConfigurationSpace | None = None, seed: int | None = None,
+               supernet: Any = None) -> SweepSpec:
+    """DARTS over a supernet space: :class:`DartsTrainable` over :func:`darts_space` (training
+    hyperparameters and the architecture optimiser's); ``val_acc`` is the derived
+    architecture's. ``supernet``: the architecture space (default seed 002's 9 subnets)."""
+    return SweepSpec("darts", DartsTrainable, space if space is not None else darts_space(seed),
+                     parameters={} if supernet is None else {"supernet": supernet})
+
+
 @SPECS.register("subnet")
 def subnet_spec(space: ConfigurationSpace | None = None, seed: int | None = None) -> SweepSpec:
     """One subnet standalone (its configuration names it under ``"subnet"``):
@@ -270,6 +281,6 @@ def get_spec(spec: str | SweepSpec | None, space: ConfigurationSpace | None = No
     return SPECS.get(spec or "cnn")(space=space, seed=seed)
 
 
-__all__ = ["MODEL_FAMILIES", "SPECS", "SweepSpec", "cnn_spec", "config_id_space", "get_spec",
-           "mlp_spec", "mobilenetv2_spec", "replay_spec", "resnet18_spec", "resnet34_spec",
-           "space_fingerprint", "subnet_spec", "supernet_spec", "transfer_spec"]
+__all__ = ["MODEL_FAMILIES", "SPECS", "SweepSpec", "cnn_spec", "config_id_space", "darts_spec",
+           "get_spec", "mlp_spec", "mobilenetv2_spec", "replay_spec", "resnet18_spec",
+           "resnet34_spec", "space_fingerprint", "subnet_spec", "supernet_spec", "transfer_spec"]

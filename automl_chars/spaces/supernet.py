@@ -20,6 +20,11 @@ SAMPLER_NAMES = ("uniform", "epsilon_greedy", "ucb1", "thompson", "fair")
 #: Settings a supernet configuration may carry without searching them, with their defaults.
 SUPERNET_FIXED = {"supernet": None, "reward_batch": 64, "calib_samples": 512,
                   "eval_subnets": 64, "ema": 0.1, "prune_warmup": 200}
+#: Settings a DARTS configuration may carry without searching them, with their defaults:
+#: ``init_arch_weights`` is an ``arch_weights.json`` (or its folder) to start the architecture
+#: logits from (a warm start; "" starts uniform).
+DARTS_FIXED = {"supernet": None, "calib_samples": 512, "eval_subnets": 64,
+               "init_arch_weights": ""}
 #: Settings a subnet configuration may carry: its architecture (a ``SubnetSpec.to_dict()``) and,
 #: for fine-tuning, a supernet checkpoint folder to take the weights from.
 SUBNET_FIXED = {"subnet": None, "init_checkpoint": ""}
@@ -53,14 +58,27 @@ def supernet_space(seed: int | None = None) -> ConfigurationSpace:
     return cs
 
 
-@lru_cache(maxsize=2)
+def darts_space(seed: int | None = None) -> ConfigurationSpace:
+    """DARTS: :func:`subnet_space` (the weights' optimiser) plus the architecture parameters'
+    Adam learning rate and weight decay (defaults 3e-3 and 1e-3)."""
+    cs = subnet_space(seed)
+    cs.add([Float("arch_learning_rate", (1e-4, 3e-2), log=True, default=3e-3),
+            Float("arch_weight_decay", (1e-5, 1e-2), log=True, default=1e-3)])
+    return cs
+
+
+_KINDS = {"supernet": (supernet_space, SUPERNET_FIXED), "subnet": (subnet_space, SUBNET_FIXED),
+          "darts": (darts_space, DARTS_FIXED)}
+
+
+@lru_cache(maxsize=3)
 def _defaults(kind: str) -> tuple[tuple[str, object], ...]:
-    space = supernet_space() if kind == "supernet" else subnet_space()
-    fixed = SUPERNET_FIXED if kind == "supernet" else SUBNET_FIXED
-    return (*((n, plain_value(hp.default_value)) for n, hp in space.items()), *fixed.items())
+    make, fixed = _KINDS[kind]
+    return (*((n, plain_value(hp.default_value)) for n, hp in make().items()), *fixed.items())
 
 
 def resolve_supernet(config: dict, kind: str = "supernet") -> dict:
-    """``config`` over every default of the ``kind`` (``"supernet"`` or ``"subnet"``) space and
-    its fixed settings; unknown names raise, so a typo never passes silently."""
+    """``config`` over every default of the ``kind`` (``"supernet"``, ``"subnet"`` or
+    ``"darts"``) space and its fixed settings; unknown names raise, so a typo never passes
+    silently."""
     return resolve_against(config, dict(_defaults(kind)), f"{kind} space")

@@ -82,6 +82,15 @@ class SupernetResult:
         ``errors_before``/``errors_after`` among them."""
         return dict(self.summary.get("finetune", {}))
 
+    @property
+    def darts(self) -> dict:
+        """A DARTS run's answer (empty for a sampler): ``derived`` (the argmax architecture),
+        ``derived_standalone_rank`` and ``derived_standalone_acc`` (its rank and test top-1
+        trained standalone), ``epochs_to_final``, per-epoch ``history``,
+        ``arch_prob_kendall_tau`` (subnets ranked by their probability against standalone),
+        ``arch_weights`` (the saved file) and ``warm_start`` (the neighbour, or None)."""
+        return dict(self.summary.get("darts") or {})
+
     def save(self) -> None:
         if self.path is None:
             raise ExperimentStateError("This SupernetResult has no folder to save to.")
@@ -150,6 +159,15 @@ def format_summary(result: SupernetResult) -> str:
             f"({'right' if f['right_top1'] else 'wrong'} top-1); ordering errors among them "
             f"{len(f['errors_before'])} before, {len(f['errors_after'])} after"
         )
+    d = result.darts
+    if d:
+        warm = d.get("warm_start")
+        lines.append(
+            f"DARTS derived {d['derived']}: standalone rank {d['derived_standalone_rank']} of "
+            f"{d['n_subnets']} (test top-1 {d['derived_standalone_acc']:.4f}), final from epoch "
+            f"{d['epochs_to_final']}; "
+            + (f"warm-started from {warm['dataset']} (portfolio rank {warm['rank']} by "
+               f"{warm['measure']}, its derived {warm['derived']})" if warm else "cold start"))
     if s.get("pruned"):
         lines.append(f"pruned: {', '.join(p['subnet'] for p in s['pruned'])}")
     return "\n".join(lines)

@@ -23,6 +23,8 @@ _LAZY = {
     "trial_device": "automl_chars.trainables.base",
     "CNNTrainable": "automl_chars.trainables.cnn",
     "DataParallelTrainable": "automl_chars.trainables.data_parallel",
+    "DartsTrainable": "automl_chars.trainables.darts",
+    "darts_settings": "automl_chars.trainables.darts",
     "cnn_settings": "automl_chars.trainables.cnn",
     "MLPTrainable": "automl_chars.trainables.mlp",
     "mlp_settings": "automl_chars.trainables.mlp",
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
         trial_device,
     )
     from automl_chars.trainables.cnn import CNNTrainable, cnn_settings
+    from automl_chars.trainables.darts import DartsTrainable, darts_settings
     from automl_chars.trainables.data_parallel import DataParallelTrainable
     from automl_chars.trainables.keys import COSTS_ERROR, FAILURE, INFEASIBLE, JOB
     from automl_chars.trainables.mlp import MLPTrainable, mlp_settings
@@ -67,10 +70,10 @@ __getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 
 __all__ = [
     "CHECKPOINT_FILE", "COSTS_ERROR", "FAILURE", "INFEASIBLE", "JOB", "CNNTrainable",
-    "DataParallelTrainable", "MLPTrainable", "MobileNetV2Trainable", "ReplayTrainable",
-    "ResNet34Trainable", "ResNetTrainable", "SubnetTrainable", "SupernetTrainable",
-    "SupervisedTrainable", "TransferTrainable", "TrialSettings", "cnn_settings",
-    "evaluate_checkpoint", "load_trial_state", "mlp_settings", "mobilenetv2_settings",
-    "resnet_settings",
+    "DartsTrainable", "DataParallelTrainable", "MLPTrainable", "MobileNetV2Trainable",
+    "ReplayTrainable", "ResNet34Trainable", "ResNetTrainable", "SubnetTrainable",
+    "SupernetTrainable", "SupervisedTrainable", "TransferTrainable", "TrialSettings",
+    "cnn_settings", "darts_settings", "evaluate_checkpoint", "load_trial_state", "mlp_settings",
+    "mobilenetv2_settings", "resnet_settings",
     "transfer_settings", "trial_device",
 ]

@@ -70,25 +70,14 @@ def supernet_settings(config: Mapping) -> SupernetTrialSettings:
     )
 
 
-class SupernetTrainable(SupervisedTrainable):
-    """Trains a weight-sharing supernet with a subnet sampler.
+class OneShotTrainable(SupervisedTrainable):
+    """What every trainable of a whole supernet shares (:class:`SupernetTrainable`,
+    :class:`~automl_chars.trainables.darts.DartsTrainable`): the architecture space as a
+    Trainable parameter, and each evaluated subnet's costs instead of the model's own."""
 
-    Reports, besides the base metrics: ``val_acc``/``val_loss`` of the ``leader`` (the best
-    evaluated subnet), ``subnet_acc/<name>`` (validation top-1 of each evaluated subnet, batch
-    norm recalibrated), ``sampled/<name>`` (rounds that trained it), ``rounds``, ``pruned``
-    (subnets pruned so far), ``evaluated`` (how many subnets were evaluated), each evaluated
-    subnet's costs (``subnet_params/<name>``, ``subnet_flops/<name>``,
-    ``subnet_latency_ms/<name>``: its standalone model's, measured once per trial) and the
-    leader's as the trial's own (``params``, ``flops``, ``latency_ms``, ``throughput``).
-    """
-
-    supports_autotune = False  # a step trains sampled subnets, not model(x)
+    supports_autotune = False  # a step trains the supernet's subnets, not model(x)
     #: A supernet is no one model: a sweep of it takes no cost limits (pick a subnet instead).
     reports_costs = False
-
-    @classmethod
-    def settings(cls, config: Mapping, **parameters: Any) -> SupernetTrialSettings:
-        return supernet_settings(config)
 
     def setup(self, config: dict, supernet: SupernetSpace | Mapping | None = None,
               **kwargs) -> None:
@@ -102,11 +91,7 @@ class SupernetTrainable(SupervisedTrainable):
             config = {**config, "supernet": self.arch_space}
         super()._build(config)
 
-    def make_model(self, settings: SupernetTrialSettings) -> nn.Module:
-        """The supernet, and its sampler (seeded per configuration, like the weights)."""
-        self.sampler = make_sampler(settings.arch, settings.sampler,
-                                    config_seed(settings.config, self.seed))
-        self.last_accs: dict[str, float] = {}
+    def make_model(self, settings: TrialSettings) -> nn.Module:
         self.subnet_costs: dict[str, dict[str, float]] = {}  # name -> costs, measured once
         return super().make_model(settings)
 
@@ -123,6 +108,49 @@ class SupernetTrainable(SupervisedTrainable):
                 self.device).metrics()
         return self.subnet_costs[name]
 
+    def evaluate_subnets(self, indices: list[int]) -> tuple[dict, dict]:
+        """Validation ``(loss, top-1)`` and costs of the subnets at ``indices`` of the space,
+        each extracted and recalibrated, by name."""
+        s, space = self.trial_settings, self.trial_settings.arch
+        calibration = calibration_images(self.train_data, s.evaluation.calib_samples)
+        scores, costs = {}, {}
+        for i in indices:
+            name = space.name(space.archs[i])
+            scores[name] = evaluate_subnet(self.model, space.archs[i], calibration,
+                                           self.val_data)
+            costs[name] = self.costs_of(space.archs[i])
+        return scores, costs
+
+    @staticmethod
+    def cost_metrics(costs: dict, chosen: str) -> dict:
+        """The chosen subnet's costs as the trial's, and every evaluated one's by name."""
+        return {**costs[chosen], **{f"subnet_{c}": {n: costs[n][c] for n in costs}
+                                    for c in ("params", "flops", "latency_ms")}}
+
+
+class SupernetTrainable(OneShotTrainable):
+    """Trains a weight-sharing supernet with a subnet sampler.
+
+    Reports, besides the base metrics: ``val_acc``/``val_loss`` of the ``leader`` (the best
+    evaluated subnet), ``subnet_acc/<name>`` (validation top-1 of each evaluated subnet, batch
+    norm recalibrated), ``sampled/<name>`` (rounds that trained it), ``rounds``, ``pruned``
+    (subnets pruned so far), ``evaluated`` (how many subnets were evaluated), each evaluated
+    subnet's costs (``subnet_params/<name>``, ``subnet_flops/<name>``,
+    ``subnet_latency_ms/<name>``: its standalone model's, measured once per trial) and the
+    leader's as the trial's own (``params``, ``flops``, ``latency_ms``, ``throughput``).
+    """
+
+    @classmethod
+    def settings(cls, config: Mapping, **parameters: Any) -> SupernetTrialSettings:
+        return supernet_settings(config)
+
+    def make_model(self, settings: SupernetTrialSettings) -> nn.Module:
+        """The supernet, and its sampler (seeded per configuration, like the weights)."""
+        self.sampler = make_sampler(settings.arch, settings.sampler,
+                                    config_seed(settings.config, self.seed))
+        self.last_accs: dict[str, float] = {}
+        return super().make_model(settings)
+
     def train_unit(self, data: DeviceData) -> EpochStats:
         s = self.trial_settings
         return train_supernet_epoch(self.model, self.optimizer, self.sampler, data, self.val_data,
@@ -131,21 +159,14 @@ class SupernetTrainable(SupervisedTrainable):
 
     def validate(self) -> dict:
         s, space = self.trial_settings, self.trial_settings.arch
-        calibration = calibration_images(self.train_data, s.evaluation.calib_samples)
-        scores, costs = {}, {}
-        for i in subnets_to_evaluate(self.sampler, s.evaluation.eval_subnets):
-            name = space.name(space.archs[i])
-            scores[name] = evaluate_subnet(self.model, space.archs[i], calibration,
-                                           self.val_data)
-            costs[name] = self.costs_of(space.archs[i])
+        scores, costs = self.evaluate_subnets(
+            subnets_to_evaluate(self.sampler, s.evaluation.eval_subnets))
         self.last_accs = {name: acc for name, (_, acc) in scores.items()}
         leader = max(scores, key=lambda n: (scores[n][1], -space.index(n)))
         names = [space.name(a) for a in space.archs]
         return {
             "val_acc": scores[leader][1], "val_loss": scores[leader][0], "leader": leader,
-            **costs[leader],
-            **{f"subnet_{c}": {n: costs[n][c] for n in costs}
-               for c in ("params", "flops", "latency_ms")},
+            **self.cost_metrics(costs, leader),
             "subnet_acc": dict(self.last_accs),
             "sampled": {names[i]: self.sampler.counts[i] for i in range(len(names))
                         if self.sampler.counts[i] or len(names) <= s.evaluation.eval_subnets},
@@ -207,8 +228,9 @@ def subnet_settings(config: Mapping) -> TrialSettings:
 
 
 class SubnetTrainable(SupervisedTrainable):
-    """One subnet trained standalone; with ``init_checkpoint`` (a :class:`SupernetTrainable`
-    checkpoint folder) it starts from the supernet's weights, recalibrated: fine-tuning."""
+    """One subnet trained standalone; with ``init_checkpoint`` (a :class:`SupernetTrainable` or
+    ``DartsTrainable`` checkpoint folder) it starts from the supernet's weights, recalibrated:
+    fine-tuning."""
 
     @classmethod
     def settings(cls, config: Mapping, **parameters: Any) -> TrialSettings:
@@ -222,6 +244,7 @@ class SubnetTrainable(SupervisedTrainable):
         if supernet.space != settings.arch.space:
             raise InvalidConfigError(f"init_checkpoint {source} is a supernet over "
                                      f"{supernet.space}, not over {settings.arch.space}.")
-        evaluation = supernet_settings(state["config"]).evaluation
-        calibration = calibration_images(self.train_data, evaluation.calib_samples).cpu()
+        # a supernet's or a DARTS search's checkpoint: both record their calibration size
+        samples = int(state["config"].get("calib_samples", SupernetEvalSettings.calib_samples))
+        calibration = calibration_images(self.train_data, samples).cpu()
         return recalibrate_bn(supernet.extract(settings.arch.arch), calibration).train()

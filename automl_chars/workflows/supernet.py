@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -25,10 +26,12 @@ from automl_chars.layout import SUMMARY_FILE, experiment_dir
 from automl_chars.runner.core import can_resume
 from automl_chars.runner.trials import TrialJob, TrialsResult, run_trials
 from automl_chars.spaces.supernet import subnet_space
+from automl_chars.supernet.darts import ArchParameters
 from automl_chars.supernet.model import SubnetSpec
 from automl_chars.supernet.ranking import best, correlations, ordering_errors, ranking_table
 from automl_chars.supernet.result import SupernetResult
 from automl_chars.supernet.space import SupernetSpace
+from automl_chars.trainables.darts import darts_settings
 from automl_chars.trainables.supernet import (
     evaluate_supernet_subnet,
     load_supernet,
@@ -61,19 +64,24 @@ def run_supernet(
     data_root: str | os.PathLike | None = None,
     address: str | None = None,
     verbose: int = 1,
+    warm_start: Any = None,
 ) -> SupernetResult:
     """Trains a supernet with ``sampler`` and every subnet standalone, and compares the rankings.
 
     Args:
         dataset: a registered name or a :class:`Dataset`.
-        sampler: a name in :data:`~automl_chars.supernet.SAMPLERS`.
+        sampler: a name in :data:`~automl_chars.supernet.SAMPLERS`, or ``"darts"``: a DARTS
+            search (:func:`~automl_chars.workflows.darts.run_darts`) instead of a sampler; its
+            subnets are ranked by their probability under the architecture weights, its answer
+            is the derived architecture (``summary["darts"]``: its standalone rank, ...).
         epochs: epochs of the supernet and of each standalone subnet.
         storage_path: results root (see :func:`~automl_chars.layout.experiment_dir`).
         seed: seeds every trial.
         gpus_per_trial: GPU share of each trial (0: CPU); costs are then GPU-seconds.
         space: the supernet's architecture space (default: seed 002's 9 subnets).
         config: training hyperparameters (``learning_rate``, ``batch_size``, ...; the standalone
-            subnets use the same ones) and sampler settings (``epsilon``, ``warmup``, ...).
+            subnets use the same ones), sampler settings (``epsilon``, ``warmup``, ...) and
+            DARTS's (``arch_learning_rate``, ``arch_weight_decay``); each run takes its own.
         top_k: subnets fine-tuned from the supernet's weights (0: none).
         finetune_epochs: their fine-tuning epochs.
         finetune_lr_factor: fine-tuning's learning rate relative to training's (a trained
@@ -81,20 +89,33 @@ def run_supernet(
         name: experiment folder (default ``supernet-<dataset>``); the sampler's results go to
             ``<name>/<sampler>``, the standalone runs to ``<name>/standalone``.
         resume: continue an interrupted run (finished parts are read back).
+        warm_start: with ``"darts"``, a :class:`~automl_chars.workflows.darts.DartsWarmStart`:
+            the search starts from the nearest portfolio dataset's saved architecture weights
+            (results in ``<name>/darts-warm``).
 
     Raises :class:`~automl_chars.errors.SweepInterrupted` when stopped; everything else about the
     arguments is checked before any training starts.
     """
+    from automl_chars.workflows.darts import DARTS, darts_config
+
     arch_space = SupernetSpace.from_dict(space)
-    supernet_config = {**dict(config or {}), "sampler": sampler, "supernet": arch_space.to_dict()}
-    supernet_settings(supernet_config)  # an unknown sampler or setting raises here
+    darts = sampler == DARTS
+    if darts:
+        supernet_config = darts_config(config, arch_space)
+    else:
+        supernet_config = {**_sampler_config(config), "sampler": sampler,
+                           "supernet": arch_space.to_dict()}
+        supernet_settings(supernet_config)  # an unknown sampler or setting raises here
+        if warm_start is not None:
+            raise InvalidConfigError(f"run_supernet: warm_start is DARTS's (sampler='darts'); "
+                                     f"sampler {sampler!r} takes none.")
     training = {k: v for k, v in dict(config or {}).items() if k in subnet_space()}
     _check_arguments(arch_space, epochs, top_k, finetune_epochs)
     if not 0 < finetune_lr_factor <= 1:
         raise InvalidConfigError(f"run_supernet: finetune_lr_factor must be in (0, 1], got "
                                  f"{finetune_lr_factor!r}.")
-    finetuning = {**training, "learning_rate": finetune_lr_factor * supernet_settings(
-        supernet_config).optimizer.learning_rate}
+    finetuning = {**training, "learning_rate": finetune_lr_factor * float(
+        supernet_config.get("learning_rate", subnet_space()["learning_rate"].default_value))}
     ds = load(dataset, root=data_root)
     root = experiment_dir(storage_path, name or f"supernet-{ds.name}")
     if root.name == "standalone" or sampler == "standalone":
@@ -104,36 +125,48 @@ def run_supernet(
               "max_failures": max_failures, "address": address, "verbose": verbose}
 
     names = [arch_space.name(a) for a in arch_space.archs]
-    sup = _phase([TrialJob(SUPERNET_LABEL, ds, supernet_config,
-                           description=f"supernet, sampler {sampler}")],
-                 "supernet", epochs, root / sampler / "supernet", resume, **common)
+    if darts:  # the search first: a warm start's missing neighbour fails before any training
+        search = _darts_phase(ds, epochs, root, arch_space, config, warm_start, resume, common)
+        sup, folder, label = search.trials, search.path, DARTS
+    else:
+        search, folder, label = None, root / sampler, SUPERNET_LABEL
+        sup = _phase([TrialJob(SUPERNET_LABEL, ds, supernet_config,
+                               description=f"supernet, sampler {sampler}")],
+                     "supernet", epochs, folder / "supernet", resume, **common)
     standalone = _phase(
         [TrialJob(n, ds, {**training, "subnet": SubnetSpec(arch_space, a).to_dict()},
                   description=f"standalone subnet {n}")
          for n, a in zip(names, arch_space.archs)],
         "subnet", epochs, root / "standalone", resume, reuse=True, **common)
 
-    ckpt = _finished_checkpoint(sup, SUPERNET_LABEL)
+    ckpt = _finished_checkpoint(sup, label)
     supernet, state = load_supernet(ckpt, ds)
-    evaluation = supernet_settings(state["config"]).evaluation
+    evaluation = (darts_settings if darts else supernet_settings)(state["config"]).evaluation
     test_acc = {n: evaluate_supernet_subnet(supernet, n, ds, "test", evaluation) for n in names}
     val_acc = state["extra"]["subnet_acc"]
-    sampler_state = state["extra"]["sampler"]
-    top = sorted(val_acc, key=lambda n: (-val_acc[n], names.index(n)))[:top_k]
+    if darts:  # every subnet trains in every round; the search ranks them by probability
+        prob = dict(zip(names, ArchParameters(arch_space, search.weights).log_probs().exp().tolist()))
+        sampled = dict.fromkeys(names, int(state["extra"]["rounds"]))
+        top = sorted(names, key=lambda n: (-prob[n], names.index(n)))[:top_k]
+        pruned: list = []
+    else:
+        sampler_state = state["extra"]["sampler"]
+        sampled = dict(zip(sampler_state["names"], sampler_state["counts"]))
+        top = sorted(val_acc, key=lambda n: (-val_acc[n], names.index(n)))[:top_k]
+        pruned = sampler_state["pruned"]
     finetune = None
     if top:
         finetune = _phase(
             [TrialJob(n, ds, {**finetuning, "subnet": SubnetSpec(arch_space, n).to_dict(),
                               "init_checkpoint": str(ckpt)},
                       description=f"fine-tuned subnet {n}, sampler {sampler}") for n in top],
-            "subnet", finetune_epochs, root / sampler / "finetune", resume, **common)
+            "subnet", finetune_epochs, folder / "finetune", resume, **common)
 
     st = standalone.table.set_index("label")
     ft = finetune.table.set_index("label") if finetune is not None else pd.DataFrame()
     table = ranking_table(
         test_acc, {n: float(st.loc[n, "test_acc"]) for n in names},
-        finetuned={n: float(ft.loc[n, "test_acc"]) for n in top},
-        sampled=dict(zip(sampler_state["names"], sampler_state["counts"])), order=names)
+        finetuned={n: float(ft.loc[n, "test_acc"]) for n in top}, sampled=sampled, order=names)
     for cost in LIMITED_COSTS:  # each subnet's costs, as its standalone trial measured them
         table[cost] = [float(st.loc[n, cost]) for n in names]
     factor = gpus_per_trial if gpus_per_trial > 0 else cpus_per_trial
@@ -143,23 +176,75 @@ def run_supernet(
              "finetune": factor * float(ft["seconds"].sum()) if top else 0.0}
     costs["ratio"] = costs["supernet"] / costs["standalone"] if costs["standalone"] else float("nan")
     summary = {
-        "sampler": sampler, "dataset": ds.name, "epochs": epochs, "seed": seed,
+        "sampler": folder.name, "dataset": ds.name, "epochs": epochs, "seed": seed,
         "space": arch_space.to_dict(), "config": supernet_config,
         **correlations(table), "supernet_top1": best(table, "supernet_acc"),
         "standalone_top1": best(table, "standalone_acc"),
         "supernet_val_acc": {n: float(val_acc[n]) for n in names if n in val_acc},
         "standalone_val_acc": {n: float(st.loc[n, "val_acc"]) for n in names},
-        "costs": costs, "pruned": sampler_state["pruned"],
+        "costs": costs, "pruned": pruned,
         "finetune": _finetune_summary(table, ft, top, finetune_epochs,
                                       finetuning["learning_rate"]),
         "runs": {"supernet": str(sup.path), "standalone": str(standalone.path),
                  "finetune": str(finetune.path) if finetune is not None else None},
     }
-    summary["top1_match"] = summary["supernet_top1"] == summary["standalone_top1"]
-    history = _history(sampler_state)
-    result = SupernetResult(table, history, summary, root / sampler)
+    if darts:
+        table["arch_prob"] = [prob[n] for n in names]
+        summary["darts"] = _darts_summary(search, table)
+        summary["supernet_top1"] = search.derived  # the search's answer: its derived subnet
+        history = _darts_history(sup, names)
+        # found the best: the derived subnet ranks first standalone (a tie for first counts)
+        summary["top1_match"] = summary["darts"]["derived_standalone_rank"] == 1
+    else:
+        history = _history(sampler_state)
+        summary["top1_match"] = summary["supernet_top1"] == summary["standalone_top1"]
+    result = SupernetResult(table, history, summary, folder)
     result.save()
     return result
+
+
+def _darts_phase(ds: Dataset, epochs: int, root: Path, space: SupernetSpace,
+                    config: Mapping | None, warm_start: Any, resume: bool, common: dict):
+    """The DARTS search of a :func:`run_supernet` run, in ``root``."""
+    from automl_chars.workflows.darts import run_darts
+
+    return run_darts(ds, epochs, root.parent, space=space, config=config, warm_start=warm_start,
+                     name=root.name, resume=resume, **common)
+
+
+def _sampler_config(config: Mapping | None) -> dict:
+    """``config`` without DARTS's own settings (one config may serve every sampler)."""
+    from automl_chars.spaces.supernet import (
+        DARTS_FIXED,
+        SUPERNET_FIXED,
+        darts_space,
+        supernet_space,
+    )
+
+    theirs = (set(darts_space()) | set(DARTS_FIXED)) - set(supernet_space()) - set(SUPERNET_FIXED)
+    return {k: v for k, v in dict(config or {}).items() if k not in theirs}
+
+
+def _darts_summary(search, table: pd.DataFrame) -> dict:
+    """The derived architecture against standalone training: its standalone rank and top-1,
+    the search's per-epoch history, and how its probabilities rank the subnets."""
+    row = table.set_index("subnet").loc[search.derived]
+    probs = correlations(table, "arch_prob", "standalone_acc")
+    return {"derived": search.derived, "derived_standalone_rank": int(row["standalone_rank"]),
+            "derived_standalone_acc": float(row["standalone_acc"]),
+            "derived_supernet_acc": float(row["supernet_acc"]), "n_subnets": len(table),
+            "epochs_to_final": search.epochs_to_final, "history": list(search.weights.history),
+            "arch_prob_kendall_tau": probs["kendall_tau"], "arch_prob_spearman": probs["spearman"],
+            "arch_weights": str(search.weights.path), "warm_start": search.neighbour}
+
+
+def _darts_history(run: TrialsResult, names: list[str]) -> pd.DataFrame:
+    """Each subnet's validation top-1 at the end of each DARTS epoch, as history rows (round:
+    the rounds trained by then)."""
+    h = run.history
+    rows = [{"round": int(r["rounds"]), "subnet": n, "running_acc": float(r[f"subnet_acc/{n}"])}
+            for _, r in h.iterrows() for n in names if f"subnet_acc/{n}" in h]
+    return pd.DataFrame(rows, columns=["round", "subnet", "running_acc"])
 
 
 def _check_arguments(space: SupernetSpace, epochs: int, top_k: int, finetune_epochs: int) -> None:
