@@ -174,8 +174,6 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_bohb(args: argparse.Namespace) -> int:
-    from automl_chars.search.spec import SPECS
-
     objective_of(args)  # bad limits or reward fail before the data loads
     spec, dataset_name = _bohb_target(args)  # so do an unknown model family or experiment
     warm = None

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from automl_chars.data import Dataset
-from automl_chars.runner.sweep import run_bohb
 from automl_chars.runner.result import SweepResult
+from automl_chars.runner.sweep import run_bohb
 from automl_chars.runner.trials import TrialJob, TrialsResult, run_trials
 from automl_chars.search.named import NamedExperiment, experiment_spec, get_experiment
 
