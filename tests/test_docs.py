@@ -94,6 +94,8 @@ COMMANDS = {
                    r"scripts/build_glyph_table\.py": _script("scripts/build_glyph_table.py")},
     "hardware-aware.md": {r"automl-chars bohb": _cli("bohb"), r"automl-chars pareto": _cli("pareto"),
                           r"automl-chars supernet": _cli("supernet")},
+    "named-experiments.md": {r"automl-chars train": _cli("train"),
+                             r"automl-chars bohb": _cli("bohb")},
     "supernet.md": {r"automl-chars supernet": _cli("supernet"),
                     r"experiments/supernet_mnist\.py": _script("experiments/supernet_mnist.py"),
                     r"benchmarks/supernet_ranking\.py": _script("benchmarks/supernet_ranking.py"),

@@ -1,5 +1,5 @@
-"""The ``automl-chars`` command: ``datasets``, ``bohb``, ``show``, ``pareto``, ``portfolio``,
-``store``, ``similarity``, ``supernet``, ``table``, ``report``.
+"""The ``automl-chars`` command: ``datasets``, ``bohb``, ``train``, ``show``, ``pareto``,
+``portfolio``, ``store``, ``similarity``, ``supernet``, ``table``, ``report``.
 
 Errors the platform raises on purpose (unknown names, missing data, bad presets, experiments that
 cannot be resumed, a cluster that cannot be reached) are printed as one clear message with exit
@@ -15,7 +15,7 @@ import re
 import sys
 from collections.abc import Sequence
 
-from automl_chars.cli import pareto, portfolio, report, similarity, store, supernet, table
+from automl_chars.cli import pareto, portfolio, report, similarity, store, supernet, table, train
 from automl_chars.cli.options import (
     add_data_arguments,
     add_limit_arguments,
@@ -106,7 +106,7 @@ def objective_of(args: argparse.Namespace):
 
 def sweep(dataset, args: argparse.Namespace, preset: str, name: str | None = None, space=None,
           resume: bool | None = None, warm_start=None, spec: str | None = None):
-    """Runs one sweep of ``spec`` (a name in ``SPECS``; default the CNN) from parsed arguments
+    """Runs one sweep of ``spec`` (a name in ``SPECS`` or a ``SweepSpec``; default the CNN) from parsed arguments
     (``resume`` overrides ``--resume``)."""
     from automl_chars import run_bohb
     from automl_chars.search.presets import get_preset
@@ -174,10 +174,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_bohb(args: argparse.Namespace) -> int:
-    from automl_chars.search.spec import SPECS
-
     objective_of(args)  # bad limits or reward fail before the data loads
-    SPECS.get(args.model)  # so does an unknown model family (naming the closest)
+    spec, dataset_name = _bohb_target(args)  # so do an unknown model family or experiment
     warm = None
     if args.warm_start or args.store or args.warm_method != "knn":
         from automl_chars.errors import InvalidConfigError
@@ -191,14 +189,46 @@ def cmd_bohb(args: argparse.Namespace) -> int:
         warm = WarmStart(portfolio=args.warm_start, store=args.store, **measure, k=args.k,
                          num_seeds=args.num_seeds,
                          method=args.warm_method)  # bad values fail before the data loads
-    ds = load_dataset(args.dataset, args)
-    result = sweep(ds, args, args.preset, warm_start=warm, spec=args.model)
+    ds = load_dataset(dataset_name, args)
+    result = sweep(ds, args, args.preset, warm_start=warm, spec=spec,
+                   name=args.name or _experiment_sweep_name(args, ds.name))
     print_result(result)
     if args.plot:
         from automl_chars.reporting import plot_learning_curves
 
         print(f"\nLearning curves: {plot_learning_curves(result.path)}")
     return 0
+
+
+def _bohb_target(args: argparse.Namespace):
+    """What ``bohb`` sweeps and on which dataset: ``--model``'s spec on ``--dataset``, or a
+    named experiment's free hyperparameters (``--experiment``, ``--set``) on its dataset."""
+    from automl_chars.errors import InvalidConfigError
+    from automl_chars.search.named import experiment_spec, parse_sets
+    from automl_chars.search.spec import SPECS
+
+    if args.experiment is None:
+        if args.sets:
+            raise InvalidConfigError("--set fixes a named experiment's hyperparameters: use it "
+                                     "with --experiment NAME.")
+        if args.dataset is None:
+            raise InvalidConfigError("bohb needs --dataset (a name from `automl-chars datasets`) "
+                                     "or --experiment NAME.")
+        SPECS.get(args.model or "cnn")
+        return args.model or "cnn", args.dataset
+    from automl_chars.workflows.named import resolve_experiment
+
+    exp = resolve_experiment(args.experiment, parse_sets(args.sets))
+    if args.model is not None and args.model != exp.model:
+        raise InvalidConfigError(f"--experiment {exp.name} sweeps the {exp.model} family; leave "
+                                 f"out --model {args.model}.")
+    return experiment_spec(exp, args.seed), args.dataset or exp.dataset
+
+
+def _experiment_sweep_name(args: argparse.Namespace, dataset: str) -> str | None:
+    """A named experiment's sweep folder, ``<experiment>-bohb-<dataset>-<preset>`` (None:
+    run_bohb's default)."""
+    return f"{args.experiment}-bohb-{dataset}-{args.preset}" if args.experiment else None
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -218,11 +248,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bohb", help="run a BOHB sweep of a model family's space (the CNN's by "
                                     "default) and print its table")
-    p.add_argument("--dataset", required=True, help="a name from `automl-chars datasets`")
-    p.add_argument("--model", default="cnn",
+    p.add_argument("--dataset", default=None,
+                   help="a name from `automl-chars datasets` (required without --experiment)")
+    p.add_argument("--model", default=None,
                    help="model family whose space is swept: cnn (seed 001's, default), mlp, "
                         "resnet18, resnet34, mobilenetv2 (docs/models.md), or another sweep "
                         "spec's name")
+    p.add_argument("--experiment", default=None, metavar="NAME",
+                   help="sweep a named experiment's free hyperparameters, its fixed ones in "
+                        "every trial, on its dataset unless --dataset is given "
+                        "(docs/named-experiments.md; `automl-chars train --list`)")
+    train.add_set_argument(p)
     add_sweep_arguments(p, preset_default="3_1_9_20")
     p.add_argument("--plot", action="store_true", help="also save learning curves as PNG")
     p.add_argument("--warm-start", default=None, metavar="PORTFOLIO_DIR",
@@ -248,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="experiment folder")
     p.set_defaults(func=cmd_show)
 
+    train.add_parser(sub)
     pareto.add_parser(sub)
     portfolio.add_parser(sub)
     store.add_parser(sub)

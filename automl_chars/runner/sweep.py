@@ -69,7 +69,7 @@ from automl_chars.search.pmf import PMFSearcher
 from automl_chars.search.presets import BOHBPreset
 from automl_chars.search.scheduler import SchedulerStateCallback
 from automl_chars.search.searcher import BOHBSearcher
-from automl_chars.search.spec import SweepSpec, get_spec, space_fingerprint
+from automl_chars.search.spec import SweepSpec, get_spec
 from automl_chars.search.warmstart import (
     DEFAULT_PRIORS,
     WarmStart,
@@ -272,7 +272,7 @@ def run_bohb(
         num_samples=bohb.num_samples if num_samples is None else num_samples,
         fidelity=fid.kind, gpus_per_trial=float(gpus_per_trial),
         cpus_per_trial=float(cpus_per_trial), seed=seed, trainable=sweep_spec.name,
-        space_fingerprint=space_fingerprint(sweep_spec.space), bohb_config=bohb_options,
+        space_fingerprint=sweep_spec.fingerprint(), bohb_config=bohb_options,
         max_failures=max_failures, warm_start=warm_start.describe() if warm_start else {},
         priors=bool(priors) and searcher is None and objective is None,
         autotune_lr=tuned.to_dict() if tuned is not None else None,
@@ -435,6 +435,7 @@ def _tuner(exp_dir: Path, trainable, settings: SweepSettings, spec: SweepSpec, b
                                          lead=getattr(searcher, "lead", 0))
     return tune.Tuner(
         trainable,
+        param_space=dict(spec.fixed),  # Tune merges BOHB's suggestions into these constants
         tune_config=tune.TuneConfig(
             search_alg=search_alg, scheduler=scheduler, num_samples=settings.num_samples,
             reuse_actors=True, trial_dirname_creator=trial_dirname,

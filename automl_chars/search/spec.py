@@ -4,6 +4,8 @@ Trainable. The CNN is the first spec (:func:`cnn_spec`); transfer and supernets 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -27,6 +29,7 @@ from automl_chars.spaces import (
 from automl_chars.spaces.fingerprint import space_fingerprint  # its old home: kept importable
 from automl_chars.spaces.supernet import darts_space, subnet_space, supernet_space
 from automl_chars.spaces.transfer import transfer_space
+from automl_chars.spaces.values import plain_value
 from automl_chars.trainables import (
     CNNTrainable,
     DartsTrainable,
@@ -65,6 +68,9 @@ class SweepSpec:
             at its end (a replay, which recomputes an epoch for free).
         learns_from: the trainable whose past results and portfolio entries a warm start draws
             on (default: :attr:`name`; a replay of a CNN table draws on the CNN's).
+        fixed: hyperparameters held at these values outside :attr:`space`: merged into every
+            trial's configuration (and so recorded with it), e.g. a named experiment's
+            (:mod:`automl_chars.search.named`). Part of the sweep's identity.
     """
 
     name: str
@@ -77,6 +83,7 @@ class SweepSpec:
     run_setup: Callable[[str], tuple[Mapping[str, Any], Sequence[Callback]]] | None = None
     checkpoint_frequency: int = 1
     learns_from: str = ""
+    fixed: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Defaults from the trainable; frozen, so through object.__setattr__.
@@ -100,6 +107,20 @@ class SweepSpec:
                 f"SweepSpec {self.name!r}: parameters {sorted(reserved)} are set by the sweep "
                 f"itself; remove them."
             )
+
+        clash = sorted(set(self.fixed) & set(self.space))
+        if clash:
+            raise InvalidConfigError(f"SweepSpec {self.name!r}: {clash} are both fixed and in the "
+                                     f"space searched; leave them out of one of the two.")
+
+    def fingerprint(self) -> str:
+        """What the sweep searches as a short hash: the space's fingerprint, with the fixed
+        values when there are any (so a resumed sweep is refused other fixed values)."""
+        space = space_fingerprint(self.space)
+        if not self.fixed:
+            return space
+        text = json.dumps([space, plain_value(dict(self.fixed))], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
     def results_of(self) -> str:
@@ -138,6 +159,10 @@ class SweepSpec:
         check = getattr(self.trainable, "check_space", None)
         if check is not None:
             check(self.space, dataset, **self.parameters)
+        if self.fixed:
+            check_config = getattr(self.trainable, "check_config", None)
+            if check_config is not None:
+                check_config(dict(self.fixed), dataset, **self.parameters)
 
 
 #: Named sweep specs (``run_bohb(..., spec="cnn")``): ``factory(space=None) -> SweepSpec``.
