@@ -424,10 +424,16 @@ def load_domain(
     ds = Dataset(name=name, classes=tuple(chars), meta=meta,
                  source=f"built-in glyph generator v{GENERATOR_VERSION} (matplotlib fonts)",
                  **splits)
+    return cached(ds, path)
+
+
+def cached(ds: Dataset, path: Path) -> Dataset:
+    """``ds``, saved at ``path`` for the next load; a read-only data root only costs the cache
+    (a warning), never the dataset."""
     try:
         ds.save(path)
-    except OSError as err:  # a read-only data root only costs the cache
-        warnings.warn(f"Could not cache {name} at {path}: {err}", stacklevel=2)
+    except OSError as err:
+        warnings.warn(f"Could not cache {ds.name} at {path}: {err}", stacklevel=3)
     return ds
 
 

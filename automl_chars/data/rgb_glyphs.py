@@ -127,11 +127,7 @@ def load_rgb_domain(
     ds = Dataset(name=name, classes=gray.classes, meta=meta, **splits,
                  source=f"built-in glyph generator v{glyphs.GENERATOR_VERSION}, painted in "
                         f"colour v{COLOUR_VERSION}")
-    try:
-        ds.save(path)
-    except OSError as err:  # a read-only data root only costs the cache
-        warnings.warn(f"Could not cache {name} at {path}: {err}", stacklevel=2)
-    return ds
+    return glyphs.cached(ds, path)
 
 
 def _make_loader(domain: str):
