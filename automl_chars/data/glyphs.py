@@ -424,10 +424,10 @@ def load_domain(
     ds = Dataset(name=name, classes=tuple(chars), meta=meta,
                  source=f"built-in glyph generator v{GENERATOR_VERSION} (matplotlib fonts)",
                  **splits)
-    return cached(ds, path)
+    return save_to_cache(ds, path)
 
 
-def cached(ds: Dataset, path: Path) -> Dataset:
+def save_to_cache(ds: Dataset, path: Path) -> Dataset:
     """``ds``, saved at ``path`` for the next load; a read-only data root only costs the cache
     (a warning), never the dataset."""
     try:

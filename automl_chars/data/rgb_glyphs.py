@@ -127,7 +127,7 @@ def load_rgb_domain(
     ds = Dataset(name=name, classes=gray.classes, meta=meta, **splits,
                  source=f"built-in glyph generator v{glyphs.GENERATOR_VERSION}, painted in "
                         f"colour v{COLOUR_VERSION}")
-    return glyphs.cached(ds, path)
+    return glyphs.save_to_cache(ds, path)
 
 
 def _make_loader(domain: str):
