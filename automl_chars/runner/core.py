@@ -99,8 +99,9 @@ TUNE_STATE = {"experiment_state-*.json": "json", "searcher-state-*.pkl": "pickle
 def tune_state_remedy(exp_dir: Path) -> str:
     """What to do about a damaged file of Ray Tune's state: Tune cannot resume without it."""
     return (f"Ray Tune cannot resume the run from it. Start the run again under another name "
-            f"(CLI: --name) or storage path; {exp_dir} is left as it is, with its finished "
-            f"trials (a sweep's are in the results store too: automl-chars store show).")
+            f"(CLI: --name) or storage path; {uris.shown(exp_dir)} is left as it is, with its "
+            f"finished trials (a sweep's are in the results store too: automl-chars store "
+            f"show).")
 
 
 def check_experiment_state(exp_dir: Path) -> None:
