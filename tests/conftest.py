@@ -87,8 +87,11 @@ def s3_server():
     """moto's S3 server on a free local port, once per session; yields ``host:port``. Tests
     take ``bucket`` (an empty bucket on it) and ``cache`` (a fresh mirror cache); URIs of it
     come from :func:`support.s3_uri`."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request, else
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

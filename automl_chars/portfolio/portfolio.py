@@ -45,14 +45,14 @@ class Portfolio:
     (:mod:`automl_chars.uris`)."""
 
     def __init__(self, path: str | os.PathLike, entries: list[PortfolioEntry] | None = None):
-        self.path = uris.pull(uris.local_path(path, "portfolio"), recursive=True, skip=())
+        self.path = uris.pull(uris.local_path(path, "portfolio"), recursive=True)
         self._entries = list(entries or [])
 
     # -- reading ----------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | os.PathLike) -> Portfolio:
         """Reads ``path/manifest.json``; raises :class:`PortfolioError` if it is not a portfolio."""
-        path = uris.pull(uris.local_path(path, "portfolio"), recursive=True, skip=())
+        path = uris.pull(uris.local_path(path, "portfolio"), recursive=True)
         return cls(path, read_manifest(path))
 
     @property
