@@ -70,7 +70,7 @@ def store_beside(folder: str | os.PathLike) -> ResultsStore:
     ``store/`` beside ``folder`` (in the same storage root)."""
     if os.environ.get(STORE_ENV):
         return ResultsStore(os.environ[STORE_ENV])
-    return ResultsStore(Path(folder).expanduser().resolve().parent / "store")
+    return ResultsStore(uris.local_path(folder, "folder").parent / "store")
 
 
 @dataclass(frozen=True, order=True)

@@ -91,6 +91,16 @@ def test_the_platforms_files_land_at_the_uri_and_read_back_elsewhere(cache, s3_s
     assert ResultsStore(s3_uri(s3_server, "store")).frame()["val_acc"].tolist() == [0.5]
     bucket.delete_file(f"{BUCKET}/root/run/summary.json")  # a file gone there is gone here
     assert not (experiment_dir(s3_uri(s3_server, "root"), "run") / "summary.json").exists()
+    # in subfolders too (a trial's log moved aside there), and removed here, gone there
+    trial = again / "trial_1"
+    trial.mkdir()
+    write_json(trial / "progress.json", {"b": 2})
+    assert uris.pull(again, recursive=True) == again and (trial / "progress.json").exists()
+    bucket.move(f"{BUCKET}/root/run/trial_1/progress.json", f"{BUCKET}/root/run/aside.json")
+    uris.pull(again, recursive=True)
+    assert not (trial / "progress.json").exists() and (again / "aside.json").exists()
+    uris.remove(again / "aside.json")
+    assert listing(bucket, "root") == set()
 
 
 class InterruptAfter(Callback):
