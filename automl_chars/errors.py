@@ -122,8 +122,20 @@ class DamagedFileError(_StructuredError):
     what to do; the files beside it are left as they are."""
 
     def __init__(self, path: str, problem: str, remedy: str):
+        from automl_chars import uris  # same layer; uris imports this module
+
         self.path, self.problem, self.remedy = str(path), problem, remedy
-        super().__init__(f"{path} is damaged ({problem}). {remedy}")
+        #: Where the file lives: its URI (no credentials) when ``path`` is in the local mirror
+        #: of a storage URI, else ``path``.
+        self.location = uris.shown(path, query=False)
+        if self.location == self.path:
+            super().__init__(f"{path} is damaged ({problem}). {remedy}")
+            return
+        super().__init__(
+            f"{self.location} is damaged ({problem}). {remedy} Whatever you move aside or "
+            f"edit, do it to the copy at that URI (with your storage's tools: aws s3 mv, "
+            f"gcloud storage mv), not to {path}: that is only its local mirror, refreshed from "
+            f"the URI whenever it is read.")
 
 
 class StoreError(AutomlCharsError):

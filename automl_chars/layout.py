@@ -179,7 +179,10 @@ def experiment_dir(storage_path: str | os.PathLike | None, name: str) -> Path:
     return uris.pull(results_root(storage_path) / name)
 
 
-def run_folder(location: str | os.PathLike, option: str = "path") -> Path:
-    """The local folder of a run given as a path or a URI, its files downloaded first (a run's
-    own files only: checkpoints are read through Ray)."""
-    return uris.pull(uris.local_path(location, option))
+def run_folder(location: str | os.PathLike, option: str = "path", recursive: bool = False,
+               ) -> Path:
+    """The local folder of a result (a run, a portfolio, a supernet run) given as a path or a
+    URI, its files downloaded first (with its subfolders' when ``recursive``, e.g. each trial's
+    ``progress.csv``; never checkpoints, which are read through Ray). A URI that cannot be used
+    raises :class:`~automl_chars.errors.InvalidConfigError` naming ``option``."""
+    return uris.pull(uris.local_path(location, option), recursive=recursive)

@@ -90,6 +90,18 @@ def remote_for(path: str | os.PathLike) -> str | None:
     return urlunsplit((base.scheme, base.netloc, "/" + "/".join(rel.parts[1:]), base.query, ""))
 
 
+def shown(location: str | os.PathLike, query: bool = True) -> str:
+    """``location`` as a message or a stored record names it: the URI of a mirror path (else
+    the path), without the credentials a URI may carry (``s3://KEY:SECRET@...``), and without
+    its query (endpoint, region) unless ``query``."""
+    text = remote_for(location) or os.fspath(location)
+    if not is_uri(text):
+        return text
+    parts = urlsplit(text)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query if query else "", ""))
+
+
 def tune_path(path: str | os.PathLike) -> str:
     """What Ray Tune gets for the folder ``path``: its URI for a mirror, else the path."""
     return remote_for(path) or os.fspath(path)
@@ -145,6 +157,41 @@ def push(path: str | os.PathLike) -> None:
         out.write(src.read())
 
 
+def move(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Moves the file ``src`` to ``dst`` (here), and its URI's copy to ``dst``'s URI when
+    ``src`` is in a mirror: moved aside here only, the file would come back from the URI on
+    the next read."""
+    os.replace(src, dst)
+    uri, target = remote_for(src), remote_for(dst)
+    if uri is None or target is None:
+        return
+    fs, path = _filesystem(uri)
+    fs.move(path, _filesystem(target)[1])
+
+
+def remove(path: str | os.PathLike) -> None:
+    """Removes the file or folder ``path`` here and, in a mirror, at its URI (else a later
+    read downloads it again)."""
+    import shutil
+
+    path = Path(path)
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+    uri = remote_for(path)
+    if uri is None:
+        return
+    import pyarrow.fs
+
+    fs, where = _filesystem(uri)
+    kind = fs.get_file_info(where).type
+    if kind == pyarrow.fs.FileType.Directory:
+        fs.delete_dir(where)
+    elif kind == pyarrow.fs.FileType.File:
+        fs.delete_file(where)
+
+
 def pull(folder: str | os.PathLike, recursive: bool = False,
          skip: Iterable[str] = ("checkpoint_",)) -> Path:
     """Downloads the files in the URI of the mirror ``folder`` into it (with subfolders when
@@ -177,10 +224,14 @@ def pull(folder: str | os.PathLike, recursive: bool = False,
         with fs.open_input_stream(info.path) as stream:
             tmp.write_bytes(stream.read())
         os.replace(tmp, target)
-    if folder.is_dir():  # what the URI no longer has (a rerun removed it) is gone here too
-        for stale in folder.iterdir():
-            if stale.is_file() and PurePosixPath(stale.name) not in remote \
-                    and not stale.name.startswith("."):
+    if folder.is_dir():  # what the URI no longer has (a rerun removed it, a user moved it
+        # aside there) is gone here too: the files of the folders pulled, not skipped ones
+        local = folder.rglob("*") if recursive else folder.iterdir()
+        for stale in local:
+            rel = PurePosixPath(*stale.relative_to(folder).parts)
+            if stale.is_file() and rel not in remote and not any(
+                    p.startswith(".") for p in rel.parts) and not any(
+                    p.startswith(skip) for p in rel.parts[:-1]):
                 stale.unlink()
     return folder
 
@@ -192,4 +243,4 @@ def _filesystem(uri: str):
 
 
 __all__ = ["CACHE_ENV", "cache_root", "check", "is_uri", "local_path", "location_of", "mirror",
-           "pull", "push", "remote_for", "tune_path"]
+           "move", "pull", "push", "remote_for", "remove", "shown", "tune_path"]

@@ -82,6 +82,52 @@ def ray_address(ray_session) -> str:
     return ray_session.get_runtime_context().gcs_address
 
 
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server on a free local port, once per session; yields ``host:port``. Tests
+    take ``bucket`` (an empty bucket on it) and ``cache`` (a fresh mirror cache); URIs of it
+    come from :func:`support.s3_uri`."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request, else
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def bucket(s3_server):
+    """An empty bucket (:data:`support.BUCKET`) on the S3 server, emptied and removed after the
+    test; yields its pyarrow filesystem."""
+    import pyarrow.fs
+    from support import BUCKET, s3_uri
+
+    fs, _ = pyarrow.fs.FileSystem.from_uri(s3_uri(s3_server, "") + "&allow_bucket_creation=true"
+                                           "&allow_bucket_deletion=true")
+    fs.create_dir(BUCKET)
+    yield fs
+    fs.delete_dir(BUCKET)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A fresh mirror cache of storage URIs: each test (and each "machine" of a test: call the
+    fixture's value with another name) starts with none."""
+    from automl_chars import uris
+
+    def switch(name: str = "machine-1"):
+        monkeypatch.setenv(uris.CACHE_ENV, str(tmp_path / name))
+        return tmp_path / name
+    switch()
+    return switch
+
+
 @pytest.fixture
 def one_thread():
     """Torch on one thread for the test (tiny convolutions on a shared 2-core machine)."""

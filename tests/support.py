@@ -156,3 +156,43 @@ def run_cli(argv) -> str:
         code = main(list(argv))
     assert code == 0, out.getvalue()
     return out.getvalue()
+
+
+#: The bucket conftest's ``bucket`` fixture makes on the session's S3 server (``s3_server``).
+BUCKET = "sweeps"
+
+
+def s3_uri(endpoint: str, path: str, bucket: str = BUCKET) -> str:
+    """A URI of the test S3 server with fake credentials in it: Ray's worker processes (started
+    before the test by the session) see no AWS_* variables, and pyarrow carries a URI's
+    options and credentials to them with the filesystem."""
+    return (f"s3://testing:testing@{bucket}/{path}?scheme=http&endpoint_override={endpoint}"
+            f"&region=us-east-1")
+
+
+def uri_of(storage: str, name: str) -> str:
+    """``name`` under the storage URI ``storage`` (its query kept at the end)."""
+    path, query = storage.split("?")
+    return f"{path.rstrip('/')}/{name}?{query}"
+
+
+def listing(fs, path: str) -> set[str]:
+    """The files under ``path`` of the test bucket, relative to it."""
+    import pyarrow.fs
+
+    infos = fs.get_file_info(pyarrow.fs.FileSelector(f"{BUCKET}/{path}", recursive=True,
+                                                     allow_not_found=True))
+    return {i.path[len(BUCKET) + len(path) + 2:] for i in infos if i.type.name == "File"}
+
+
+def upload(fs, folder, path: str) -> None:
+    """Copies the local ``folder`` (a finished run, a portfolio) to ``path`` of the test bucket,
+    file by file, as another machine's run would have left it there."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    for f in sorted(folder.rglob("*")):
+        if f.is_file():
+            rel = f.relative_to(folder).as_posix()
+            with fs.open_output_stream(f"{BUCKET}/{path}/{rel}") as out:
+                out.write(f.read_bytes())

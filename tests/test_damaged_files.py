@@ -666,3 +666,30 @@ def test_every_file_read_back_has_a_row():
                 "built-in store file", "learned ranker"})
     covered = {c.kind.split(",")[0].removesuffix(" (supernet)") for c in FILES}
     assert files <= covered, f"files read back without a row in FILES: {files - covered}"
+
+
+@pytest.mark.slow
+def test_following_the_remedy_a_damaged_table_is_written_again_from_its_run(
+        ray_session, glyph_run_root, tmp_path, capsys):
+    """A table of one's own, damaged: ``table show`` says to move it aside and run its build
+    again with ``--resume``. Done literally (the file renamed, the build's command with
+    ``--resume``), the table is written again from the build's Ray run, without training: the
+    same rows, every epoch's seconds included."""
+    from automl_chars.tabular import LearningCurveTable
+    from automl_chars.tabular.table import REBUILD_REMEDY
+
+    out = tmp_path / "curves.parquet"
+    argv = ["table", "build", "--datasets", "glyphs-digits", "--configs", "0", "--epochs", "1",
+            "--samples-per-class", "4", "--root", str(glyph_run_root), "--out", str(out),
+            "--storage", str(tmp_path / "runs"), "--verbose", "0"]
+    told = cli(capsys, *argv)
+    assert told.code == 0, told.text
+    before = LearningCurveTable.load(out).frame
+    truncate(out)
+    told = table_show(Reading(tmp_path, out, None, capsys))
+    assert REBUILD_REMEDY in told and "move it aside (rename it)" in told
+    out.rename(out.with_name(f"{out.name}.damaged"))  # as it says
+    told = cli(capsys, *argv, "--resume")
+    assert told.code == 0 and "Traceback" not in told.text, told.text
+    assert cli(capsys, "table", "show", str(out)).code == 0
+    pd.testing.assert_frame_equal(LearningCurveTable.load(out).frame, before)  # not retrained

@@ -20,6 +20,8 @@ from automl_chars.cli.options import (
     add_data_arguments,
     add_limit_arguments,
     load_dataset,
+    location,
+    shown,
     store_line,
     summary_of,
 )
@@ -128,7 +130,7 @@ def print_result(result) -> None:
     from automl_chars.reporting import format_table, top_trials
     from automl_chars.reporting.tables import seeded_trials
 
-    print(f"\nExperiment: {result.path}")
+    print(f"\nExperiment: {shown(result.path)}")
     print(store_line(result.path))
     print(f"Trials: {len(result.trials)} ({result.n_model_based} proposed by BOHB's model)")
     if result.objective.active:
@@ -186,7 +188,8 @@ def cmd_bohb(args: argparse.Namespace) -> int:
                 "--warm-method pmf picks seed trials from the results store (--store), not from "
                 "a portfolio: leave out --warm-start PORTFOLIO_DIR, or use --warm-method knn.")
         measure = {"measure": args.measure} if args.measure else {}  # else WarmStart's default
-        warm = WarmStart(portfolio=args.warm_start, store=args.store, **measure, k=args.k,
+        warm = WarmStart(portfolio=location(args.warm_start, "--warm-start"),
+                         store=location(args.store, "--store"), **measure, k=args.k,
                          num_seeds=args.num_seeds,
                          method=args.warm_method)  # bad values fail before the data loads
     ds = load_dataset(dataset_name, args)
@@ -196,7 +199,7 @@ def cmd_bohb(args: argparse.Namespace) -> int:
     if args.plot:
         from automl_chars.reporting import plot_learning_curves
 
-        print(f"\nLearning curves: {plot_learning_curves(result.path)}")
+        print(f"\nLearning curves: {shown(plot_learning_curves(result.path))}")
     return 0
 
 
@@ -234,7 +237,7 @@ def _experiment_sweep_name(args: argparse.Namespace, dataset: str) -> str | None
 def cmd_show(args: argparse.Namespace) -> int:
     from automl_chars.runner.result import SweepResult
 
-    print_result(SweepResult.load(args.path))
+    print_result(SweepResult.load(location(args.path, "path")))
     return 0
 
 
@@ -281,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bohb)
 
     p = sub.add_parser("show", help="print the table of a finished sweep")
-    p.add_argument("path", help="experiment folder")
+    p.add_argument("path", help="experiment folder or storage URI (s3://bucket/sweeps/NAME)")
     p.set_defaults(func=cmd_show)
 
     train.add_parser(sub)

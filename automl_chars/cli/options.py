@@ -54,8 +54,26 @@ def store_line(folder) -> str:
     """Where the results of a run in ``folder`` were recorded, and how to look at them."""
     from automl_chars.store import store_beside
 
-    path = store_beside(folder).path
-    return f"Results store: {path} (automl-chars store show --store {path})"
+    where = store_beside(folder).location
+    return f"Results store: {where} (automl-chars store show --store {where})"
+
+
+def location(value, flag: str):
+    """``value``, a folder or file given as ``flag`` (a path or a storage URI), with a URI
+    checked usable first: one pyarrow cannot open, or whose store or bucket cannot be reached,
+    raises :class:`~automl_chars.errors.InvalidConfigError` naming ``flag``, before any work."""
+    from automl_chars import uris
+
+    if value is not None and uris.is_uri(value):
+        uris.check(value, flag)
+    return value
+
+
+def shown(path) -> str:
+    """A local path as the user should read it: the URI (no credentials) it mirrors, if any."""
+    from automl_chars import uris
+
+    return uris.shown(path)
 
 
 #: ``--smoke``'s help in every experiment script.

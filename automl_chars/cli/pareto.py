@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from automl_chars.cli.options import add_limit_arguments, summary_of
+from automl_chars.cli.options import add_limit_arguments, location, shown, summary_of
 
 #: Columns printed for each front (those the points have).
 SHOWN = ("trial_id", "subnet", "budget", "val_acc", "supernet_acc", "standalone_acc", "params",
@@ -20,7 +20,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                              "FLOPs and latency of a finished sweep or supernet run",
                               description=summary_of(__doc__))
     p.add_argument("path", help="a sweep's folder, or a supernet run's sampler folder "
-                                "(<storage>/supernet-<dataset>/<sampler>)")
+                                "(<storage>/supernet-<dataset>/<sampler>); a folder or a "
+                                "storage URI (s3://, gs://)")
     p.add_argument("--cost", action="append", default=None, choices=("params", "flops",
                                                                      "latency_ms"),
                    help="cost to draw a front against (repeatable; default all three)")
@@ -32,12 +33,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "or standalone_acc")
     add_limit_arguments(p, "only results within the limits are drawn, and the best of them "
                            "is printed")
-    p.add_argument("--out", default=None, help="plot file (default DIR/pareto.png)")
+    p.add_argument("--out", default=None, help="plot file, a path or a storage URI (default "
+                                               "DIR/pareto.png)")
     p.set_defaults(func=cmd_pareto)
     return p
 
 
 def cmd_pareto(args: argparse.Namespace) -> int:
+    from automl_chars.layout import run_folder
     from automl_chars.reporting.pareto import (
         PARETO_COSTS,
         PARETO_FILE,
@@ -48,10 +51,11 @@ def cmd_pareto(args: argparse.Namespace) -> int:
 
     limits = Objective(max_params=args.max_params, max_flops=args.max_flops,
                        max_latency_ms=args.max_latency_ms)  # bad values fail before reading
+    location(args.out, "--out")
     costs = args.cost or list(PARETO_COSTS)
-    points, metric, what = _points(args)
+    folder = run_folder(location(args.path, "path"), "path")
+    points, metric, what = _points(folder, args)
     points = within_limits(points, limits)
-    folder = Path(args.path).expanduser().resolve()
     fronts = pareto_fronts(points, costs, metric)
     for cost in costs:
         front = fronts[fronts["front"] == cost]
@@ -63,21 +67,20 @@ def cmd_pareto(args: argparse.Namespace) -> int:
             print(f"\nNo {what[:-1] if what.endswith('s') else what} is within the limits.")
         else:
             best = points.sort_values(metric, ascending=False, kind="stable").iloc[0]
-            shown = ", ".join(f"{c} {best[c]:g}" if isinstance(best[c], float) else f"{c} {best[c]}"
-                              for c in SHOWN if c in best.index)
-            print(f"\nBest within the limits: {shown}")
+            line = ", ".join(f"{c} {best[c]:g}" if isinstance(best[c], float) else f"{c} {best[c]}"
+                             for c in SHOWN if c in best.index)
+            print(f"\nBest within the limits: {line}")
     out = plot_pareto(points, args.out or folder / PARETO_FILE, costs, metric,
                       title=f"{folder.name}: {metric} against each cost")
-    print(f"\nPlot: {out}")
+    print(f"\nPlot: {shown(out)}")
     return 0
 
 
-def _points(args: argparse.Namespace):
-    """``(points, metric, what they are)`` of the folder: a sweep's trials or a supernet run's
-    subnets."""
+def _points(folder: Path, args: argparse.Namespace):
+    """``(points, metric, what they are)`` of ``folder`` (local, its files downloaded): a
+    sweep's trials or a supernet run's subnets."""
     from automl_chars.errors import InvalidConfigError
 
-    folder = Path(args.path).expanduser()
     if (folder / "table.csv").exists() and not (folder / "trials.csv").exists():
         from automl_chars.supernet.result import SupernetResult
         from automl_chars.supernet.select import SUBNET_METRICS, subnet_points

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from automl_chars.cli.options import add_data_arguments, load_dataset, store_line
+from automl_chars.cli.options import (
+    add_data_arguments,
+    load_dataset,
+    location,
+    shown,
+    store_line,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,12 +26,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--config", default=None,
                    help="hyperparameters as JSON (others take the space's defaults)")
     b.add_argument("--from-sweep", default=None,
-                   help="a finished sweep's folder: train its incumbent on every source")
+                   help="a finished sweep's folder (or storage URI): train its incumbent on "
+                        "every source")
     b.add_argument("--epochs", type=int, default=5)
     b.add_argument("--gpus-per-trial", type=float, default=0.0,
                    help="GPU share per source, e.g. 0.25 trains four sources per GPU")
     b.add_argument("--cpus-per-trial", type=float, default=1.0)
-    b.add_argument("--out", required=True, help="portfolio folder")
+    b.add_argument("--out", required=True, help="portfolio folder, a path or a storage URI "
+                                                "(s3://bucket/portfolio)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--resume", action="store_true", help="finish an interrupted build")
     b.add_argument("--address", default=None, help="Ray cluster address")
@@ -35,14 +42,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.set_defaults(func=cmd_build)
 
     s = cmds.add_parser("show", help="list a portfolio's entries")
-    s.add_argument("path", help="portfolio folder")
+    s.add_argument("path", help="portfolio folder or storage URI")
     s.set_defaults(func=cmd_show)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from automl_chars import uris
     from automl_chars.errors import InvalidConfigError
     from automl_chars.portfolio import build_portfolio
 
+    # a URI's local mirror stands for it: the build writes there and uploads each file
+    out = uris.local_path(location(args.out, "--out"), "--out")
     if args.config and args.from_sweep:
         raise InvalidConfigError("Pass --config or --from-sweep, not both.")
     config = None
@@ -54,17 +64,16 @@ def cmd_build(args: argparse.Namespace) -> int:
     elif args.from_sweep:
         from automl_chars.runner.result import SweepResult
 
-        config = SweepResult.load(args.from_sweep)
+        config = SweepResult.load(location(args.from_sweep, "--from-sweep"))
     names = [s.strip() for s in args.sources.split(",") if s.strip()]
     datasets = [load_dataset(n, args) for n in names]  # unknown names fail before Ray starts
-    out = Path(args.out).expanduser().resolve()
     portfolio = build_portfolio(
         datasets, model=args.model, config=config, epochs=args.epochs,
         gpus_per_trial=args.gpus_per_trial, storage_path=out.parent, name=out.name,
         seed=args.seed, resume=args.resume, cpus_per_trial=args.cpus_per_trial,
         address=args.address, verbose=args.verbose,
     )
-    print(f"\nPortfolio: {portfolio.path}")
+    print(f"\nPortfolio: {shown(portfolio.path)}")
     print(format_entries(portfolio))
     print(store_line(portfolio.path))
     return 0
@@ -73,8 +82,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from automl_chars.portfolio import Portfolio
 
-    portfolio = Portfolio.load(args.path)
-    print(f"Portfolio: {portfolio.path}")
+    portfolio = Portfolio.load(location(args.path, "path"))
+    print(f"Portfolio: {shown(portfolio.path)}")
     print(format_entries(portfolio))
     return 0
 

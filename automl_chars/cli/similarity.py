@@ -11,7 +11,7 @@ import argparse
 import textwrap
 from pathlib import Path
 
-from automl_chars.cli.options import add_data_arguments, load_dataset
+from automl_chars.cli.options import add_data_arguments, load_dataset, location
 
 #: What ``--measure`` says of each measure set. The costs are per portfolio entry with 300 target
 #: images and 20 bootstrap rounds on a shared 2-core CPU (docs/similarity.md, "The measures").
@@ -34,7 +34,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "default the fast measures run (every one but task2vec); --measure all "
                     "adds task2vec, which takes many seconds per entry on a CPU.")
     p.add_argument("--target", required=True, help="target dataset (a name from `automl-chars datasets`)")
-    p.add_argument("--portfolio", required=True, help="portfolio folder (from `automl-chars portfolio build`)")
+    p.add_argument("--portfolio", required=True, help="portfolio folder or storage URI (from `automl-chars portfolio build`)")
     p.add_argument("--measure", "--measures", dest="measure", default="fast", help=MEASURE_HELP)
     p.add_argument("--sample-size", type=int, default=300, help="target images to draw (stratified)")
     p.add_argument("--source-sample-size", type=int, default=300,
@@ -59,6 +59,7 @@ def cmd_similarity(args: argparse.Namespace) -> int:
     from automl_chars.similarity import plot_heatmap, resolve_measures, similarity
 
     measures = resolve_measures(args.measure)  # a bad name fails before anything loads
+    location(args.portfolio, "--portfolio")  # a bad URI too
     target = load_dataset(args.target, args)
     portfolio = Portfolio.load(args.portfolio)
     sources = portfolio.sources(sample_size=args.source_sample_size, seed=args.seed)

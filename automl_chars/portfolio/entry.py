@@ -113,13 +113,14 @@ def read_manifest(folder: Path) -> list[PortfolioEntry]:
     naming the file."""
     path = folder / MANIFEST_FILE
     if not path.exists():
-        raise PortfolioError(f"{folder} is not a portfolio: it has no {MANIFEST_FILE}. Build one "
-                             f"with automl_chars.portfolio.build_portfolio (CLI: automl-chars "
+        raise PortfolioError(f"{uris.shown(folder)} is not a portfolio: it has no "
+                             f"{MANIFEST_FILE}. Build one with "
+                             f"automl_chars.portfolio.build_portfolio (CLI: automl-chars "
                              f"portfolio build).")
     data = read_json(path, MANIFEST_REMEDY)
-    version = data.get("version")
+    version, where = data.get("version"), uris.shown(path, query=False)
     if version != MANIFEST_VERSION:
-        raise PortfolioError(f"{path} has manifest version {version!r}; this version of "
+        raise PortfolioError(f"{where} has manifest version {version!r}; this version of "
                              f"automl_chars reads version {MANIFEST_VERSION}. Read it with the "
                              f"automl_chars that wrote it (upgrade), or: {MANIFEST_REMEDY}")
     return [PortfolioEntry.from_json(e, path) for e in data.get("entries", [])]
@@ -141,24 +142,25 @@ def save_weights(path: Path, model: str, arch: Any, state_dict: dict) -> None:
 
 def load_weights(path: Path, entry: str) -> dict:
     """An entry's weights file, tensors and plain values only; anything else is refused."""
+    where = uris.shown(path, query=False)  # at a storage URI: the file there, not the mirror
     if not path.exists():
-        raise PortfolioError(f"Portfolio entry {entry!r}: its weight file {path} is missing. "
+        raise PortfolioError(f"Portfolio entry {entry!r}: its weight file {where} is missing. "
                              f"{entry_remedy(entry)}")
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; its end holds the index
-        raise PortfolioError(f"Portfolio entry {entry!r}: {path} is damaged (empty, truncated "
+        raise PortfolioError(f"Portfolio entry {entry!r}: {where} is damaged (empty, truncated "
                              f"or garbled: not a weight file). {entry_remedy(entry)}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise PortfolioError(
-            f"Portfolio entry {entry!r}: {path} holds objects other than tensors and plain "
+            f"Portfolio entry {entry!r}: {where} holds objects other than tensors and plain "
             f"values, which could run code when loaded; refused ({first_line(err)})."
         ) from None
     except (RuntimeError, EOFError, OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
-        raise PortfolioError(f"Portfolio entry {entry!r}: {path} is damaged "
+        raise PortfolioError(f"Portfolio entry {entry!r}: {where} is damaged "
                              f"({first_line(err)}). {entry_remedy(entry)}") from None
     if not isinstance(state, dict) or not {"model", "arch", "state_dict"} <= set(state):
-        raise PortfolioError(f"Portfolio entry {entry!r}: {path} is not a weight file of "
+        raise PortfolioError(f"Portfolio entry {entry!r}: {where} is not a weight file of "
                              f"automl_chars (needs model, arch and state_dict).")
     return state
 
@@ -170,11 +172,12 @@ def save_sample(path: Path, x: torch.Tensor, y: torch.Tensor) -> None:
 
 def load_sample(path: Path, entry: str) -> tuple[torch.Tensor, torch.Tensor]:
     """An entry's image sample as ``(x uint8 (n, C, H, W), y int64)``."""
+    where = uris.shown(path, query=False)
     try:
         with np.load(path, allow_pickle=False) as z:
             return torch.from_numpy(z["x"].copy()), torch.from_numpy(z["y"].copy()).long()
     except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as err:
-        raise PortfolioError(f"Portfolio entry {entry!r}: cannot read its image sample {path}, "
+        raise PortfolioError(f"Portfolio entry {entry!r}: cannot read its image sample {where}, "
                              f"damaged ({first_line(err)}). {entry_remedy(entry)}") from None
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import shutil
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -46,14 +45,14 @@ class Portfolio:
     (:mod:`automl_chars.uris`)."""
 
     def __init__(self, path: str | os.PathLike, entries: list[PortfolioEntry] | None = None):
-        self.path = uris.pull(uris.local_path(path, "portfolio"), recursive=True, skip=())
+        self.path = uris.pull(uris.local_path(path, "portfolio"), recursive=True)
         self._entries = list(entries or [])
 
     # -- reading ----------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | os.PathLike) -> Portfolio:
         """Reads ``path/manifest.json``; raises :class:`PortfolioError` if it is not a portfolio."""
-        path = uris.pull(uris.local_path(path, "portfolio"), recursive=True, skip=())
+        path = uris.pull(uris.local_path(path, "portfolio"), recursive=True)
         return cls(path, read_manifest(path))
 
     @property
@@ -174,11 +173,11 @@ class Portfolio:
         return entry
 
     def remove(self, name: str) -> None:
-        """Removes the entry ``name`` and its folder."""
+        """Removes the entry ``name`` and its folder (at a storage URI, there too)."""
         entry = self.entry(name)
         self._entries.remove(entry)
         write_manifest(self.path, self._entries)
-        shutil.rmtree(self.path / entry.name, ignore_errors=True)
+        uris.remove(self.path / entry.name)
 
     def __repr__(self) -> str:
         return f"Portfolio({str(self.path)!r}, entries={self.names()})"

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from automl_chars import uris
 from automl_chars.errors import ExperimentStateError
 from automl_chars.layout import (
     HISTORY_FILE,
@@ -31,6 +32,7 @@ from automl_chars.layout import (
     WARM_START_FILE,
     read_csv,
     read_json,
+    run_folder,
 )
 from automl_chars.reporting import sweep as sweep_plots
 from automl_chars.reporting.plots import learning_curves, save_figure
@@ -68,7 +70,8 @@ def folder_kind(folder: Path) -> str:
     and what a result folder holds."""
     if not folder.is_dir():
         where = "is not a folder" if folder.exists() else "does not exist"
-        raise ExperimentStateError(f"{folder} {where}: pass a result folder, i.e. {EXPECTED}.")
+        raise ExperimentStateError(f"{uris.shown(folder)} {where}: pass a result folder, i.e. "
+                                   f"{EXPECTED}.")
     has = {p.name for p in folder.iterdir()}
     if TRIALS_FILE in has and SUMMARY_FILE in has and "n_jobs" in _json(folder / SUMMARY_FILE):
         return "jobs"
@@ -82,7 +85,8 @@ def folder_kind(folder: Path) -> str:
         return "similarity"
     if any(n.endswith(".png") for n in has):
         return "figures"
-    raise ExperimentStateError(f"{folder} is not a result folder: expected {EXPECTED}.")
+    raise ExperimentStateError(f"{uris.shown(folder)} is not a result folder: expected "
+                               f"{EXPECTED}.")
 
 
 def _json(path: Path) -> dict:
@@ -103,22 +107,25 @@ def _supernet_folders(folder: Path) -> list[Path]:
 def report(folders: str | os.PathLike | Sequence[str | os.PathLike],
            out: str | os.PathLike | None = None, title: str | None = None) -> Path:
     """Writes one self-contained HTML page about ``folders`` (result folders of any kind, see
-    the module's doc) to ``out`` (default ``report.html`` in the first folder); returns its path.
+    the module's doc; paths or storage URIs, downloaded first) to ``out`` (default
+    ``report.html`` in the first folder; at a storage URI, uploaded there too); returns its
+    (local) path.
 
     Every folder is checked before anything is drawn: one that is not a result raises
     :class:`~automl_chars.errors.ExperimentStateError` naming it and what was expected.
     """
     if isinstance(folders, (str, os.PathLike)):
         folders = [folders]
-    paths = [Path(f).expanduser().resolve() for f in folders]
-    if not paths:
+    if not folders:
         raise ExperimentStateError("report needs at least one result folder.")
+    out = uris.local_path(out, "out") if out else None  # a bad URI fails before any download
+    paths = [run_folder(f, "folders", recursive=True) for f in folders]
     kinds = [folder_kind(p) for p in paths]
     sweeps = {p: SweepResult.load(p) for p, k in zip(paths, kinds) if k == "sweep"}
-    out = Path(out).expanduser() if out else paths[0] / PAGE_FILE
+    out = out or paths[0] / PAGE_FILE
     if out.is_dir():
-        raise ExperimentStateError(f"{out} is a folder: pass the HTML file to write "
-                                   f"(e.g. {out / PAGE_FILE}).")
+        raise ExperimentStateError(f"{uris.shown(out)} is a folder: pass the HTML file to "
+                                   f"write (e.g. {uris.shown(out / PAGE_FILE)}).")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="automl_chars_report_") as tmp:
         figures = _Figures(Path(tmp))
@@ -134,6 +141,7 @@ def report(folders: str | os.PathLike | Sequence[str | os.PathLike],
     tmp_out = out.with_name(out.name + ".tmp")
     tmp_out.write_text(text, encoding="utf-8")
     os.replace(tmp_out, out)
+    uris.push(out)
     return out
 
 
@@ -180,7 +188,7 @@ def page_html(title: str, sections: list[Section], folders: list[Path]) -> str:
     toc = "".join(f'<li><a href="#{s.anchor}">{html.escape(s.title)}</a></li>' for s in sections)
     body = "".join(f'<section id="{s.anchor}"><h2>{html.escape(s.title)}</h2>{"".join(s.parts)}'
                    f"</section>" for s in sections)
-    listed = "".join(f"<li><code>{html.escape(str(f))}</code></li>" for f in folders)
+    listed = "".join(f"<li><code>{html.escape(uris.shown(f))}</code></li>" for f in folders)
     made = time.strftime("%Y-%m-%d %H:%M")
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
@@ -322,7 +330,7 @@ def warm_start_parts(result: SweepResult) -> list[str]:
 # -- other results -----------------------------------------------------------------------------
 def jobs_section(folder: Path, figures: _Figures) -> Section:
     """A run of given configurations (``run_trials``): its trials and their learning curves."""
-    hint = f"Run the jobs that wrote {folder} again with resume=True."
+    hint = f"Run the jobs that wrote {uris.shown(folder)} again with resume=True."
     trials = read_csv(folder / TRIALS_FILE, hint, dtype={"trial_id": str})
     section = Section(f"Runs {folder.name}")
     curves = learning_curves(folder)

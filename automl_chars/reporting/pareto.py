@@ -19,8 +19,10 @@ matplotlib.use("Agg")  # write files; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from automl_chars import uris  # noqa: E402
 from automl_chars.errors import ExperimentStateError, InvalidConfigError  # noqa: E402
 from automl_chars.layout import CONFIG_PREFIX  # noqa: E402
+from automl_chars.reporting.plots import save_figure  # noqa: E402
 from automl_chars.runner.result import SweepResult  # noqa: E402
 from automl_chars.training.objective import LIMITED_COSTS  # noqa: E402
 
@@ -93,7 +95,8 @@ def sweep_pareto(result: SweepResult | str | os.PathLike, costs: Sequence[str] =
 def plot_pareto(points: pd.DataFrame, out: str | os.PathLike, costs: Sequence[str] = PARETO_COSTS,
                 metric: str = "val_acc", title: str = "") -> Path:
     """One panel per cost: every point, and its Pareto front as a staircase (log scale for
-    parameters and FLOPs). Saved to ``out``; returns the path."""
+    parameters and FLOPs). Saved to ``out`` (a path or a storage URI, uploaded then); returns
+    the local path."""
     fig, axes = plt.subplots(1, len(costs), figsize=(5 * len(costs), 4), squeeze=False)
     for ax, cost in zip(axes[0], costs):
         p = points.dropna(subset=[cost, metric])
@@ -107,11 +110,9 @@ def plot_pareto(points: pd.DataFrame, out: str | os.PathLike, costs: Sequence[st
     axes[0][0].legend(loc="lower right")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    out = uris.local_path(out, "out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return save_figure(fig, out)
 
 
 __all__ = ["FRONT", "PARETO_COSTS", "PARETO_FILE", "pareto_front", "pareto_fronts",

@@ -11,7 +11,8 @@ matplotlib.use("Agg")  # write files; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from automl_chars.layout import PROGRESS_FILE, read_progress  # noqa: E402
+from automl_chars import uris  # noqa: E402
+from automl_chars.layout import PROGRESS_FILE, read_progress, run_folder  # noqa: E402
 
 #: Columns of :func:`learning_curves`, then ``timestamp`` (when each result came) where Ray wrote it.
 CURVE_COLUMNS = ("trial_id", "budget", "train_loss", "val_loss", "train_acc", "val_acc")
@@ -19,9 +20,11 @@ CURVE_COLUMNS = ("trial_id", "budget", "train_loss", "val_loss", "train_acc", "v
 
 def learning_curves(exp_dir: str | os.PathLike) -> pd.DataFrame:
     """Every trial's per-budget metrics: ``trial_id``, ``budget``, train/val loss and accuracy,
-    and the ``timestamp`` of each result (seconds since the epoch)."""
+    and the ``timestamp`` of each result (seconds since the epoch). ``exp_dir``: a folder or
+    a storage URI (the trials' logs are downloaded first)."""
     frames = []
-    for progress in sorted(Path(exp_dir).glob(f"*/{PROGRESS_FILE}")):
+    for progress in sorted(run_folder(exp_dir, "exp_dir", recursive=True).glob(
+            f"*/{PROGRESS_FILE}")):
         df = read_progress(progress)
         if df.empty or "budget" not in df:
             continue
@@ -33,10 +36,12 @@ def learning_curves(exp_dir: str | os.PathLike) -> pd.DataFrame:
 def plot_learning_curves(exp_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
     """Train and validation loss over the budget for every trial (seed 001's loss comparison).
 
-    Saved to ``out`` (default ``<exp_dir>/learning_curves.png``); returns the path.
+    Saved to ``out`` (default ``<exp_dir>/learning_curves.png``; at a storage URI, uploaded
+    too); returns the (local) path.
     """
     curves = learning_curves(exp_dir)
-    out = Path(out) if out else Path(exp_dir) / "learning_curves.png"
+    out = (uris.local_path(out, "out") if out else
+           run_folder(exp_dir, "exp_dir") / "learning_curves.png")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
     for _, trial in curves.groupby("trial_id"):
         trial = trial.sort_values("budget")
@@ -53,8 +58,10 @@ def plot_learning_curves(exp_dir: str | os.PathLike, out: str | os.PathLike | No
 
 
 def save_figure(fig, out: Path) -> Path:
-    """Writes ``fig`` to ``out`` (PNG, tight layout) and closes it; returns ``out``."""
+    """Writes ``fig`` to ``out`` (PNG, tight layout) and closes it, and uploads it when ``out``
+    is in the mirror of a storage URI; returns ``out``."""
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
+    uris.push(out)
     return out

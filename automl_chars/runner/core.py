@@ -99,8 +99,9 @@ TUNE_STATE = {"experiment_state-*.json": "json", "searcher-state-*.pkl": "pickle
 def tune_state_remedy(exp_dir: Path) -> str:
     """What to do about a damaged file of Ray Tune's state: Tune cannot resume without it."""
     return (f"Ray Tune cannot resume the run from it. Start the run again under another name "
-            f"(CLI: --name) or storage path; {exp_dir} is left as it is, with its finished "
-            f"trials (a sweep's are in the results store too: automl-chars store show).")
+            f"(CLI: --name) or storage path; {uris.shown(exp_dir)} is left as it is, with its "
+            f"finished trials (a sweep's are in the results store too: automl-chars store "
+            f"show).")
 
 
 def check_experiment_state(exp_dir: Path) -> None:
@@ -161,7 +162,7 @@ def _interrupted(exp_dir: Path, guard: InterruptGuard) -> SweepInterrupted:
     how = guard.description if guard.signal else "Ray Tune stopped before every trial had ended"
     return SweepInterrupted(str(exp_dir), how, guard.exit_code,
                             f"resume=True (command line: the same command with --resume); "
-                            f"experiment folder {uris.tune_path(exp_dir)}")
+                            f"experiment folder {uris.shown(exp_dir)}")
 
 
 def _tune_environment(verbose: int) -> dict[str, str]:
@@ -329,7 +330,7 @@ def run_config(exp_dir: Path, num_trials: int, failure: tune.FailureConfig, verb
     writes to directly), Ray's verbosity, TensorBoard logs and the progress lines (``first``
     callbacks before them, the user's after); at ``verbose=1`` a live progress line whose ETA
     counts ``planned_units`` (budget units of the whole run) down."""
-    progress = ([TrialLineCallback(num_trials, uris.tune_path(exp_dir), descriptions=descriptions,
+    progress = ([TrialLineCallback(num_trials, uris.shown(exp_dir), descriptions=descriptions,
                                    planned_units=planned_units, live=verbose == 1)]
                 if verbose >= 1 else [])
     return tune.RunConfig(

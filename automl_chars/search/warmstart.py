@@ -54,6 +54,7 @@ from ConfigSpace import Configuration, ConfigurationSpace
 from ConfigSpace.util import deactivate_inactive_hyperparameters
 from ray.tune.search import Searcher
 
+from automl_chars import uris
 from automl_chars.data import Dataset
 from automl_chars.errors import InvalidConfigError
 from automl_chars.search import hpbandster_compat
@@ -146,7 +147,9 @@ class WarmStart:
         searcher comes back as it was saved."""
         path = getattr(self.portfolio, "path", self.portfolio)
         store = getattr(self.store, "path", self.store)
-        return {"portfolio": str(path) if path else None, "store": str(store) if store else None,
+        # a URI (or a mirror of one) without its credentials: this is saved with the sweep
+        return {"portfolio": uris.shown(path) if path else None,
+                "store": uris.shown(store) if store else None,
                 "measure": self.measure, "k": self.k, "num_seeds": self.num_seeds,
                 "sample_size": self.sample_size,
                 "priors_per_budget": self.priors_per_budget, "seed_trials": self.seed_trials,

@@ -24,6 +24,7 @@ from automl_chars.layout import (
     read_csv,
     read_json,
     read_progress,
+    run_folder,
 )
 from automl_chars.store.store import ResultsStore, rows, store_beside
 
@@ -57,7 +58,7 @@ def sweep_rows(folder: str | os.PathLike, meta_features: Mapping[str, float] | N
     validation accuracy at every budget a trial reported (``progress.csv``), the incumbent's
     test accuracy on its last row. A sweep at a storage URI is downloaded first (its trials'
     results, not their checkpoints)."""
-    folder = uris.pull(uris.local_path(folder, "folder"), recursive=True)
+    folder = run_folder(folder, "folder", recursive=True)
     settings = read_json(folder / SETTINGS_FILE, IMPORT_REMEDY)
     summary = (read_json(folder / SUMMARY_FILE, IMPORT_REMEDY)
                if (folder / SUMMARY_FILE).exists() else {})
@@ -87,7 +88,7 @@ def sweep_rows(folder: str | os.PathLike, meta_features: Mapping[str, float] | N
                 "suggested_by": t.get("suggested_by", ""), "trial_id": str(t["trial_id"]),
             })
     return rows("sweep", settings.get("dataset", ""), settings.get("dataset_fingerprint", ""),
-                settings.get("trainable", "cnn"), results, uris.tune_path(folder), meta_features)
+                settings.get("trainable", "cnn"), results, uris.shown(folder), meta_features)
 
 
 def add_sweep(folder: str | os.PathLike, store: ResultsStore | None = None,
@@ -96,23 +97,25 @@ def add_sweep(folder: str | os.PathLike, store: ResultsStore | None = None,
     store = store or ResultsStore()
     frame = sweep_rows(folder, meta_features)
     if not frame.empty:
-        store.write(f"sweep:{uris.tune_path(uris.local_path(folder, 'folder'))}", frame)
+        store.write(f"sweep:{uris.shown(uris.local_path(folder, 'folder'))}", frame)
     return len(frame)
 
 
 def add_portfolio(folder: str | os.PathLike, store: ResultsStore | None = None) -> int:
-    """Adds (or replaces) a portfolio's entries: each source's configuration and accuracies."""
+    """Adds (or replaces) a portfolio's entries: each source's configuration and accuracies.
+    ``folder``: a path or a storage URI (its manifest is downloaded first)."""
     from automl_chars.portfolio.entry import read_manifest
 
-    folder = Path(folder).expanduser().resolve()
+    folder = run_folder(folder, "folder")
     store = store or ResultsStore()
     count = 0
     for e in read_manifest(folder):
         frame = rows("portfolio", e.dataset, e.fingerprint, e.trainable,
                      [{"config": e.config, "budget": e.epochs, "val_acc": e.val_acc,
                        "test_acc": e.test_acc, "seconds": e.train_seconds,
-                       "status": "TERMINATED", "trial_id": e.name}], str(folder / e.name))
-        store.write(f"portfolio:{folder}:{e.name}", frame)
+                       "status": "TERMINATED", "trial_id": e.name}],
+                     uris.shown(folder / e.name))
+        store.write(f"portfolio:{uris.shown(folder)}:{e.name}", frame)
         count += 1
     return count
 
@@ -125,7 +128,7 @@ def trials_rows(folder: str | os.PathLike, kind: str, *, trainable: str = "",
     ``fingerprints`` maps dataset names to their contents' fingerprints (the run records
     names only), ``suggested_by`` says what asked for the runs (e.g. a ground truth's regime
     and seed). A run at a storage URI is downloaded first (not its checkpoints)."""
-    folder = uris.pull(uris.local_path(folder, "folder"), recursive=True)
+    folder = run_folder(folder, "folder", recursive=True)
     table = read_csv(folder / TRIALS_FILE, IMPORT_REMEDY, ("label", "dataset", "status"),
                      dtype={"trial_id": str, "label": str})
     settings = read_json(folder / SETTINGS_FILE, IMPORT_REMEDY)
@@ -139,7 +142,7 @@ def trials_rows(folder: str | os.PathLike, kind: str, *, trainable: str = "",
                    for _, t in jobs.iterrows()]
         frames.append(rows(kind, str(dataset), fingerprints.get(str(dataset), ""),
                            trainable or settings.get("trainable", ""), results,
-                           uris.tune_path(folder)))
+                           uris.shown(folder)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -152,7 +155,7 @@ def add_trials(folder: str | os.PathLike, store: ResultsStore | None = None, *, 
     frame = trials_rows(folder, kind, trainable=trainable, suggested_by=suggested_by,
                         fingerprints=fingerprints)
     if not frame.empty:
-        store.write(f"{kind}:{uris.tune_path(uris.local_path(folder, 'folder'))}", frame)
+        store.write(f"{kind}:{uris.shown(uris.local_path(folder, 'folder'))}", frame)
     return len(frame)
 
 
@@ -180,11 +183,13 @@ def record_portfolio(folder: str | os.PathLike) -> None:
 
 
 def import_folder(folder: str | os.PathLike, store: ResultsStore | None = None) -> dict[str, int]:
-    """Adds every sweep and portfolio found under ``folder`` (older results); a folder that
-    cannot be read is skipped with a warning. Returns rows added per folder."""
+    """Adds every sweep and portfolio found under ``folder`` (older results; a path or a
+    storage URI, whose files but checkpoints are downloaded first); a folder that cannot be
+    read is skipped with a warning. Returns rows added per folder (as :func:`uris.shown`
+    names them)."""
     store = store or ResultsStore()
     added = {}
-    root = Path(folder).expanduser().resolve()
+    root = run_folder(folder, "folder", recursive=True)
     for settings in sorted(root.rglob(SETTINGS_FILE)):
         sweep = settings.parent
         if sweep.is_relative_to(store.path):
@@ -192,18 +197,20 @@ def import_folder(folder: str | os.PathLike, store: ResultsStore | None = None) 
         try:
             if "preset" not in read_json(settings, IMPORT_REMEDY):
                 continue  # run_trials writes the same file name with other keys: not a sweep
-            added[str(sweep)] = add_sweep(sweep, store)
+            added[uris.shown(sweep)] = add_sweep(sweep, store)
         except DamagedFileError as err:  # the other folders are still added
-            warnings.warn(f"Skipped {sweep}: {err}", DamagedFileWarning, stacklevel=2)
+            warnings.warn(f"Skipped {uris.shown(sweep)}: {err}", DamagedFileWarning,
+                          stacklevel=2)
         except (OSError, ValueError, KeyError) as err:
-            logger.warning("Skipped %s: %s", sweep, err)
+            logger.warning("Skipped %s: %s", uris.shown(sweep), err)
     for manifest in sorted(root.rglob(MANIFEST_FILE)):
         try:
-            added[str(manifest.parent)] = add_portfolio(manifest.parent, store)
+            added[uris.shown(manifest.parent)] = add_portfolio(manifest.parent, store)
         except DamagedFileError as err:
-            warnings.warn(f"Skipped {manifest.parent}: {err}", DamagedFileWarning, stacklevel=2)
+            warnings.warn(f"Skipped {uris.shown(manifest.parent)}: {err}", DamagedFileWarning,
+                          stacklevel=2)
         except Exception as err:  # a damaged portfolio must not stop the import
-            logger.warning("Skipped %s: %s", manifest.parent, err)
+            logger.warning("Skipped %s: %s", uris.shown(manifest.parent), err)
     return added
 
 

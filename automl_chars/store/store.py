@@ -70,7 +70,7 @@ def store_beside(folder: str | os.PathLike) -> ResultsStore:
     ``store/`` beside ``folder`` (in the same storage root)."""
     if os.environ.get(STORE_ENV):
         return ResultsStore(os.environ[STORE_ENV])
-    return ResultsStore(Path(folder).expanduser().resolve().parent / "store")
+    return ResultsStore(uris.local_path(folder, "folder").parent / "store")
 
 
 @dataclass(frozen=True, order=True)
@@ -102,6 +102,9 @@ class ResultsStore:
 
     def __init__(self, path: str | os.PathLike | None = None, remedy: str | None = None):
         self.path = uris.pull(uris.local_path(path, "store") if path else default_store_path())
+        #: The store as a user names it: its folder, or its URI (no credentials) when
+        #: :attr:`path` is the local mirror of one.
+        self.location = uris.shown(self.path)
         self.remedy = remedy
 
     # -- writing ----------------------------------------------------------------------------
@@ -202,15 +205,16 @@ class ResultsStore:
             while target.exists():  # a file of the same contribution damaged before
                 target = target.with_name(f"{d.path.stem}.{n}{d.path.suffix}")
                 n += 1
-            os.replace(d.path, target)
+            uris.move(d.path, target)  # at a URI, there too: else the next read brings it back
             moved.append((d, target))
         return moved
 
     def damage_message(self, damaged: DamagedFile) -> str:
         """The warning about a damaged file: which, why, and how to move it aside."""
         remedy = self.remedy or (f"Move it aside with `automl-chars store check --repair "
-                                 f"--store {self.path}`.")
-        return (f"Results store {self.path}: skipped the damaged file {damaged.path} "
+                                 f"--store {self.location}`.")
+        return (f"Results store {self.location}: skipped the damaged file "
+                f"{uris.shown(damaged.path, query=False)} "
                 f"({damaged.reason}); its rows are left out, the other files are read. {remedy}")
 
     def configs(self) -> pd.DataFrame:
@@ -244,7 +248,7 @@ class ResultsStore:
         return out
 
     def __repr__(self) -> str:
-        return f"ResultsStore({str(self.path)!r})"
+        return f"ResultsStore({self.location!r})"
 
 
 def rows(kind: str, dataset: str, fingerprint: str, trainable: str,

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from automl_chars.errors import DamagedFileError, ExperimentStateError
-from automl_chars.layout import read_csv, read_json, write_csv, write_json
+from automl_chars.layout import read_csv, read_json, run_folder, write_csv, write_json
 
 TABLE_FILE = "table.csv"
 HISTORY_FILE = "history.csv"
@@ -102,9 +102,10 @@ class SupernetResult:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SupernetResult:
-        """Reads a finished run's sampler folder (as written by :meth:`save`); a damaged file
-        raises :class:`~automl_chars.errors.DamagedFileError` naming it and what to do."""
-        path = Path(path).expanduser().resolve()
+        """Reads a finished run's sampler folder (as written by :meth:`save`; a path or a
+        storage URI); a damaged file raises :class:`~automl_chars.errors.DamagedFileError`
+        naming it and what to do."""
+        path = run_folder(path)
         files = [path / f for f in (TABLE_FILE, HISTORY_FILE, SUMMARY_FILE)]
         if not all(f.exists() for f in files):
             raise ExperimentStateError(

@@ -12,64 +12,11 @@ import textwrap
 import pandas as pd
 import pytest
 from ray.tune.callback import Callback
+from support import BUCKET, listing, s3_uri, uri_of
 
 from automl_chars import uris
 from automl_chars.errors import InvalidConfigError
 from automl_chars.layout import read_json, write_json
-
-BUCKET = "sweeps"
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    """moto's S3 server on a free local port; yields ``host:port``."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"{host}:{port}"
-    finally:
-        server.stop()
-
-
-def s3_uri(endpoint: str, path: str, bucket: str = BUCKET) -> str:
-    """A URI of the test server with fake credentials in it: Ray's worker processes (started
-    before this test by the session) see no AWS_* variables, and pyarrow carries a URI's
-    options and credentials to them with the filesystem."""
-    return (f"s3://testing:testing@{bucket}/{path}?scheme=http&endpoint_override={endpoint}"
-            f"&region=us-east-1")
-
-
-@pytest.fixture
-def bucket(s3_server):
-    """An empty bucket on the server (emptied after the test); yields its filesystem."""
-    import pyarrow.fs
-
-    fs, _ = pyarrow.fs.FileSystem.from_uri(s3_uri(s3_server, "") + "&allow_bucket_creation=true"
-                                           "&allow_bucket_deletion=true")
-    fs.create_dir(BUCKET)
-    yield fs
-    fs.delete_dir(BUCKET)
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    """A fresh mirror cache: each test (and each "machine" of a test) starts with none."""
-    def switch(name: str = "machine-1"):
-        monkeypatch.setenv(uris.CACHE_ENV, str(tmp_path / name))
-        return tmp_path / name
-    switch()
-    return switch
-
-
-def listing(fs, path: str) -> set[str]:
-    import pyarrow.fs
-
-    infos = fs.get_file_info(pyarrow.fs.FileSelector(f"{BUCKET}/{path}", recursive=True,
-                                                     allow_not_found=True))
-    return {i.path[len(BUCKET) + len(path) + 2:] for i in infos if i.type.name == "File"}
 
 
 def test_a_uri_stands_for_its_mirror_and_back(cache):
@@ -83,6 +30,10 @@ def test_a_uri_stands_for_its_mirror_and_back(cache):
     assert uris.local_path("file:///tmp/x/../y") == uris.local_path("/tmp/y")
     assert uris.remote_for(uris.local_path("/tmp/y")) is None
     assert not uris.is_uri("file:///tmp/y") and uris.is_uri("gs://b/p")
+    # messages and stored records name the URI, never its credentials
+    assert uris.shown(local / "run") == "s3://bkt/a/b/run?scheme=http&endpoint_override=localhost:1"
+    assert uris.shown(local / "run", query=False) == "s3://bkt/a/b/run"
+    assert uris.shown("/tmp/y") == "/tmp/y"
     with pytest.raises(InvalidConfigError, match="'..' are not allowed"):
         uris.mirror("s3://bkt/a/../b")
 
@@ -140,6 +91,16 @@ def test_the_platforms_files_land_at_the_uri_and_read_back_elsewhere(cache, s3_s
     assert ResultsStore(s3_uri(s3_server, "store")).frame()["val_acc"].tolist() == [0.5]
     bucket.delete_file(f"{BUCKET}/root/run/summary.json")  # a file gone there is gone here
     assert not (experiment_dir(s3_uri(s3_server, "root"), "run") / "summary.json").exists()
+    # in subfolders too (a trial's log moved aside there), and removed here, gone there
+    trial = again / "trial_1"
+    trial.mkdir()
+    write_json(trial / "progress.json", {"b": 2})
+    assert uris.pull(again, recursive=True) == again and (trial / "progress.json").exists()
+    bucket.move(f"{BUCKET}/root/run/trial_1/progress.json", f"{BUCKET}/root/run/aside.json")
+    uris.pull(again, recursive=True)
+    assert not (trial / "progress.json").exists() and (again / "aside.json").exists()
+    uris.remove(again / "aside.json")
+    assert listing(bucket, "root") == set()
 
 
 class InterruptAfter(Callback):
@@ -164,12 +125,6 @@ def glyphs(glyph_root):
     from automl_chars import data
 
     return data.load("glyphs-digits", root=glyph_root, samples_per_class=12)
-
-
-def uri_of(storage: str, name: str) -> str:
-    """``name`` under the storage URI ``storage`` (its query kept at the end)."""
-    path, query = storage.split("?")
-    return f"{path}/{name}?{query}"
 
 
 @pytest.mark.slow
