@@ -20,9 +20,9 @@ import sys
 from automl_chars.cli.main import run_command
 from automl_chars.cli.options import SMOKE_HELP, smoke_storage
 
-#: --smoke: one seed, 2 minima of one epoch on 10 images per class, 3 points per path.
-SMOKE = {"seeds": [0], "minima": 2, "epochs": 1, "samples_per_class": 10, "points": 3,
-         "path_samples": 0}
+#: --smoke: one seed, 2 minima of one epoch on 10 digits per class, 3 points per path.
+SMOKE = {"dataset": "glyphs-digits", "seeds": [0], "minima": 2, "epochs": 1,
+         "samples_per_class": 10, "points": 3, "path_samples": 0}
 PLOT_FILE = "valleys.png"
 
 

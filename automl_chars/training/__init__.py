@@ -20,6 +20,7 @@ _LAZY = {
     "DistanceSettings": "automl_chars.training.regularizers",
     "DeviceData": "automl_chars.training.loop",
     "EpochStats": "automl_chars.training.loop",
+    "disagreement": "automl_chars.training.ensemble",
     "ensemble_accuracies": "automl_chars.training.ensemble",
     "predict_proba": "automl_chars.training.ensemble",
     "PathPoint": "automl_chars.training.landscape",
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from automl_chars.training.augment import random_affine
     from automl_chars.training.autotune import AutotuneSettings, autotune_lr
     from automl_chars.training.bsguard import BatchGuard, guarded_step
-    from automl_chars.training.ensemble import ensemble_accuracies, predict_proba
+    from automl_chars.training.ensemble import disagreement, ensemble_accuracies, predict_proba
     from automl_chars.training.landscape import (
         PathPoint,
         barrier,
@@ -83,6 +84,7 @@ __all__ = [
     "PathPoint",
     "autotune_lr",
     "barrier",
+    "disagreement",
     "ensemble_accuracies",
     "evaluate",
     "guarded_step",

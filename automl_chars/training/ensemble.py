@@ -37,4 +37,13 @@ def ensemble_accuracies(probabilities: torch.Tensor, labels: torch.Tensor) -> li
     return [float((running[j].argmax(1) == labels).double().mean()) for j in range(len(running))]
 
 
-__all__ = ["ensemble_accuracies", "predict_proba"]
+def disagreement(p: torch.Tensor, q: torch.Tensor) -> float:
+    """The fraction of samples on which two networks' ``(n, classes)`` outputs predict different
+    classes: how differently they behave, whatever their weights (Fort et al. 2019)."""
+    if p.shape != q.shape or p.ndim != 2:
+        raise InvalidConfigError(f"disagreement takes two (samples, classes) outputs of the same "
+                                 f"shape, got {tuple(p.shape)} and {tuple(q.shape)}.")
+    return float((p.argmax(1) != q.argmax(1)).double().mean())
+
+
+__all__ = ["disagreement", "ensemble_accuracies", "predict_proba"]

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from automl_chars.errors import InvalidConfigError
-from automl_chars.training.ensemble import ensemble_accuracies, predict_proba
+from automl_chars.training.ensemble import disagreement, ensemble_accuracies, predict_proba
 from automl_chars.training.loop import DeviceData
 
 
@@ -47,3 +47,12 @@ def test_predict_proba_is_the_softmax_in_evaluation_mode():
     assert p.shape == (5, 3) and torch.allclose(p.sum(1), torch.ones(5))
     expected = torch.softmax(net.eval()(data.batch(slice(None))[0]), 1)
     assert torch.allclose(p, expected.detach(), atol=1e-6)  # no dropout: evaluation mode
+
+
+def test_disagreement_counts_different_predictions():
+    p = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.5, 0.5]])
+    q = torch.tensor([[0.6, 0.4], [0.7, 0.3], [0.1, 0.9], [0.3, 0.7]])
+    assert disagreement(p, q) == pytest.approx(3 / 4)
+    assert disagreement(p, 10 * p) == 0.0  # the classes, not the probabilities
+    with pytest.raises(InvalidConfigError, match="same shape"):
+        disagreement(p, q[:2])

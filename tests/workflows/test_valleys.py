@@ -43,6 +43,7 @@ def test_study_tables(toy, tmp_path):
             == pytest.approx(m.loc[("distance", 1), "dist_prev"]))  # one minimum: its own mean
     # Pairs: every pair of every arm, 3 points per path whose ends are the minima's losses.
     assert len(result.pairs) == len(ARMS) * 3 and (result.pairs["barrier"] >= 0).all()
+    assert result.pairs["disagreement"].between(0, 1).all()
     assert len(result.path_losses) == len(result.pairs) * 3
     near = result.pairs.set_index(["arm", "i", "j"]).loc[("distance", 0, 1), "distance"]
     assert near == pytest.approx(m.loc[("distance", 1), "dist_prev"])
@@ -103,9 +104,11 @@ def test_duplicate_seeds_are_refused(tmp_path):
 
 def test_summarize_by_hand():
     minima = pd.DataFrame({"seed": [0] * 4, "arm": ["independent"] * 2 + ["distance"] * 2,
-                           "index": [0, 1, 0, 1], "test_acc": [0.5, 0.7, 0.5, 0.6]})
+                           "index": [0, 1, 0, 1], "test_acc": [0.5, 0.7, 0.5, 0.6],
+                           "norm": [2.0, 2.0, 2.0, 5.0]})
     pairs = pd.DataFrame({"seed": [0, 0], "arm": ["independent", "distance"], "i": [0, 0],
-                          "j": [1, 1], "distance": [10.0, 4.0], "barrier": [1.0, 0.0]})
+                          "j": [1, 1], "distance": [10.0, 4.0], "barrier": [1.0, 0.0],
+                          "disagreement": [0.3, 0.1]})
     ensembles = pd.DataFrame({"seed": [0] * 4, "arm": ["independent"] * 2 + ["distance"] * 2,
                               "members": [1, 2, 1, 2], "test_acc": [0.5, 0.8, 0.5, 0.65]})
     s = summarize(minima, pairs, ensembles).set_index(["seed", "arm"])
@@ -113,3 +116,5 @@ def test_summarize_by_hand():
     assert s.loc[("0", "distance"), "ensemble_gain"] == pytest.approx(0.15)
     assert s.loc[("0", "independent"), "minimum_acc"] == pytest.approx(0.6)
     assert s.loc[("mean", "distance"), "distance"] == pytest.approx(4.0)
+    assert s.loc[("0", "distance"), "norm_ratio"] == pytest.approx(2.5)
+    assert s.loc[("mean", "independent"), "disagreement"] == pytest.approx(0.3)
