@@ -94,6 +94,7 @@ COMMANDS = {
                    r"scripts/build_glyph_table\.py": _script("scripts/build_glyph_table.py")},
     "hardware-aware.md": {r"automl-chars bohb": _cli("bohb"), r"automl-chars pareto": _cli("pareto"),
                           r"automl-chars supernet": _cli("supernet")},
+    "valleys.md": {r"experiments/valleys\.py": _script("experiments/valleys.py")},
     "supernet.md": {r"automl-chars supernet": _cli("supernet"),
                     r"experiments/supernet_mnist\.py": _script("experiments/supernet_mnist.py"),
                     r"benchmarks/supernet_ranking\.py": _script("benchmarks/supernet_ranking.py")},
