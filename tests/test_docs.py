@@ -96,6 +96,7 @@ COMMANDS = {
                           r"automl-chars supernet": _cli("supernet")},
     "named-experiments.md": {r"automl-chars train": _cli("train"),
                              r"automl-chars bohb": _cli("bohb")},
+    "valleys.md": {r"experiments/valleys\.py": _script("experiments/valleys.py")},
     "supernet.md": {r"automl-chars supernet": _cli("supernet"),
                     r"experiments/supernet_mnist\.py": _script("experiments/supernet_mnist.py"),
                     r"benchmarks/supernet_ranking\.py": _script("benchmarks/supernet_ranking.py"),

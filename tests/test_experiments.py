@@ -73,10 +73,25 @@ def _check_portfolio_k49(out: str, storage: Path) -> None:
     assert "portfolio:glyphs-" in out and "Trajectory:" in out
 
 
+def _check_valleys(out: str, storage: Path) -> None:
+    from automl_chars.workflows.valleys import ARMS, load_valley_study
+
+    result = load_valley_study(storage)
+    assert list(result.summary["arm"]) == [*ARMS, *ARMS]
+    assert result.summary[["distance", "barrier", "ensemble_acc"]].notna().all().all()
+    assert set(result.path_losses["alpha"]) == {0.0, 0.5, 1.0}
+    assert (storage / "valleys.png").stat().st_size
+    assert "Ensemble of the first minima" in out and "Summary" in out
+
+
 #: What each script's --smoke must print and write.
 CHECKS = {**dict.fromkeys(SEED_001_SCRIPTS, _check_bohb_table),
           "transfer_k49.py": _check_transfer_table, "supernet_mnist.py": _check_supernet,
-          "portfolio_k49.py": _check_portfolio_k49}
+          "portfolio_k49.py": _check_portfolio_k49, "valleys.py": _check_valleys}
+
+
+#: Scripts that run in one process, without Ray (no Ray is started for them).
+WITHOUT_RAY = ("valleys.py",)
 
 
 #: Scripts whose smoke run another test makes, checked there: bohb_k49 runs in
@@ -87,10 +102,13 @@ SMOKED_ELSEWHERE = ("bohb_k49.py",)
 
 @pytest.mark.parametrize("script", [p for p in EXPERIMENTS if p.name not in SMOKED_ELSEWHERE],
                          ids=lambda p: p.stem)
-def test_experiment_smoke(script, ray_session, data_root, tmp_path, monkeypatch, capsys):
+def test_experiment_smoke(script, request, data_root, tmp_path, monkeypatch, capsys):
     """Without --storage, as a new user runs it: the results go to a fresh temporary folder, and
     the user's results root (where runs of the same default names may be) stays untouched."""
     import tempfile
+
+    if script.name not in WITHOUT_RAY:
+        request.getfixturevalue("ray_session")
 
     monkeypatch.setenv("AUTOML_CHARS_RESULTS", str(tmp_path / "results"))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))

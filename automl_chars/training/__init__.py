@@ -20,6 +20,15 @@ _LAZY = {
     "DistanceSettings": "automl_chars.training.regularizers",
     "DeviceData": "automl_chars.training.loop",
     "EpochStats": "automl_chars.training.loop",
+    "disagreement": "automl_chars.training.ensemble",
+    "ensemble_accuracies": "automl_chars.training.ensemble",
+    "predict_proba": "automl_chars.training.ensemble",
+    "PathPoint": "automl_chars.training.landscape",
+    "barrier": "automl_chars.training.landscape",
+    "interpolate_states": "automl_chars.training.landscape",
+    "loss_path": "automl_chars.training.landscape",
+    "pairwise_distances": "automl_chars.training.landscape",
+    "recompute_batchnorm": "automl_chars.training.landscape",
     "evaluate": "automl_chars.training.loop",
     "rng_state": "automl_chars.training.loop",
     "set_rng_state": "automl_chars.training.loop",
@@ -35,6 +44,15 @@ if TYPE_CHECKING:
     from automl_chars.training.augment import random_affine
     from automl_chars.training.autotune import AutotuneSettings, autotune_lr
     from automl_chars.training.bsguard import BatchGuard, guarded_step
+    from automl_chars.training.ensemble import disagreement, ensemble_accuracies, predict_proba
+    from automl_chars.training.landscape import (
+        PathPoint,
+        barrier,
+        interpolate_states,
+        loss_path,
+        pairwise_distances,
+        recompute_batchnorm,
+    )
     from automl_chars.training.loop import (
         DeviceData,
         EpochStats,
@@ -63,9 +81,18 @@ __all__ = [
     "OBJECTIVE",
     "Objective",
     "OptimizerSettings",
+    "PathPoint",
     "autotune_lr",
+    "barrier",
+    "disagreement",
+    "ensemble_accuracies",
     "evaluate",
     "guarded_step",
+    "interpolate_states",
+    "loss_path",
+    "pairwise_distances",
+    "predict_proba",
+    "recompute_batchnorm",
     "random_affine",
     "rng_state",
     "set_rng_state",
