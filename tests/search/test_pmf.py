@@ -4,6 +4,7 @@ the real BOHB searcher (seeds first, then BOHB, save/restore), the plan and the 
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -240,12 +241,12 @@ def test_the_cli_option_turns_the_pmf_warm_start_on(monkeypatch, tmp_path):
 
     seen = {}
 
-    def sweep(ds, args, preset, warm_start=None):
+    def sweep(ds, args, preset, warm_start=None, **options):
         seen["warm"] = warm_start
         raise InvalidConfigError("stop here")
 
     monkeypatch.setattr(cli, "sweep", sweep)
-    monkeypatch.setattr(cli, "load_dataset", lambda name, args: name)
+    monkeypatch.setattr(cli, "load_dataset", lambda name, args: SimpleNamespace(name=name))
     assert cli.main(["bohb", "--dataset", "glyphs-digits", "--warm-method", "pmf",
                      "--num-seeds", "6", "--storage", str(tmp_path)]) == 2
     assert seen["warm"].method == "pmf" and seen["warm"].num_seeds == 6

@@ -53,13 +53,17 @@ def test_only_the_shared_loop_trains_data_parallel():
 
 
 class PauseOnce(FIFOScheduler):
-    """Pauses each trial once, after its first result, as HyperBandForBOHB does at a rung."""
+    """Pauses each trial once, after its first result, as HyperBandForBOHB does at a rung; keeps
+    every result it sees (a paused trial's result.json may lose its lines before the pause:
+    Tune's logger reopens it from the storage copy, which a loaded machine may not have synced)."""
 
     def __init__(self):
         super().__init__()
         self.paused = set()
+        self.results: list[dict] = []
 
     def on_trial_result(self, tune_controller, trial, result):
+        self.results.append(dict(result))
         if trial.trial_id not in self.paused:
             self.paused.add(trial.trial_id)
             return TrialScheduler.PAUSE
@@ -74,14 +78,15 @@ def test_two_workers_train_one_model_and_resume_from_its_checkpoint(ray_session,
                                                "seed": 0},
                                 cpus_per_trial=1, gpus_per_trial=0, workers_per_trial=2,
                                 exp_dir=tmp_path / "run")
+    scheduler = PauseOnce()
     tuner = tune.Tuner(trainable, param_space=CONFIG,
-                       tune_config=tune.TuneConfig(scheduler=PauseOnce()),
+                       tune_config=tune.TuneConfig(scheduler=scheduler),
                        run_config=tune.RunConfig(
                            name="run", storage_path=str(tmp_path), stop={"training_iteration": 2},
                            checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1)))
     result = tuner.fit()[0]
     assert result.error is None
-    history = [json.loads(line) for line in Path(result.path, "result.json").read_text().splitlines()]
+    history = scheduler.results
     assert [r["budget"] for r in history] == [1, 2]
     n = len(ds.y_train)
     for r in history:

@@ -20,11 +20,9 @@ TINY = dict(minima=3, epochs=2, batch_size=16, points=3, path_samples=0, learnin
             strength=50.0, width=2.0)
 
 
-@pytest.fixture(scope="module")
-def toy():
-    from conftest import _make_dataset
-
-    return _make_dataset(num_classes=4, per_class=16, test_per_class=6)
+@pytest.fixture
+def toy(make_dataset):
+    return make_dataset(num_classes=4, per_class=16, test_per_class=6)
 
 
 @pytest.mark.slow
