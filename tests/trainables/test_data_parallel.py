@@ -62,6 +62,9 @@ class PauseOnce(FIFOScheduler):
         self.paused = set()
         self.results: list[dict] = []
 
+    def on_trial_complete(self, tune_controller, trial, result):
+        self.results.append(dict(result))  # the last result (Tune's stop condition) comes here
+
     def on_trial_result(self, tune_controller, trial, result):
         self.results.append(dict(result))
         if trial.trial_id not in self.paused:
