@@ -289,12 +289,15 @@ def start_run(exp_dir: Path, settings: Mapping) -> None:
 
 
 def restore_tuner(exp_dir: Path, trainable, failure: tune.FailureConfig,
-                  settings: Mapping) -> tune.Tuner:
-    """The interrupted run in ``exp_dir``, unfinished and errored trials resumed, with today's
-    retries (the run config otherwise comes back from the folder); the saved settings record
-    them (``settings``, the ones given now, stand in for saved ones moved aside)."""
+                  settings: Mapping, restart_errored: bool = False) -> tune.Tuner:
+    """The interrupted run in ``exp_dir``, unfinished and errored trials resumed (errored ones
+    from scratch with ``restart_errored``: a trial that died restoring its checkpoint would die
+    again), with today's retries (the run config otherwise comes back from the folder); the
+    saved settings record them (``settings``, the ones given now, stand in for saved ones moved
+    aside)."""
     tuner = tune.Tuner.restore(uris.tune_path(exp_dir), trainable=trainable, resume_unfinished=True,
-                               resume_errored=True)
+                               resume_errored=not restart_errored,
+                               restart_errored=restart_errored)
     restored_run_config(tuner).failure_config = failure
     saved = saved_settings(exp_dir) or {**settings, "started_at": time.time()}
     write_json(exp_dir / SETTINGS_FILE, {**saved, "max_failures": failure.max_failures})

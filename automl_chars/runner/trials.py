@@ -202,6 +202,7 @@ def run_trials(
     address: str | None = None,
     callbacks: Sequence[Callback] = (),
     verbose: int = 1,
+    restart_errored: bool = False,
 ) -> TrialsResult:
     """Trains each job's configuration of ``spec``'s Trainable for ``epochs`` budget units, all
     as parallel Ray trials (fractions of a GPU with ``gpus_per_trial`` < 1), then evaluates each
@@ -209,7 +210,10 @@ def run_trials(
 
     Raises :class:`~automl_chars.errors.SweepInterrupted` when stopped before every trial ended;
     ``resume=True`` continues (finished trials kept, errored ones retried). A finished run is
-    read back. Failed or errored jobs are rows of the table, not exceptions.
+    read back. Failed or errored jobs are rows of the table, not exceptions. With
+    ``restart_errored``, a resume trains errored trials again from scratch, a finished run's too
+    (what a table build does: an errored trial is the machine's failure, not the
+    configuration's).
     """
     sweep_spec = get_spec(spec)
     results_root(storage_path)  # a storage URI is checked before any data loads
@@ -228,7 +232,9 @@ def run_trials(
     if resume:
         check_same_run(exp_dir, settings, DEFINING, "jobs or settings")
     if check_resumable(exp_dir, resume):
-        return TrialsResult.load(exp_dir)
+        done = TrialsResult.load(exp_dir)
+        if not (restart_errored and (done.table["status"] == Trial.ERROR).any()):
+            return done
     for label, (ds, config) in by_label.items():
         _check_config(sweep_spec, label, ds, config)
 
@@ -245,7 +251,7 @@ def run_trials(
     failure = tune.FailureConfig(max_failures=max_failures, fail_fast=False)
     with quiet_ray_output(verbose):
         if resume:
-            tuner = restore_tuner(exp_dir, trainable, failure, settings)
+            tuner = restore_tuner(exp_dir, trainable, failure, settings, restart_errored)
         else:
             start_run(exp_dir, settings)
             descriptions = {j.label: j.description for j in jobs if j.description}

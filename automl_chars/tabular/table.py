@@ -269,6 +269,47 @@ class LearningCurveTable:
                            created_at=max(t.manifest.created_at for t in tables))
         return cls(pd.concat([t._frame for t in tables], ignore_index=True), manifest)
 
+    def select(self, config_ids: Sequence[int]) -> LearningCurveTable:
+        """The table of just ``config_ids`` (their rows and manifest entries)."""
+        missing = sorted(set(config_ids) - set(self.manifest.configs))
+        if missing:
+            raise InvalidConfigError(f"No configurations {missing[:10]} in the table"
+                                     f"{self._where()}.")
+        keep = sorted(set(config_ids))
+        manifest = replace(self.manifest, configs={i: self.manifest.configs[i] for i in keep})
+        return type(self)(self._frame[self._frame["config_id"].isin(keep)], manifest)
+
+    @classmethod
+    def join_configs(cls, tables: Sequence[LearningCurveTable]) -> LearningCurveTable:
+        """One table of several slices of one build's configurations (a build trained a slice
+        at a time, each slice's file kept, so a new machine goes on where the last stopped): the
+        same datasets, space, epochs, data size and seed, distinct config ids. The hardware is
+        kept per slice where slices differ."""
+        if not tables:
+            raise InvalidConfigError("LearningCurveTable.join_configs needs at least one table.")
+        first = tables[0].manifest
+        same = ("space_fingerprint", "trainable", "epochs", "datasets", "samples_per_class",
+                "seed")
+        for table in tables[1:]:
+            differ = [k for k in same if getattr(table.manifest, k) != getattr(first, k)]
+            if differ:
+                raise TableError(f"Learning-curve tables{tables[0]._where()} and"
+                                 f"{table._where() or ' (unsaved)'} are not slices of one build: "
+                                 f"their {', '.join(differ)} differ.")
+        ids = [i for t in tables for i in t.manifest.configs]
+        if len(set(ids)) != len(ids):
+            repeated = sorted({i for i in ids if ids.count(i) > 1})
+            raise TableError(f"Learning-curve tables to join repeat the configurations "
+                             f"{repeated[:10]}.")
+        hardware = [dict(t.manifest.hardware) for t in tables]
+        kept = hardware[0] if all(h == hardware[0] for h in hardware) else {
+            "slices": [{"configs": [min(t.manifest.configs), max(t.manifest.configs)],
+                        **h} for t, h in zip(tables, hardware)]}
+        configs = {i: c for t in tables for i, c in t.manifest.configs.items()}
+        manifest = replace(first, configs=dict(sorted(configs.items())), hardware=kept,
+                           created_at=max(t.manifest.created_at for t in tables))
+        return cls(pd.concat([t._frame for t in tables], ignore_index=True), manifest)
+
     # -- files -----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Writes the table to ``path`` atomically (a temporary file beside it, then a rename)."""

@@ -6,6 +6,9 @@ The training is one :func:`~automl_chars.runner.trials.run_trials` run (one tria
 configuration and dataset, imported when called): resumable after Ctrl-C or a kill, finished
 trials kept, fractional GPUs. The table is written only once every trial has ended; failed or
 diverged configurations are rows too (status ``FAILED``, NaN metrics from the epoch they failed).
+A trial that errored (its process died, a checkpoint did not restore: Ray's ``ERROR`` after its
+retries) is the machine's failure, not the configuration's: no table is written with it, and the
+same build resumed trains it again from scratch.
 """
 
 from __future__ import annotations
@@ -103,6 +106,8 @@ def build_table(
     data_root: str | os.PathLike | None = None,
     address: str | None = None,
     verbose: int = 1,
+    config_ids: Sequence[int] | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> LearningCurveTable:
     """Trains the CNN space's default and ``n_configs`` configurations drawn with ``seed`` on
     every dataset for ``max_epochs`` epochs, as Ray trials, and writes their learning curves.
@@ -118,10 +123,14 @@ def build_table(
         resume: continue an interrupted build (finished trials are kept).
         gpus_per_trial: GPU share per trial (0.25 trains four per GPU); 0 = CPU.
         out: the table's file (default ``table.parquet`` in the run's folder).
+        config_ids: train just these of the drawn ids (a slice of the build; slices join with
+            :meth:`LearningCurveTable.join_configs`); default all.
+        callbacks: Ray Tune callbacks of the run.
 
     Raises:
         InvalidConfigError: bad settings, before any data loads or Ray starts.
-        TableError: ``out`` exists and ``resume`` is not set.
+        TableError: ``out`` exists and ``resume`` is not set; a trial errored (resume the
+            build to train it again).
         SweepInterrupted: stopped before every trial ended (resume it).
     """
     from automl_chars.layout import experiment_dir
@@ -129,7 +138,7 @@ def build_table(
     from automl_chars.search.spec import get_spec
 
     _check_settings(datasets, max_epochs, samples_per_class)
-    configs = draw_configs(n_configs, seed)
+    configs = _slice(draw_configs(n_configs, seed), config_ids)
     out_path = Path(out).expanduser().resolve() if out is not None else None
     run_name = name or (f"table-{out_path.stem}" if out_path else "table")
     run_dir = experiment_dir(storage_path, run_name)
@@ -149,7 +158,9 @@ def build_table(
     run = run_trials(jobs, spec, max_epochs, name=run_name, storage_path=run_dir.parent,
                      seed=seed, resume=resume and run_dir.exists(), gpus_per_trial=gpus_per_trial,
                      cpus_per_trial=cpus_per_trial, max_failures=max_failures,
-                     data_root=data_root, address=address, verbose=verbose)
+                     data_root=data_root, address=address, verbose=verbose, restart_errored=True,
+                     callbacks=callbacks)
+    _check_errored(run)
     _check_history(run)
     manifest = manifest_for(
         [dataset_entry(ds, seed) for ds in loaded], configs, spec.space, max_epochs,
@@ -201,6 +212,37 @@ def _load(dataset: str | Dataset, samples_per_class: int | None, data_root) -> D
     if isinstance(dataset, Dataset) or samples_per_class is None:
         return load(dataset, root=data_root)
     return load(dataset, root=data_root, samples_per_class=samples_per_class)
+
+
+def _slice(configs: dict[int, dict], config_ids: Sequence[int] | None) -> dict[int, dict]:
+    """``configs`` restricted to ``config_ids`` (all where None); unknown or no ids raise."""
+    if config_ids is None:
+        return configs
+    ids = list(config_ids)
+    bad = [i for i in ids if isinstance(i, bool) or not isinstance(i, int) or i not in configs]
+    if bad or not ids:
+        raise InvalidConfigError(f"config_ids must be ids of the drawn configurations, 0.."
+                                 f"{max(configs)}; got {bad or ids}.")
+    return {i: configs[i] for i in sorted(set(ids))}
+
+
+def _check_errored(run) -> None:
+    """Raises :class:`TableError` naming the trials that errored (Ray's ``ERROR``): a table
+    never records a machine's failure as a configuration's result."""
+    errored = run.table[run.table["status"] == "ERROR"]
+    if len(errored):
+        lines = [f"{row.label} ({_last_line(row.error)})" for row in errored.itertuples()]
+        raise TableError(f"{len(errored)} trials of the table's build in {run.path} errored "
+                         f"(a process died or a checkpoint did not restore), so no table was "
+                         f"written: " + "; ".join(lines[:5]) + ". Run the same build again "
+                         "(resume; scripts/build_glyph_table.py does): they train again from "
+                         "scratch, the finished trials are kept.")
+
+
+def _last_line(error: object) -> str:
+    """The last line of a trial's error text (a traceback's ends with the exception)."""
+    text = error.strip() if isinstance(error, str) else ""
+    return text.splitlines()[-1] if text else "no error text"
 
 
 def _check_history(run) -> None:

@@ -18,9 +18,10 @@ from automl_chars.tabular.shipped import (
     part_path,
     shipped_domains,
 )
-from automl_chars.workflows.table import draw_configs
+from automl_chars.workflows.table import build_table, draw_configs
 
 SCRIPT = Path(__file__).parents[2] / "scripts" / "build_glyph_table.py"
+PROGRESS_DIR = SCRIPT.parent / "table-progress"
 
 
 def test_the_shipped_parts_are_one_build_over_the_current_space():
@@ -47,19 +48,50 @@ def test_a_domain_not_shipped_is_named(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_build_script_writes_a_part_per_domain_and_reads_finished_ones_back(
+def test_the_build_script_goes_on_from_finished_slices_on_a_new_machine(
         ray_session, data_root, tmp_path, monkeypatch, capsys):
-    into = tmp_path / "parts"
-    argv = [str(SCRIPT), "--smoke", "--into", str(into), "--storage", str(tmp_path / "runs"),
-            "--verbose", "0"]
-    for _ in range(2):  # the second run reads the finished part back: no Ray run
-        monkeypatch.setattr(sys, "argv", argv)
+    """A build stopped after its first slice goes on from the slice's file alone (its Ray run
+    gone, as on a new machine), joins the slices into the domain's part, and a finished part
+    is read back; a slice's run that errored stops the build with exit status 1."""
+    into, progress = tmp_path / "parts", tmp_path / "progress"
+    argv = [str(SCRIPT), "--smoke", "--into", str(into), "--progress", str(progress),
+            "--slice", "2", "--verbose", "0"]
+    real = build_table
+    calls = []
+
+    def first_slice_only(datasets, *args, **kwargs):
+        calls.append(kwargs["config_ids"])
+        if kwargs["config_ids"] == [2]:
+            raise SweepInterrupted(kwargs["out"], "SIGTERM", 143, "the same command")
+        return real(datasets, *args, **kwargs)
+
+    def run(storage, *, code):
+        monkeypatch.setattr(sys, "argv", [*argv, "--storage", str(tmp_path / storage)])
         with pytest.raises(SystemExit) as exit_:
             runpy.run_path(str(SCRIPT), run_name="__main__")
-        assert exit_.value.code == 0
-        assert "glyphs-digits: 3 configurations" in capsys.readouterr().out
-    assert shipped_domains(into) == ["glyphs-digits"]
-    assert len(glyph_curves(root=into).frame) == 3
+        assert exit_.value.code == code
+        return capsys.readouterr().out
+
+    monkeypatch.setattr("automl_chars.workflows.table.build_table", first_slice_only)
+    assert "run the same command again" in run("machine-1", code=143)
+    assert [p.name for p in (progress / "glyphs-digits").iterdir()] == ["configs-000-001.parquet"]
+    monkeypatch.setattr("automl_chars.workflows.table.build_table", real)
+    assert "glyphs-digits: 3 configurations" in run("machine-2", code=0)
+    runs = sorted(p.name for p in (tmp_path / "machine-2").iterdir())
+    assert runs == ["table-smoke-glyphs-digits-2-2"], runs  # slice 0-1 came from its file
+    assert shipped_domains(into) == ["glyphs-digits"] and not (progress / "glyphs-digits").exists()
+    table = glyph_curves(root=into)
+    assert sorted(table.configs) == [0, 1, 2] and table.configs == draw_configs(2, 0)
+    assert len(table.frame) == 3 and (table.frame["status"] == "TERMINATED").all()
+    assert "built before" in run("machine-3", code=0)  # no Ray run
+    assert not (tmp_path / "machine-3").exists()
+
+    def errored(datasets, *args, **kwargs):
+        raise TableError("1 trials of the table's build errored")
+
+    (into / "glyphs-digits.parquet").unlink()
+    monkeypatch.setattr("automl_chars.workflows.table.build_table", errored)
+    assert "errored" in run("machine-4", code=1)
     monkeypatch.setattr(sys, "argv", [str(SCRIPT), "--domains", "glyphs-nope"])
     with pytest.raises(SystemExit) as exit_:
         runpy.run_path(str(SCRIPT), run_name="__main__")
@@ -82,5 +114,9 @@ def test_a_smoke_build_never_writes_into_the_shipped_table_nor_joins_a_real_run(
             runpy.run_path(str(SCRIPT), run_name="__main__")
         assert exit_.value.code == 143 and "run the same command again" in capsys.readouterr().out
     smoke, real = seen
-    assert Path(smoke["out"]).parent != SHIPPED_DIR and smoke["name"] == "table-smoke-glyphs-digits"
-    assert Path(real["out"]).parent == SHIPPED_DIR and real["name"] == "table-glyphs-digits"
+    assert PROGRESS_DIR not in Path(smoke["out"]).parents
+    assert smoke["name"] == "table-smoke-glyphs-digits-0-2"
+    # the real build's first domain not shipped yet, its first slice, in the repository's folder
+    domain = next(d for d in DOMAINS if d not in shipped_domains())
+    assert Path(real["out"]) == PROGRESS_DIR / domain / "configs-000-020.parquet"
+    assert real["name"] == f"table-{domain}-0-20" and real["config_ids"] == list(range(21))

@@ -4,7 +4,9 @@ before Ray, and a tiny build on two glyph domains killed part-way and resumed (R
 from __future__ import annotations
 
 import math
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -12,13 +14,14 @@ import textwrap
 import pandas as pd
 import pytest
 from ConfigSpace import Configuration
+from ray.tune.callback import Callback
 from support import kill_driver_after
 
 from automl_chars import data
 from automl_chars.cli.main import main
 from automl_chars.errors import InvalidConfigError, TableError
 from automl_chars.spaces import cnn_space, default_config
-from automl_chars.tabular import COLUMNS, LearningCurveTable
+from automl_chars.tabular import COLUMNS, METRICS, LearningCurveTable, manifest_for
 from automl_chars.workflows.table import build_table, curve_rows, draw_configs, job_label
 
 DOMAINS = ("glyphs-digits", "glyphs-hebrew")
@@ -193,3 +196,60 @@ def test_a_killed_build_resumes_and_ends_with_every_row(ray_session, ray_address
     with pytest.raises(TableError, match="another build.*epochs"):
         build_table(DOMAINS, N_CONFIGS, EPOCHS + 1, **kwargs)
     assert not run.exists()
+
+
+class KillFirst(Callback):
+    """SIGKILLs the process of the first trial to report (a machine's failure: with no retries
+    left the trial ends in Ray's ERROR), once: ``marker`` records the kill (Ray restores a
+    run's callbacks on resume)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if not self.marker.exists():
+            self.marker.write_text(str(result["pid"]))
+            os.kill(result["pid"], signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_an_errored_trial_is_never_a_row_and_a_resume_trains_it_again(ray_session, glyph_root,
+                                                                       tmp_path):
+    out = tmp_path / "slice.parquet"
+    kwargs = dict(samples_per_class=PER_CLASS, storage_path=tmp_path, out=out, verbose=0,
+                  data_root=glyph_root, config_ids=[1, 2], name="slice")
+    killer = KillFirst(tmp_path / "killed")
+    with pytest.raises(TableError, match=r"1 trials .* errored.*glyphs-digits/[12] .*"
+                                         r"Run the same build again"):
+        build_table(["glyphs-digits"], N_CONFIGS, EPOCHS, max_failures=0, callbacks=[killer],
+                    **kwargs)
+    assert killer.marker.exists() and not out.exists()
+    table = build_table(["glyphs-digits"], N_CONFIGS, EPOCHS, resume=True, **kwargs)
+    assert sorted(table.configs) == [1, 2]
+    frame = table.frame
+    assert (frame["status"] == "TERMINATED").all() and frame["val_acc"].notna().all()
+    assert len(frame) == 2 * EPOCHS
+    trials = pd.read_csv(tmp_path / "slice" / "trials.csv")
+    assert (trials["status"] == "TERMINATED").all()
+
+
+def test_slices_of_a_build_join_into_the_whole_and_refuse_other_builds():
+    rows = pd.DataFrame([{"config_id": c, "dataset": "d", "epoch": 1, "status": "TERMINATED",
+                          "error": "", **{m: 0.5 for m in METRICS}} for c in range(4)])
+    configs = draw_configs(3, seed=0)
+    whole = LearningCurveTable(rows, manifest_for([{"name": "d"}], configs, cnn_space(), 1))
+    a, b = whole.select([0, 1]), whole.select([3, 2])
+    assert sorted(b.configs) == [2, 3] and len(b.frame) == 2
+    joined = LearningCurveTable.join_configs([b, a])
+    pd.testing.assert_frame_equal(joined.frame, whole.frame)
+    assert joined.configs == whole.configs
+    with pytest.raises(TableError, match="repeat the configurations \\[1\\]"):
+        LearningCurveTable.join_configs([a, whole.select([1, 2])])
+    other = LearningCurveTable(rows.assign(dataset="e"),
+                               manifest_for([{"name": "e"}], configs, cnn_space(), 1))
+    with pytest.raises(TableError, match="not slices of one build: their datasets differ"):
+        LearningCurveTable.join_configs([a, other.select([2, 3])])
+    with pytest.raises(InvalidConfigError, match="No configurations \\[7\\]"):
+        whole.select([7])
+    with pytest.raises(InvalidConfigError, match="config_ids must be ids"):
+        build_table(["glyphs-digits"], 3, 1, config_ids=[5])
