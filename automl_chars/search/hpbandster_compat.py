@@ -2,7 +2,8 @@
 is for Ray's): the warm start feeds results of other datasets into BOHB's model, retires them and
 rescales them, which hpbandster offers no API for; hpbandster's KDEs warn through statsmodels; and
 its model-based pick draws its candidates one scalar at a time through scipy (see
-:class:`FastTruncnorm`).
+:class:`FastTruncnorm`) and scores each through statsmodels' per-variable kernel loop (see
+:class:`FastKDE`).
 
 hpbandster 0.7.4 is unmaintained; ``pyproject.toml`` pins ``>=0.7.4`` and each function here is
 tested against it in ``tests/search/test_hpbandster_compat.py``.
@@ -21,6 +22,8 @@ from hpbandster.core.dispatcher import Job
 from hpbandster.optimizers.config_generators import bohb as _bohb_module
 from hpbandster.optimizers.config_generators.bohb import BOHB
 from scipy.special import ndtr, ndtri
+from statsmodels.nonparametric._kernel_base import _adjust_shape
+from statsmodels.nonparametric.kernel_density import KDEMultivariate
 
 #: statsmodels (>= 0.15) warns whenever hpbandster builds a KDE without a random generator:
 #: hpbandster passes none, and the sweep seeds numpy's global one for it (``np.random.seed``),
@@ -57,6 +60,55 @@ class FastTruncnorm:
 #: hpbandster's BOHB samples through ``scipy.stats`` as ``sps``; it gets scipy.stats with
 #: :class:`FastTruncnorm` in place of ``truncnorm`` (tested against scipy's draws).
 _bohb_module.sps = types.SimpleNamespace(**{**vars(scipy.stats), "truncnorm": FastTruncnorm})
+
+
+class FastKDE(KDEMultivariate):
+    """statsmodels' ``KDEMultivariate`` whose ``pdf`` takes every variable of a point at once.
+
+    hpbandster scores each of its ``num_samples`` candidates per model-based configuration with
+    the good and the bad KDE's ``pdf`` at one point; statsmodels' ``gpke`` loops over the 48-odd
+    variables in Python, so a call costs ~1 ms and a configuration ~0.15 s once the bad KDE holds
+    a few hundred results: the growth of the driver's time per trial in a long sweep
+    (benchmarks/load.py). Here the same kernels (Gaussian for ``c``, Aitchison-Aitken with the
+    data's levels for ``u``) fill the same (observations x variables) array in one step per kind,
+    multiplied and summed as statsmodels does: the same densities (tested against it). Other
+    variable types (``o``) take statsmodels' own path."""
+
+    def pdf(self, data_predict=None):
+        if data_predict is None or set(self.var_type) - {"c", "u"}:
+            return super().pdf(data_predict)
+        points = _adjust_shape(data_predict, self.k_vars)
+        data, bw = self.data, np.asarray(self.bw, dtype=float)
+        cont, unord, other = self._kernel_constants(data, bw)
+        out = []
+        for point in points:
+            kval = np.empty(data.shape)
+            kval[:, cont] = (1.0 / np.sqrt(2 * np.pi)) * np.exp(
+                -((data[:, cont] - point[cont]) ** 2) / (bw[cont] ** 2 * 2.0))
+            with np.errstate(invalid="ignore"):
+                kval[:, unord] = np.where(data[:, unord] == point[unord], 1 - bw[unord],
+                                          np.ones((len(data), 1)) * other)
+            out.append((kval.prod(axis=1) / np.prod(bw[cont])).sum(axis=0) / self.nobs)
+        return np.squeeze(out)
+
+    def _kernel_constants(self, data: np.ndarray, bw: np.ndarray) -> tuple:
+        """The continuous and unordered columns and the Aitchison-Aitken kernel's value off the
+        point (bandwidth / (levels - 1), the data's levels), kept for this data and bandwidth."""
+        key = (id(data), data.shape, bw.tobytes())
+        if getattr(self, "_constants_key", None) != key:
+            kinds = np.array(list(self.var_type))
+            cont, unord = kinds == "c", kinds == "u"
+            levels = np.array([np.unique(data[:, j]).size for j in np.flatnonzero(unord)])
+            with np.errstate(divide="ignore", invalid="ignore"):  # a 1-level column: inf, as in statsmodels
+                other = bw[unord] / (levels - 1)
+            self._constants_key, self._constants = key, (cont, unord, other)
+        return self._constants
+
+
+#: hpbandster's BOHB builds its KDEs through ``statsmodels.api`` as ``sm``; it gets
+#: :class:`FastKDE` in their place (``sm.nonparametric.KDEMultivariate`` is all it uses).
+_bohb_module.sm = types.SimpleNamespace(
+    nonparametric=types.SimpleNamespace(KDEMultivariate=FastKDE))
 
 
 def add_prior(bohb: BOHB, config: Mapping[str, Any], budget: int, loss: float, key: Any,
