@@ -132,3 +132,27 @@ def test_bohb_fits_fast_kdes_and_picks_with_them():
     np.random.seed(0)
     config, info = bohb.get_config(1)
     assert info["model_based_pick"] and 0.0 <= config["x"] <= 1.0
+
+
+def test_the_faster_imputation_gives_hpbandsters_data_from_the_same_draws():
+    """BOHB's refit imputes inactive (NaN) values from other rows; the faster loop gives the
+    same array and leaves numpy's global generator where hpbandster's leaves it, on data with
+    conditional columns, a column no row sets, and a NaN in the first column (hpbandster's
+    ``np.any`` of the indices skips a row whose only NaN is there)."""
+    bohb = _bohb()
+    bohb.vartypes = np.array([0, 3, 0, 4, 0, 2])
+    rng = np.random.default_rng(1)
+    for n in (1, 7, 60):
+        array = rng.uniform(size=(n, 6))
+        array[rng.uniform(size=(n, 6)) < 0.4] = np.nan
+        array[:, 4] = np.nan  # no donor: a random value
+        array[0, :] = [np.nan, 1, 0.5, 2, 0.1, 1]  # only the first column missing
+        for seed in (0, 1):
+            np.random.seed(seed)
+            expected = compat.HPBANDSTER_IMPUTE(bohb, array)
+            after = np.random.uniform()
+            np.random.seed(seed)
+            got = bohb.impute_conditional_data(array)
+            assert np.random.uniform() == after
+            np.testing.assert_array_equal(got, expected)
+        assert np.isnan(got[0, 0]) and not np.isnan(got[1:]).any()
