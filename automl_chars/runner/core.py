@@ -282,24 +282,38 @@ def check_same_run(exp_dir: Path, given: Mapping, defining: Sequence[str],
         )
 
 
-def start_run(exp_dir: Path, settings: Mapping) -> None:
-    """Creates the run's folder and writes its settings, with the time it started."""
+#: Settings key: how many of the run's callbacks are the caller's, the last of its run config.
+#: Ray pickles the run config when the run starts and ``Tuner.restore`` brings those callbacks
+#: back, with the state they had then; a resume replaces the caller's with the ones it is given.
+USER_CALLBACKS = "user_callbacks"
+
+
+def start_run(exp_dir: Path, settings: Mapping, user_callbacks: int = 0) -> None:
+    """Creates the run's folder and writes its settings, with the time it started and how many
+    of its callbacks are the caller's."""
     exp_dir.mkdir(parents=True, exist_ok=True)
-    write_json(exp_dir / SETTINGS_FILE, {**settings, "started_at": time.time()})
+    write_json(exp_dir / SETTINGS_FILE, {**settings, USER_CALLBACKS: user_callbacks,
+                                         "started_at": time.time()})
 
 
 def restore_tuner(exp_dir: Path, trainable, failure: tune.FailureConfig,
-                  settings: Mapping, restart_errored: bool = False) -> tune.Tuner:
+                  settings: Mapping, restart_errored: bool = False,
+                  callbacks: Sequence[Callback] = ()) -> tune.Tuner:
     """The interrupted run in ``exp_dir``, unfinished and errored trials resumed (errored ones
     from scratch with ``restart_errored``: a trial that died restoring its checkpoint would die
-    again), with today's retries (the run config otherwise comes back from the folder); the
-    saved settings record them (``settings``, the ones given now, stand in for saved ones moved
-    aside)."""
+    again), with today's retries and the caller's ``callbacks`` in place of the ones it started
+    with (the run config otherwise comes back from the folder, the platform's callbacks with
+    their state); the saved settings record the retries (``settings``, the ones given now,
+    stand in for saved ones moved aside)."""
     tuner = tune.Tuner.restore(uris.tune_path(exp_dir), trainable=trainable, resume_unfinished=True,
                                resume_errored=not restart_errored,
                                restart_errored=restart_errored)
-    restored_run_config(tuner).failure_config = failure
+    config = restored_run_config(tuner)
+    config.failure_config = failure
     saved = saved_settings(exp_dir) or {**settings, "started_at": time.time()}
+    restored = list(config.callbacks or [])
+    started_with = int(saved.get(USER_CALLBACKS, 0))  # 0 in runs saved before it was recorded
+    config.callbacks = restored[:len(restored) - started_with] + list(callbacks)
     write_json(exp_dir / SETTINGS_FILE, {**saved, "max_failures": failure.max_failures})
     return tuner
 

@@ -306,7 +306,7 @@ def run_bohb(
     failure = tune.FailureConfig(max_failures=settings.max_failures, fail_fast=False)
     with quiet_ray_output(verbose):
         tuner = _tuner(exp_dir, trainable, settings, sweep_spec, bohb, bohb_options, searcher,
-                       failure, resume, verbose, [*spec_callbacks, *callbacks])
+                       failure, resume, verbose, spec_callbacks, callbacks)
         try:
             grid, statuses = fit_to_the_end(tuner, exp_dir, settings.num_samples, verbose)
         except SweepInterrupted:
@@ -425,11 +425,14 @@ class _Seeded:
 
 def _tuner(exp_dir: Path, trainable, settings: SweepSettings, spec: SweepSpec, bohb: BOHBPreset,
            bohb_options: dict, searcher: SearcherFactory | None, failure: tune.FailureConfig,
-           resume: bool, verbose: int, callbacks: Sequence[Callback]) -> tune.Tuner:
-    """A new ``Tuner`` for the sweep, or the interrupted one restored from ``exp_dir``."""
+           resume: bool, verbose: int, spec_callbacks: Sequence[Callback],
+           callbacks: Sequence[Callback]) -> tune.Tuner:
+    """A new ``Tuner`` for the sweep, or the interrupted one restored from ``exp_dir`` (with
+    the caller's ``callbacks``; the spec's come back with their state)."""
     if resume:
-        return restore_tuner(exp_dir, trainable, failure, plain_value(asdict(settings)))
-    start_run(exp_dir, asdict(settings))
+        return restore_tuner(exp_dir, trainable, failure, plain_value(asdict(settings)),
+                             callbacks=callbacks)
+    start_run(exp_dir, asdict(settings), len(callbacks))
     np.random.seed(settings.seed)  # hpbandster's BOHB draws from numpy's global generator
     search_alg, scheduler = build_search(spec, bohb, settings.seed, bohb_options, searcher,
                                          lead=getattr(searcher, "lead", 0))
@@ -441,7 +444,7 @@ def _tuner(exp_dir: Path, trainable, settings: SweepSettings, spec: SweepSpec, b
             reuse_actors=True, trial_dirname_creator=trial_dirname,
         ),
         run_config=run_config(
-            exp_dir, settings.num_samples, failure, verbose, callbacks,
+            exp_dir, settings.num_samples, failure, verbose, [*spec_callbacks, *callbacks],
             tune.CheckpointConfig(checkpoint_frequency=spec.checkpoint_frequency, num_to_keep=2,
                                   checkpoint_at_end=spec.checkpoint_frequency == 0),
             first=[SchedulerStateCallback(scheduler)],

@@ -251,9 +251,10 @@ def run_trials(
     failure = tune.FailureConfig(max_failures=max_failures, fail_fast=False)
     with quiet_ray_output(verbose):
         if resume:
-            tuner = restore_tuner(exp_dir, trainable, failure, settings, restart_errored)
+            tuner = restore_tuner(exp_dir, trainable, failure, settings, restart_errored,
+                                  callbacks)
         else:
-            start_run(exp_dir, settings)
+            start_run(exp_dir, settings, len(callbacks))
             descriptions = {j.label: j.description for j in jobs if j.description}
             tuner = _new_tuner(exp_dir, trainable, sorted(by_label), epochs, sweep_spec, failure,
                                verbose, [*spec_callbacks, *callbacks], descriptions)

@@ -200,16 +200,24 @@ def test_a_killed_build_resumes_and_ends_with_every_row(ray_session, ray_address
 
 class KillFirst(Callback):
     """SIGKILLs the process of the first trial to report (a machine's failure: with no retries
-    left the trial ends in Ray's ERROR), once: ``marker`` records the kill (Ray restores a
-    run's callbacks on resume)."""
+    left the trial ends in Ray's ERROR), and of every first report after a restore, should
+    the run bring it back."""
 
-    def __init__(self, marker):
-        self.marker = marker
+    def __init__(self):
+        self.killed = []
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        if not self.marker.exists():
-            self.marker.write_text(str(result["pid"]))
+        if not self.killed:
+            self.killed.append(result["pid"])
             os.kill(result["pid"], signal.SIGKILL)
+
+
+class Seen(Callback):
+    def __init__(self):
+        self.results = []
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.results.append(result["training_iteration"])
 
 
 @pytest.mark.slow
@@ -218,13 +226,17 @@ def test_an_errored_trial_is_never_a_row_and_a_resume_trains_it_again(ray_sessio
     out = tmp_path / "slice.parquet"
     kwargs = dict(samples_per_class=PER_CLASS, storage_path=tmp_path, out=out, verbose=0,
                   data_root=glyph_root, config_ids=[1, 2], name="slice")
-    killer = KillFirst(tmp_path / "killed")
+    killer = KillFirst()
     with pytest.raises(TableError, match=r"1 trials .* errored.*glyphs-digits/[12] .*"
                                          r"Run the same build again"):
         build_table(["glyphs-digits"], N_CONFIGS, EPOCHS, max_failures=0, callbacks=[killer],
                     **kwargs)
-    assert killer.marker.exists() and not out.exists()
-    table = build_table(["glyphs-digits"], N_CONFIGS, EPOCHS, resume=True, **kwargs)
+    assert killer.killed and not out.exists()
+    # the resume runs the callbacks it is given, not the killer the run started with
+    seen = Seen()
+    table = build_table(["glyphs-digits"], N_CONFIGS, EPOCHS, resume=True, callbacks=[seen],
+                        **kwargs)
+    assert seen.results == [1, 2]  # the errored trial's epochs, trained again
     assert sorted(table.configs) == [1, 2]
     frame = table.frame
     assert (frame["status"] == "TERMINATED").all() and frame["val_acc"].notna().all()
