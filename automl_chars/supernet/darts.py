@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,13 +32,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from automl_chars.errors import AutomlCharsError, InvalidConfigError, NonFiniteLossError
+from automl_chars.errors import AutomlCharsError, InvalidConfigError
 from automl_chars.layout import read_json, write_json
 from automl_chars.supernet.model import Supernet
 from automl_chars.supernet.space import Arch, SupernetSpace
+from automl_chars.supernet.training import round_epoch
 from automl_chars.training import AugmentSettings, DeviceData, EpochStats
 from automl_chars.training.bsguard import Penalty
-from automl_chars.training.loop import epoch_batches
 
 #: The file a DARTS search's architecture weights are saved in (see :class:`ArchWeights`).
 ARCH_WEIGHTS_FILE = "arch_weights.json"
@@ -207,32 +206,19 @@ def darts_epoch(
     """One pass over ``data``; each batch is a round: an architecture step on a random
     validation batch of the same size, then a weight step on the training batch. Statistics
     (loss, top-1) are the mixed network's on the training batches."""
-    start = time.perf_counter()
-    supernet.train()
     arch.train()
-    device = data.x.device
-    _, batches = epoch_batches(data, batch_size, generator, augment)
-    loss_sum, correct_sum = torch.zeros((), device=device), torch.zeros((), device=device)
-    trained = 0
-    for _, x, y in batches:
+
+    def train_round(x: torch.Tensor, y: torch.Tensor):
         if len(val_data) >= 2:
             arch_step(supernet, arch, arch_optimizer, *val_batch(val_data, batch_size, generator))
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)  # the architecture step's weight gradients too
         out = mixed_forward(supernet, arch, x, detach_arch=True)
         loss = F.cross_entropy(out, y)
         loss.backward()
-        if penalty is not None:
-            penalty(supernet).backward()
-        optimizer.step()
-        loss_sum.add_(loss.detach(), alpha=len(y))
-        correct_sum.add_((out.detach().argmax(1) == y).sum())
-        trained += len(y)
-    if trained == 0:
-        return EpochStats(float("nan"), float("nan"), 0, time.perf_counter() - start)
-    loss_mean, accuracy = float(loss_sum) / trained, float(correct_sum) / trained
-    if not math.isfinite(loss_mean):
-        raise NonFiniteLossError(f"the DARTS network's training loss is {loss_mean} (diverged)")
-    return EpochStats(loss_mean, accuracy, trained, time.perf_counter() - start)
+        return loss.detach() * len(y), (out.detach().argmax(1) == y).sum(), None
+
+    return round_epoch(supernet, optimizer, data, batch_size, generator, augment, penalty,
+                       train_round, "the DARTS network")
 
 
 def _same_choices(a: SupernetSpace, b: SupernetSpace) -> bool:

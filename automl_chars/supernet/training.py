@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from automl_chars.errors import InvalidConfigError, NonFiniteLossError
 from automl_chars.supernet.model import Supernet, recalibrate_bn
@@ -48,6 +50,45 @@ class SupernetEvalSettings:
             )
 
 
+#: One round of a supernet epoch: given a training batch, zero the weights' gradients, run the
+#: forward and backward passes and return the round's summed loss and correct count (tensors)
+#: and what to do once the optimizer stepped (or None).
+Round = Callable[[torch.Tensor, torch.Tensor],
+                 tuple[torch.Tensor, torch.Tensor, Callable[[], None] | None]]
+
+
+def round_epoch(supernet: nn.Module, optimizer: torch.optim.Optimizer, data: DeviceData,
+                batch_size: int, generator: torch.Generator, augment: AugmentSettings,
+                penalty: Penalty | None, train_round: Round, what: str) -> EpochStats:
+    """The epoch loop a supernet's trainings share (a sampler's, DARTS's): the shared loop's
+    batches (:func:`~automl_chars.training.loop.epoch_batches`), each a ``train_round``, then
+    ``penalty`` (added once per round; it reaches every weight) and the optimizer's step.
+    Statistics as in :func:`~automl_chars.training.train_epoch`; a non-finite mean loss raises
+    :class:`NonFiniteLossError` naming ``what``."""
+    start = time.perf_counter()
+    supernet.train()
+    device = data.x.device
+    _, batches = epoch_batches(data, batch_size, generator, augment)
+    loss_sum, correct_sum = torch.zeros((), device=device), torch.zeros((), device=device)
+    trained = 0
+    for _, x, y in batches:
+        loss, correct, after_step = train_round(x, y)
+        if penalty is not None:
+            penalty(supernet).backward()
+        optimizer.step()
+        if after_step is not None:
+            after_step()
+        loss_sum.add_(loss)
+        correct_sum.add_(correct)
+        trained += len(y)
+    if trained == 0:
+        return EpochStats(float("nan"), float("nan"), 0, time.perf_counter() - start)
+    loss_mean, accuracy = float(loss_sum) / trained, float(correct_sum) / trained
+    if not math.isfinite(loss_mean):
+        raise NonFiniteLossError(f"{what}'s training loss is {loss_mean} (diverged)")
+    return EpochStats(loss_mean, accuracy, trained, time.perf_counter() - start)
+
+
 def train_supernet_epoch(
     supernet: Supernet,
     optimizer: torch.optim.Optimizer,
@@ -67,36 +108,30 @@ def train_supernet_epoch(
     (``None``), so optimisers leave their weights alone. ``penalty(supernet)`` (the distance
     regularizer) is added once per round; it reaches every weight, unused sub-blocks too.
     """
-    start = time.perf_counter()
-    supernet.train()
-    device = data.x.device
-    _, batches = epoch_batches(data, batch_size, generator, augment)
-    loss_sum, correct_sum = torch.zeros((), device=device), torch.zeros((), device=device)
-    trained = 0
-    for _, x, y in batches:
+
+    def train_round(x: torch.Tensor, y: torch.Tensor):
         chosen = sampler.sample()
         archs = [sampler.space.archs[c] for c in chosen]
         optimizer.zero_grad(set_to_none=True)
+        loss_sum, correct = torch.zeros((), device=x.device), torch.zeros((), device=x.device)
         for arch in archs:
             out = supernet(x, arch)
             loss = F.cross_entropy(out, y)
             (loss / len(archs)).backward()
             loss_sum.add_(loss.detach(), alpha=len(y) / len(archs))
-            correct_sum.add_((out.detach().argmax(1) == y).sum(), alpha=1 / len(archs))
-        if penalty is not None:
-            penalty(supernet).backward()
-        optimizer.step()
-        for c, arch in zip(chosen, archs):
-            sampler.update(c, reward(supernet, arch, val_data, sampler.round, reward_batch))
-        sampler.end_round()
-        trained += len(y)
+            correct.add_((out.detach().argmax(1) == y).sum(), alpha=1 / len(archs))
+
+        def rewards() -> None:
+            for c, arch in zip(chosen, archs):
+                sampler.update(c, reward(supernet, arch, val_data, sampler.round, reward_batch))
+            sampler.end_round()
+
+        return loss_sum, correct, rewards
+
+    stats = round_epoch(supernet, optimizer, data, batch_size, generator, augment, penalty,
+                        train_round, "the supernet")
     sampler.snapshot()  # the dynamics at every epoch's end, however short the epoch
-    if trained == 0:
-        return EpochStats(float("nan"), float("nan"), 0, time.perf_counter() - start)
-    loss_mean, accuracy = float(loss_sum) / trained, float(correct_sum) / trained
-    if not math.isfinite(loss_mean):
-        raise NonFiniteLossError(f"the supernet's training loss is {loss_mean} (diverged)")
-    return EpochStats(loss_mean, accuracy, trained, time.perf_counter() - start)
+    return stats
 
 
 @torch.no_grad()
