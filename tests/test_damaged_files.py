@@ -343,6 +343,30 @@ def trial_checkpoint(folder: Path, request) -> Made:
     return Made(checkpoint / "trial_state.pt", toy)
 
 
+def _replay_trainable(table):
+    from ray import tune
+
+    from automl_chars.trainables import ReplayTrainable
+
+    return tune.with_parameters(ReplayTrainable, table=table, dataset=SHIPPED_KEPT)(
+        config={"config_id": 0})
+
+
+def replay_checkpoint(folder: Path, request) -> Made:
+    """A replayed trial's checkpoint after one epoch (a shipped table's curve), saved by the
+    Trainable as Tune saves it."""
+    from automl_chars.tabular import LearningCurveTable
+    from automl_chars.tabular.shipped import part_path
+
+    request.getfixturevalue("ray_session")
+    table = LearningCurveTable.load(part_path(SHIPPED_KEPT))
+    trainable = _replay_trainable(table)
+    trainable.train()
+    checkpoint = Path(trainable.save(str(folder / "checkpoint_000001")).checkpoint.path)
+    trainable.stop()
+    return Made(checkpoint / "replay.json", table)
+
+
 # -- reading back ----------------------------------------------------------------------------
 
 
@@ -595,6 +619,21 @@ def trial_restore(r: Reading) -> str:
     return told
 
 
+def replay_restore(r: Reading) -> str:
+    """Tune restoring a replayed trial from its checkpoint."""
+    trainable = _replay_trainable(r.run)
+    try:
+        return api_error(lambda: trainable.restore(str(r.target.parent)))
+    finally:
+        trainable.stop()
+
+
+def replay_evaluate(r: Reading) -> str:
+    from automl_chars.trainables import ReplayTrainable
+
+    return api_error(lambda: ReplayTrainable.evaluate_checkpoint(r.target.parent, None, "test"))
+
+
 def trial_evaluate(r: Reading) -> str:
     from automl_chars.trainables import evaluate_checkpoint
 
@@ -713,6 +752,12 @@ FILES = [
              trial_restore, "restart_errored=True", slow=True, module=CHECKPOINTS),
     FileCase("trial_state.pt, evaluate_checkpoint", trial_checkpoint, trial_evaluate,
              "restart_errored=True", slow=True, module=CHECKPOINTS),
+    FileCase("replay.json, Trainable.restore (Tune restoring a replayed trial)",
+             replay_checkpoint, replay_restore, "run the replayed sweep again", slow=True,
+             module="automl_chars.trainables.replay"),
+    FileCase("replay.json, ReplayTrainable.evaluate_checkpoint", replay_checkpoint,
+             replay_evaluate, "run the replayed sweep again", slow=True,
+             module="automl_chars.trainables.replay"),
 ]
 
 CASES = [pytest.param(case, name, damage, id=f"{case.kind}-{name}",
