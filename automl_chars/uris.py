@@ -16,11 +16,17 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+import warnings
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit, urlunsplit
 
-from automl_chars.errors import InvalidConfigError, first_line
+from automl_chars.errors import (
+    DamagedFileError,
+    DamagedFileWarning,
+    InvalidConfigError,
+    first_line,
+)
 
 #: Environment variable naming the folder that holds the local mirrors of storage URIs.
 CACHE_ENV = "AUTOML_CHARS_STORAGE_CACHE"
@@ -61,14 +67,19 @@ def mirror(uri: str) -> Path:
     """The local mirror folder of the remote ``uri`` (see the module's docstring)."""
     parts = urlsplit(uri)
     base = urlunsplit((parts.scheme, parts.netloc, "", parts.query, ""))
-    top = cache_root() / hashlib.sha256(base.encode()).hexdigest()[:16]
-    marker = top / _BASE_FILE
-    if not marker.exists():
+    top = cache_root() / _top_name(base)
+    try:
+        recorded = _recorded_base(top)
+    except DamagedFileError as err:  # the URI given says what it must hold: written again
+        warnings.warn(f"{err.location} was damaged ({err.problem}); written again from the "
+                      f"storage URI given.", DamagedFileWarning, stacklevel=2)
+        recorded = None
+    if recorded is None:
         top.mkdir(parents=True, exist_ok=True)
         tmp = top / f".{uuid.uuid4().hex}.tmp"
         tmp.write_text(base)
         tmp.chmod(0o600)  # the URI may carry credentials
-        os.replace(tmp, marker)
+        os.replace(tmp, top / _BASE_FILE)
     names = [p for p in parts.path.split("/") if p]
     if any(n in (".", "..") for n in names):
         raise InvalidConfigError(f"storage URI {uri!r}: '.' and '..' are not allowed in its path.")
@@ -77,24 +88,64 @@ def mirror(uri: str) -> Path:
 
 def remote_for(path: str | os.PathLike) -> str | None:
     """The URI that the mirror ``path`` (or a file or folder in it) stands for; None for a
-    path that is no mirror (a local folder)."""
+    path that is no mirror (a local folder). A mirror whose record of its URI is damaged
+    raises :class:`~automl_chars.errors.DamagedFileError` naming it: taken for a local folder,
+    the mirror's files would no longer be uploaded nor refreshed."""
+    return _remote(path, strict=True)
+
+
+def _remote(path: str | os.PathLike, strict: bool) -> str | None:
+    """:func:`remote_for`; a damaged record of the URI is None unless ``strict``."""
     root = cache_root()
     try:
         rel = Path(path).relative_to(root)
     except ValueError:
         return None
-    marker = root / rel.parts[0] / _BASE_FILE if rel.parts else None
-    if marker is None or not marker.exists():
+    recorded = _recorded_base(root / rel.parts[0], strict) if rel.parts else None
+    if recorded is None:
         return None
-    base = urlsplit(marker.read_text())
+    base = urlsplit(recorded)
     return urlunsplit((base.scheme, base.netloc, "/" + "/".join(rel.parts[1:]), base.query, ""))
+
+
+#: What to do about a damaged :data:`_BASE_FILE`.
+MARKER_REMEDY = ("It is the local mirror's record of its storage URI: give any command that "
+                 "storage URI (e.g. automl-chars show s3://bucket/path) and it is written again.")
+
+
+def _top_name(base: str) -> str:
+    """The folder of a URI's mirror in the cache: a hash of its bucket part ``base``."""
+    return hashlib.sha256(base.encode()).hexdigest()[:16]
+
+
+def _recorded_base(top: Path, strict: bool = True) -> str | None:
+    """The bucket part of the URI that the mirror folder ``top`` stands for, from its
+    :data:`_BASE_FILE`; None without one. One that does not hash to ``top``'s name (empty, cut
+    short, garbled) raises :class:`~automl_chars.errors.DamagedFileError` naming it if
+    ``strict``, else is None (a message naming a path: the error names the marker itself)."""
+    marker = top / _BASE_FILE
+    try:
+        raw = marker.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    base = raw.decode("utf-8", errors="replace")
+    if _top_name(base) == top.name:
+        return base
+    if not strict:
+        return None
+    problem = ("it is empty" if not raw.strip() else "garbled: it is not text"
+               if "\ufffd" in base else "truncated or garbled: it names another URI than "
+               "its folder's")
+    raise DamagedFileError(marker, problem, MARKER_REMEDY)
 
 
 def shown(location: str | os.PathLike, query: bool = True) -> str:
     """``location`` as a message or a stored record names it: the URI of a mirror path (else
     the path), without the credentials a URI may carry (``s3://KEY:SECRET@...``), and without
     its query (endpoint, region) unless ``query``."""
-    text = remote_for(location) or os.fspath(location)
+    # a message only: a mirror whose record is damaged is named by its path (the damage is
+    # raised where the URI matters, and naming the record itself must not recurse)
+    text = _remote(location, strict=False) or os.fspath(location)
     if not is_uri(text):
         return text
     parts = urlsplit(text)

@@ -8,7 +8,8 @@ Each file is a row of :data:`FILES`: its kind, how to make a healthy one, how to
 The files are real: copies of the session's runs made through the CLI (conftest's
 ``finished_sweep`` and ``built_portfolio``), of the shipped package data, or written by the
 platform's own writers. :func:`test_every_file_read_back_has_a_row` enumerates the files the
-platform reads back from the modules that name them, so a new one without a row fails it.
+platform names (the ``*_FILE`` constants of every module of the package), so a new one read back
+without a row fails it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from support import BUCKET
 
 from automl_chars import layout
 from automl_chars.cli.main import main
@@ -267,6 +269,104 @@ def supernet_file(name: str) -> Callable[[Path, object], Made]:
     return make
 
 
+def make_mirror_record(folder: Path, request) -> Made:
+    """A results store at a storage URI (the session's local S3 server), written through its
+    local mirror; the file to damage is the mirror's record of its URI (``uris._BASE_FILE``),
+    the URI (with its credentials and options) goes with it as ``run``."""
+    from support import s3_uri
+
+    from automl_chars import uris
+
+    request.getfixturevalue("bucket")
+    cache = request.getfixturevalue("cache")("mirror-cache")
+    uri = s3_uri(request.getfixturevalue("s3_server"), "team/store")
+    store = ResultsStore(uri)
+    for name in (KEPT, LOST):
+        store.write(f"sweep:{name}", rows("sweep", name, "f00", "cnn", [
+            {"config": {"learning_rate": 0.01}, "budget": 1.0, "val_acc": 0.5}], f"/x/{name}"))
+    return Made(next(cache.glob(f"*/{uris._BASE_FILE}")), uri)
+
+
+def arch_weights(folder: Path, request) -> Made:
+    """Two DARTS results saved under a results root by :meth:`ArchWeights.save`
+    (``<root>/<experiment>/darts/arch_weights.json``); the newer one's to damage."""
+    import os
+
+    from automl_chars.supernet.darts import ArchParameters, ArchWeights
+    from automl_chars.supernet.space import SupernetSpace
+
+    space = SupernetSpace(channels=(4,), depths=(1, 2), ops=("conv3", "skip"))
+    paths = [ArchWeights.of(ArchParameters(space), dataset=name).save(
+        folder / "results" / name / "darts") for name in (KEPT, LOST)]
+    os.utime(paths[0], (1, 1))  # the kept one older: the damaged one would come first
+    return Made(paths[1])
+
+
+VALLEYS = dict(minima=2, epochs=1, batch_size=16, points=2, path_samples=0)
+
+
+def valley_study(name: str) -> Callable[[Path, object], Made]:
+    """A finished valley study (one seed, two minima of one epoch on a toy dataset), run by
+    :func:`run_valley_study`; the file to damage is ``name`` in its folder."""
+
+    def make(folder: Path, request) -> Made:
+        from automl_chars.workflows.valleys import ValleySettings, run_valley_study
+
+        toy = request.getfixturevalue("make_dataset")(num_classes=2, per_class=8,
+                                                      test_per_class=4)
+        run_valley_study(ValleySettings(**VALLEYS), [0], folder / "valleys", dataset=toy,
+                         log=lambda _: None)
+        return Made(folder / "valleys" / name, toy)
+
+    return make
+
+
+CNN_CONFIG = {"optimizer": "adam", "learning_rate": 0.003, "batch_size": 16}
+
+
+def _cnn_trainable(toy):
+    from ray import tune
+
+    from automl_chars.trainables import CNNTrainable
+
+    return tune.with_parameters(CNNTrainable, dataset=toy, seed=0)(config=CNN_CONFIG)
+
+
+def trial_checkpoint(folder: Path, request) -> Made:
+    """A CNN trial's checkpoint after one epoch, saved by the Trainable as Tune saves it."""
+    request.getfixturevalue("ray_session")
+    toy = request.getfixturevalue("make_dataset")(per_class=8, test_per_class=4)
+    trainable = _cnn_trainable(toy)
+    trainable.train()
+    checkpoint = Path(trainable.save(str(folder / "checkpoint_000001")).checkpoint.path)
+    trainable.stop()
+    return Made(checkpoint / "trial_state.pt", toy)
+
+
+def _replay_trainable(table):
+    from ray import tune
+
+    from automl_chars.trainables import ReplayTrainable
+
+    return tune.with_parameters(ReplayTrainable, table=table, dataset=SHIPPED_KEPT)(
+        config={"config_id": 0})
+
+
+def replay_checkpoint(folder: Path, request) -> Made:
+    """A replayed trial's checkpoint after one epoch (a shipped table's curve), saved by the
+    Trainable as Tune saves it."""
+    from automl_chars.tabular import LearningCurveTable
+    from automl_chars.tabular.shipped import part_path
+
+    request.getfixturevalue("ray_session")
+    table = LearningCurveTable.load(part_path(SHIPPED_KEPT))
+    trainable = _replay_trainable(table)
+    trainable.train()
+    checkpoint = Path(trainable.save(str(folder / "checkpoint_000001")).checkpoint.path)
+    trainable.stop()
+    return Made(checkpoint / "replay.json", table)
+
+
 # -- reading back ----------------------------------------------------------------------------
 
 
@@ -448,6 +548,98 @@ def supernet_result(r: Reading) -> str:
     return api_error(lambda: SupernetResult.load(r.target.parent))
 
 
+def mirror_store_show(r: Reading) -> str:
+    """``store show --store URI``: the store is read as before, and the record of the URI
+    written again from the URI given (with a warning naming it)."""
+    from automl_chars import uris
+
+    told = cli(r.capsys, "store", "show", "--store", r.run)
+    assert told.code == 0 and KEPT in told.text and LOST in told.text, told.text
+    assert uris.remote_for(r.target.parent / BUCKET) is not None  # a mirror again
+    return told.text
+
+
+def mirror_read_as_folder(r: Reading) -> str:
+    """The mirror given as a local folder: an error naming the record, not a folder read as a
+    local one (whose writes would never reach the URI)."""
+    told = cli(r.capsys, "store", "show", "--store", str(r.target.parent / BUCKET / "team/store"))
+    assert told.code == 2 and told.text.startswith("error: "), told.text
+    return told.text
+
+
+def arch_weights_load(r: Reading) -> str:
+    from automl_chars.supernet.darts import ArchWeights
+
+    return api_error(lambda: ArchWeights.load(r.target.parent))
+
+
+def arch_weights_saved(r: Reading) -> str:
+    """What a warm-started DARTS search starts from: the other result, a warning naming the
+    damaged one."""
+    from automl_chars.errors import DamagedFileWarning
+    from automl_chars.supernet.darts import saved_arch_weights
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        saved = saved_arch_weights(r.folder / "results")
+    assert [w.dataset for w in saved] == [KEPT]
+    assert all(issubclass(w.category, DamagedFileWarning) for w in caught), caught
+    return "".join(f"\nwarning: {w.message}" for w in caught)
+
+
+def valley_load(r: Reading) -> str:
+    from automl_chars.workflows.valleys import load_valley_study
+
+    return api_error(lambda: load_valley_study(r.target.parent))
+
+
+def valley_rerun(r: Reading) -> str:
+    """The study run again (to add a seed, or after an interruption): refused before any
+    training, naming the settings file."""
+    from automl_chars.workflows.valleys import ValleySettings, run_valley_study
+
+    return api_error(lambda: run_valley_study(ValleySettings(**VALLEYS), [0, 1],
+                                              r.target.parent, dataset=r.run,
+                                              log=lambda _: None))
+
+
+def trial_restore(r: Reading) -> str:
+    """Tune restoring the trial from its checkpoint (``Trainable.restore``): an error naming
+    the file, not torch's unpickling error."""
+    from automl_chars.checkpoints import load_trial_state
+
+    trainable = _cnn_trainable(r.run)
+    try:
+        told = api_error(lambda: trainable.restore(str(r.target.parent)))
+    finally:
+        trainable.stop()
+    # under Tune, the Trainable gives its trial's name
+    named = api_error(lambda: load_trial_state(r.target.parent, trial="CNNTrainable_0a1b2_00003"))
+    assert "Trial CNNTrainable_0a1b2_00003 cannot resume from it" in named, named
+    return told
+
+
+def replay_restore(r: Reading) -> str:
+    """Tune restoring a replayed trial from its checkpoint."""
+    trainable = _replay_trainable(r.run)
+    try:
+        return api_error(lambda: trainable.restore(str(r.target.parent)))
+    finally:
+        trainable.stop()
+
+
+def replay_evaluate(r: Reading) -> str:
+    from automl_chars.trainables import ReplayTrainable
+
+    return api_error(lambda: ReplayTrainable.evaluate_checkpoint(r.target.parent, None, "test"))
+
+
+def trial_evaluate(r: Reading) -> str:
+    from automl_chars.trainables import evaluate_checkpoint
+
+    return api_error(lambda: evaluate_checkpoint(r.target.parent, r.run))
+
+
 # -- the table -------------------------------------------------------------------------------
 
 
@@ -462,7 +654,10 @@ class FileCase:
             still serves; returns what the user was told.
         remedy: words of the remedy that message must hold ("" for a file not read back).
         damages: extra damages of this kind of file (an unknown format version, lost).
-        slow: it needs the session's Ray runs.
+        slow: it needs the session's Ray runs (or Ray).
+        module: the module whose ``*_FILE`` constant names the file (two modules may name
+            different files alike: a supernet run's ``summary.json`` is not a sweep's); ""
+            for a kind of file that no constant names (a store file, a table).
     """
 
     kind: str
@@ -471,12 +666,19 @@ class FileCase:
     remedy: str
     damages: dict[str, Callable[[Path], None]] = field(default_factory=dict)
     slow: bool = False
+    module: str = ""
 
 
 STORE_DAMAGES = {"newer version": newer_store_version}
 #: The files of a run's folder that Ray Tune reads on resume (runner/core.py TUNE_STATE).
 SWEEP_TUNE_STATE = ("experiment_state-*.json", "searcher-state-*.pkl", "callback-states-*.pkl",
                     "search_gen_state-*.json", "tuner.pkl")
+#: The modules that name the files of the rows (their ``*_FILE`` constants).
+LAYOUT, TUNE, ENTRY, SUPERNET = ("automl_chars.layout", "automl_chars.runner.core",
+                                 "automl_chars.portfolio.entry", "automl_chars.supernet.result")
+URIS, DARTS, VALLEYS_MODULE, CHECKPOINTS = ("automl_chars.uris", "automl_chars.supernet.darts",
+                                            "automl_chars.workflows.valleys",
+                                            "automl_chars.checkpoints")
 FILES = [
     FileCase("results-store file, store show", make_store, store_show,
              "store check --repair", STORE_DAMAGES),
@@ -487,40 +689,40 @@ FILES = [
     FileCase("results-store file, default priors", make_store, warm_start_priors,
              "store check --repair"),
     FileCase("summary.json, show", sweep_file(layout.SUMMARY_FILE), show, "--resume",
-             slow=True),
+             slow=True, module=LAYOUT),
     FileCase("summary.json, bohb --resume", sweep_file(layout.SUMMARY_FILE), resume, "--resume",
-             slow=True),
+             slow=True, module=LAYOUT),
     FileCase("trials.csv, show", sweep_file(layout.TRIALS_FILE), show, "--resume",
-             {"missing": missing}, slow=True),
+             {"missing": missing}, slow=True, module=LAYOUT),
     FileCase("automl_chars.json, bohb --resume", sweep_file(layout.SETTINGS_FILE), resume,
-             "--resume", slow=True),
+             "--resume", slow=True, module=LAYOUT),
     FileCase("automl_chars.json, store import", sweep_file(layout.SETTINGS_FILE), store_import,
-             "store import", slow=True),
+             "store import", slow=True, module=LAYOUT),
     *[FileCase(f"{pattern}, bohb --resume", sweep_file(pattern, finished=False), resume,
-               "--name", slow=True) for pattern in SWEEP_TUNE_STATE],
+               "--name", slow=True, module=TUNE) for pattern in SWEEP_TUNE_STATE],
     FileCase("progress.csv, report", sweep_file(f"*/{layout.PROGRESS_FILE}"), report_curves,
-             "Move the file aside", slow=True),
+             "Move the file aside", slow=True, module=LAYOUT),
     FileCase("progress.csv, store import", sweep_file(f"*/{layout.PROGRESS_FILE}"),
-             store_import_curves, "Move the file aside", slow=True),
+             store_import_curves, "Move the file aside", slow=True, module=LAYOUT),
     FileCase("warm_start.json, not read back (show, bohb --resume)",
-             sweep_file(layout.WARM_START_FILE), not_read_back, "", slow=True),
+             sweep_file(layout.WARM_START_FILE), not_read_back, "", slow=True, module=LAYOUT),
     FileCase("manifest.json, portfolio show", portfolio_file("manifest.json"), portfolio_show,
-             "--resume", {"newer version": newer_manifest_version}, slow=True),
+             "--resume", {"newer version": newer_manifest_version}, slow=True, module=ENTRY),
     FileCase("weights.pt, Portfolio.model", portfolio_file("glyphs-digits/weights.pt"),
-             portfolio_model, "--resume", {"missing": missing}, slow=True),
+             portfolio_model, "--resume", {"missing": missing}, slow=True, module=ENTRY),
     FileCase("sample.npz, Portfolio.sample", portfolio_file("glyphs-digits/sample.npz"),
-             portfolio_sample, "--resume", slow=True),
+             portfolio_sample, "--resume", slow=True, module=ENTRY),
     FileCase("trials.csv, portfolio build --resume (run_trials)",
              portfolio_file("training/trials.csv"), resume, "--resume", {"missing": missing},
-             slow=True),
+             slow=True, module=LAYOUT),
     FileCase("history.csv, portfolio build --resume (run_trials)",
              portfolio_file("training/history.csv"), resume, "--resume", {"missing": missing},
-             slow=True),
+             slow=True, module=LAYOUT),
     FileCase("summary.json, TrialsResult.load", portfolio_file("training/summary.json"),
-             trials_result, "resume=True", slow=True),
+             trials_result, "resume=True", slow=True, module=LAYOUT),
     FileCase("basic-variant-state-*.json, portfolio build --resume (run_trials)",
              portfolio_file("training/basic-variant-state-*.json", finished=False), resume,
-             "--name", slow=True),
+             "--name", slow=True, module=TUNE),
     FileCase("learning-curve table, table show", make_table, table_show, "--resume",
              {"newer version": newer_table_format}),
     FileCase("shipped learning-curve table part, built-in priors", make_shipped_part,
@@ -530,7 +732,32 @@ FILES = [
     FileCase("learned ranker, the learned measure", make_learned_ranker, learned_ranker,
              "reinstall"),
     *[FileCase(f"{name} (supernet), SupernetResult.load", supernet_file(name), supernet_result,
-               "resume=True") for name in ("table.csv", "history.csv", "summary.json")],
+               "resume=True", module=SUPERNET)
+      for name in ("table.csv", "history.csv", "summary.json")],
+    FileCase(".uri (a storage URI's mirror), store show --store URI", make_mirror_record,
+             mirror_store_show, "written again", module=URIS),
+    FileCase(".uri (a storage URI's mirror), store show --store MIRROR", make_mirror_record,
+             mirror_read_as_folder, "give any command that storage URI", module=URIS),
+    FileCase("arch_weights.json, ArchWeights.load", arch_weights, arch_weights_load,
+             "Run the DARTS search again", module=DARTS),
+    FileCase("arch_weights.json, a warm-started DARTS search (saved_arch_weights)",
+             arch_weights, arch_weights_saved, "Run the DARTS search again", module=DARTS),
+    FileCase("valleys.json, load_valley_study", valley_study("valleys.json"), valley_load,
+             "rerun the study", module=VALLEYS_MODULE),
+    FileCase("valleys.json, run_valley_study (a rerun)", valley_study("valleys.json"),
+             valley_rerun, "rerun the study", module=VALLEYS_MODULE),
+    FileCase("summary.csv, load_valley_study", valley_study("summary.csv"), valley_load,
+             "rerun the study", module=VALLEYS_MODULE),
+    FileCase("trial_state.pt, Trainable.restore (Tune restoring a trial)", trial_checkpoint,
+             trial_restore, "restart_errored=True", slow=True, module=CHECKPOINTS),
+    FileCase("trial_state.pt, evaluate_checkpoint", trial_checkpoint, trial_evaluate,
+             "restart_errored=True", slow=True, module=CHECKPOINTS),
+    FileCase("replay.json, Trainable.restore (Tune restoring a replayed trial)",
+             replay_checkpoint, replay_restore, "run the replayed sweep again", slow=True,
+             module="automl_chars.trainables.replay"),
+    FileCase("replay.json, ReplayTrainable.evaluate_checkpoint", replay_checkpoint,
+             replay_evaluate, "run the replayed sweep again", slow=True,
+             module="automl_chars.trainables.replay"),
 ]
 
 CASES = [pytest.param(case, name, damage, id=f"{case.kind}-{name}",
@@ -649,23 +876,69 @@ def test_writes_are_atomic_a_write_cut_short_leaves_the_old_file(tmp_path, monke
     assert (csv.read_bytes(), summary.read_bytes()) == before
 
 
+#: Files the platform writes and never reads back (checked by grepping their names and
+#: constants): a record for people or a benchmark, so no damage of theirs can reach a command.
+WRITTEN_ONLY = {
+    ("report.html", "automl_chars.reporting.page"),  # the report page, opened in a browser
+    # plots, opened by people; `report` of a benchmark's figures folder embeds its *.png byte
+    # for byte (base64, never decoded): a damaged one is a broken image, nothing else
+    ("pareto.png", "automl_chars.reporting.pareto"),
+    ("dynamics.png", "automl_chars.reporting.supernet"),
+    ("sampling_counts.png", "automl_chars.reporting.supernet"),
+    ("supernet_vs_standalone.png", "automl_chars.reporting.supernet"),
+    # a replayed sweep's released results and its clock's final state, read by
+    # benchmarks/warm_start_table.py from the run it has just made
+    ("simulated_time.csv", "automl_chars.trainables.simclock"),
+    ("simulated_clock.json", "automl_chars.trainables.simclock"),
+    # transfer_table's result, returned to its caller; a resume reads its runs, not this
+    ("transfer_table.csv", "automl_chars.workflows.transfer_table"),
+}
+#: Kinds of files no ``*_FILE`` constant names, each with rows.
+UNNAMED = {"results-store file", "learning-curve table", "shipped learning-curve table part",
+           "built-in store file", "learned ranker"}
+
+
+def named_files() -> set[tuple[str, str]]:
+    """``(file name, module)`` of every module-level ``*_FILE`` string constant in the whole
+    package, with the module that assigns it (another module importing the constant names the
+    same file; two modules assigning the same name name two files)."""
+    import ast
+    import importlib
+    import inspect
+    import pkgutil
+
+    import automl_chars
+
+    found = set()
+    for info in pkgutil.walk_packages(automl_chars.__path__, f"{automl_chars.__name__}."):
+        module = importlib.import_module(info.name)
+        assigned = set()
+        for node in ast.parse(inspect.getsource(module)).body:
+            targets = node.targets if isinstance(node, ast.Assign) else (
+                [node.target] if isinstance(node, ast.AnnAssign) else [])
+            for target in targets:
+                names = target.elts if isinstance(target, ast.Tuple) else [target]
+                assigned |= {n.id for n in names if isinstance(n, ast.Name)}
+        found |= {(value, info.name) for name, value in vars(module).items()
+                  if name.endswith("_FILE") and name in assigned and isinstance(value, str)}
+    return found
+
+
 def test_every_file_read_back_has_a_row():
-    """Every file the platform reads back has a row in FILES (named first in its kind): a run
-    folder's files (``layout.py``), Ray Tune's state a resume reads (``runner/core.py``), a
-    portfolio's and a supernet run's files, store files, tables and the package's own data. A
-    new file name in those modules without a row fails here."""
-    from automl_chars.portfolio import entry
+    """Every file the platform reads back has a row in FILES (named first in its kind, and by
+    the module that names it): every ``*_FILE`` constant of every module of the package, Ray
+    Tune's state a resume reads (``runner/core.py``), store files, tables and the package's
+    own data; only the files in WRITTEN_ONLY are never read back. A new file name anywhere in
+    the package without a row fails here."""
     from automl_chars.runner.core import TUNE_STATE
-    from automl_chars.supernet import result as supernet
 
-    def named(module) -> set[str]:
-        return {v for k, v in vars(module).items() if k.endswith("_FILE") and isinstance(v, str)}
-
-    files = (named(layout) | set(TUNE_STATE) | named(entry) | named(supernet)
-             | {"results-store file", "learning-curve table", "shipped learning-curve table part",
-                "built-in store file", "learned ranker"})
-    covered = {c.kind.split(",")[0].removesuffix(" (supernet)") for c in FILES}
+    named = named_files()
+    assert WRITTEN_ONLY <= named, f"no longer named in the package: {WRITTEN_ONLY - named}"
+    files = (named - WRITTEN_ONLY) | {(p, TUNE) for p in TUNE_STATE} | {(k, "") for k in UNNAMED}
+    covered = {(c.kind.split(",")[0].split(" (")[0], c.module) for c in FILES}
     assert files <= covered, f"files read back without a row in FILES: {files - covered}"
+    assert not covered & WRITTEN_ONLY, "a file with a row is read back: not WRITTEN_ONLY"
+    assert covered <= files, f"rows of files the package does not name: {covered - files}"
 
 
 @pytest.mark.slow

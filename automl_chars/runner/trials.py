@@ -396,7 +396,7 @@ def _with_checkpointed_results(result, df: pd.DataFrame | None) -> pd.DataFrame 
         return df
     try:
         kept = load_trial_state(result.checkpoint.path).get("results") or []
-    except (OSError, ValueError, RuntimeError, InvalidConfigError):
+    except (OSError, ValueError, RuntimeError, InvalidConfigError, DamagedFileError):
         return df  # no readable checkpoint of ours: the gap stays, and the table says so
     missing = [row for row in kept if row.get("training_iteration") not in have]
     if not missing:

@@ -30,7 +30,6 @@ from automl_chars.store.store import ResultsStore, rows, store_beside
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_FILE = "manifest.json"
 #: What to do about a damaged file of a result folder being added to the store.
 IMPORT_REMEDY = ("The folder is left out of the store. Resuming its run (the same command with "
                  "--resume) says what to do about the file; then add the folder again with "
@@ -187,6 +186,8 @@ def import_folder(folder: str | os.PathLike, store: ResultsStore | None = None) 
     storage URI, whose files but checkpoints are downloaded first); a folder that cannot be
     read is skipped with a warning. Returns rows added per folder (as :func:`uris.shown`
     names them)."""
+    from automl_chars.portfolio.entry import MANIFEST_FILE  # a portfolio's: imports torch
+
     store = store or ResultsStore()
     added = {}
     root = run_folder(folder, "folder", recursive=True)

@@ -32,7 +32,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from automl_chars.errors import AutomlCharsError, InvalidConfigError
+from automl_chars.errors import (
+    AutomlCharsError,
+    DamagedFileError,
+    DamagedFileWarning,
+    InvalidConfigError,
+)
 from automl_chars.layout import read_json, write_json
 from automl_chars.supernet.model import Supernet
 from automl_chars.supernet.space import Arch, SupernetSpace
@@ -352,7 +357,8 @@ def saved_arch_weights(root: str | os.PathLike) -> list[ArchWeights]:
         try:
             found.append((path.stat().st_mtime, ArchWeights.load(path)))
         except (AutomlCharsError, OSError, ValueError) as err:
-            warnings.warn(f"Skipping the DARTS result {path}: {err}", stacklevel=2)
+            category = DamagedFileWarning if isinstance(err, DamagedFileError) else UserWarning
+            warnings.warn(f"Skipping the DARTS result {path}: {err}", category, stacklevel=2)
     return [w for _, w in sorted(found, key=lambda t: (-t[0], str(t[1].path)))]
 
 

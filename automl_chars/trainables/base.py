@@ -528,7 +528,11 @@ class SupervisedTrainable(tune.Trainable):
         save_trial_state(checkpoint_dir, state)
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
-        state = load_trial_state(checkpoint_dir)
+        try:
+            trial = self.trial_name
+        except AttributeError:  # a data-parallel worker's copy (its trainable names the trial)
+            trial = ""
+        state = load_trial_state(checkpoint_dir, trial=trial)
         self.units_done, self.samples_seen = state["units_done"], state["samples_seen"]
         self.failure = state[FAILURE]
         self.results = list(state.get("results", []))

@@ -55,7 +55,7 @@ from ray.train.v2.api.callback import UserCallback
 from ray.util.queue import Queue
 from torch.utils.data import DistributedSampler
 
-from automl_chars.checkpoints import CHECKPOINT_FILE
+from automl_chars.checkpoints import CHECKPOINT_FILE, check_trial_state
 from automl_chars.errors import InvalidConfigError, NonFiniteLossError
 from automl_chars.spaces.values import plain_value
 from automl_chars.trainables.base import SupervisedTrainable
@@ -324,7 +324,9 @@ class DataParallelTrainable(tune.Trainable):
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
         self._end_run()
-        self.restore_from = ray.put(Path(checkpoint_dir, CHECKPOINT_FILE).read_bytes())
+        path = Path(checkpoint_dir, CHECKPOINT_FILE)
+        check_trial_state(path, self.trial_name)  # here, naming it (the workers get a copy)
+        self.restore_from = ray.put(path.read_bytes())
         self.checkpoint = None
 
     def cleanup(self) -> None:

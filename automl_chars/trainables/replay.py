@@ -17,7 +17,6 @@ name), results reach Tune in the order of simulated time and carry ``sim_time``.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ray import tune
 
 from automl_chars.errors import InvalidConfigError
-from automl_chars.layout import write_json
+from automl_chars.layout import read_json, write_json
 from automl_chars.spaces.values import plain_config, strip_meta
 from automl_chars.tabular import LearningCurveTable
 from automl_chars.tabular.nearest import ConfigIndex
@@ -41,7 +40,11 @@ if TYPE_CHECKING:  # only annotations: a replay's actor imports neither torch no
 #: The configuration key naming a table configuration directly.
 CONFIG_ID = "config_id"
 #: The file of a replay checkpoint.
-REPLAY_STATE = "replay.json"
+REPLAY_STATE_FILE = "replay.json"
+#: What to do about a damaged :data:`REPLAY_STATE_FILE`.
+REPLAY_REMEDY = ("No replayed trial can resume from it: Tune ends the trial restoring it as "
+                 "errored and the rest of the run goes on. A replay trains nothing: run the "
+                 "replayed sweep again under another name.")
 #: Result keys of a replayed epoch and the table columns they come from.
 REPORTED = {"val_acc": "val_acc", "val_loss": "val_loss", "train_acc": "train_acc",
             "train_loss": "train_loss", "epoch_s": "epoch_seconds", "num_params": "num_params"}
@@ -144,14 +147,14 @@ class ReplayTrainable(tune.Trainable):
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
         last = self.curve.loc[self.units_done] if self.units_done else None
-        write_json(Path(checkpoint_dir) / REPLAY_STATE, {
+        write_json(Path(checkpoint_dir) / REPLAY_STATE_FILE, {
             "config_id": self.config_id, "dataset": self.dataset_name,
             "units_done": self.units_done, "failure_reported": self.failure_reported,
             "val_acc": float(last["val_acc"]) if last is not None else None,
             "test_acc": float(last["test_acc"]) if last is not None else None})
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
-        state = json.loads((Path(checkpoint_dir) / REPLAY_STATE).read_text())
+        state = read_json(Path(checkpoint_dir) / REPLAY_STATE_FILE, REPLAY_REMEDY)
         self._start({CONFIG_ID: state["config_id"]})
         self.units_done, self.failure_reported = state["units_done"], state["failure_reported"]
 
@@ -171,7 +174,7 @@ class ReplayTrainable(tune.Trainable):
         """The stored accuracy on ``split`` (``val`` or ``test``) at the checkpoint's epoch."""
         if split not in ("val", "test"):
             raise InvalidConfigError(f"A replay stores val and test accuracy, not {split!r}.")
-        state = json.loads((Path(checkpoint_dir) / REPLAY_STATE).read_text())
+        state = read_json(Path(checkpoint_dir) / REPLAY_STATE_FILE, REPLAY_REMEDY)
         value = state.get(f"{split}_acc")
         return float("nan") if value is None else float(value)
 

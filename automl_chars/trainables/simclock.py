@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import csv
 import hashlib
+import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -241,13 +242,16 @@ EVENT_KEYS = ("training_iteration", "val_acc", "config_id", "budget", "time_this
 
 
 def write_events(path: Path, events: list[dict]) -> None:
-    """The released results, in release order, as CSV."""
+    """The released results, in release order, as CSV, written atomically (a temporary name
+    renamed into place: a killed driver never leaves half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     columns = ["sim_time", "trial_id", *EVENT_KEYS]
-    with open(path, "w", newline="") as f:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, columns)
         writer.writeheader()
         writer.writerows(events)
+    os.replace(tmp, path)
 
 
 def wait_for(name: str, trial_id: str, seconds: float) -> float:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from automl_chars.data import Dataset, load
-from automl_chars.layout import experiment_dir, write_json
+from automl_chars.layout import experiment_dir, write_csv, write_json
 from automl_chars.portfolio import Portfolio, add_checkpoint
 from automl_chars.runner.result import SweepResult
 from automl_chars.runner.sweep import run_bohb
@@ -101,7 +101,7 @@ def transfer_table(
             _trial_row(transfer, ROWS[2]), {"row": ROWS[3], **bohb.table.iloc[0][
                 ["val_acc", "train_acc", "test_acc", "runtime_s"]].to_dict()}]
     table = pd.DataFrame(rows, columns=["row", "val_acc", "train_acc", "test_acc", "runtime_s"])
-    table.to_csv(folder / TABLE_FILE, index=False)
+    write_csv(folder / TABLE_FILE, table)
     write_json(folder / "transfer.json", {"source": str(src.path), "target": target_ds.name,
                                           "epochs": epochs, "preset": preset, "seed": seed,
                                           "wall_s": time.time() - start})

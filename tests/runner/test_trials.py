@@ -143,7 +143,7 @@ def test_units_a_killed_driver_never_uploaded_come_from_the_checkpoint(tmp_path)
     gap that the trial's last checkpoint (its own results) fills. Units Tune has win."""
     from types import SimpleNamespace
 
-    from automl_chars.checkpoints import CHECKPOINT_FORMAT, save_trial_state
+    from automl_chars.checkpoints import CHECKPOINT_FILE, CHECKPOINT_FORMAT, save_trial_state
     from automl_chars.runner.trials import _with_checkpointed_results
 
     kept = [{"training_iteration": u, "val_acc": 0.1 * u, "device": "cpu"} for u in (1, 2, 3)]
@@ -158,3 +158,5 @@ def test_units_a_killed_driver_never_uploaded_come_from_the_checkpoint(tmp_path)
     assert _with_checkpointed_results(result, whole) is whole  # nothing missing: not opened
     none = SimpleNamespace(metrics={"training_iteration": 3}, checkpoint=None)
     assert _with_checkpointed_results(none, tune_rows) is tune_rows
+    (tmp_path / CHECKPOINT_FILE).write_bytes(b"")  # damaged: the gap stays, no traceback
+    assert _with_checkpointed_results(result, tune_rows) is tune_rows

@@ -20,6 +20,7 @@ from automl_chars.trainables.simclock import (
     DriverView,
     SimulatedClock,
     clock_name,
+    write_events,
 )
 
 #: Seconds of each configuration's epochs: a trial's epochs all take the same time.
@@ -101,3 +102,20 @@ def test_a_silent_driver_only_delays_releases(ray_session):
 def test_parallelism_is_a_whole_number():
     with pytest.raises(InvalidConfigError, match="parallelism"):
         ClockCallback("x", 0)
+
+
+def test_the_events_file_is_written_atomically(tmp_path, monkeypatch):
+    """A write cut short (a full disk) leaves the previous events file whole."""
+    import csv
+
+    path = tmp_path / EVENTS_FILE
+    write_events(path, [{"sim_time": 1.0, "trial_id": "a", "val_acc": 0.5}])
+    before = path.read_bytes()
+
+    def full_disk(self, rows):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(csv.DictWriter, "writerows", full_disk)
+    with pytest.raises(OSError):
+        write_events(path, [{"sim_time": 2.0, "trial_id": "b", "val_acc": 0.6}])
+    assert path.read_bytes() == before
