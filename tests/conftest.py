@@ -6,6 +6,9 @@ Rules of this suite:
 - Data is tiny: ``make_dataset`` builds a few hundred 28x28 images in memory; nothing downloads.
 - Every test that touches the data root gets its own ``data_root`` (``AUTOML_CHARS_DATA`` set to a
   temporary folder), so no test reads the user's cache.
+- Two pytest-xdist workers (``-n 2`` in pyproject.toml): the tests that use the session's Ray
+  (its fixtures, its runs) or are marked ``slow`` run in one of them, one after another, as in
+  a plain run; the rest share the other (``pytest -n 0`` runs all in one process).
 """
 
 from __future__ import annotations
@@ -24,6 +27,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+
+
+def pytest_collection_modifyitems(config, items):
+    """One xdist group for the tests of the session's Ray instance and the slow ones: one
+    Ray instance and one copy of each expensive session fixture (a finished sweep, a built
+    portfolio), in one worker; the quick tests spread over both."""
+    for item in items:
+        if "ray_session" in getattr(item, "fixturenames", ()) or item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.xdist_group("ray"))
 
 
 @pytest.fixture
