@@ -46,10 +46,11 @@ def _closed_port() -> int:
 
 @pytest.mark.parametrize("uri,fragment", [
     ("nosuch://bucket/path", "storage_path 'nosuch://bucket/path': Unrecognized filesystem"),
-    (f"s3://k:s@b/p?scheme=http&endpoint_override=127.0.0.1:{_closed_port()}",
-     "cannot be reached"),
+    # a closed port, chosen when the test runs (test ids must not change between xdist workers)
+    ("s3://k:s@b/p?scheme=http&endpoint_override=127.0.0.1:{port}", "cannot be reached"),
 ])
 def test_a_bad_storage_uri_is_refused_before_ray_starts(cache, monkeypatch, uri, fragment):
+    uri = uri.format(port=_closed_port())
     from automl_chars import run_bohb
     from automl_chars.runner import cluster
 
