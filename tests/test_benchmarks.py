@@ -27,8 +27,10 @@ NUMBER = r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|nan|inf)"
 FIGURES = {
     "trial_overhead.py": ("per_trial_s", "fixed_s", "ratio"),
     "gpu_packing.py": ("ratio",),
-    "supernet_ranking.py": ("ratio[uniform]", "top1_match[uniform]", "ratio[darts]",
-                            "derived_rank[darts]", "top1_match[darts]", "ratio"),
+    "supernet_ranking.py": ("ratio[uniform]", "ratio[uniform,seed=0]", "top1_match[uniform]",
+                            "top1_regret[uniform]", "top1_regret[uniform,seed=0]",
+                            "ratio_sampled[uniform]", "ratio[darts]", "derived_rank[darts]",
+                            "top1_match[darts]", "top1_regret[darts]", "ratio"),
     "transferability.py": ("fixed_weighted_tau", "size_weighted_tau", "learned_weighted_tau",
                            "best_weighted_tau", "best_vs_fixed", "best_vs_size", "ratio"),
     "warm_start_table.py": ("area[cold]", "area[default]", "area[warmstart]", "area[pmf]",
@@ -119,6 +121,9 @@ def test_smoke_run(script, ray_session, capsys):
         assert figure(out, "ratio") > 0, out
     if script == "gpu_packing.py":
         assert "trials/hour" in out, out
+    if script == "supernet_ranking.py":  # the smoke trains a stratified sample standalone
+        assert "a stratified sample of 2 of 4 subnets" in out, out
+        assert figure(out, "top1_regret[uniform]") >= 0 and figure(out, "top1_regret[darts]") >= 0
 
 
 def test_gpu_packing_without_gpu_skips(capsys):

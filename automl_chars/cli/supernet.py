@@ -41,6 +41,11 @@ def add_supernet_arguments(p: argparse.ArgumentParser, *, samplers: tuple[str, .
     p.add_argument("--ops", default="conv3",
                    help="sub-block operations, e.g. conv3,conv5,skip (one: only depths vary)")
     p.add_argument("--stem-stride", type=int, default=2)
+    p.add_argument("--standalone-sample", type=int, default=None, metavar="N",
+                   help="train only N subnets standalone, a stratified sample (parameter-count "
+                        "strata, the smallest and largest always in): for spaces of more than "
+                        "64 subnets; correlations over the sample, the cost ratio against the "
+                        "estimated cost of all (default: every subnet)")
     for option, kind in CONFIG_OPTIONS.items():
         p.add_argument("--" + option.replace("_", "-"), type=kind, default=None)
     darts = p.add_argument_group("DARTS warm start (--sampler darts)")
@@ -126,7 +131,8 @@ def run_samplers(dataset_name: str, args: argparse.Namespace) -> list:
             config=config, top_k=args.top_k, finetune_epochs=args.finetune_epochs,
             name=args.name, resume=args.resume, cpus_per_trial=args.cpus_per_trial,
             max_failures=args.max_failures, address=args.address, verbose=args.verbose,
-            warm_start=warm if sampler == DARTS else None)
+            warm_start=warm if sampler == DARTS else None,
+            standalone_sample=getattr(args, "standalone_sample", None))
         plot_result(result)
         print(f"\n== {result.sampler}: {result.path}")
         print(format_table(result))

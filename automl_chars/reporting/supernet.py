@@ -24,7 +24,7 @@ COUNTS_FILE = "sampling_counts.png"
 def plot_scatter(result: SupernetResult, out: str | os.PathLike | None = None) -> Path:
     """Each subnet at (standalone top-1, supernet top-1), labelled ``name s/t`` with its rank in
     the supernet (s) and standalone (t); the title gives Kendall's tau and Spearman's rho."""
-    t = result.table
+    t = result.table.dropna(subset=["standalone_acc"])  # a standalone sample: the sampled
     fig, ax = plt.subplots(figsize=(6, 5))
     ax.scatter(t["standalone_acc"], t["supernet_acc"], color="tab:blue", zorder=3)
     for _, r in t.iterrows():

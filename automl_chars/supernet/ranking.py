@@ -27,17 +27,19 @@ def ranking_table(supernet: Mapping[str, float], standalone: Mapping[str, float]
     """One row per subnet: its top-1 in the supernet and standalone, both ranks, its top-1
     after fine-tuning (NaN unless fine-tuned) and how many rounds trained it in the supernet.
 
-    Every subnet must have both accuracies; ``order`` (default: sorted names) orders the rows.
+    Every subnet has a supernet accuracy; ``standalone`` may cover a sample of them (the others'
+    standalone accuracy and rank are NaN, and the correlations leave them out). ``order``
+    (default: sorted names) orders the rows.
     """
-    missing = sorted(set(supernet) ^ set(standalone))
-    if missing:
-        raise InvalidConfigError(f"Subnets {missing} have a supernet or a standalone accuracy, "
-                                 f"not both; the ranking needs both for every subnet.")
+    extra = sorted(set(standalone) - set(supernet))
+    if extra:
+        raise InvalidConfigError(f"Subnets {extra} have a standalone accuracy but no supernet "
+                                 f"one; the ranking needs the supernet's for every subnet.")
     names = list(order) if order is not None else sorted(supernet)
     table = pd.DataFrame({
         "subnet": names,
         "supernet_acc": [float(supernet[n]) for n in names],
-        "standalone_acc": [float(standalone[n]) for n in names],
+        "standalone_acc": [float(standalone.get(n, math.nan)) for n in names],
     })
     table["supernet_rank"] = ranks(table["supernet_acc"])
     table["standalone_rank"] = ranks(table["standalone_acc"])
@@ -63,6 +65,18 @@ def best(table: pd.DataFrame, column: str) -> str:
     if t.empty:
         raise InvalidConfigError(f"No subnet has a value in {column!r}.")
     return str(t.loc[t[column].idxmax(), "subnet"])
+
+
+def top1_regret(table: pd.DataFrame, column: str = "supernet_acc",
+                reference: str = "standalone_acc") -> float:
+    """How much standalone top-1 choosing by ``column`` loses: among the subnets with a
+    ``reference`` value, the best ``reference`` minus that of the one ``column`` ranks first
+    (0: the right choice)."""
+    t = table.dropna(subset=[reference])
+    if t.empty:
+        raise InvalidConfigError(f"No subnet has a value in {reference!r}.")
+    chosen = best(t, column)
+    return float(t[reference].max() - t.set_index("subnet").loc[chosen, reference])
 
 
 def ordering_errors(table: pd.DataFrame, column: str, subnets: Sequence[str] | None = None,

@@ -66,9 +66,23 @@ class SupernetResult:
         return bool(self.summary["top1_match"])
 
     @property
+    def top1_regret(self) -> float:
+        """Standalone top-1 of the best standalone-trained subnet minus that of the supernet's
+        choice among them (DARTS: of its derived subnet); 0 when it chose right."""
+        return float(self.summary["top1_regret"])
+
+    @property
+    def standalone_sample(self) -> dict | None:
+        """The stratified sample trained standalone (``subnets``, ``strata``, ...; see
+        :class:`~automl_chars.supernet.standalone.StandaloneSample`), None when all were."""
+        return self.summary.get("standalone_sample")
+
+    @property
     def costs(self) -> dict:
-        """``unit`` (CPU- or GPU-seconds), ``supernet``, ``standalone``, ``finetune`` and
-        ``ratio`` (supernet / standalone)."""
+        """``unit`` (CPU- or GPU-seconds), ``supernet``, ``standalone`` (every subnet's; from a
+        standalone sample estimated per stratum: ``standalone_estimated``),
+        ``standalone_sampled`` (what the standalone-trained ones took), ``finetune``, ``ratio``
+        (supernet / standalone) and ``ratio_sampled`` (supernet / standalone_sampled)."""
         return dict(self.summary["costs"])
 
     @property
@@ -132,9 +146,11 @@ class SupernetResult:
                 f"{self.top1_match}, cost_ratio={self.cost_ratio:.3f}, path={str(self.path)!r})")
 
 
-def format_table(result: SupernetResult) -> str:
-    """Seed 002's table with ranks, as text."""
+def format_table(result: SupernetResult, sampled_only: bool = False) -> str:
+    """Seed 002's table with ranks, as text (``sampled_only``: the standalone-trained rows)."""
     t = result.table.copy()
+    if sampled_only:
+        t = t.dropna(subset=["standalone_acc"])
     for col in ("supernet_acc", "standalone_acc", "finetuned_acc"):
         t[col] = t[col].map(lambda v: "" if v != v else f"{v:.4f}")
     t = t.rename(columns={"subnet": "Subnet", "supernet_acc": "Top-1 in supernet",
@@ -147,13 +163,29 @@ def format_table(result: SupernetResult) -> str:
 def format_summary(result: SupernetResult) -> str:
     """The correlations, top-1, fine-tuning and costs in a few lines."""
     s, c, f = result.summary, result.costs, result.finetune
+    sample = result.standalone_sample
+    over = (f" over the {len(sample['subnets'])} of {sample['n_subnets']} subnets trained "
+            f"standalone (a stratified sample)" if sample else "")
+    regret = f", top-1 regret {s['top1_regret']:.4f}" if "top1_regret" in s else ""
+    # the supernet's first among the standalone-trained subnets; DARTS's answer: its derived
+    chosen = s["supernet_top1"] if result.darts else s.get("supernet_top1_sampled",
+                                                               s["supernet_top1"])
     lines = [
         f"sampler {result.sampler}: Kendall tau {s['kendall_tau']:.3f}, Spearman "
-        f"{s['spearman']:.3f}; supernet top-1 {s['supernet_top1']} vs standalone top-1 "
-        f"{s['standalone_top1']} ({'match' if s['top1_match'] else 'no match'})",
-        f"cost ({c['unit']}): supernet {c['supernet']:.1f}, all standalone {c['standalone']:.1f} "
-        f"(ratio {c['ratio']:.3f}), fine-tuning {c['finetune']:.1f}",
+        f"{s['spearman']:.3f}{over}; supernet top-1 {chosen} vs standalone top-1 "
+        f"{s['standalone_top1']} "
+        f"({'match' if s['top1_match'] else 'no match'}){regret}",
     ]
+    if c.get("standalone_estimated"):
+        lines.append(
+            f"cost ({c['unit']}): supernet {c['supernet']:.1f}, all standalone (estimated) "
+            f"{c['standalone']:.1f} (ratio {c['ratio']:.3f}), the {c['n_standalone']} sampled "
+            f"{c['standalone_sampled']:.1f} (ratio {c['ratio_sampled']:.3f}), fine-tuning "
+            f"{c['finetune']:.1f}")
+    else:
+        lines.append(f"cost ({c['unit']}): supernet {c['supernet']:.1f}, all standalone "
+                     f"{c['standalone']:.1f} (ratio {c['ratio']:.3f}), fine-tuning "
+                     f"{c['finetune']:.1f}")
     if f.get("subnets"):
         lines.append(
             f"top-{len(f['subnets'])} fine-tuning: chose {f['chosen']} "

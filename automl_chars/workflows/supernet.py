@@ -1,9 +1,10 @@
 """``run_supernet``: seed 002's experiment on any dataset, every part a Ray trial.
 
 Three runs of :func:`~automl_chars.runner.trials.run_trials` (each resumable and interrupt-safe):
-the supernet with one sampler (:class:`SupernetTrainable`), every subnet standalone with the
-same epochs and training hyperparameters (:class:`SubnetTrainable`; shared by every sampler of
-the same experiment, so a second sampler reuses them), and the top-k subnets by supernet
+the supernet with one sampler (:class:`SupernetTrainable`), every subnet (or a stratified sample
+of them: ``standalone_sample``) standalone with the same epochs and training hyperparameters
+(:class:`SubnetTrainable`; shared by every sampler of the same experiment, so a second sampler
+reuses them), and the top-k subnets by supernet
 validation top-1, extracted and fine-tuned. Then every subnet of the final supernet is evaluated
 on the test split, and the table (with each subnet's parameters, FLOPs and latency, as its
 standalone trial measured them: :func:`~automl_chars.supernet.select.best_subnet` picks the best
@@ -28,9 +29,21 @@ from automl_chars.runner.trials import TrialJob, TrialsResult, run_trials
 from automl_chars.spaces.supernet import subnet_space
 from automl_chars.supernet.darts import ArchParameters
 from automl_chars.supernet.model import SubnetSpec
-from automl_chars.supernet.ranking import best, correlations, ordering_errors, ranking_table
+from automl_chars.supernet.ranking import (
+    best,
+    correlations,
+    ordering_errors,
+    ranking_table,
+    top1_regret,
+)
 from automl_chars.supernet.result import SupernetResult
+from automl_chars.supernet.select import measure_subnet_costs
 from automl_chars.supernet.space import SupernetSpace
+from automl_chars.supernet.standalone import (
+    StandaloneSample,
+    estimated_standalone_cost,
+    stratified_sample,
+)
 from automl_chars.trainables.darts import darts_settings
 from automl_chars.trainables.supernet import (
     evaluate_supernet_subnet,
@@ -39,7 +52,7 @@ from automl_chars.trainables.supernet import (
 )
 from automl_chars.training.objective import LIMITED_COSTS
 
-#: run_supernet trains every subnet standalone: larger spaces are refused.
+#: Subnets run_supernet trains standalone at most: larger spaces need ``standalone_sample``.
 MAX_STANDALONE = 64
 SUPERNET_LABEL = "supernet"
 
@@ -65,6 +78,7 @@ def run_supernet(
     address: str | None = None,
     verbose: int = 1,
     warm_start: Any = None,
+    standalone_sample: int | None = None,
 ) -> SupernetResult:
     """Trains a supernet with ``sampler`` and every subnet standalone, and compares the rankings.
 
@@ -92,6 +106,13 @@ def run_supernet(
         warm_start: with ``"darts"``, a :class:`~automl_chars.workflows.darts.DartsWarmStart`:
             the search starts from the nearest portfolio dataset's saved architecture weights
             (results in ``<name>/darts-warm``).
+        standalone_sample: train only this many subnets standalone, a stratified sample
+            (:func:`~automl_chars.supernet.standalone.stratified_sample`: parameter-count
+            strata, the smallest and the largest subnet always in, the same for every sampler
+            of ``seed``); the correlations and the top-1 are then over the sample, the cost
+            ratio against the estimated standalone cost of every subnet. None: every subnet
+            (at most :data:`MAX_STANDALONE`). DARTS's derived subnet, when outside the sample,
+            is trained standalone too (``<sampler folder>/derived``).
 
     Raises :class:`~automl_chars.errors.SweepInterrupted` when stopped; everything else about the
     arguments is checked before any training starts.
@@ -110,7 +131,7 @@ def run_supernet(
             raise InvalidConfigError(f"run_supernet: warm_start is DARTS's (sampler='darts'); "
                                      f"sampler {sampler!r} takes none.")
     training = {k: v for k, v in dict(config or {}).items() if k in subnet_space()}
-    _check_arguments(arch_space, epochs, top_k, finetune_epochs)
+    _check_arguments(arch_space, epochs, top_k, finetune_epochs, standalone_sample)
     if not 0 < finetune_lr_factor <= 1:
         raise InvalidConfigError(f"run_supernet: finetune_lr_factor must be in (0, 1], got "
                                  f"{finetune_lr_factor!r}.")
@@ -125,6 +146,7 @@ def run_supernet(
               "max_failures": max_failures, "address": address, "verbose": verbose}
 
     names = [arch_space.name(a) for a in arch_space.archs]
+    sample = stratified_sample(arch_space, standalone_sample or arch_space.size, seed)
     if darts:  # the search first: a warm start's missing neighbour fails before any training
         search = _darts_phase(ds, epochs, root, arch_space, config, warm_start, resume, common)
         sup, folder, label = search.trials, search.path, DARTS
@@ -134,10 +156,16 @@ def run_supernet(
                                description=f"supernet, sampler {sampler}")],
                      "supernet", epochs, folder / "supernet", resume, **common)
     standalone = _phase(
-        [TrialJob(n, ds, {**training, "subnet": SubnetSpec(arch_space, a).to_dict()},
-                  description=f"standalone subnet {n}")
-         for n, a in zip(names, arch_space.archs)],
+        [TrialJob(n, ds, {**training, "subnet": SubnetSpec(arch_space, n).to_dict()},
+                  description=f"standalone subnet {n}") for n in sample.subnets],
         "subnet", epochs, root / "standalone", resume, reuse=True, **common)
+    derived = None
+    if darts and search.derived not in sample.subnets:  # DARTS's answer needs its ground truth
+        derived = _phase(
+            [TrialJob(search.derived, ds, {**training, "subnet": SubnetSpec(
+                arch_space, search.derived).to_dict()},
+                description=f"standalone subnet {search.derived} (derived by DARTS)")],
+            "subnet", epochs, folder / "derived", resume, **common)
 
     ckpt = _finished_checkpoint(sup, label)
     supernet, state = load_supernet(ckpt, ds)
@@ -165,39 +193,50 @@ def run_supernet(
     st = standalone.table.set_index("label")
     ft = finetune.table.set_index("label") if finetune is not None else pd.DataFrame()
     table = ranking_table(
-        test_acc, {n: float(st.loc[n, "test_acc"]) for n in names},
+        test_acc, {n: float(st.loc[n, "test_acc"]) for n in sample.subnets},
         finetuned={n: float(ft.loc[n, "test_acc"]) for n in top}, sampled=sampled, order=names)
-    for cost in LIMITED_COSTS:  # each subnet's costs, as its standalone trial measured them
-        table[cost] = [float(st.loc[n, cost]) for n in names]
+    table = _with_costs(table, st, arch_space, ds)
     factor = gpus_per_trial if gpus_per_trial > 0 else cpus_per_trial
-    costs = {"unit": "GPU-seconds" if gpus_per_trial > 0 else "CPU-seconds",
-             "supernet": factor * float(sup.table["seconds"].sum()),
-             "standalone": factor * float(st["seconds"].sum()),
-             "finetune": factor * float(ft["seconds"].sum()) if top else 0.0}
-    costs["ratio"] = costs["supernet"] / costs["standalone"] if costs["standalone"] else float("nan")
+    costs = standalone_costs(
+        factor * float(sup.table["seconds"].sum()),
+        {n: factor * float(st.loc[n, "seconds"]) for n in sample.subnets}, sample,
+        unit="GPU-seconds" if gpus_per_trial > 0 else "CPU-seconds")
+    costs["finetune"] = factor * float(ft["seconds"].sum()) if top else 0.0
+    if derived is not None:
+        costs["derived"] = factor * float(derived.table["seconds"].sum())
+    sampled_names = list(table.dropna(subset=["standalone_acc"])["subnet"])
     summary = {
         "sampler": folder.name, "dataset": ds.name, "epochs": epochs, "seed": seed,
         "space": arch_space.to_dict(), "config": supernet_config,
         **correlations(table), "supernet_top1": best(table, "supernet_acc"),
+        "supernet_top1_sampled": best(table.dropna(subset=["standalone_acc"]), "supernet_acc"),
         "standalone_top1": best(table, "standalone_acc"),
+        "top1_regret": top1_regret(table),
+        "standalone_sample": sample.to_dict() if len(sample.subnets) < len(names) else None,
+        "n_standalone": len(sampled_names),
         "supernet_val_acc": {n: float(val_acc[n]) for n in names if n in val_acc},
-        "standalone_val_acc": {n: float(st.loc[n, "val_acc"]) for n in names},
+        "standalone_val_acc": {n: float(st.loc[n, "val_acc"]) for n in sample.subnets},
         "costs": costs, "pruned": pruned,
         "finetune": _finetune_summary(table, ft, top, finetune_epochs,
                                       finetuning["learning_rate"]),
         "runs": {"supernet": str(sup.path), "standalone": str(standalone.path),
-                 "finetune": str(finetune.path) if finetune is not None else None},
+                 "finetune": str(finetune.path) if finetune is not None else None,
+                 "derived": str(derived.path) if derived is not None else None},
     }
     if darts:
         table["arch_prob"] = [prob[n] for n in names]
-        summary["darts"] = _darts_summary(search, table)
+        derived_acc = (float(derived.table.set_index("label").loc[search.derived, "test_acc"])
+                       if derived is not None else None)
+        summary["darts"] = _darts_summary(search, table, derived_acc)
         summary["supernet_top1"] = search.derived  # the search's answer: its derived subnet
+        summary["top1_regret"] = summary["darts"]["derived_regret"]
         history = _darts_history(sup, names)
         # found the best: the derived subnet ranks first standalone (a tie for first counts)
         summary["top1_match"] = summary["darts"]["derived_standalone_rank"] == 1
     else:
         history = _history(sampler_state)
-        summary["top1_match"] = summary["supernet_top1"] == summary["standalone_top1"]
+        # among the standalone-trained subnets (all, or the sample)
+        summary["top1_match"] = summary["supernet_top1_sampled"] == summary["standalone_top1"]
     result = SupernetResult(table, history, summary, folder)
     result.save()
     return result
@@ -225,17 +264,34 @@ def _sampler_config(config: Mapping | None) -> dict:
     return {k: v for k, v in dict(config or {}).items() if k not in theirs}
 
 
-def _darts_summary(search, table: pd.DataFrame) -> dict:
-    """The derived architecture against standalone training: its standalone rank and top-1,
-    the search's per-epoch history, and how its probabilities rank the subnets."""
+def _darts_summary(search, table: pd.DataFrame, derived_acc: float | None = None) -> dict:
+    """The derived architecture against standalone training: its standalone rank and top-1
+    among the standalone-trained subnets (with it: ``derived_acc`` when it is outside the
+    sample), its regret, the search's per-epoch history, how its probabilities rank them."""
     row = table.set_index("subnet").loc[search.derived]
     probs = correlations(table, "arch_prob", "standalone_acc")
-    return {"derived": search.derived, "derived_standalone_rank": int(row["standalone_rank"]),
-            "derived_standalone_acc": float(row["standalone_acc"]),
-            "derived_supernet_acc": float(row["supernet_acc"]), "n_subnets": len(table),
+    return {"derived": search.derived, **derived_standing(table, search.derived, derived_acc),
+            "derived_supernet_acc": float(row["supernet_acc"]),
             "epochs_to_final": search.epochs_to_final, "history": list(search.weights.history),
             "arch_prob_kendall_tau": probs["kendall_tau"], "arch_prob_spearman": probs["spearman"],
             "arch_weights": str(search.weights.path), "warm_start": search.neighbour}
+
+
+def derived_standing(table: pd.DataFrame, derived: str,
+                     derived_acc: float | None = None) -> dict:
+    """DARTS's derived subnet among the standalone-trained ones of ``table``: its standalone
+    top-1 (the table's, or ``derived_acc`` when it was trained outside the sample), its rank
+    among them and it (ties share the best rank), how many that is, and its top-1 regret (the
+    best one's standalone top-1 minus its own, 0 when it is the best)."""
+    acc = (float(table.set_index("subnet").loc[derived, "standalone_acc"])
+           if derived_acc is None else float(derived_acc))
+    if acc != acc:
+        raise InvalidConfigError(f"The derived subnet {derived} has no standalone top-1.")
+    others = table.loc[table["subnet"] != derived, "standalone_acc"].dropna()
+    return {"derived_standalone_rank": 1 + int((others > acc).sum()),
+            "derived_standalone_acc": acc, "derived_in_sample": derived_acc is None,
+            "derived_regret": max(0.0, float(others.max()) - acc) if len(others) else 0.0,
+            "n_subnets": len(others) + 1}
 
 
 def _darts_history(run: TrialsResult, names: list[str]) -> pd.DataFrame:
@@ -247,12 +303,20 @@ def _darts_history(run: TrialsResult, names: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["round", "subnet", "running_acc"])
 
 
-def _check_arguments(space: SupernetSpace, epochs: int, top_k: int, finetune_epochs: int) -> None:
+def _check_arguments(space: SupernetSpace, epochs: int, top_k: int, finetune_epochs: int,
+                     standalone_sample: int | None = None) -> None:
     problems = []
-    if space.size > MAX_STANDALONE:
+    if standalone_sample is None and space.size > MAX_STANDALONE:
         problems.append(f"the space has {space.size} subnets and run_supernet trains each one "
-                        f"standalone (at most {MAX_STANDALONE}); use a smaller space, or "
-                        f"SupernetTrainable / run_bohb(spec='supernet') for the supernet alone")
+                        f"standalone (at most {MAX_STANDALONE}); train a stratified sample "
+                        f"(standalone_sample=30; command line --standalone-sample 30), use a "
+                        f"smaller space, or SupernetTrainable / run_bohb(spec='supernet') for "
+                        f"the supernet alone")
+    elif standalone_sample is not None and (
+            isinstance(standalone_sample, bool) or not isinstance(standalone_sample, int)
+            or not 2 <= standalone_sample <= MAX_STANDALONE):
+        problems.append(f"standalone_sample must be a whole number from 2 (the smallest and the "
+                        f"largest subnet) to {MAX_STANDALONE}, got {standalone_sample!r}")
     for what, value, low in (("epochs", epochs, 1), ("top_k", top_k, 0),
                              ("finetune_epochs", finetune_epochs, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -271,6 +335,34 @@ def _phase(jobs: list[TrialJob], spec: str, epochs: int, exp: Path, resume: bool
     again = (resume and (finished or can_resume(exp))) or (reuse and finished)
     return run_trials(jobs, spec, epochs, name=exp.name, storage_path=exp.parent, resume=again,
                       **common)
+
+
+def _with_costs(table: pd.DataFrame, st: pd.DataFrame, space: SupernetSpace,
+                ds: Dataset) -> pd.DataFrame:
+    """``table`` with each subnet's costs: as its standalone trial measured them, or (outside a
+    standalone sample) measured here, on this process's CPU."""
+    measured = {n: measure_subnet_costs(space, n, ds.num_classes, ds.image_shape).metrics()
+                for n in table["subnet"] if n not in st.index}
+    for cost in LIMITED_COSTS:
+        table[cost] = [float(st.loc[n, cost]) if n in st.index else float(measured[n][cost])
+                       for n in table["subnet"]]
+    return table
+
+
+def standalone_costs(supernet_s: float, standalone_s: dict[str, float], sample: StandaloneSample,
+                     unit: str = "CPU-seconds") -> dict:
+    """The supernet's cost against standalone training's: ``standalone`` is every subnet's
+    (estimated per stratum from ``standalone_s`` when only a sample was trained:
+    ``standalone_estimated``), ``standalone_sampled`` what the trained ones took; ``ratio`` =
+    supernet / ``standalone``, ``ratio_sampled`` = supernet / ``standalone_sampled``."""
+    sampled = float(sum(standalone_s.values()))
+    every = len(sample.subnets) == len(sample.strata)
+    total = sampled if every else estimated_standalone_cost(standalone_s, sample)
+    return {"unit": unit, "supernet": supernet_s, "standalone": total,
+            "standalone_estimated": not every, "standalone_sampled": sampled,
+            "n_standalone": len(standalone_s), "n_subnets": len(sample.strata),
+            "ratio": supernet_s / total if total else float("nan"),
+            "ratio_sampled": supernet_s / sampled if sampled else float("nan")}
 
 
 def _finished_checkpoint(run: TrialsResult, label: str) -> Path:
@@ -302,4 +394,4 @@ def _history(state: Mapping) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["round", "subnet", "running_acc"])
 
 
-__all__ = ["MAX_STANDALONE", "run_supernet"]
+__all__ = ["MAX_STANDALONE", "derived_standing", "run_supernet", "standalone_costs"]

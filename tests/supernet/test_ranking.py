@@ -50,8 +50,8 @@ def test_ordering_errors_find_seed_002s_wrong_pair():
 def test_degenerate_and_mismatched_tables():
     flat = ranking_table({"a": 0.5, "b": 0.5}, {"a": 0.4, "b": 0.6})
     assert all(math.isnan(v) for v in correlations(flat).values())  # no ranking to compare
-    with pytest.raises(InvalidConfigError, match=r"\['c'\] have a supernet or a standalone"):
-        ranking_table({"a": 0.5, "c": 0.1}, {"a": 0.4})
+    with pytest.raises(InvalidConfigError, match=r"\['c'\] have a standalone accuracy but no"):
+        ranking_table({"a": 0.5}, {"a": 0.4, "c": 0.1})
 
 
 def test_result_round_trips_through_its_folder(tmp_path):

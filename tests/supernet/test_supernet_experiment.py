@@ -126,6 +126,7 @@ def test_progress_lines_name_the_sampler_and_each_subnet(make_dataset, tmp_path,
     (["--depths", "1,2,3,4", "--ops", "conv3,conv5"], "run_supernet: the space has 900 subnets"),
     (["--ops", "conv3,conv9"], "Unknown sub-block operation 'conv9'"),
     (["--top-k", "12"], "top_k (12) exceeds"),
+    (["--standalone-sample", "1"], "standalone_sample must be a whole number from 2"),
 ])
 def test_cli_supernet_bad_input_is_one_clear_error(data_root, tmp_path, capsys, argv, fragment):
     storage = tmp_path / "runs"
