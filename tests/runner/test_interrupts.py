@@ -98,9 +98,8 @@ def test_ctrl_c_leaves_the_sweep_unfinished_and_resume_completes_it(ray_session,
 
 class SigintAfter(Callback):
     """SIGINT to this process alone (``kill -INT PID``) at the ``after[k]``-th trial result of
-    the ``k``-th run (the first run, then each resume; later runs go on). Tune restores this
-    callback on resume from ``tuner.pkl`` as it was when the run began (the callbacks a resume
-    is given are not used), so the signals sent so far are counted in the file ``log``."""
+    the ``k``-th run (the first run, then each resume it is given to; later runs go on): the
+    signals sent so far are counted in the file ``log``."""
 
     def __init__(self, log: Path, after: list[int]):
         self.log, self.after, self.seen = str(log), after, 0
@@ -150,15 +149,17 @@ def test_a_sweep_interrupted_in_process_twice_resumes_as_if_never_stopped(ray_se
     log, exp = tmp_path / "signals.txt", tmp_path / "sig"
     kwargs = dict(space=subspace(cnn_space(), ["learning_rate"], seed=0), preset="3_1_3_1",
                   storage_path=tmp_path, name="sig", priors=False, verbose=0)
+    sigint = SigintAfter(log, [2, 4])
     with pytest.raises(SweepInterrupted) as first:
-        run_bohb(ds, callbacks=[SigintAfter(log, [2, 4])], **kwargs)
+        run_bohb(ds, callbacks=[sigint], **kwargs)
     assert first.value.exit_code == 130
     # The Ray bug ray_compat.drop_stale_decisions works around: the PAUSE for the paused
     # trial's checkpoint, saved. When an upgrade of Ray no longer saves it, drop the workaround.
     stale = _saved_decisions(exp)
     assert list(stale.values()) == ["PAUSE"], stale
     with pytest.raises(SweepInterrupted) as second:
-        run_bohb(ds, resume=True, **kwargs)  # the third trial, then the promoted one's 3 units
+        # the third trial, then the promoted one's 3 units (a resume runs the callbacks it is given)
+        run_bohb(ds, resume=True, callbacks=[sigint], **kwargs)
     assert second.value.exit_code == 130 and not (exp / "summary.json").exists()
     (promoted, units), = [line.split() for line in log.read_text().splitlines()[1:]]
     assert promoted in stale and units == "3"  # with seed 0 the best is the stale PAUSE's

@@ -152,6 +152,7 @@ def test_similarity_command_on_a_real_portfolio(views, domains, data_root, tmp_p
     out = capsys.readouterr().out
     assert "reference network: hbars" in out and "failed" not in out
     assert "task2vec (lower = more similar)" in out  # --measures all: the slow one too
-    assert max(len(line) for line in out.splitlines()) <= 100
+    # the tables fit 100 columns (the lines naming the files written carry the tmp path)
+    assert max(len(line) for line in out.splitlines() if str(tmp_path) not in line) <= 100
     assert png.is_file()
 
