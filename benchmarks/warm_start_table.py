@@ -39,6 +39,7 @@ mean regret against time (as a fraction of the horizon) with 95% intervals::
 
     python benchmarks/warm_start_table.py                      # every shipped target, 10 seeds
     python benchmarks/warm_start_table.py --storage DIR        # again: finished runs are kept
+    # across machines: keep DIR's events/ (one ~13 KB .csv.gz per run) in the repository
     python benchmarks/warm_start_table.py --targets glyphs-greek --seeds 3
     python benchmarks/warm_start_table.py --smoke              # the test suite's tiny run
 """
@@ -163,6 +164,14 @@ def run_method(method: str, table, ds, seed: int, args, folder: Path) -> pd.Data
         log(f"{method} on {ds.name} seed {seed}: {clock['forced']} releases forced by the "
             f"clock's patience (the driver fell silent): its order may be off")
     return pd.read_csv(result.path / EVENTS_FILE).assign(forced=clock["forced"])
+
+
+def save_events(events: pd.DataFrame, file: Path) -> None:
+    """A run's events, gzipped, written whole or not at all (a killed run leaves no half file
+    that a rerun would take as finished)."""
+    tmp = file.with_name(f".{file.name}.tmp")
+    events.to_csv(tmp, index=False, compression="gzip")
+    os.replace(tmp, file)
 
 
 # -- figures ----------------------------------------------------------------------------------
@@ -300,12 +309,12 @@ def main(argv=None) -> int:
                     continue
                 for seed in range(args.seeds):
                     warm = design if method in WARM else ""
-                    file = events_dir / f"{method}-{target}-s{seed}{warm}.csv"
+                    file = events_dir / f"{method}-{target}-s{seed}{warm}.csv.gz"
                     if not file.exists():
                         t0 = time.perf_counter()
                         folder = root / "runs" / f"{method}-{target}-s{seed}"
                         shutil.rmtree(folder, ignore_errors=True)
-                        run_method(method, table, ds, seed, args, folder).to_csv(file, index=False)
+                        save_events(run_method(method, table, ds, seed, args, folder), file)
                         shutil.rmtree(folder, ignore_errors=True)
                         walls.setdefault(method, []).append(time.perf_counter() - t0)
                     events = pd.read_csv(file)
@@ -316,11 +325,12 @@ def main(argv=None) -> int:
                         [curves["cold", target, s]["sim_time"].iloc[-1] for s in range(args.seeds)]))
             for method in peers:
                 for seed in range(args.seeds):
-                    file = events_dir / f"{method}-{target}-s{seed}.csv"
+                    file = events_dir / f"{method}-{target}-s{seed}.csv.gz"
                     if not file.exists():
                         t0 = time.perf_counter()
-                        syne_tune_peers.run_peer(method, table, target, seed, horizons[target],
-                                                 n_workers=args.parallelism).to_csv(file, index=False)
+                        save_events(syne_tune_peers.run_peer(
+                            method, table, target, seed, horizons[target],
+                            n_workers=args.parallelism), file)
                         walls.setdefault(method, []).append(time.perf_counter() - t0)
                     curves[method, target, seed] = regret_curve(pd.read_csv(file), best, median)
             log(f"{target}: horizon {horizons[target]:.0f} simulated s")
