@@ -247,16 +247,7 @@ class LearningCurveTable:
         """One table of several builds' datasets: the same configurations, space, epochs, data
         size and seed, distinct datasets (a table built a dataset at a time, over several
         sessions, read as one). The hardware is kept per part where the parts differ."""
-        if not tables:
-            raise InvalidConfigError("LearningCurveTable.concat needs at least one table.")
-        first = tables[0].manifest
-        same = ("space_fingerprint", "trainable", "epochs", "configs", "samples_per_class", "seed")
-        for table in tables[1:]:
-            differ = [k for k in same if getattr(table.manifest, k) != getattr(first, k)]
-            if differ:
-                raise TableError(f"Learning-curve tables{tables[0]._where()} and"
-                                 f"{table._where() or ' (unsaved)'} are not parts of one build: "
-                                 f"their {', '.join(differ)} differ.")
+        first = _one_build(tables, "concat", "configs", "parts")
         datasets = [d for t in tables for d in t.manifest.datasets]
         names = [d["name"] for d in datasets]
         if len(set(names)) != len(names):
@@ -285,17 +276,7 @@ class LearningCurveTable:
         at a time, each slice's file kept, so a new machine goes on where the last stopped): the
         same datasets, space, epochs, data size and seed, distinct config ids. The hardware is
         kept per slice where slices differ."""
-        if not tables:
-            raise InvalidConfigError("LearningCurveTable.join_configs needs at least one table.")
-        first = tables[0].manifest
-        same = ("space_fingerprint", "trainable", "epochs", "datasets", "samples_per_class",
-                "seed")
-        for table in tables[1:]:
-            differ = [k for k in same if getattr(table.manifest, k) != getattr(first, k)]
-            if differ:
-                raise TableError(f"Learning-curve tables{tables[0]._where()} and"
-                                 f"{table._where() or ' (unsaved)'} are not slices of one build: "
-                                 f"their {', '.join(differ)} differ.")
+        first = _one_build(tables, "join_configs", "datasets", "slices")
         ids = [i for t in tables for i in t.manifest.configs]
         if len(set(ids)) != len(ids):
             repeated = sorted({i for i in ids if ids.count(i) > 1})
@@ -383,6 +364,24 @@ class LearningCurveTable:
         return (f"LearningCurveTable({len(self.manifest.configs)} configurations x "
                 f"{len(self.datasets)} datasets x {self.epochs} epochs"
                 f"{', ' + repr(str(self.path)) if self.path else ''})")
+
+
+def _one_build(tables: Sequence[LearningCurveTable], method: str, shared: str,
+               what: str) -> TableManifest:
+    """The first table's manifest, once every table has the same space, trainable, epochs,
+    data size, seed and ``shared`` (``configs`` for parts of datasets, ``datasets`` for slices
+    of configurations); else a :class:`TableError` saying they are not ``what`` of one build."""
+    if not tables:
+        raise InvalidConfigError(f"LearningCurveTable.{method} needs at least one table.")
+    first = tables[0].manifest
+    same = ("space_fingerprint", "trainable", "epochs", shared, "samples_per_class", "seed")
+    for table in tables[1:]:
+        differ = [k for k in same if getattr(table.manifest, k) != getattr(first, k)]
+        if differ:
+            raise TableError(f"Learning-curve tables{tables[0]._where()} and"
+                             f"{table._where() or ' (unsaved)'} are not {what} of one build: "
+                             f"their {', '.join(differ)} differ.")
+    return first
 
 
 def frame_problems(frame: pd.DataFrame, manifest: TableManifest) -> list[str]:
