@@ -213,22 +213,6 @@ def make_shipped_part(folder: Path, request) -> Made:
     return Made(part_path(SHIPPED_LOST, copy))
 
 
-def builtin_file(path: Path) -> str:
-    """The dataset of a built-in store file (each holds one domain's sweep)."""
-    return pq.read_table(path, columns=["dataset"]).column("dataset")[0].as_py()
-
-
-def make_builtin_store_file(folder: Path, request) -> Made:
-    """A copy of the built-in store; the file of a domain the shipped table lacks, to damage."""
-    from automl_chars.store.builtin import BUILTIN_STORE_PATH
-    from automl_chars.tabular.shipped import shipped_domains
-
-    copy = Path(shutil.copytree(BUILTIN_STORE_PATH, folder / "builtin"))
-    _package_data(request, "automl_chars.store.builtin", "BUILTIN_STORE_PATH", copy)
-    outside = sorted(f for f in copy.glob("*.parquet") if builtin_file(f) not in shipped_domains())
-    return Made(outside[0])
-
-
 def make_learned_ranker(folder: Path, request) -> Made:
     """A copy of the shipped learned ranker (package data), the package pointed at it."""
     from automl_chars.similarity import learned
@@ -520,25 +504,12 @@ def table_show(r: Reading) -> str:
 
 
 def shipped_priors(r: Reading) -> str:
-    """The built-in priors go on without the damaged part: the other domain's curves, and the
-    built-in store's sweep of the lost domain in their place."""
+    """The built-in priors go on without the damaged part: the other domain's curves."""
     from automl_chars.search.warmstart import builtin_priors
 
     priors, told = api(builtin_priors)
     from_table = set(priors.loc[priors["kind"] == "table", "dataset"])
-    assert from_table == {SHIPPED_KEPT}, from_table
-    assert SHIPPED_LOST in set(priors.loc[priors["kind"] == "sweep", "dataset"])
-    return told
-
-
-def builtin_store_priors(r: Reading) -> str:
-    from automl_chars.search.warmstart import builtin_priors
-    from automl_chars.tabular.shipped import shipped_domains
-
-    priors, told = api(builtin_priors)
-    kept = {builtin_file(f) for f in r.target.parent.glob("*.parquet") if f != r.target}
-    # every other file's sweep (of a domain the table lacks), the damaged one's left out
-    assert set(priors.loc[priors["kind"] == "sweep", "dataset"]) == kept - set(shipped_domains())
+    assert from_table == {SHIPPED_KEPT} == set(priors["dataset"]), from_table
     return told
 
 
@@ -727,8 +698,6 @@ FILES = [
              {"newer version": newer_table_format}),
     FileCase("shipped learning-curve table part, built-in priors", make_shipped_part,
              shipped_priors, "reinstall", {"newer version": newer_table_format}),
-    FileCase("built-in store file, built-in priors", make_builtin_store_file,
-             builtin_store_priors, "reinstall", STORE_DAMAGES),
     FileCase("learned ranker, the learned measure", make_learned_ranker, learned_ranker,
              "reinstall"),
     *[FileCase(f"{name} (supernet), SupernetResult.load", supernet_file(name), supernet_result,
@@ -895,7 +864,7 @@ WRITTEN_ONLY = {
 }
 #: Kinds of files no ``*_FILE`` constant names, each with rows.
 UNNAMED = {"results-store file", "learning-curve table", "shipped learning-curve table part",
-           "built-in store file", "learned ranker"}
+           "learned ranker"}
 
 
 def named_files() -> set[tuple[str, str]]:

@@ -415,26 +415,19 @@ def _store_rows(store, builtin: bool) -> pd.DataFrame:
 def builtin_priors() -> pd.DataFrame:
     """The built-in priors as store rows (``origin`` "built-in priors"): every curve of the
     shipped learning-curve table (:func:`~automl_chars.tabular.shipped.glyph_curves`: 201
-    configurations of the CNN space trained 9 epochs on each domain it holds, every epoch a
-    result), then the built-in store's sweeps (:func:`~automl_chars.store.builtin_store`) of
-    the domains the table does not hold yet."""
+    configurations of the CNN space trained 9 epochs on each glyph domain, every epoch a
+    result)."""
     return _builtin_priors().copy()
 
 
 @functools.lru_cache(maxsize=1)
 def _builtin_priors() -> pd.DataFrame:
-    from automl_chars.store.builtin import builtin_store
     from automl_chars.tabular.shipped import readable_curves
 
     # A damaged part of the package's data is left out with a warning naming it (reinstall):
-    # the other parts, and the built-in store's sweeps of that domain, still serve.
+    # the other parts still serve.
     table = readable_curves()
-    domains = table.datasets if table is not None else []
-    frames = [table.store_rows()] if table is not None else []
-    sweeps = builtin_store().configs()
-    frames.append(sweeps[~sweeps["dataset"].isin(domains)] if len(sweeps) else sweeps)
-    frames = [f for f in frames if not f.empty]
-    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    rows = table.store_rows() if table is not None else pd.DataFrame()
     return rows.assign(origin="built-in priors") if len(rows) else rows
 
 
