@@ -43,6 +43,9 @@ WARM_START_FILE = "warm_start.json"
 CONFIG_PREFIX = "config/"
 #: Ray Tune's log of one trial's results, in the trial's folder.
 PROGRESS_FILE = "progress.csv"
+#: Ray Tune's file of a trial's configuration in its folder (``store import`` reads it for the
+#: trials of a sweep that never wrote ``trials.csv``).
+PARAMS_FILE = "params.json"
 PROGRESS_REMEDY = ("Ray Tune writes it as the trial reports; that trial's curve is left out. "
                    "Move the file aside to silence this warning.")
 #: Where runs go when neither ``storage_path`` nor ``$AUTOML_CHARS_RESULTS`` is given.

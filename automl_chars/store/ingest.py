@@ -3,7 +3,6 @@ portfolio's entries, and older sweep folders found on disk. Reads result folders
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import warnings
@@ -15,6 +14,7 @@ import pandas as pd
 from automl_chars import uris
 from automl_chars.errors import DamagedFileError, DamagedFileWarning
 from automl_chars.layout import (
+    PARAMS_FILE,
     PROGRESS_FILE,
     SETTINGS_FILE,
     SUMMARY_FILE,
@@ -226,10 +226,11 @@ def _progress(folder: Path, trial_id: str) -> pd.DataFrame:
 
 
 def _trials_from_folders(folder: Path) -> pd.DataFrame:
-    """Trials of an unfinished sweep (no trials.csv yet), from each trial's params.json."""
+    """Trials of an unfinished sweep (no trials.csv yet), from each trial's params.json (a
+    damaged one raises :class:`DamagedFileError` naming it: the folder is skipped)."""
     out = []
-    for params in folder.glob("*_*/params.json"):
-        config = json.loads(params.read_text())
+    for params in folder.glob(f"*_*/{PARAMS_FILE}"):
+        config = read_json(params, IMPORT_REMEDY)
         tid = params.parent.name.rsplit("_", 1)[-1]
         out.append({"trial_id": tid, "status": "UNFINISHED",
                     "suggested_by": config.pop("suggested_by", ""),
