@@ -33,6 +33,7 @@ import copy
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,7 +43,12 @@ import torch
 from torch import nn
 
 from automl_chars.data import Dataset, load
-from automl_chars.errors import ExperimentStateError, InvalidConfigError
+from automl_chars.errors import (
+    DamagedFileWarning,
+    ExperimentStateError,
+    InvalidConfigError,
+    first_line,
+)
 from automl_chars.layout import read_csv, read_json, write_csv, write_json
 from automl_chars.models import CNNSpec, ConvLayerSpec, FCLayerSpec, build_model
 from automl_chars.training.ensemble import disagreement, ensemble_accuracies, predict_proba
@@ -329,10 +335,15 @@ def _train_arms(model, settings, data, seed, folder, log):
 def _minimum(path: Path, start: Callable[[], nn.Module], settings, data, seed, penalty, log,
              label: str) -> tuple[dict, float]:
     """The state of a trained minimum and its training seconds: read from ``path``, or trained
-    from ``start()`` and saved there (atomically)."""
+    from ``start()`` and saved there (atomically). A damaged file (truncated, garbled, not a
+    minimum) is trained again, with a warning naming it: it is the study's cache."""
     if path.exists():
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        return saved["state_dict"], float(saved["seconds"])
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            return saved["state_dict"], float(saved["seconds"])
+        except Exception as err:  # torch raises several kinds for a damaged file
+            warnings.warn(f"{path} is damaged ({type(err).__name__}: {first_line(err)}); that "
+                          f"minimum is trained again.", DamagedFileWarning, stacklevel=2)
     net = start()
     began = time.perf_counter()
     stats = train_minimum(net, data.train, settings, seed, penalty)

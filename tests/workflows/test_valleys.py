@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from automl_chars.errors import ExperimentStateError, InvalidConfigError
+from automl_chars.errors import DamagedFileWarning, ExperimentStateError, InvalidConfigError
 from automl_chars.workflows.valleys import (
     ARMS,
     ValleySettings,
@@ -68,12 +68,15 @@ def test_rerun_trains_only_what_is_missing(toy, tmp_path):
     again = run_valley_study(settings, [0, 1], out, dataset=toy, log=lines.append)
     assert sum("done before" in line for line in lines) == 2
     pd.testing.assert_frame_equal(again.summary, first.summary)
-    # Seed 1 cut short after one restart: only that seed's missing minimum is trained again.
+    # Seed 1 cut short after one restart, its last minimum's file damaged: only that minimum is
+    # trained again, with a warning naming the file.
     for name in ("minima", "pairs", "path", "ensembles"):
         (out / "seed-1" / f"{name}.csv").unlink()
-    (out / "seed-1" / "merged-1.pt").unlink()
+    damaged = out / "seed-1" / "merged-1.pt"
+    damaged.write_bytes(damaged.read_bytes()[:100])
     lines = []
-    resumed = run_valley_study(settings, [0, 1], out, dataset=toy, log=lines.append)
+    with pytest.warns(DamagedFileWarning, match="merged-1.pt is damaged.*trained again"):
+        resumed = run_valley_study(settings, [0, 1], out, dataset=toy, log=lines.append)
     trained = [line for line in lines if "train loss" in line]
     assert trained and all(line.startswith("seed 1 merged 1") for line in trained), lines
     # training is deterministic: the same minimum again
