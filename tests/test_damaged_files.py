@@ -558,6 +558,34 @@ def arch_weights_saved(r: Reading) -> str:
     return "".join(f"\nwarning: {w.message}" for w in caught)
 
 
+def valley_cache(name: str) -> Callable[[Path, object], Made]:
+    """A valley study stopped after training its minima (no table written yet), run by
+    :func:`run_valley_study`; the file to damage is ``name`` in its seed's folder."""
+
+    def make(folder: Path, request) -> Made:
+        from automl_chars.workflows.valleys import SUMMARY_FILE, TABLE_FILE, TABLES
+
+        made = valley_study(name)(folder, request)
+        for where in (folder / "valleys", folder / "valleys" / "seed-0"):
+            for table in TABLES:
+                (where / TABLE_FILE.format(name=table)).unlink()
+        (folder / "valleys" / SUMMARY_FILE).unlink()
+        return Made(folder / "valleys" / "seed-0" / name, made.run)
+
+    return make
+
+
+def valley_retrained(r: Reading) -> str:
+    """The study run again trains the damaged minimum again, with a warning naming it."""
+    from automl_chars.workflows.valleys import ValleySettings, run_valley_study
+
+    result, told = api(lambda: run_valley_study(ValleySettings(**VALLEYS), [0],
+                                                _study_root(r.target), dataset=r.run,
+                                                log=lambda _: None))
+    assert len(result.minima) and "trained again" in told, told
+    return told
+
+
 def valley_load(r: Reading) -> str:
     from automl_chars.workflows.valleys import load_valley_study
 
@@ -570,8 +598,15 @@ def valley_rerun(r: Reading) -> str:
     from automl_chars.workflows.valleys import ValleySettings, run_valley_study
 
     return api_error(lambda: run_valley_study(ValleySettings(**VALLEYS), [0, 1],
-                                              r.target.parent, dataset=r.run,
+                                              _study_root(r.target), dataset=r.run,
                                               log=lambda _: None))
+
+
+def _study_root(path: Path) -> Path:
+    """The valley study's folder holding ``path`` (its own or a seed's file)."""
+    from automl_chars.workflows.valleys import SETTINGS_FILE
+
+    return next(p for p in path.parents if (p / SETTINGS_FILE).exists())
 
 
 def trial_restore(r: Reading) -> str:
@@ -718,6 +753,14 @@ FILES = [
              "rerun the study", module=VALLEYS_MODULE),
     FileCase("valleys.json, run_valley_study (a rerun)", valley_study("valleys.json"),
              valley_rerun, "rerun the study", module=VALLEYS_MODULE),
+    FileCase("{name}.csv (a valley study's tables), load_valley_study",
+             valley_study("minima.csv"), valley_load, "rerun the study", module=VALLEYS_MODULE),
+    FileCase("{name}.csv (a seed's tables), run_valley_study (a rerun)",
+             valley_study("seed-0/pairs.csv"), valley_rerun, "rerun the study",
+             module=VALLEYS_MODULE),
+    FileCase("{arm}-{k}.pt (a valley study's saved minimum), run_valley_study (a rerun)",
+             valley_cache("merged-1.pt"), valley_retrained, "trained again",
+             module=VALLEYS_MODULE),
     FileCase("summary.csv, load_valley_study", valley_study("summary.csv"), valley_load,
              "rerun the study", module=VALLEYS_MODULE),
     FileCase("trial_state.pt, Trainable.restore (Tune restoring a trial)", trial_checkpoint,

@@ -70,7 +70,12 @@ DEFAULT_ARCH = CNNSpec(
 SETTINGS_FILE = "valleys.json"
 #: The tables of a study, each written per seed and for all seeds together.
 TABLES = ("minima", "pairs", "path", "ensembles")
+#: A table's file (``name`` one of :data:`TABLES`), in the study's and each seed's folder.
+TABLE_FILE = "{name}.csv"
 SUMMARY_FILE = "summary.csv"
+#: A trained minimum, in its seed's folder (``arm`` one of :data:`ARMS`, ``k`` from 0): the
+#: study's cache, read instead of training it again.
+MINIMUM_FILE = "{arm}-{k}.pt"
 #: Batches of every evaluation: on a CPU the small CNN is twice as fast as in batches of 2048.
 MEASURE_BATCH = 256
 REMEDY = "Delete it (the minima saved beside it are kept) and rerun the study with --out."
@@ -207,7 +212,7 @@ def _run(settings, seeds, out, dataset, data_root, log) -> ValleyResult:
             tables[name].append(frame)
     frames = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
     for name, frame in frames.items():
-        write_csv(out / f"{name}.csv", frame)
+        write_csv(out / TABLE_FILE.format(name=name), frame)
     summary = summarize(frames["minima"], frames["pairs"], frames["ensembles"])
     write_csv(out / SUMMARY_FILE, summary)
     return ValleyResult(out, settings, seeds, frames["minima"], frames["pairs"], frames["path"],
@@ -221,7 +226,8 @@ def load_valley_study(out: str | os.PathLike) -> ValleyResult:
         raise ExperimentStateError(f"{out} holds no finished valley study (no {SETTINGS_FILE} "
                                    f"and {SUMMARY_FILE}); run it with --out {out}.")
     settings = ValleySettings.from_dict(read_json(out / SETTINGS_FILE, REMEDY))
-    frames = {name: read_csv(out / f"{name}.csv", REMEDY) for name in (*TABLES, "summary")}
+    frames = {name: read_csv(out / TABLE_FILE.format(name=name), REMEDY)
+              for name in (*TABLES, "summary")}
     seeds = sorted(int(s) for s in frames["minima"]["seed"].unique())
     return ValleyResult(out, settings, seeds, frames["minima"], frames["pairs"], frames["path"],
                         frames["ensembles"], frames["summary"])
@@ -283,14 +289,14 @@ def study_seed(settings: ValleySettings, data: _Data, seed: int, folder: Path,
                log: Callable[[str], None] = print) -> dict[str, pd.DataFrame]:
     """One seed's study (see the module): its tables, read back when it was done before."""
     folder.mkdir(parents=True, exist_ok=True)
-    if all((folder / f"{name}.csv").exists() for name in TABLES):
+    if all((folder / TABLE_FILE.format(name=name)).exists() for name in TABLES):
         log(f"seed {seed}: done before, read back from {folder}")
-        return {name: read_csv(folder / f"{name}.csv", REMEDY) for name in TABLES}
+        return {name: read_csv(folder / TABLE_FILE.format(name=name), REMEDY) for name in TABLES}
     model = build_model("cnn", settings.arch, data.num_classes, data.image_shape)
     states, seconds = _train_arms(model, settings, data, seed, folder, log)
     tables = _measure(model, settings, data, seed, states, seconds, log)
     for name, frame in tables.items():
-        write_csv(folder / f"{name}.csv", frame)
+        write_csv(folder / TABLE_FILE.format(name=name), frame)
     return tables
 
 
@@ -307,7 +313,8 @@ def _train_arms(model, settings, data, seed, folder, log):
         def fresh(j=j):
             torch.manual_seed(_seed_of(seed, "independent", j))
             return build_model("cnn", settings.arch, data.num_classes, data.image_shape)
-        state, s = _minimum(folder / f"independent-{j}.pt", fresh, settings, data,
+        state, s = _minimum(folder / MINIMUM_FILE.format(arm="independent", k=j), fresh,
+                            settings, data,
                             _seed_of(seed, "independent", j), None, log, f"seed {seed} independent {j}")
         states["independent"].append(state)
         seconds["independent"].append(s)
@@ -325,7 +332,7 @@ def _train_arms(model, settings, data, seed, folder, log):
                 net = copy.deepcopy(model)
                 net.load_state_dict(previous)
                 return net
-            state, s = _minimum(folder / f"{arm}-{j}.pt", start, settings, data,
+            state, s = _minimum(folder / MINIMUM_FILE.format(arm=arm, k=j), start, settings, data,
                                 _seed_of(seed, arm, j), penalty, log, f"seed {seed} {arm} {j}")
             states[arm].append(state)
             seconds[arm].append(s)
