@@ -89,9 +89,11 @@ def eta_seconds(done_units: float, planned_units: float | None, seconds: float,
                 units_before: float = 0.0) -> float | None:
     """Seconds left for the budget still to run at the rate of the last ``seconds``, in which
     ``done_units - units_before`` units were trained: ``(planned - done) / rate``. None while the
-    plan is unknown or no unit has been trained in that time."""
+    plan is unknown, no unit has been trained in that time, or the run trained past its plan
+    (a warm start's seeds train to the top budget at once: the plan is an estimate) while it
+    goes on: not 0 while trials still train (the caller says 0 once none is left)."""
     if planned_units is not None and done_units >= planned_units:
-        return 0.0
+        return None
     trained = done_units - units_before
     if planned_units is None or trained <= 0 or seconds <= 0:
         return None

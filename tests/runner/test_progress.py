@@ -111,7 +111,8 @@ def test_eta_counts_down_the_budget_still_to_run():
 
     assert eta_seconds(10, 40, 20) == 60  # 10 units in 20 s: 30 more take 60 s
     assert eta_seconds(15, 40, 10, units_before=10) == 50  # 5 units in the last 10 s
-    assert eta_seconds(40, 40, 5) == 0 and eta_seconds(45, 40, 5) == 0
+    # past the plan while trials go on (a warm start's lead bracket): unknown, never "0s"
+    assert eta_seconds(40, 40, 5) is None and eta_seconds(45, 40, 5) is None
     assert eta_seconds(10, None, 20) is None  # no plan
     assert eta_seconds(10, 40, 20, units_before=10) is None  # nothing trained since
     assert eta_seconds(0, 40, 0) is None
