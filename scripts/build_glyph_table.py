@@ -78,7 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     for domain in domains:
         out = part_path(domain, into)
-        if out.exists():
+        if out.exists():  # read back, checked to be this build's part (no training)
+            try:
+                build_table([domain], **build, storage_path=args.storage, resume=True, out=out,
+                            name=f"{prefix}-{domain}", verbose=args.verbose)
+            except TableError as err:
+                print(f"{err}\nStopped in {domain}.")
+                return 1
             print(f"{domain}: built before -> {out}")
             continue
         parts = []
