@@ -103,18 +103,21 @@ def test_the_build_script_goes_on_from_finished_slices_on_a_new_machine(
 
 
 def test_a_smoke_build_never_writes_into_the_shipped_table_nor_joins_a_real_run(monkeypatch,
+                                                                                  tmp_path,
                                                                                   capsys):
-    """``--smoke`` without ``--into`` builds into a temporary folder, under its own run name."""
-    seen = []
+    """``--smoke`` without ``--into`` builds into a temporary folder, under its own run name; a
+    real build keeps its slices in the repository's folder and reads the shipped parts back."""
+    seen, read_back = [], []
 
     def record(datasets, **kwargs):  # stands in for the Ray run: only where it would write
         if kwargs.get("config_ids") is None:
-            return None  # a shipped part read back
+            read_back.append(Path(kwargs["out"]))  # a finished part read back
+            return None
         seen.append(kwargs)
         raise SweepInterrupted(kwargs["out"], "SIGTERM", 143, "the same command")
 
     monkeypatch.setattr("automl_chars.workflows.table.build_table", record)
-    for argv in (["--smoke"], []):
+    for argv in (["--smoke"], ["--into", str(tmp_path / "parts")]):
         monkeypatch.setattr(sys, "argv", [str(SCRIPT), *argv])
         with pytest.raises(SystemExit) as exit_:
             runpy.run_path(str(SCRIPT), run_name="__main__")
@@ -122,7 +125,13 @@ def test_a_smoke_build_never_writes_into_the_shipped_table_nor_joins_a_real_run(
     smoke, real = seen
     assert PROGRESS_DIR not in Path(smoke["out"]).parents
     assert smoke["name"] == "table-smoke-glyphs-digits-0-2"
-    # the real build's first domain not shipped yet, its first slice, in the repository's folder
-    domain = next(d for d in DOMAINS if d not in shipped_domains())
-    assert Path(real["out"]) == PROGRESS_DIR / domain / "configs-000-020.parquet"
-    assert real["name"] == f"table-{domain}-0-20" and real["config_ids"] == list(range(21))
+    # the real build's first slice, in the repository's folder
+    assert Path(real["out"]) == PROGRESS_DIR / list(DOMAINS)[0] / "configs-000-020.parquet"
+    assert real["name"] == f"table-{list(DOMAINS)[0]}-0-20" and real["config_ids"] == list(range(21))
+    # without --into, the shipped parts are the build's: each one there is read back, not built
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT)])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(SCRIPT), run_name="__main__")
+    shipped = shipped_domains()
+    assert exit_.value.code == (0 if len(shipped) == len(DOMAINS) else 143)
+    assert read_back == [part_path(d) for d in shipped]
