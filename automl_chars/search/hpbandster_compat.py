@@ -86,9 +86,7 @@ class FastKDE(KDEMultivariate):
             kval = np.empty(data.shape)
             kval[:, cont] = (1.0 / np.sqrt(2 * np.pi)) * np.exp(
                 -((data[:, cont] - point[cont]) ** 2) / (bw[cont] ** 2 * 2.0))
-            with np.errstate(invalid="ignore"):
-                kval[:, unord] = np.where(data[:, unord] == point[unord], 1 - bw[unord],
-                                          np.ones((len(data), 1)) * other)
+            kval[:, unord] = np.where(data[:, unord] == point[unord], 1 - bw[unord], other)
             out.append((kval.prod(axis=1) / np.prod(bw[cont])).sum(axis=0) / self.nobs)
         return np.squeeze(out)
 
