@@ -80,8 +80,9 @@ def damaged_checkpoint_remedy(trial: str = "") -> str:
     # "default": Ray's Trainable.trial_name outside Tune
     who = f"Trial {trial} cannot" if trial not in ("", "default") else "No trial can"
     return (f"{who} resume from it: Tune ends the trial restoring it as errored and the rest "
-            f"of the run goes on. A resume of run_trials with restart_errored=True (CLI: table "
-            f"build --resume) trains that trial again from scratch.")
+            f"of the run goes on. A resume with restart_errored=True (command line: the same "
+            f"command with --resume --restart-errored; table build --resume does it by itself) "
+            f"trains that trial again from scratch.")
 
 
 __all__ = ["CHECKPOINT_FILE", "CHECKPOINT_FORMAT", "check_trial_state", "damaged_checkpoint_remedy",

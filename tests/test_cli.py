@@ -27,6 +27,9 @@ def test_datasets_lists_every_dataset_with_availability(data_root, capsys):
     (["show", "/nonexistent/sweep"], "/nonexistent/sweep does not exist: pass a sweep's folder"),
     (["bohb", "--dataset", "glyphs-digits", "--workers-per-trial", "0", *GLYPH_ARGS],
      "--workers-per-trial must be a whole number >= 1"),
+    (["bohb", "--dataset", "glyphs-digits", "--restart-errored"],
+     "--restart-errored acts on a resume: add --resume"),
+    (["train", "mnist1", "--restart-errored"], "--restart-errored acts on a resume"),
     (["supernet", "--dataset", "glyphs-digits", "--darts-warm-start", "/pf"],
      "--darts-warm-start belong(s) to DARTS: add --sampler darts"),
     (["supernet", "--dataset", "glyphs-digits", "--sampler", "darts", "--darts-measure", "logme"],
@@ -140,6 +143,9 @@ def test_gpus_no_node_has_are_refused_before_data_or_ray(monkeypatch, capsys):
     ("Pass resume=True (CLI: --resume) to continue it", "Pass --resume to continue it"),
     ("Resume it with resume=True (command line: the same command with --resume); folder x",
      "Resume it with the same command and --resume; folder x"),
+    ("A resume with restart_errored=True (command line: the same command with --resume "
+     "--restart-errored; table build --resume does it by itself) trains it",
+     "A resume with --resume --restart-errored trains it"),
     ("priors=False starts cold; storage_path 's3://x'", "--no-priors starts cold; --storage 's3://x'"),
     ("the dataset's seeds", "the dataset's seeds"),  # only whole names
 ])

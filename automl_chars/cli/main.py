@@ -19,6 +19,8 @@ from automl_chars.cli import pareto, portfolio, report, similarity, store, super
 from automl_chars.cli.options import (
     add_data_arguments,
     add_limit_arguments,
+    add_resume_arguments,
+    check_resume_arguments,
     load_dataset,
     location,
     shown,
@@ -46,8 +48,8 @@ def add_sweep_arguments(p: argparse.ArgumentParser, *, preset_default: str | Non
     p.add_argument("--storage", default=None, help="results root (default ~/automl_chars_results)")
     p.add_argument("--name", default=None, help="experiment folder name")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted sweep (errored trials are retried)")
+    add_resume_arguments(p, "continue an interrupted sweep (errored trials are retried from "
+                            "their last checkpoint)")
     p.add_argument("--max-failures", type=int, default=2,
                    help="retries of a trial whose process or node died, from its last checkpoint")
     add_data_arguments(p)
@@ -123,6 +125,7 @@ def sweep(dataset, args: argparse.Namespace, preset: str, name: str | None = Non
         address=args.address, verbose=args.verbose, warm_start=warm_start,
         priors=not args.no_priors, autotune_lr=getattr(args, "autotune_lr", False),
         objective=objective, workers_per_trial=args.workers_per_trial, spec=spec,
+        restart_errored=getattr(args, "restart_errored", False),
     )
 
 
@@ -302,6 +305,7 @@ def run_command(func, args: argparse.Namespace) -> int:
     """``func(args)`` with the platform's errors and interrupts turned into one line and an exit
     status (shared by ``automl-chars`` and the experiment scripts)."""
     try:
+        check_resume_arguments(args)
         code = func(args)
         sys.stdout.flush()  # inside the try: a reader that left (`| head`) is a BrokenPipeError
         return code
@@ -337,6 +341,8 @@ def cli_wording(message: str) -> str:
     ``resume=True`` -> ``--resume`` (errors are raised by the Python API, shared by both)."""
     message = message.replace("resume=True (command line: the same command with --resume)",
                               "the same command and --resume")
+    message = re.sub(r"restart_errored=True(?: \((?:CLI|command line)[^)]*\))?",
+                     "--resume --restart-errored", message)
     message = re.sub(r"resume=True(?: \((?:CLI|command line)[^)]*\))?", "--resume", message)
     message = re.sub(r"priors=False", "--no-priors", message)
     names = "|".join(k for k in CLI_FLAGS if k != "priors")

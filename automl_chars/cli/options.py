@@ -31,6 +31,24 @@ def add_limit_arguments(p, what: str) -> None:
                    help="most milliseconds of a batch-1 forward pass on the trial's device")
 
 
+def add_resume_arguments(p: argparse.ArgumentParser, what: str) -> None:
+    """``--resume`` (``what`` it does) and ``--restart-errored``, which a resume needs to train
+    a trial again whose checkpoint cannot be restored (``checkpoints.damaged_checkpoint_remedy``)."""
+    p.add_argument("--resume", action="store_true", help=what)
+    p.add_argument("--restart-errored", action="store_true",
+                   help="with --resume: train errored trials again from scratch, not from their "
+                        "last checkpoint (for a trial whose checkpoint is damaged)")
+
+
+def check_resume_arguments(args: argparse.Namespace) -> None:
+    """``--restart-errored`` only with ``--resume``: it acts on a resume."""
+    from automl_chars.errors import InvalidConfigError
+
+    if getattr(args, "restart_errored", False) and not getattr(args, "resume", False):
+        raise InvalidConfigError("--restart-errored acts on a resume: add --resume (it trains "
+                                 "the errored trials of the earlier run again).")
+
+
 def load_dataset(name: str, args: argparse.Namespace):
     """The dataset named on the command line, with ``--root``/``--download``/``--samples-per-class``.
 

@@ -7,6 +7,7 @@ import json
 
 from automl_chars.cli.options import (
     add_data_arguments,
+    add_resume_arguments,
     load_dataset,
     location,
     shown,
@@ -35,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", required=True, help="portfolio folder, a path or a storage URI "
                                                 "(s3://bucket/portfolio)")
     b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--resume", action="store_true", help="finish an interrupted build")
+    add_resume_arguments(b, "finish an interrupted build")
     b.add_argument("--address", default=None, help="Ray cluster address")
     b.add_argument("--verbose", type=int, default=1)
     add_data_arguments(b)
@@ -70,7 +71,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     portfolio = build_portfolio(
         datasets, model=args.model, config=config, epochs=args.epochs,
         gpus_per_trial=args.gpus_per_trial, storage_path=out.parent, name=out.name,
-        seed=args.seed, resume=args.resume, cpus_per_trial=args.cpus_per_trial,
+        seed=args.seed, resume=args.resume, restart_errored=args.restart_errored,
+        cpus_per_trial=args.cpus_per_trial,
         address=args.address, verbose=args.verbose,
     )
     print(f"\nPortfolio: {shown(portfolio.path)}")

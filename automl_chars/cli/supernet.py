@@ -6,7 +6,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from automl_chars.cli.options import add_data_arguments, add_limit_arguments, load_dataset
+from automl_chars.cli.options import (
+    add_data_arguments,
+    add_limit_arguments,
+    add_resume_arguments,
+    load_dataset,
+)
 from automl_chars.errors import InvalidConfigError
 
 #: Command-line options that become training hyperparameters or sampler settings of the config.
@@ -61,7 +66,7 @@ def add_supernet_arguments(p: argparse.ArgumentParser, *, samplers: tuple[str, .
     p.add_argument("--storage", default=None, help="results root (default ~/automl_chars_results)")
     p.add_argument("--name", default=None, help="experiment folder (default supernet-<dataset>)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    add_resume_arguments(p, "continue an interrupted run")
     p.add_argument("--max-failures", type=int, default=2)
     add_data_arguments(p)
     p.add_argument("--address", default=None, help="Ray cluster address")
@@ -129,7 +134,8 @@ def run_samplers(dataset_name: str, args: argparse.Namespace) -> list:
         result = run_supernet(
             ds, sampler, args.epochs, args.storage, args.seed, args.gpus_per_trial, space=space,
             config=config, top_k=args.top_k, finetune_epochs=args.finetune_epochs,
-            name=args.name, resume=args.resume, cpus_per_trial=args.cpus_per_trial,
+            name=args.name, resume=args.resume, restart_errored=args.restart_errored,
+            cpus_per_trial=args.cpus_per_trial,
             max_failures=args.max_failures, address=args.address, verbose=args.verbose,
             warm_start=warm if sampler == DARTS else None,
             standalone_sample=getattr(args, "standalone_sample", None))

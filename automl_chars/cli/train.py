@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import argparse
 
-from automl_chars.cli.options import SMOKE_HELP, add_data_arguments, load_dataset, smoke_storage
+from automl_chars.cli.options import (
+    SMOKE_HELP,
+    add_data_arguments,
+    add_resume_arguments,
+    load_dataset,
+    smoke_storage,
+)
 
 #: ``--smoke``: training images per class of the built-in dataset, and epochs.
 SMOKE_PER_CLASS, SMOKE_EPOCHS = 6, 1
@@ -38,7 +44,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--storage", default=None, help="results root (default ~/automl_chars_results)")
     p.add_argument("--name", default=None, help="run folder name (default train-NAME)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    add_resume_arguments(p, "continue an interrupted run")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPU share of the trial")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
     p.add_argument("--max-failures", type=int, default=2,
@@ -76,7 +82,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     ds = load_dataset(dataset_name, args)
     result = train_experiment(
         exp, dataset=ds, epochs=epochs, name=args.name, storage_path=args.storage,
-        seed=args.seed, resume=args.resume, gpus_per_trial=args.gpus_per_trial,
+        seed=args.seed, resume=args.resume, restart_errored=args.restart_errored,
+        gpus_per_trial=args.gpus_per_trial,
         cpus_per_trial=args.cpus_per_trial, max_failures=args.max_failures,
         address=args.address, verbose=args.verbose)
     print_trained(result, exp.name)

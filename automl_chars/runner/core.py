@@ -27,6 +27,7 @@ from ray.tune.logger import TBXLoggerCallback
 
 from automl_chars import uris
 from automl_chars.errors import (
+    AutomlCharsError,
     ClusterUnavailableError,
     ExperimentStateError,
     InvalidConfigError,
@@ -370,10 +371,21 @@ def trial_outcome(result, statuses: Mapping[str, str] | None) -> tuple[str, str]
         return "FAILED", str(metrics[FAILURE])
     if metrics.get(INFEASIBLE):
         return INFEASIBLE_STATUS, str(metrics[INFEASIBLE])
-    return status, (str(result.error).splitlines()[0][:300] if result.error else "")
+    return status, (error_reason(result.error) if result.error else "")
+
+
+def error_reason(error: BaseException) -> str:
+    """Why a trial errored, in a line: the platform's own error in full (it names the file or
+    setting and the remedy), carried out of the trial's process by Ray's task error (whose first
+    line only names the actor's method); anything else's first line, cut to 300 characters."""
+    cause = getattr(error, "cause", None) or error
+    if isinstance(cause, AutomlCharsError):
+        return " ".join(str(cause).split())
+    lines = str(cause).strip().splitlines()
+    return lines[0][:300] if lines else type(cause).__name__
 
 
 __all__ = ["ENDED", "can_resume", "check_experiment_state", "check_resumable", "check_same_run",
            "check_seed", "run_problems", "workers_problems", "saved_settings", "seed_ok", "tune_state_remedy",
-           "environment", "fit_to_the_end", "restore_tuner", "result_trial_id", "run_config",
+           "environment", "error_reason", "fit_to_the_end", "restore_tuner", "result_trial_id", "run_config",
            "start_run", "trial_dirname", "trial_outcome", "trial_trainable"]

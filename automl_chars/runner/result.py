@@ -194,8 +194,12 @@ def results_of(trials: pd.DataFrame, metric: str = "val_acc") -> pd.DataFrame:
 
 def pick_incumbent(trials: pd.DataFrame, metric: str = "val_acc", mode: str = "max") -> str:
     """Trial id of the best ``metric`` among the trials that reached the highest budget (failed
-    trials, whose metric is NaN, and infeasible ones, over a sweep's cost limits, never count)."""
+    trials, whose metric is NaN, and infeasible ones, over a sweep's cost limits, never count).
+    Errored trials (Ray's ``ERROR``: their process or checkpoint gave out before their budget)
+    count only when no other trial has a result: their last checkpoint may not restore."""
     done = results_of(trials, metric)
+    if "status" in done and (done["status"] != "ERROR").any():
+        done = done[done["status"] != "ERROR"]
     if done.empty:
         infeasible = int((trials.get("status") == INFEASIBLE_STATUS).sum()) \
             if "status" in trials else 0

@@ -21,6 +21,7 @@ import pandas as pd
 from ConfigSpace import ConfigurationSpace
 from ray import tune
 from ray.tune.callback import Callback
+from ray.tune.experiment import Trial
 
 from automl_chars import uris
 from automl_chars.data import Dataset, load
@@ -188,6 +189,7 @@ def run_bohb(
     autotune_lr: AutotuneSettings | dict | bool | None = None,
     objective: Objective | None = None,
     workers_per_trial: int = 1,
+    restart_errored: bool = False,
     verbose: int = 1,
 ) -> SweepResult:
     """Runs (or resumes) a BOHB sweep of ``spec`` (the CNN space by default) on ``dataset``.
@@ -242,6 +244,9 @@ def run_bohb(
             for models too big for one GPU's share; ``cpus_per_trial`` and ``gpus_per_trial``
             (0 or 1) are then each worker's; a trial trains when its workers find room
             (docs/cluster.md).
+        restart_errored: with ``resume``, errored trials train again from scratch instead of
+            from their last checkpoint (a trial that died restoring a damaged checkpoint would
+            die again), a finished sweep's too; BOHB's scheduler takes them back at budget 1.
         verbose: 0 silent, 1 one line per finished trial and a progress line (counts, best so
             far, elapsed, ETA: live in a terminal, plain lines elsewhere), 2-4 Ray Tune's own
             output (its verbosity 1-3) instead.
@@ -288,7 +293,9 @@ def run_bohb(
     if resume:
         check_same_sweep(exp_dir, settings)
     if check_resumable(exp_dir, resume):  # finished earlier: nothing left to run
-        return SweepResult.load(exp_dir)
+        done = SweepResult.load(exp_dir)
+        if not (restart_errored and (done.trials["status"] == Trial.ERROR).any()):
+            return done
     sweep_spec.check(ds)
     cluster.join(address, settings.cpus_per_trial, settings.gpus_per_trial, verbose,
                  settings.workers_per_trial)
@@ -306,7 +313,7 @@ def run_bohb(
     failure = tune.FailureConfig(max_failures=settings.max_failures, fail_fast=False)
     with quiet_ray_output(verbose):
         tuner = _tuner(exp_dir, trainable, settings, sweep_spec, bohb, bohb_options, searcher,
-                       failure, resume, verbose, spec_callbacks, callbacks)
+                       failure, resume, verbose, spec_callbacks, callbacks, restart_errored)
         try:
             grid, statuses = fit_to_the_end(tuner, exp_dir, settings.num_samples, verbose)
         except SweepInterrupted:
@@ -426,12 +433,12 @@ class _Seeded:
 def _tuner(exp_dir: Path, trainable, settings: SweepSettings, spec: SweepSpec, bohb: BOHBPreset,
            bohb_options: dict, searcher: SearcherFactory | None, failure: tune.FailureConfig,
            resume: bool, verbose: int, spec_callbacks: Sequence[Callback],
-           callbacks: Sequence[Callback]) -> tune.Tuner:
+           callbacks: Sequence[Callback], restart_errored: bool = False) -> tune.Tuner:
     """A new ``Tuner`` for the sweep, or the interrupted one restored from ``exp_dir`` (with
     the caller's ``callbacks``; the spec's come back with their state)."""
     if resume:
         return restore_tuner(exp_dir, trainable, failure, plain_value(asdict(settings)),
-                             callbacks=callbacks)
+                             restart_errored, callbacks)
     start_run(exp_dir, asdict(settings), len(callbacks))
     np.random.seed(settings.seed)  # hpbandster's BOHB draws from numpy's global generator
     search_alg, scheduler = build_search(spec, bohb, settings.seed, bohb_options, searcher,

@@ -67,7 +67,8 @@ class BOHBSearcher(TuneBOHB):
       with the trial into its ``params.json`` and the result table. Trainables drop it
       (``strip_meta``).
     - Every trial's configuration is kept for the whole sweep, so a trial that errored and is
-      revived on resume (``resume_errored``) still reaches BOHB's model with its results.
+      revived on resume (``resume_errored``) still reaches BOHB's model with its results; one
+      Tune restarted from scratch (``restart_errored``: a copy under a new id) too.
     """
 
     def __init__(self, *args, **kwargs):
@@ -109,9 +110,26 @@ class BOHBSearcher(TuneBOHB):
         return {**values, SUGGESTED_BY: suggested_by}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id not in self.trial_to_params and trial_id in self.params:
-            self.trial_to_params[trial_id] = copy.deepcopy(self.params[trial_id])  # revived
+        if trial_id not in self.trial_to_params:
+            if trial_id in self.params:  # revived (resume_errored): the same trial id
+                self.trial_to_params[trial_id] = copy.deepcopy(self.params[trial_id])
+            else:  # restarted (restart_errored): Tune's copy of the trial has a new id
+                self.params[trial_id] = self._restarted_params(result)
+                self.sources[trial_id] = (result.get("config") or {}).get(
+                    SUGGESTED_BY, result.get(f"config/{SUGGESTED_BY}", "given"))
+                self.trial_to_params[trial_id] = copy.deepcopy(self.params[trial_id])
         super().on_trial_result(trial_id, result)
+
+    def _restarted_params(self, result: dict) -> dict:
+        """The configuration of a trial Tune restarted from scratch under a new id (its
+        ``config``, flat or nested in ``result``, cut to this searcher's space), so that BOHB
+        learns from it as from the trial it replaces."""
+        config = result.get("config")
+        if not isinstance(config, dict):
+            config = {k.split("/", 1)[1]: v for k, v in result.items()
+                      if isinstance(k, str) and k.startswith("config/")}
+        names = set(searcher_space(self).keys())
+        return {k: v for k, v in plain_config(config).items() if k in names}
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:

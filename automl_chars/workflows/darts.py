@@ -218,6 +218,7 @@ def run_darts(
     warm_start: DartsWarmStart | None = None,
     name: str | None = None,
     resume: bool = False,
+    restart_errored: bool = False,
     cpus_per_trial: float = 1.0,
     max_failures: int = 2,
     data_root: str | os.PathLike | None = None,
@@ -235,6 +236,7 @@ def run_darts(
             search (:func:`nearest_arch_weights`); None: uniform (cold).
         name: experiment folder (default ``supernet-<dataset>``, beside the samplers').
         resume: continue an interrupted search (a warm start keeps the neighbour it chose).
+        restart_errored: with ``resume``, an errored search trains again from scratch.
 
     Other arguments as :func:`~automl_chars.supernet.run_supernet`'s.
     """
@@ -254,7 +256,8 @@ def run_darts(
         neighbour = _neighbour(ds, arch_space, warm_start, root, folder, resume, seed)
         cfg["init_arch_weights"] = neighbour["path"]
     common = {"seed": seed, "gpus_per_trial": gpus_per_trial, "cpus_per_trial": cpus_per_trial,
-              "max_failures": max_failures, "address": address, "verbose": verbose}
+              "max_failures": max_failures, "address": address, "verbose": verbose,
+              "restart_errored": restart_errored}
     how = f"warm-started from {neighbour['dataset']}" if neighbour else "cold"
     trials = _phase([TrialJob(DARTS_LABEL, ds, cfg, description=f"DARTS, {how}")], DARTS,
                     epochs, folder / "supernet", resume, **common)

@@ -36,6 +36,7 @@ def build_portfolio(
     data_root: str | os.PathLike | None = None,
     address: str | None = None,
     verbose: int = 1,
+    restart_errored: bool = False,
 ) -> Portfolio:
     """Trains ``model`` on every source dataset in parallel and saves the models as a portfolio.
 
@@ -51,6 +52,8 @@ def build_portfolio(
             sweeps; name defaults to ``portfolio-<model>``).
         seed: seeds the training and the stored image samples.
         resume: continue an interrupted build; finished entries are kept.
+        restart_errored: with ``resume``, errored sources train again from scratch (see
+            :func:`~automl_chars.runner.trials.run_trials`).
         sample_size: source images kept per entry for the similarity measures.
     """
     from automl_chars.layout import experiment_dir
@@ -79,7 +82,8 @@ def build_portfolio(
     run = run_trials(jobs, model, epochs, name=TRAINING_RUN, storage_path=folder, seed=seed,
                      resume=resume and (folder / TRAINING_RUN).exists(),
                      gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial,
-                     data_root=data_root, address=address, verbose=verbose)
+                     data_root=data_root, address=address, verbose=verbose,
+                     restart_errored=restart_errored)
     portfolio = Portfolio.load(folder) if (folder / MANIFEST_FILE).exists() else Portfolio(folder)
     failed = []
     for ds in datasets:

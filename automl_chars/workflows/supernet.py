@@ -72,6 +72,7 @@ def run_supernet(
     finetune_lr_factor: float = 0.1,
     name: str | None = None,
     resume: bool = False,
+    restart_errored: bool = False,
     cpus_per_trial: float = 1.0,
     max_failures: int = 2,
     data_root: str | os.PathLike | None = None,
@@ -103,6 +104,8 @@ def run_supernet(
         name: experiment folder (default ``supernet-<dataset>``); the sampler's results go to
             ``<name>/<sampler>``, the standalone runs to ``<name>/standalone``.
         resume: continue an interrupted run (finished parts are read back).
+        restart_errored: with ``resume``, errored trials train again from scratch (see
+            :func:`~automl_chars.runner.trials.run_trials`).
         warm_start: with ``"darts"``, a :class:`~automl_chars.workflows.darts.DartsWarmStart`:
             the search starts from the nearest portfolio dataset's saved architecture weights
             (results in ``<name>/darts-warm``).
@@ -143,7 +146,8 @@ def run_supernet(
         raise InvalidConfigError("'standalone' is the folder of the standalone runs; choose "
                                  "another experiment name.")
     common = {"seed": seed, "gpus_per_trial": gpus_per_trial, "cpus_per_trial": cpus_per_trial,
-              "max_failures": max_failures, "address": address, "verbose": verbose}
+              "max_failures": max_failures, "address": address, "verbose": verbose,
+              "restart_errored": restart_errored}
 
     names = [arch_space.name(a) for a in arch_space.archs]
     sample = stratified_sample(arch_space, standalone_sample or arch_space.size, seed)

@@ -94,3 +94,69 @@ def test_a_sweep_whose_every_trial_failed_keeps_their_reasons(ray_session, glyph
     assert len(t) == 2 and (t["status"] == "FAILED").all()
     assert t["error"].str.contains("diverged").all()
     assert not (tmp_path / "allfail" / "summary.json").exists()
+
+
+class DamageAndKill(Callback):
+    """Truncates the first checkpoint a trial saves at budget 2 and SIGKILLs the trial's process:
+    the retry restores from the damaged file and the trial ends in Ray's ERROR."""
+
+    def __init__(self):
+        self.damaged: tuple[str, str] | None = None
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        if self.damaged is None and trial.last_result.get("training_iteration") == 2:
+            path = os.path.join(checkpoint.path, "trial_state.pt")
+            with open(path, "r+b") as f:
+                f.truncate(100)
+            self.damaged = (trial.trial_id, path)
+            os.kill(trial.last_result["pid"], signal.SIGKILL)
+
+
+def _losses_at(exp_dir, budget: float) -> int:
+    state_file = sorted(glob.glob(str(exp_dir / "searcher-state-*.pkl")))[-1]
+    with open(state_file, "rb") as f:
+        state = cloudpickle.load(f)
+    while "bohber" not in state:  # a warm start's state wraps BOHB's
+        state = cloudpickle.loads(next(v for v in state.values() if isinstance(v, bytes)))
+    return len(state["bohber"].losses.get(budget, []))
+
+
+def test_a_trial_whose_checkpoint_is_damaged_trains_again_on_a_resume_with_restart_errored(
+        ray_session, glyphs, tmp_path):
+    """The remedy a damaged checkpoint's message gives works in a BOHB sweep: the trial ends
+    errored naming the file, the sweep finishes, and ``resume`` with ``restart_errored`` trains
+    that trial again from scratch (Tune's copy under a new id, which BOHB learns from) and
+    keeps every finished trial."""
+    damage = DamageAndKill()
+    kwargs = dict(space=subspace(cnn_space(), ["learning_rate"], seed=0), preset="3_1_3_1",
+                  storage_path=tmp_path, name="damaged", verbose=0, max_failures=1,
+                  priors=False)  # BOHB alone: its model counts the trials it learned from
+    first = run_bohb(glyphs, callbacks=[damage], **kwargs)
+    assert damage.damaged is not None, "no trial checkpointed at budget 2"
+    tid, path = damage.damaged
+    t = first.trials.set_index("trial_id")
+    assert t.loc[tid, "status"] == "ERROR"
+    assert path in t.loc[tid, "error"] and "--restart-errored" in t.loc[tid, "error"]
+    kept = t[t["status"] == "TERMINATED"]
+    assert len(kept) == len(t) - 1
+    at_top = _losses_at(tmp_path / "damaged", 3.0)
+
+    # a plain resume reads the finished sweep back: the trial stays errored
+    again = run_bohb(glyphs, resume=True, **kwargs)
+    assert (again.trials["status"] == "ERROR").sum() == 1
+
+    seen = []
+
+    class Seen(Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            seen.append((trial.trial_id, result["training_iteration"]))
+
+    restarted = run_bohb(glyphs, resume=True, restart_errored=True, callbacks=[Seen()], **kwargs)
+    r = restarted.trials.set_index("trial_id")
+    assert (r["status"] == "TERMINATED").all(), r["error"].to_dict()
+    new = sorted(set(r.index) - set(t.index))
+    assert len(new) == 1 and tid not in r.index  # Tune's copy replaces the errored trial
+    assert [i for _, i in seen] == [1, 2, 3] and {s for s, _ in seen} == set(new)  # from scratch
+    pd.testing.assert_frame_equal(r.loc[kept.index, ["val_acc", "budget"]],
+                                  kept[["val_acc", "budget"]])
+    assert _losses_at(tmp_path / "damaged", 3.0) == at_top + 1  # BOHB learned from it

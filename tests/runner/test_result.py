@@ -47,6 +47,37 @@ def test_a_failed_trial_is_never_the_incumbent_even_with_a_metric():
     assert pick_incumbent(trials, "val_acc", "max") == "b"
 
 
+def test_an_errored_trial_is_the_incumbent_only_when_no_other_trial_has_a_result():
+    """A trial that errored (its process died, its checkpoint would not restore) at a higher
+    budget does not become the incumbent over trials that finished: its checkpoint may not
+    restore for the test evaluation. Alone, it is the best there is."""
+    trials = _frame([("a", "ERROR", 2, 0.9, 0.1), ("b", "TERMINATED", 1, 0.6, 0.5),
+                     ("c", "TERMINATED", 1, 0.7, 0.4)])
+    assert pick_incumbent(trials, "val_acc", "max") == "c"
+    assert pick_incumbent(trials[trials["status"] == "ERROR"], "val_acc", "max") == "a"
+
+
+def test_an_errored_trial_says_why_with_the_platforms_message_not_rays_first_line():
+    """Ray's task error carries the trial's own error; its first line only names the actor's
+    method. The platform's errors come out whole (they name the file and the remedy)."""
+    from ray.exceptions import RayTaskError
+
+    from automl_chars.errors import DamagedFileError
+    from automl_chars.runner.core import error_reason
+
+    damaged = DamagedFileError("/x/checkpoint_000001/trial_state.pt", "truncated",
+                               "Resume with --resume --restart-errored.")
+    err = RayTaskError("ResourceTrainable.restore", "Traceback ...\nDamagedFileError: ...",
+                       damaged).as_instanceof_cause()
+    assert str(err).splitlines()[0].find("trial_state.pt") < 0  # what the table showed before
+    reason = error_reason(err)
+    assert "/x/checkpoint_000001/trial_state.pt" in reason and "--restart-errored" in reason
+    assert "\n" not in reason
+    other = RayTaskError("f", "tb", ValueError("bad shape\nmore")).as_instanceof_cause()
+    assert error_reason(other) == "bad shape"
+    assert error_reason(RuntimeError("x" * 400)) == "x" * 300
+
+
 def test_a_tie_is_broken_by_trial_id_so_the_incumbent_is_reproducible():
     """Equal metrics at the highest budget: the smallest trial id wins, whatever the row order."""
     trials = _frame([("c", "TERMINATED", 9, 0.8, 0.1), ("a", "TERMINATED", 9, 0.8, 0.1),
