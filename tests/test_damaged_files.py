@@ -801,9 +801,15 @@ def test_following_the_remedies_a_sweep_resumes_and_keeps_every_trial(finished_s
                                                                       capsys):
     """A damaged ``summary.json`` and ``automl_chars.json``, both moved aside as their messages
     say: the same command with ``--resume`` restores the (moved) sweep from Ray Tune's state,
-    keeps every finished trial and writes both files again."""
+    keeps every finished trial and writes both files again. The incumbent's checkpoints are
+    damaged too: a warning names the file and the next best trial is evaluated instead."""
     run = finished_sweep.copy_to(tmp_path / "results")
     trials = set(pd.read_csv(run.path / layout.TRIALS_FILE, dtype={"trial_id": str})["trial_id"])
+    first = SweepResult.load(run.path).incumbent_trial_id
+    damaged = sorted(run.path.glob(f"*_{first}/checkpoint_*/trial_state.pt"))
+    assert damaged
+    for path in damaged:
+        truncate(path)
     settings = json.loads((run.path / layout.SETTINGS_FILE).read_text())
     for name in (layout.SUMMARY_FILE, layout.SETTINGS_FILE):
         truncate(run.path / name)
@@ -813,7 +819,9 @@ def test_following_the_remedies_a_sweep_resumes_and_keeps_every_trial(finished_s
         (run.path / name).rename(run.path / f"{name}.damaged")
     told = cli(capsys, *run.argv, "--resume")
     assert told.code == 0 and "Incumbent:" in told.text, told.text
+    assert f"{damaged[-1]} is damaged" in told.text and "the next best trial is" in told.text
     resumed = SweepResult.load(run.path)
+    assert resumed.incumbent_trial_id != first and 0 <= resumed.test_accuracy <= 1
     assert set(resumed.trials["trial_id"]) == trials  # every trial kept, none run again
     assert (resumed.trials["status"] == "TERMINATED").all()
     saved = json.loads((run.path / layout.SETTINGS_FILE).read_text())

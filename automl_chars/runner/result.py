@@ -197,9 +197,14 @@ def pick_incumbent(trials: pd.DataFrame, metric: str = "val_acc", mode: str = "m
     trials, whose metric is NaN, and infeasible ones, over a sweep's cost limits, never count).
     Errored trials (Ray's ``ERROR``: their process or checkpoint gave out before their budget)
     count only when no other trial has a result: their last checkpoint may not restore."""
+    return incumbent_order(trials, metric, mode)[0]
+
+
+def incumbent_order(trials: pd.DataFrame, metric: str = "val_acc", mode: str = "max") -> list[str]:
+    """Every result's trial id, the incumbent first (see :func:`pick_incumbent`), then the
+    runners-up: finished trials before errored ones, higher budgets first, best ``metric``
+    first, ties by trial id. A sweep whose incumbent's checkpoint is damaged evaluates the next."""
     done = results_of(trials, metric)
-    if "status" in done and (done["status"] != "ERROR").any():
-        done = done[done["status"] != "ERROR"]
     if done.empty:
         infeasible = int((trials.get("status") == INFEASIBLE_STATUS).sum()) \
             if "status" in trials else 0
@@ -209,6 +214,7 @@ def pick_incumbent(trials: pd.DataFrame, metric: str = "val_acc", mode: str = "m
                 f"reason is its error); raise the limits (max_params, max_flops, "
                 f"max_latency_ms) or search a space of smaller models.")
         raise ExperimentStateError("No trial reported a result; see the trials' errors.")
-    top = done[done["budget"] == done["budget"].max()]
-    order = top.sort_values([metric, "trial_id"], ascending=[mode == "min", True])
-    return str(order.iloc[0]["trial_id"])
+    errored = (done["status"] == "ERROR") if "status" in done else False
+    order = done.assign(_errored=errored).sort_values(
+        ["_errored", "budget", metric, "trial_id"], ascending=[True, False, mode == "min", True])
+    return [str(t) for t in order["trial_id"]]

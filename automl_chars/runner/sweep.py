@@ -25,7 +25,13 @@ from ray.tune.experiment import Trial
 
 from automl_chars import uris
 from automl_chars.data import Dataset, load
-from automl_chars.errors import ExperimentStateError, InvalidConfigError, SweepInterrupted
+from automl_chars.errors import (
+    DamagedFileError,
+    DamagedFileWarning,
+    ExperimentStateError,
+    InvalidConfigError,
+    SweepInterrupted,
+)
 from automl_chars.layout import (
     TRIALS_FILE,
     WARM_START_FILE,
@@ -57,7 +63,7 @@ from automl_chars.runner.result import (
     METRIC_COLUMNS,
     OPTIONAL_COLUMNS,
     SweepResult,
-    pick_incumbent,
+    incumbent_order,
 )
 from automl_chars.search.bohb import (
     SearcherFactory,
@@ -488,25 +494,43 @@ def trials_frame(grid, statuses: dict[str, str] | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("trial_id", kind="stable").reset_index(drop=True)
 
 
+def _evaluate_incumbent(grid, order: list[str], dataset: Dataset, spec: SweepSpec):
+    """``(trial id, Result, test metric)`` of the first trial in ``order`` whose checkpoint
+    evaluates: one whose checkpoint is damaged is passed over with a
+    :class:`~automl_chars.errors.DamagedFileWarning` naming the file (the rest of the sweep
+    still serves; the trials table keeps its row)."""
+    by_id = {result_trial_id(r): r for r in grid}
+    for trial_id in order:
+        best = by_id[trial_id]
+        if best.checkpoint is None:
+            raise ExperimentStateError(f"Incumbent trial {trial_id} has no checkpoint to evaluate.")
+        try:
+            with best.checkpoint.as_directory() as ckpt:
+                return trial_id, best, spec.evaluate(ckpt, dataset, "test")
+        except DamagedFileError as err:
+            warnings.warn(f"{err.location} is damaged ({err.problem}): trial {trial_id} cannot "
+                          f"be the incumbent, whose model is evaluated on the test split; the "
+                          f"next best trial is.", DamagedFileWarning, stacklevel=3)
+    raise ExperimentStateError("No trial's checkpoint could be evaluated: each one is damaged "
+                               "(the warnings name them). The trials' results are kept; run "
+                               "the sweep again under another name for a model to test.")
+
+
 def finish(grid, dataset: Dataset, exp_dir: Path, settings: SweepSettings, spec: SweepSpec,
            statuses: dict[str, str] | None = None) -> SweepResult:
     """Builds, evaluates (the incumbent on the test split, once) and saves the :class:`SweepResult`."""
     trials = trials_frame(grid, statuses)
     try:
-        best_id = pick_incumbent(trials, spec.metric, spec.mode)
+        order = incumbent_order(trials, spec.metric, spec.mode)
     except ExperimentStateError as err:  # every trial failed: keep their reasons for the user
         write_csv(exp_dir / TRIALS_FILE, trials)
         raise ExperimentStateError(f"{err} Each trial's status and error are in "
                                    f"{exp_dir / TRIALS_FILE}.") from None
-    best = next(r for r in grid if result_trial_id(r) == best_id)
+    best_id, best, test_metric = _evaluate_incumbent(grid, order, dataset, spec)
     # as the incumbent trained: with AutotuneLR, at the learning rate it chose
     incumbent = trained_config({k: plain_value(v) for k, v in strip_meta(best.config).items()},
                                trials.loc[trials["trial_id"] == best_id].iloc[0],
                                settings.autotune_lr)
-    if best.checkpoint is None:
-        raise ExperimentStateError(f"Incumbent trial {best_id} has no checkpoint to evaluate.")
-    with best.checkpoint.as_directory() as ckpt:
-        test_metric = spec.evaluate(ckpt, dataset, "test")
     if not math.isfinite(test_metric):
         logger.warning("The incumbent's test %s is %s.", spec.metric, test_metric)
     saved = saved_settings(exp_dir)
