@@ -184,6 +184,9 @@ def build_store(path: Path, n_rows: int, per_sweep: int, seed: int = 0) -> None:
     """Synthetic sweeps of the CNN space as store contributions (``ResultsStore.write``) until
     ``n_rows`` rows: trials of their own configuration each, at budgets 1, 3, 9 (a third
     stopped at each), on :data:`STORE_DATASETS` datasets with meta-features."""
+    import pyarrow.parquet as pq
+
+    from automl_chars.search.spec import cnn_spec
     from automl_chars.similarity.meta_features import META_FEATURES
     from automl_chars.spaces.cnn import cnn_space
     from automl_chars.spaces.values import plain_config
@@ -191,13 +194,16 @@ def build_store(path: Path, n_rows: int, per_sweep: int, seed: int = 0) -> None:
     from automl_chars.store.store import rows
 
     store = ResultsStore(path)
-    if sum(len(pd.read_parquet(f, columns=["kind"])) for f in store.files()) == n_rows:
+    frames = [pd.read_parquet(f, columns=["space_fingerprint"]) for f in store.files()
+              if "space_fingerprint" in pq.read_schema(f).names]  # else of an older format
+    if len(frames) == len(store.files()) and sum(map(len, frames)) == n_rows:
         log(f"store: reusing the {n_rows} rows in {path}")
         return
     rng = np.random.default_rng(seed)
     features = {f"d{d:02d}": {name: float(rng.normal()) for name in META_FEATURES}
                 for d in range(STORE_DATASETS)}
     space = cnn_space(seed)
+    fingerprint = cnn_spec(space).fingerprint()
     written, sweep = 0, 0
     while written < n_rows:
         size = min(per_sweep, n_rows - written)
@@ -214,7 +220,7 @@ def build_store(path: Path, n_rows: int, per_sweep: int, seed: int = 0) -> None:
                                 "seconds": 3.0 * budget, "status": "TERMINATED"})
             trial += 1
         frame = rows("sweep", dataset, f"fp-{dataset}", "cnn", results, f"sweep-{sweep}",
-                     features[dataset])
+                     features[dataset], fingerprint)  # as a sweep of the space records them
         store.write(f"sweep-{sweep}", frame)
         written += size
         sweep += 1
@@ -232,6 +238,7 @@ def store_figures(path: Path) -> dict:
     """Seconds (wall, CPU) of the store's queries: ``store show``'s (``ResultsStore.read`` and
     its summary), the warm start's (``gather_evidence``: the store's rows) and the warm start's
     plan from them (``plan_from``, in a fresh process's state: no configuration fitted yet)."""
+
     from automl_chars.cli.store import summary
     from automl_chars.search.presets import get_preset
     from automl_chars.search.spec import cnn_spec

@@ -87,7 +87,14 @@ def sweep_rows(folder: str | os.PathLike, meta_features: Mapping[str, float] | N
                 "suggested_by": t.get("suggested_by", ""), "trial_id": str(t["trial_id"]),
             })
     return rows("sweep", settings.get("dataset", ""), settings.get("dataset_fingerprint", ""),
-                settings.get("trainable", "cnn"), results, uris.shown(folder), meta_features)
+                settings.get("trainable", "cnn"), results, uris.shown(folder), meta_features,
+                _whole_configs_of(settings))
+
+
+def _whole_configs_of(settings: Mapping) -> str:
+    """The fingerprint of the space a sweep's stored configurations are whole configurations
+    of: its searched space's, unless AutotuneLR put a learning rate outside it ("")."""
+    return "" if settings.get("autotune_lr") else str(settings.get("space_fingerprint") or "")
 
 
 def add_sweep(folder: str | os.PathLike, store: ResultsStore | None = None,

@@ -42,16 +42,21 @@ STORE_ENV = "AUTOML_CHARS_STORE"
 #: Columns of every row, in order; meta-features follow as ``mf_<name>``.
 COLUMNS = ("kind", "dataset", "dataset_fingerprint", "trainable", "source", "config", "budget",
            "val_acc", "test_acc", "seconds", "status", "suggested_by", "trial_id", "folder",
-           "added_at")
+           "added_at", "space_fingerprint")
+#: Columns added by a later format version: files written before it lack them (read as "").
+#: ``space_fingerprint`` (version 2): the searched space's (``SweepSpec.fingerprint``), "" where
+#: unknown; a warm start takes the configurations of rows of its own space without refitting.
+_SINCE = {"space_fingerprint": 2}
 _SCHEMA = pa.schema([
     ("kind", pa.string()), ("dataset", pa.string()), ("dataset_fingerprint", pa.string()),
     ("trainable", pa.string()), ("source", pa.string()), ("config", pa.string()),
     ("budget", pa.float64()), ("val_acc", pa.float64()), ("test_acc", pa.float64()),
     ("seconds", pa.float64()), ("status", pa.string()), ("suggested_by", pa.string()),
     ("trial_id", pa.string()), ("folder", pa.string()), ("added_at", pa.float64()),
+    ("space_fingerprint", pa.string()),
 ])
 #: Format version of the files written now, kept in each file's metadata (none: version 1).
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _VERSION_KEY = b"automl_chars.store_version"
 #: Subfolder of the store that :meth:`ResultsStore.repair` moves damaged files into.
 DAMAGED_DIR = "damaged"
@@ -179,7 +184,10 @@ class ResultsStore:
                 except FileNotFoundError:
                     continue
             table = pa.concat_tables(tables) if tables else schema.empty_table()
-        return table.to_pandas(), sorted(damaged)
+        frame = table.to_pandas()
+        for col in _SINCE:  # files written before the column was: ""
+            frame[col] = frame[col].fillna("")
+        return frame, sorted(damaged)
 
     def check(self) -> list[DamagedFile]:
         """Every file that cannot be read in full (its schema checked, all its rows read)."""
@@ -253,9 +261,12 @@ class ResultsStore:
 
 def rows(kind: str, dataset: str, fingerprint: str, trainable: str,
          results: Iterable[Mapping[str, Any]], folder: str,
-         meta_features: Mapping[str, float] | None = None) -> pd.DataFrame:
+         meta_features: Mapping[str, float] | None = None,
+         space_fingerprint: str = "") -> pd.DataFrame:
     """Store rows from per-result mappings with ``config`` (dict), ``budget``, ``val_acc`` and
-    optionally ``test_acc``, ``seconds``, ``status``, ``suggested_by``, ``trial_id``, ``source``."""
+    optionally ``test_acc``, ``seconds``, ``status``, ``suggested_by``, ``trial_id``, ``source``;
+    ``space_fingerprint``: the space the configurations were drawn from, when they are whole
+    configurations of it ("" otherwise)."""
     now = time.time()
     out = []
     for r in results:
@@ -268,12 +279,14 @@ def rows(kind: str, dataset: str, fingerprint: str, trainable: str,
             "test_acc": r.get("test_acc", float("nan")), "seconds": r.get("seconds"),
             "status": r.get("status", ""), "suggested_by": r.get("suggested_by", ""),
             "trial_id": r.get("trial_id", ""), "folder": folder, "added_at": now,
+            "space_fingerprint": space_fingerprint,
             **{f"mf_{k}": float(v) for k, v in (meta_features or {}).items()},
         })
     return pd.DataFrame(out)
 
 
 def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.assign(**{c: "" for c in _SINCE if c not in frame})  # not known: ""
     missing = [c for c in COLUMNS if c not in frame]
     if missing:
         raise ValueError(f"Store rows lack columns {missing}.")
@@ -285,7 +298,7 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
     for col in ("budget", "val_acc", "test_acc", "seconds", "added_at", *extra):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
     for col in ("kind", "dataset", "dataset_fingerprint", "trainable", "source", "config",
-                "status", "suggested_by", "trial_id", "folder"):
+                "status", "suggested_by", "trial_id", "folder", "space_fingerprint"):
         frame[col] = frame[col].fillna("").astype(str)
     return frame
 
@@ -312,7 +325,7 @@ def _file_schema(path: Path) -> pa.Schema:
     if version > FORMAT_VERSION:
         raise _Damaged(f"store format version {version}, written by a newer automl_chars; this "
                        f"one reads version {FORMAT_VERSION}: upgrade to read it")
-    missing = [c for c in COLUMNS if c not in schema.names]
+    missing = [c for c in COLUMNS if c not in schema.names and _SINCE.get(c, 1) <= version]
     if missing:
         raise _Damaged(f"not a results-store file: it lacks the columns {missing}")
     for field in schema:

@@ -236,7 +236,8 @@ class LearningCurveTable:
                         "trial_id": f"{name}/{r.config_id}"} for r in done.itertuples()]
             entry = entries[name]
             frames.append(rows("table", name, entry.get("fingerprint", ""), self.manifest.trainable,
-                               results, str(self.path or ""), entry.get("meta_features")))
+                               results, str(self.path or ""), entry.get("meta_features"),
+                               self.manifest.space_fingerprint))
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         if len(frame):
             frame["config"] = [json.loads(c) for c in frame["config"]]

@@ -138,6 +138,35 @@ def test_only_the_nearest_datasets_rows_are_fitted_and_an_unfit_one_is_passed_ov
     assert not any("no_such_hp" in c for c in fitted)
 
 
+def test_rows_of_the_sweeps_own_space_are_taken_without_a_fit(glyph_root, tmp_path, monkeypatch):
+    """Rows recorded by sweeps of the very space planned for (their ``space_fingerprint``) are
+    whole configurations of it: the plan takes them without ConfigSpace's check (a 100,000-row
+    store planned in about a second, not minutes); rows of another or an unknown space are
+    fitted; the plan is the same either way."""
+    from automl_chars.search import warmstart
+
+    target = _load("glyphs-digits", glyph_root)
+    spec = cnn_spec(_space())
+    past = _store(tmp_path / "st", glyph_root).configs()
+    whole = past.assign(config=[json.dumps(fit_to_space(c, spec.space)) for c in past["config"]])
+    fitted = []  # the store rows' configurations fitted (the few seeds are checked anyway)
+    fit_all = warmstart._fit_all
+    monkeypatch.setattr(warmstart, "_fit_all",
+                        lambda configs, space: fit_all(fitted.extend(configs) or configs, space))
+    warm = WarmStart(k=2, builtin=False)
+    plans = {}
+    for recorded in ("", spec.fingerprint(), "another-space"):
+        store = ResultsStore(tmp_path / f"store-{recorded}")
+        for dataset, group in whole.groupby("dataset"):
+            store.write(dataset, group.drop(columns=["origin"], errors="ignore")
+                        .assign(space_fingerprint=recorded))
+        fitted.clear()
+        monkeypatch.setattr(warmstart, "_FITTED", {})
+        plans[recorded] = plan_warm_start(target, spec, warm, [1, 3], store=store)
+        assert (fitted == []) == (recorded == spec.fingerprint()), recorded
+    assert len({json.dumps(p.summary(), sort_keys=True) for p in plans.values()}) == 1
+
+
 def _results(table: dict) -> pd.DataFrame:
     """Store-like rows from {dataset: {config name: val_acc}} (top budget 9)."""
     return pd.DataFrame([{"dataset": d, "config": {"name": c}, "budget": 9, "val_acc": v,

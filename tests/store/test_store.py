@@ -98,7 +98,8 @@ def _fake_sweep(folder, dataset="glyphs-digits", finished=True):
     """A sweep folder as run_bohb leaves it (settings, trials, per-trial progress)."""
     folder.mkdir(parents=True)
     (folder / "automl_chars.json").write_text(json.dumps(
-        {"dataset": dataset, "dataset_fingerprint": "abc", "trainable": "cnn", "preset": "3_1_3_1"}))
+        {"dataset": dataset, "dataset_fingerprint": "abc", "trainable": "cnn", "preset": "3_1_3_1",
+         "space_fingerprint": "space-fp"}))
     trials = pd.DataFrame({"trial_id": ["aa", "bb"], "status": ["TERMINATED"] * 2,
                            "suggested_by": ["random", "model"], "budget": [3, 1],
                            "val_acc": [0.7, 0.2], "config/learning_rate": [0.01, 0.1],
@@ -129,6 +130,28 @@ def test_a_sweep_adds_every_budget_and_the_incumbents_test_accuracy(tmp_path):
     assert list(aa["val_acc"]) == [0.3, 0.5, 0.7] and list(aa["budget"]) == [1, 2, 3]
     assert aa["test_acc"].isna().tolist() == [True, True, False] and aa["test_acc"].iloc[2] == 0.66
     assert aa["config"].iloc[0] == {"learning_rate": 0.01, "n_fc_layers": 1}
+    assert (f["space_fingerprint"] == "space-fp").all()  # its configurations are of that space
+
+
+def test_a_store_file_of_format_1_reads_with_no_space_fingerprint(tmp_path):
+    """Files written before rows recorded their space (format 1, no such column) still read,
+    beside new ones; their rows' space is unknown ("") and a warm start fits them."""
+    import pyarrow.parquet as pq
+
+    store = ResultsStore(tmp_path)
+    new = store.write("new", _rows("d-new", 2).assign(space_fingerprint="fp"))
+    old = store.write("old", _rows("d-old", 3))
+    table = pq.read_table(old).drop(["space_fingerprint"])
+    pq.write_table(table.replace_schema_metadata({b"automl_chars.store_version": b"1"}), old)
+    frame, damaged = store.read()
+    assert not damaged and len(frame) == 5
+    by = frame.groupby("dataset")["space_fingerprint"].agg(set).to_dict()
+    assert by == {"d-new": {"fp"}, "d-old": {""}}
+    assert pq.read_schema(new).metadata[b"automl_chars.store_version"] == b"2"
+    assert not store.check()
+    # a format-2 file without the column is not a store file
+    pq.write_table(table.replace_schema_metadata({b"automl_chars.store_version": b"2"}), old)
+    assert [d.path for d in store.check()] == [old]
 
 
 def test_import_finds_older_sweeps_also_unfinished_ones(tmp_path):
@@ -220,6 +243,7 @@ def test_an_autotune_sweeps_rows_carry_the_rate_each_trial_chose(tmp_path, finis
     f = sweep_rows(_autotune_sweep(tmp_path / "auto", finished)).set_index("trial_id")
     configs = {tid: json.loads(c) for tid, c in f["config"].items()}
     assert configs["aa"]["learning_rate"] == 0.0042  # the rate that trained it
+    assert (f["space_fingerprint"] == "").all()  # a rate from outside the searched space
     assert "learning_rate" not in configs["bb"]  # chose none: none recorded
 
 
