@@ -342,14 +342,16 @@ def trial_trainable(trainable: type, parameters: Mapping, cpus_per_trial: float,
 def run_config(exp_dir: Path, num_trials: int, failure: tune.FailureConfig, verbose: int,
                callbacks: Sequence[Callback], checkpoint_config: tune.CheckpointConfig,
                descriptions: Mapping[str, str] | None = None, first: Sequence[Callback] = (),
-               stop: Mapping | None = None, planned_units: float | None = None
-               ) -> tune.RunConfig:
+               stop: Mapping | None = None, planned_units: float | None = None,
+               metric: str = "val_acc", mode: str = "max") -> tune.RunConfig:
     """The run configuration every run shares: its folder (a URI's for a mirror, which Tune
     writes to directly), Ray's verbosity, TensorBoard logs and the progress lines (``first``
     callbacks before them, the user's after); at ``verbose=1`` a live progress line whose ETA
-    counts ``planned_units`` (budget units of the whole run) down."""
+    counts ``planned_units`` (budget units of the whole run) down; the lines' best is of
+    ``metric`` under ``mode`` (what the run optimises)."""
     progress = ([TrialLineCallback(num_trials, uris.shown(exp_dir), descriptions=descriptions,
-                                   planned_units=planned_units, live=verbose == 1)]
+                                   planned_units=planned_units, live=verbose == 1,
+                                   metric=metric, mode=mode)]
                 if verbose >= 1 else [])
     return tune.RunConfig(
         name=exp_dir.name, storage_path=uris.tune_path(exp_dir.parent),

@@ -35,9 +35,9 @@ LIVE_EVERY_S = 0.25
 @dataclass(frozen=True)
 class RunProgress:
     """Where a run stands: trials by state (``pending`` counts those not yet created and those
-    paused between rungs), the best accuracy any result reported (NaN before one), seconds since
-    the driver (re)started, budget units trained and planned (None: unknown), and the ETA in
-    seconds (None: unknown)."""
+    paused between rungs), the best value of ``metric`` (what the run optimises) any result
+    reported (NaN before one), seconds since the driver (re)started, budget units trained and
+    planned (None: unknown), and the ETA in seconds (None: unknown)."""
 
     total: int
     finished: int = 0
@@ -49,6 +49,14 @@ class RunProgress:
     done_units: float = 0.0
     planned_units: float | None = None
     eta: float | None = None
+    metric: str = "val_acc"
+
+
+def better(value: float, than: float, mode: str = "max") -> bool:
+    """Whether ``value`` (not NaN) beats ``than`` (NaN: nothing yet) under ``mode``."""
+    if value != value:
+        return False
+    return than != than or (value > than if mode == "max" else value < than)
 
 
 def trial_counts(trials: Iterable, total: int, ending: tuple[str, str] | None = None,
@@ -113,10 +121,13 @@ def clock(seconds: float | None) -> str:
 
 def progress_text(p: RunProgress) -> str:
     """``5/20 done, 2 running, 12 pending, 1 failed | best 0.8123 | ETA 3:10, 1:02 elapsed``
-    (``done`` counts the failed too; what a narrow terminal cuts off is the end)."""
+    (``done`` counts the failed too; what a narrow terminal cuts off is the end); ``best reward
+    0.7012`` for a metric other than the validation accuracy."""
     best = f"{p.best:.4f}" if p.best == p.best else "-"
+    name = "" if p.metric == "val_acc" else f"{p.metric} "
     return (f"{p.finished + p.failed}/{p.total} done, {p.running} running, {p.pending} pending, "
-            f"{p.failed} failed | best {best} | ETA {clock(p.eta)}, {clock(p.elapsed)} elapsed")
+            f"{p.failed} failed | best {name}{best} | ETA {clock(p.eta)}, {clock(p.elapsed)} "
+            f"elapsed")
 
 
 # -- where it is shown ---------------------------------------------------------------------------
@@ -205,7 +216,8 @@ def trial_origin(config: Mapping, descriptions: Mapping[str, str] | None = None)
 
 class TrialLineCallback(Callback):
     """Prints where the sweep writes, then ``[done/total] trial_id budget val_acc best (origin)``
-    as trials end, the origin as :func:`trial_origin` names it, and, with ``live``, the progress
+    as trials end (``metric`` in place of ``val_acc`` where the run optimises another, best by
+    ``mode``), the origin as :func:`trial_origin` names it, and, with ``live``, the progress
     line (:class:`RunProgress`: a live line in a terminal, plain lines elsewhere). After a resume
     the count goes on from the trials that had already ended.
 
@@ -215,15 +227,18 @@ class TrialLineCallback(Callback):
         descriptions: job label -> what the line calls that trial (``run_trials``' jobs).
         planned_units: budget units the whole run trains (the ETA counts them down; None: no ETA).
         live: show the progress line (the default verbosity; Tune's own output replaces it above).
+        metric, mode: what the run optimises (the spec's).
     """
 
     def __init__(self, total: int, experiment_path: str,
                  descriptions: Mapping[str, str] | None = None,
-                 planned_units: float | None = None, live: bool = False):
+                 planned_units: float | None = None, live: bool = False,
+                 metric: str = "val_acc", mode: str = "max"):
         # No stream attribute: Tune pickles callbacks into tuner.pkl, and files do not pickle.
         # (One pickled before descriptions, planned_units or live existed has none: hence the
         # getattr calls below.)
-        self.total, self.done, self.best = total, 0, float("-inf")
+        self.total, self.done, self.best = total, 0, float("nan")
+        self.metric, self.mode = metric, mode
         self.experiment_path = experiment_path
         self.descriptions = dict(descriptions or {})
         self.planned_units, self.live = planned_units, live
@@ -250,20 +265,32 @@ class TrialLineCallback(Callback):
             ended = [t for t in trials if t.status in (Trial.TERMINATED, Trial.ERROR)]
             self.counted = {t.trial_id for t in ended}
             self.done = len(ended)
-            accs = [(t.last_result or {}).get("val_acc", float("nan")) for t in ended]
-            self.best = max([a for a in accs if a == a], default=float("-inf"))
-            reported = [(t.last_result or {}).get("val_acc", float("nan")) for t in trials]
-            self.best_any = max([a for a in reported if a == a], default=float("nan"))
+            self.best = self._best(ended)
+            self.best_any = self._best(trials)
             if ended:
                 print(f"Resumed: {self.done} of {self.total} trials had ended.", flush=True)
 
     def on_step_end(self, iteration, trials, **info) -> None:
         self._show(trials)
 
+    def _metric_mode(self) -> tuple[str, str]:
+        # a callback pickled before metric and mode existed has neither: the accuracy's
+        return getattr(self, "metric", "val_acc"), getattr(self, "mode", "max")
+
+    def _best(self, trials) -> float:
+        """The best ``metric`` among the last results of ``trials`` (NaN: none)."""
+        metric, mode = self._metric_mode()
+        best = float("nan")
+        for t in trials:
+            value = (t.last_result or {}).get(metric, float("nan"))
+            if better(value, best, mode):
+                best = value
+        return best
+
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        acc, best = result.get("val_acc", float("nan")), getattr(self, "best_any", float("nan"))
-        if acc == acc and (best != best or acc > best):
-            self.best_any = acc
+        metric, mode = self._metric_mode()
+        if better(result.get(metric, float("nan")), getattr(self, "best_any", float("nan")), mode):
+            self.best_any = result[metric]
         if getattr(self, "rate_base", None) is None:  # the ETA's rate counts from here
             before = (trial.last_result or {}).get("training_iteration", 0) or 0
             self.rate_base = (time.time(), units_trained(trials) - before
@@ -303,7 +330,7 @@ class TrialLineCallback(Callback):
         return RunProgress(self.total, **counts,
                            best=getattr(self, "best_any", float("nan")),
                            elapsed=now - self.start, done_units=units, planned_units=planned,
-                           eta=eta)
+                           eta=eta, metric=self._metric_mode()[0])
 
     def _show(self, trials, ending: tuple[str, str] | None = None) -> None:
         display = getattr(self, "_display", None)
@@ -317,11 +344,12 @@ class TrialLineCallback(Callback):
             self.counted.add(trial.trial_id)
         self.done += 1
         r = trial.last_result or {}
-        acc = r.get("val_acc", float("nan"))
-        if acc == acc:
-            self.best = max(self.best, acc)
+        metric, mode = self._metric_mode()
+        value = r.get(metric, float("nan"))
+        if better(value, self.best, mode):
+            self.best = value
         print(f"[{self.done:>3}/{self.total}] {trial.trial_id}  budget {r.get('training_iteration', 0):>3}"
-              f"  val_acc {acc:.4f}  best {self.best:.4f}  "
+              f"  {metric} {value:.4f}  best {self.best:.4f}  "
               f"({trial_origin(trial.config or {}, getattr(self, 'descriptions', None))})"
               f"  {time.time() - self.start:7.1f}s{note}", file=sys.stdout, flush=True)
 

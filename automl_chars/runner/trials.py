@@ -358,7 +358,7 @@ def _new_tuner(exp_dir: Path, trainable, labels: list[str], epochs: int, spec: S
             exp_dir, len(labels), failure, verbose, callbacks,
             tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=1, checkpoint_at_end=True),
             descriptions=descriptions, stop={"training_iteration": epochs},
-            planned_units=len(labels) * epochs),
+            planned_units=len(labels) * epochs, metric=spec.metric, mode=spec.mode),
     )
 
 

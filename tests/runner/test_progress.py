@@ -191,6 +191,38 @@ def _run(cb, stdout_lines=None):
     cb.on_experiment_end([a, b])
 
 
+def test_the_lines_show_the_metric_the_run_optimises_best_by_its_mode(capsys, monkeypatch):
+    """A run that minimises a loss: the trial lines and the progress line give that metric,
+    and best is its lowest (not the validation accuracy's highest)."""
+    from ray.tune.experiment import Trial
+
+    from automl_chars.runner import progress
+
+    monkeypatch.setattr(progress.time, "monotonic", lambda: 1000.0)
+    cb = TrialLineCallback(2, "/results/sweep", planned_units=2, live=True, metric="val_loss",
+                           mode="min")
+    a, b = _trial("a", Trial.RUNNING), _trial("b", Trial.PENDING)
+    cb.setup()
+    cb.on_step_begin(0, [a, b])
+    for trial, loss, acc in ((a, 0.3, 0.9), (b, 0.7, 0.95)):
+        result = {"val_loss": loss, "val_acc": acc, "training_iteration": 1}
+        trial.set_status(Trial.RUNNING)
+        cb.on_trial_result(0, [a, b], trial, result)
+        trial.update_last_result(result)
+        cb.on_trial_complete(1, [a, b], trial)
+        trial.set_status(Trial.TERMINATED)
+    cb.on_experiment_end([a, b])
+    lines = capsys.readouterr().out.splitlines()
+    trial_lines = [line for line in lines if line.startswith("[")]
+    assert "val_loss 0.3000  best 0.3000" in trial_lines[0]
+    assert "val_loss 0.7000  best 0.3000" in trial_lines[1]
+    assert lines[-1].startswith("progress: 2/2 done") and "best val_loss 0.3000" in lines[-1]
+    resumed = TrialLineCallback(2, "/results/sweep", metric="val_loss", mode="min")
+    resumed.setup()
+    resumed.on_step_begin(0, [a, b])  # a resume counts the best from the ended trials
+    assert resumed.best == 0.3 and resumed.best_any == 0.3
+
+
 def test_plain_progress_lines_where_output_is_no_terminal(capsys, monkeypatch):
     from automl_chars.runner import progress
 
