@@ -1,5 +1,7 @@
 """``automl-chars train NAME`` and ``bohb --experiment NAME`` (docs/named-experiments.md)."""
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -51,8 +53,10 @@ def test_train_list_shows_every_experiment(capsys):
 @pytest.mark.slow
 def test_train_smoke_runs_one_trial_with_the_fixed_values(ray_session, data_root, tmp_path,
                                                           capsys):
+    """On two Ray Train workers (DDP with gloo on the CPU): what cifar10_1's ResNet-34 needs
+    where one GPU's share is too small."""
     argv = ["train", "mnist1", "--smoke", "--set", "learning_rate=0.05", "--epochs", "2",
-            "--storage", str(tmp_path), "--verbose", "0"]
+            "--storage", str(tmp_path), "--verbose", "0", "--workers-per-trial", "2"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "mnist1: TERMINATED, 2 epochs" in out and "test_acc" in out
@@ -63,6 +67,13 @@ def test_train_smoke_runs_one_trial_with_the_fixed_values(ray_session, data_root
     assert row["config/learning_rate"] == 0.05  # --set over the experiment's 1e-2
     assert row["config/weight_decay"] == 1e-3 and row["config/layer1_units"] == 512
     assert row["params"] > 512 * 512  # SLS's MLP: two hidden layers of 512
+    results = [json.loads(line) for f in (tmp_path / "train-mnist1").glob("*/result.json")
+               for line in f.read_text().splitlines()]
+    assert [r["workers"] for r in results] == [2, 2]  # each epoch on both workers, in step
+    assert all(r["replica_spread"] == 0.0 for r in results)
+    # a resume on one worker would restore trials of another Trainable: refused, named
+    assert main([*argv[:-2], "--resume"]) == 2
+    assert "--workers-per-trial 2" in capsys.readouterr().err
 
 
 @pytest.mark.slow

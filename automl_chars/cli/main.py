@@ -20,6 +20,7 @@ from automl_chars.cli.options import (
     add_data_arguments,
     add_limit_arguments,
     add_resume_arguments,
+    add_workers_argument,
     check_resume_arguments,
     load_dataset,
     location,
@@ -37,10 +38,7 @@ def add_sweep_arguments(p: argparse.ArgumentParser, *, preset_default: str | Non
     p.add_argument("--gpus-per-trial", type=float, default=0.0,
                    help="GPU share per trial, e.g. 0.25 for four trials per GPU (0 = CPU only)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
-    p.add_argument("--workers-per-trial", type=int, default=1,
-                   help="train each trial data-parallel (DDP) on N Ray Train workers; "
-                        "--cpus-per-trial and --gpus-per-trial (0 or 1) are then each "
-                        "worker's (docs/cluster.md)")
+    add_workers_argument(p)
     p.add_argument("--fidelity", choices=("epochs", "subset"), default="epochs",
                    help="what a budget unit is: an epoch, or a growing stratified data subset")
     p.add_argument("--num-samples", type=int, default=None,

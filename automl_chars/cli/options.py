@@ -31,6 +31,14 @@ def add_limit_arguments(p, what: str) -> None:
                    help="most milliseconds of a batch-1 forward pass on the trial's device")
 
 
+def add_workers_argument(p: argparse.ArgumentParser) -> None:
+    """``--workers-per-trial``: data-parallel trials (Ray Train workers, DDP)."""
+    p.add_argument("--workers-per-trial", type=int, default=1,
+                   help="train each trial data-parallel (DDP) on N Ray Train workers; "
+                        "--cpus-per-trial and --gpus-per-trial (0 or 1) are then each "
+                        "worker's (docs/cluster.md)")
+
+
 def add_resume_arguments(p: argparse.ArgumentParser, what: str) -> None:
     """``--resume`` (``what`` it does) and ``--restart-errored``, which a resume needs to train
     a trial again whose checkpoint cannot be restored (``checkpoints.damaged_checkpoint_remedy``)."""

@@ -11,6 +11,7 @@ from automl_chars.cli.options import (
     SMOKE_HELP,
     add_data_arguments,
     add_resume_arguments,
+    add_workers_argument,
     load_dataset,
     smoke_storage,
 )
@@ -47,6 +48,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_resume_arguments(p, "continue an interrupted run")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPU share of the trial")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    add_workers_argument(p)
     p.add_argument("--max-failures", type=int, default=2,
                    help="retries of the trial if its process or node died")
     p.add_argument("--address", default=None,
@@ -85,7 +87,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed, resume=args.resume, restart_errored=args.restart_errored,
         gpus_per_trial=args.gpus_per_trial,
         cpus_per_trial=args.cpus_per_trial, max_failures=args.max_failures,
-        address=args.address, verbose=args.verbose)
+        address=args.address, verbose=args.verbose, workers_per_trial=args.workers_per_trial)
     print_trained(result, exp.name)
     return 0
 

@@ -283,6 +283,19 @@ def check_same_run(exp_dir: Path, given: Mapping, defining: Sequence[str],
         )
 
 
+def check_same_workers(exp_dir: Path, saved: Mapping, workers_per_trial: int) -> None:
+    """Raises :class:`ExperimentStateError` if a run saved with ``saved`` settings trained its
+    trials data-parallel and ``workers_per_trial`` would not, or the other way round: Tune
+    restores trials of the Trainable it ran (a data-parallel one, or the model's own)."""
+    was = int(saved.get("workers_per_trial", 1))
+    if saved and (was > 1) != (workers_per_trial > 1):
+        raise ExperimentStateError(
+            f"Cannot resume {exp_dir} with workers_per_trial={workers_per_trial}: it ran with "
+            f"workers_per_trial={was}. Resume it with "
+            f"{'several workers' if was > 1 else 'one worker'} per trial (the number of "
+            f"workers may change), or start another run.")
+
+
 #: Settings key: how many of the run's callbacks are the caller's, the last of its run config.
 #: Ray pickles the run config when the run starts and ``Tuner.restore`` brings those callbacks
 #: back, with the state they had then; a resume replaces the caller's with the ones it is given.
@@ -387,7 +400,7 @@ def error_reason(error: BaseException) -> str:
     return lines[0][:300] if lines else type(cause).__name__
 
 
-__all__ = ["ENDED", "can_resume", "check_experiment_state", "check_resumable", "check_same_run",
+__all__ = ["ENDED", "can_resume", "check_experiment_state", "check_resumable", "check_same_run", "check_same_workers",
            "check_seed", "run_problems", "workers_problems", "saved_settings", "seed_ok", "tune_state_remedy",
            "environment", "error_reason", "fit_to_the_end", "restore_tuner", "result_trial_id", "run_config",
            "start_run", "trial_dirname", "trial_outcome", "trial_trainable"]

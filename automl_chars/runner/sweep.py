@@ -45,6 +45,7 @@ from automl_chars.runner import cluster
 from automl_chars.runner.core import (
     check_resumable,
     check_same_run,
+    check_same_workers,
     check_seed,
     fit_to_the_end,
     restore_tuner,
@@ -157,14 +158,7 @@ def check_same_sweep(exp_dir: Path, settings: SweepSettings) -> None:
     if "objective" not in saved and not given["objective"]:  # saved before objectives existed
         given["objective"] = None
     check_same_run(exp_dir, given, DEFINING_SETTINGS)
-    was = int(saved.get("workers_per_trial", 1))
-    if saved and (was > 1) != (settings.workers_per_trial > 1):
-        # Tune restores trials of the Trainable it ran: a data-parallel one, or the model's own
-        raise ExperimentStateError(
-            f"Cannot resume {exp_dir} with workers_per_trial={settings.workers_per_trial}: it "
-            f"ran with workers_per_trial={was}. Resume it with "
-            f"{'several workers' if was > 1 else 'one worker'} per trial (the number of "
-            f"workers may change), or start another run.")
+    check_same_workers(exp_dir, saved, settings.workers_per_trial)
 
 
 def run_bohb(

@@ -47,14 +47,18 @@ from automl_chars.runner import cluster
 from automl_chars.runner.core import (
     check_resumable,
     check_same_run,
+    check_same_workers,
     fit_to_the_end,
     restore_tuner,
     result_trial_id,
     run_config,
     run_problems,
+    saved_settings,
     start_run,
     trial_dirname,
     trial_outcome,
+    trial_trainable,
+    workers_problems,
 )
 from automl_chars.runner.progress import quiet_ray_output
 from automl_chars.search.scheduler import ResumableFIFOScheduler
@@ -203,6 +207,7 @@ def run_trials(
     callbacks: Sequence[Callback] = (),
     verbose: int = 1,
     restart_errored: bool = False,
+    workers_per_trial: int = 1,
 ) -> TrialsResult:
     """Trains each job's configuration of ``spec``'s Trainable for ``epochs`` budget units, all
     as parallel Ray trials (fractions of a GPU with ``gpus_per_trial`` < 1), then evaluates each
@@ -213,11 +218,16 @@ def run_trials(
     read back. Failed or errored jobs are rows of the table, not exceptions. With
     ``restart_errored``, a resume trains errored trials again from scratch, a finished run's too
     (what a table build does: an errored trial is the machine's failure, not the
-    configuration's).
+    configuration's). With ``workers_per_trial`` > 1 each trial trains data-parallel on that
+    many Ray Train workers, ``cpus_per_trial`` and ``gpus_per_trial`` (0 or 1) each (see
+    :func:`~automl_chars.runner.sweep.run_bohb`).
     """
     sweep_spec = get_spec(spec)
     results_root(storage_path)  # a storage URI is checked before any data loads
-    cluster.precheck(address, float(cpus_per_trial), float(gpus_per_trial))
+    problems = workers_problems(workers_per_trial, gpus_per_trial)
+    if problems:
+        raise InvalidConfigError("Invalid run settings: " + "; ".join(problems) + ".")
+    cluster.precheck(address, float(cpus_per_trial), float(gpus_per_trial), workers_per_trial)
     by_label = _load_jobs(jobs, data_root)
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
         raise InvalidConfigError(f"epochs must be a whole number >= 1, got {epochs!r}.")
@@ -227,10 +237,11 @@ def run_trials(
     settings = {"trainable": sweep_spec.name, "epochs": epochs, "seed": seed,
                 "jobs": jobs_fingerprint(by_label), "labels": sorted(by_label),
                 "gpus_per_trial": float(gpus_per_trial), "cpus_per_trial": float(cpus_per_trial),
-                "max_failures": max_failures}
+                "max_failures": max_failures, "workers_per_trial": int(workers_per_trial)}
     exp_dir = experiment_dir(storage_path, name)
     if resume:
         check_same_run(exp_dir, settings, DEFINING, "jobs or settings")
+        check_same_workers(exp_dir, saved_settings(exp_dir), int(workers_per_trial))
     if check_resumable(exp_dir, resume):
         done = TrialsResult.load(exp_dir)
         if not (restart_errored and (done.table["status"] == Trial.ERROR).any()):
@@ -239,15 +250,26 @@ def run_trials(
         _check_config(sweep_spec, label, ds, config)
 
     needs = {j.label: dict(j.resources) for j in jobs if j.resources}
-    cluster.join(address, float(cpus_per_trial), float(gpus_per_trial), verbose, needs=needs)
+    if needs and workers_per_trial > 1:
+        raise InvalidConfigError(
+            f"Jobs with resources of their own ({sorted(needs)}) cannot train data-parallel: "
+            f"their workers would not carry them. Use workers_per_trial=1 for them.")
     parameters, spec_callbacks = sweep_spec.for_run(uris.tune_path(exp_dir))  # see run_bohb
-    resources = {"cpu": float(cpus_per_trial), "gpu": float(gpus_per_trial)}
-    trainable = tune.with_resources(
-        tune.with_parameters(sweep_spec.trainable, jobs=by_label,
-                             fidelity=Fidelity("epochs", epochs, data_seed=seed), seed=seed,
-                             **parameters),
-        JobResources(resources["cpu"], resources["gpu"], needs) if needs else resources,
-    )
+    parameters = {"jobs": by_label, "fidelity": Fidelity("epochs", epochs, data_seed=seed),
+                  "seed": seed, **parameters}
+    if workers_per_trial > 1:  # Ray Train's torch integration is imported only for these
+        from automl_chars.trainables.data_parallel import check_data_parallel
+
+        check_data_parallel(sweep_spec.trainable, parameters)
+    cluster.join(address, float(cpus_per_trial), float(gpus_per_trial), verbose,
+                 int(workers_per_trial), needs=needs)
+    if needs:
+        trainable = tune.with_resources(
+            tune.with_parameters(sweep_spec.trainable, **parameters),
+            JobResources(float(cpus_per_trial), float(gpus_per_trial), needs))
+    else:
+        trainable = trial_trainable(sweep_spec.trainable, parameters, cpus_per_trial,
+                                    gpus_per_trial, int(workers_per_trial), exp_dir)
     failure = tune.FailureConfig(max_failures=max_failures, fail_fast=False)
     with quiet_ray_output(verbose):
         if resume:

@@ -58,7 +58,7 @@ from torch.utils.data import DistributedSampler
 from automl_chars.checkpoints import CHECKPOINT_FILE, check_trial_state
 from automl_chars.errors import InvalidConfigError, NonFiniteLossError
 from automl_chars.spaces.values import plain_value
-from automl_chars.trainables.base import SupervisedTrainable
+from automl_chars.trainables.base import JOB, SupervisedTrainable
 from automl_chars.training import DeviceData, EpochStats, train_epoch
 
 #: How often (seconds) Ray Train's controller polls its workers, and so hands a unit's result
@@ -95,9 +95,6 @@ def check_data_parallel(trainable: type, parameters: Mapping[str, Any]) -> None:
         raise InvalidConfigError(
             "AutotuneLR cannot run in data-parallel trials yet (its short runs train one "
             "process's model). Drop autotune_lr or use workers_per_trial=1.")
-    if parameters.get("jobs") is not None:
-        raise InvalidConfigError("Data-parallel trials train one dataset each; jobs "
-                                 "(run_trials' own datasets per trial) need workers_per_trial=1.")
 
 
 class DataParallelWorker:
@@ -299,6 +296,9 @@ class DataParallelTrainable(tune.Trainable):
             num_workers=self.workers, use_gpu=gpus_per_worker > 0,
             resources_per_worker={"CPU": float(cpus_per_worker), "GPU": float(gpus_per_worker)})
         self.train_storage = train_storage or os.path.join(self.logdir, "train")
+        jobs = parameters.get("jobs")
+        if jobs is not None and config.get(JOB) in jobs:  # run_trials': this trial's job only
+            parameters = {**parameters, "jobs": {config[JOB]: jobs[config[JOB]]}}
         # in the object store once, for every Ray Train run this trial starts
         self.parameters = ray.put(parameters)
         self.run: TrainRun | None = None
