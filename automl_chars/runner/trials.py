@@ -227,6 +227,11 @@ def run_trials(
     problems = workers_problems(workers_per_trial, gpus_per_trial)
     if problems:
         raise InvalidConfigError("Invalid run settings: " + "; ".join(problems) + ".")
+    if workers_per_trial > 1 and any(j.resources for j in jobs):
+        raise InvalidConfigError(
+            f"Jobs with resources of their own ({sorted(j.label for j in jobs if j.resources)}) "
+            f"cannot train data-parallel: their workers would not carry them. Use "
+            f"workers_per_trial=1 for them.")
     cluster.precheck(address, float(cpus_per_trial), float(gpus_per_trial), workers_per_trial)
     by_label = _load_jobs(jobs, data_root)
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
@@ -250,10 +255,6 @@ def run_trials(
         _check_config(sweep_spec, label, ds, config)
 
     needs = {j.label: dict(j.resources) for j in jobs if j.resources}
-    if needs and workers_per_trial > 1:
-        raise InvalidConfigError(
-            f"Jobs with resources of their own ({sorted(needs)}) cannot train data-parallel: "
-            f"their workers would not carry them. Use workers_per_trial=1 for them.")
     parameters, spec_callbacks = sweep_spec.for_run(uris.tune_path(exp_dir))  # see run_bohb
     parameters = {"jobs": by_label, "fidelity": Fidelity("epochs", epochs, data_seed=seed),
                   "seed": seed, **parameters}

@@ -98,6 +98,13 @@ def test_bad_jobs_fail_before_ray(make_dataset, tmp_path):
         with pytest.raises(InvalidConfigError, match=f"Job 'x'.*{match}"):
             run_trials([TrialJob("x", ds, resources=resources)], "cnn", 1, name="r",
                        storage_path=tmp_path)
+    with pytest.raises(InvalidConfigError, match=r"Jobs with resources of their own \(\['x'\]\) "
+                                                 r"cannot train data-parallel"):
+        run_trials([TrialJob("x", ds, resources={"w": 1})], "cnn", 1, name="r",
+                   storage_path=tmp_path, workers_per_trial=2)
+    with pytest.raises(InvalidConfigError, match="workers_per_trial must be a whole number"):
+        run_trials([TrialJob("x", ds)], "cnn", 1, name="r", storage_path=tmp_path,
+                   workers_per_trial=0)
     assert not (tmp_path / "r").exists()
 
 
