@@ -89,6 +89,9 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--storage", default=None, help="where runs go (default: a temp folder); "
                    "a second run with the same folder keeps the finished runs")
     p.add_argument("--plot", default=None, help="the plot's file (default: in --storage)")
+    p.add_argument("--rerun-forced", action="store_true",
+                   help="run again the kept runs whose clock had to force a release (a loaded "
+                        "machine starved the driver: their order may be off)")
     p.add_argument("--smoke", action="store_true", help="tiny run for the test suite")
     return p.parse_args(argv)
 
@@ -310,6 +313,9 @@ def main(argv=None) -> int:
                 for seed in range(args.seeds):
                     warm = design if method in WARM else ""
                     file = events_dir / f"{method}-{target}-s{seed}{warm}.csv.gz"
+                    if args.rerun_forced and file.exists() and was_forced(file):
+                        log(f"{file.name}: its clock forced a release; running it again")
+                        file.unlink()
                     if not file.exists():
                         t0 = time.perf_counter()
                         folder = root / "runs" / f"{method}-{target}-s{seed}"
@@ -342,6 +348,12 @@ def main(argv=None) -> int:
     plot(curves, horizons, path)
     print(f"plot: {path}")
     return finish(rows)
+
+
+def was_forced(file: Path) -> bool:
+    """Whether the kept run in ``file`` had a release forced by the clock's patience."""
+    events = pd.read_csv(file)
+    return bool(len(events)) and "forced" in events and int(events["forced"].max()) > 0
 
 
 def report(rows: pd.DataFrame, walls: dict) -> None:

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,3 +137,20 @@ def test_gpu_packing_without_gpu_skips(capsys):
     spec.loader.exec_module(module)
     assert module.main([]) is None
     assert capsys.readouterr().out.strip() == module.NO_GPU
+
+
+def test_a_run_whose_clock_forced_a_release_is_known_for_a_rerun(tmp_path):
+    """``warm_start_table.py --rerun-forced`` runs again the kept runs whose replay clock had
+    to force a release (a starved driver: their order may be off); the others stay."""
+    spec = importlib.util.spec_from_file_location("warm_start_table",
+                                                  BENCHMARKS / "warm_start_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name, forced in (("ok", [0, 0]), ("forced", [0, 2]), ("peer", None)):
+        frame = pd.DataFrame({"sim_time": [1.0, 2.0]})
+        if forced is not None:
+            frame["forced"] = forced
+        frame.to_csv(tmp_path / f"{name}.csv.gz", index=False)
+    pd.DataFrame(columns=["sim_time", "forced"]).to_csv(tmp_path / "empty.csv.gz", index=False)
+    assert [module.was_forced(tmp_path / f"{n}.csv.gz") for n in ("ok", "forced", "peer", "empty")] \
+        == [False, True, False, False]
