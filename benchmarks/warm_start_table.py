@@ -54,6 +54,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -121,15 +122,39 @@ def seeds_first(configs):
     return lambda bohb: WarmStartSearcher(bohb, plan)
 
 
-def design_key() -> str:
-    """A short hash of the warm start's code, PMF's included (a changed design is a new setting:
-    runs of the old one are not reused)."""
+def design_key(table, target: str, k: int, num_seeds: int, preset: str) -> str:
+    """A short hash of what the warm starts do on ``target``: the plans of the default sweep,
+    ``WarmStart`` and PMF (every seed, prior and PMF pick, exactly), the default's settings and
+    the code of the searchers that carry the plans out (``WarmStartSearcher``, PMF's module). A
+    changed design is a new setting whose runs are not reused; a change of how a plan is
+    computed that gives the same plans (a faster fit) keeps them."""
     import inspect
 
-    from automl_chars.search import pmf, warmstart
+    from automl_chars.search import pmf
+    from automl_chars.search.presets import get_preset
+    from automl_chars.search.spec import replay_spec
+    from automl_chars.search.warmstart import (
+        DEFAULT_PRIORS,
+        WarmStart,
+        WarmStartSearcher,
+        plan_from,
+    )
 
-    code = inspect.getsource(warmstart) + inspect.getsource(pmf)
-    return hashlib.sha1(code.encode()).hexdigest()[:6]
+    known, design = evidence(table, target), {"k": k, "num_seeds": num_seeds}
+    spec, budgets = replay_spec(table, seed=0), get_preset(preset).budgets
+    plans = []
+    for warm in (replace(DEFAULT_PRIORS, **design), WarmStart(**design, builtin=False),
+                 WarmStart(**design, builtin=False, method="pmf")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            plan = plan_from(target_info(table, target), spec, warm, budgets, known)
+        plans.append({"seeds": [(s.config, s.suggested_by) for s in plan.seeds],
+                      "priors": [(p.config, p.budget, p.loss, p.dataset) for p in plan.priors],
+                      "pmf": plan.pmf_trials, "summary": plan.summary()})
+    text = json.dumps([plans, repr(replace(DEFAULT_PRIORS, evidence=None))], sort_keys=True,
+                      default=str)
+    code = inspect.getsource(WarmStartSearcher) + inspect.getsource(pmf)
+    return hashlib.sha1((text + code).encode()).hexdigest()[:6]
 
 
 # -- one run ---------------------------------------------------------------------------------
@@ -295,8 +320,9 @@ def main(argv=None) -> int:
     table_key = hashlib.sha1(json.dumps([table.datasets, table.manifest.space_fingerprint,
                                          table.epochs]).encode()).hexdigest()[:8]
     events_dir = root / "events" / f"{args.preset}-p{args.parallelism}-{table_key}"
-    # a warm start's runs are kept per design: its settings and its code
-    design = f"-k{args.k}-n{args.num_seeds}-{design_key()}"
+    # a warm start's runs are kept per design: its settings, its plans and its searchers' code
+    designs = {t: f"-k{args.k}-n{args.num_seeds}-"
+                  f"{design_key(table, t, args.k, args.num_seeds, args.preset)}" for t in targets}
     events_dir.mkdir(parents=True, exist_ok=True)
     curves, horizons, walls, forced = {}, {}, {m: [] for m in methods}, 0
     # one logical CPU per trial at a time: exactly `parallelism` replayed trials fit (they
@@ -311,7 +337,7 @@ def main(argv=None) -> int:
                 if method in peers:
                     continue
                 for seed in range(args.seeds):
-                    warm = design if method in WARM else ""
+                    warm = designs[target] if method in WARM else ""
                     file = events_dir / f"{method}-{target}-s{seed}{warm}.csv.gz"
                     if args.rerun_forced and file.exists() and was_forced(file):
                         log(f"{file.name}: its clock forced a release; running it again")

@@ -154,3 +154,23 @@ def test_a_run_whose_clock_forced_a_release_is_known_for_a_rerun(tmp_path):
     pd.DataFrame(columns=["sim_time", "forced"]).to_csv(tmp_path / "empty.csv.gz", index=False)
     assert [module.was_forced(tmp_path / f"{n}.csv.gz") for n in ("ok", "forced", "peer", "empty")] \
         == [False, True, False, False]
+
+
+def test_the_warm_start_design_key_follows_the_plans_not_the_code_text(monkeypatch):
+    """``warm_start_table.py`` keeps a warm start's runs per design: the key is the same for the
+    same plans (a run is reused on any machine) and changes with them (here: another ``k``, a
+    changed seed ranking), so that a changed design never reuses the old design's runs."""
+    from automl_chars.search import warmstart
+    from automl_chars.tabular.shipped import glyph_curves
+
+    spec = importlib.util.spec_from_file_location("warm_start_table",
+                                                  BENCHMARKS / "warm_start_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    table = glyph_curves(["glyphs-digits", "glyphs-greek", "glyphs-hebrew"])
+    key = module.design_key(table, "glyphs-digits", 2, 4, "3_1_9_3")
+    assert module.design_key(table, "glyphs-digits", 2, 4, "3_1_9_3") == key
+    assert module.design_key(table, "glyphs-digits", 1, 4, "3_1_9_3") != key
+    ranked = warmstart.seed_portfolio
+    monkeypatch.setattr(warmstart, "seed_portfolio", lambda *a: ranked(*a)[::-1])
+    assert module.design_key(table, "glyphs-digits", 2, 4, "3_1_9_3") != key
