@@ -512,7 +512,20 @@ def _fitted_rows(frame: pd.DataFrame, spec) -> tuple[pd.DataFrame, int, int]:
               for c, mine in zip(configs, own)]
     unknown = sum(1 for c in configs if set(c) - names)
     ok = [f is not None for f in fitted]
-    return frame.assign(config=fitted)[ok], unknown, ok.count(False)
+    keys = [config_key(f) if f is not None else "" for f in fitted]
+    return frame.assign(config=fitted, config_key=keys)[ok], unknown, ok.count(False)
+
+
+def config_key(config: Mapping[str, Any]) -> str:
+    """A configuration as canonical JSON: equal configurations, equal keys."""
+    return json.dumps(config, sort_keys=True, default=str)
+
+
+def _config_keys(frame: pd.DataFrame) -> list[str]:
+    """:func:`config_key` of each row's configuration (fitted rows carry theirs)."""
+    if "config_key" in frame:
+        return list(frame["config_key"])
+    return [config_key(c) for c in frame["config"]]
 
 
 def _parsed(config: Mapping[str, Any] | str | None) -> Mapping[str, Any]:
@@ -566,7 +579,7 @@ def _fit_all(configs: Iterable[Mapping[str, Any]], space: ConfigurationSpace) ->
     fp = space_fingerprint(space)
     out = []
     for config in configs:
-        key = (fp, json.dumps(config, sort_keys=True, default=str))
+        key = (fp, config_key(config))
         if key not in _FITTED:
             if len(_FITTED) >= 100_000:
                 _FITTED.clear()
@@ -611,7 +624,7 @@ def seed_portfolio(frame: pd.DataFrame, n: int, datasets: Sequence[str]) -> list
     if frame.empty or n == 0 or not datasets:
         return []
     frame = frame[frame["dataset"].isin(datasets)]
-    key = [json.dumps(c, sort_keys=True, default=str) for c in frame["config"]]
+    key = _config_keys(frame)
     top = (frame.assign(key=key).sort_values(["budget", "val_acc"], ascending=False)
            .drop_duplicates(["dataset", "key"]))  # each configuration's furthest, best result
     place = top.groupby("dataset").cumcount()
@@ -651,7 +664,7 @@ def _priors(frame: pd.DataFrame, budgets: Sequence[int], cap: int) -> list[Prior
         return []
     budgets = sorted(budgets)
     rung = [max((b for b in budgets if b <= x), default=None) for x in frame["budget"]]
-    key = [json.dumps(c, sort_keys=True, default=str) for c in frame["config"]]
+    key = _config_keys(frame)
     frame = (frame.assign(rung=rung, key=key).dropna(subset=["rung"]).sort_values("budget")
              .drop_duplicates(["dataset", "trial_id", "key", "rung"]))
     out = []
@@ -674,7 +687,7 @@ def _valid_unique(seeds: list[Seed], space: ConfigurationSpace, notes: list[str]
         if config is None:
             notes.append(f"seed {s.suggested_by} does not fit the space; skipped")
             continue
-        key = json.dumps(config, sort_keys=True, default=str)
+        key = config_key(config)
         if key not in seen:
             seen.add(key)
             out.append(Seed(config, s.suggested_by, s.reason))
