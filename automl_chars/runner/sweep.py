@@ -507,8 +507,8 @@ def _evaluate_incumbent(grid, order: list[str], dataset: Dataset, spec: SweepSpe
                           f"be the incumbent, whose model is evaluated on the test split; the "
                           f"next best trial is.", DamagedFileWarning, stacklevel=3)
     raise ExperimentStateError("No trial's checkpoint could be evaluated: each one is damaged "
-                               "(the warnings name them). The trials' results are kept; run "
-                               "the sweep again under another name for a model to test.")
+                               "(the warnings name them). Run the sweep again under another "
+                               "name for a model to test.")
 
 
 def finish(grid, dataset: Dataset, exp_dir: Path, settings: SweepSettings, spec: SweepSpec,
@@ -521,7 +521,12 @@ def finish(grid, dataset: Dataset, exp_dir: Path, settings: SweepSettings, spec:
         write_csv(exp_dir / TRIALS_FILE, trials)
         raise ExperimentStateError(f"{err} Each trial's status and error are in "
                                    f"{exp_dir / TRIALS_FILE}.") from None
-    best_id, best, test_metric = _evaluate_incumbent(grid, order, dataset, spec)
+    try:
+        best_id, best, test_metric = _evaluate_incumbent(grid, order, dataset, spec)
+    except ExperimentStateError as err:  # no model to test: the trials' results are kept
+        write_csv(exp_dir / TRIALS_FILE, trials)
+        raise ExperimentStateError(f"{err} Each trial's results are in "
+                                   f"{exp_dir / TRIALS_FILE}.") from None
     # as the incumbent trained: with AutotuneLR, at the learning rate it chose
     incumbent = trained_config({k: plain_value(v) for k, v in strip_meta(best.config).items()},
                                trials.loc[trials["trial_id"] == best_id].iloc[0],

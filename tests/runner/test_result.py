@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pytest
 from ray.tune.experiment import Trial
 
 from automl_chars.layout import SETTINGS_FILE, write_json
@@ -188,3 +189,33 @@ def test_finish_scores_the_incumbent_on_the_test_split(tmp_path):
     assert result.test_accuracy == 0.25 and result.incumbent == {"learning_rate": 0.01}
     assert result.settings["started_at"] == 100.0 and result.table.iloc[0]["runtime_s"] == 100.0
     assert SweepResult.load(tmp_path).test_accuracy == 0.25
+
+
+def test_the_incumbent_with_a_damaged_checkpoint_is_passed_over_for_the_next_best(tmp_path):
+    """The sweep's test evaluation: a damaged checkpoint is named in a warning and the next
+    trial in order is evaluated; when every one is damaged, one clear error."""
+    import contextlib
+
+    from automl_chars.errors import DamagedFileError, DamagedFileWarning, ExperimentStateError
+    from automl_chars.runner.sweep import _evaluate_incumbent
+
+    def result(tid):
+        return SimpleNamespace(metrics={"trial_id": tid}, path=str(tmp_path / tid), checkpoint=(
+            SimpleNamespace(as_directory=lambda: contextlib.nullcontext(str(tmp_path / tid)))))
+
+    damaged = {"a"}
+
+    def evaluate(ckpt, dataset, split):
+        if ckpt.endswith("a") and "a" in damaged or ckpt.endswith("b") and "b" in damaged:
+            raise DamagedFileError(f"{ckpt}/trial_state.pt", "truncated", "Remedy.")
+        return 0.75
+
+    spec = SimpleNamespace(evaluate=evaluate)
+    grid = [result("a"), result("b")]
+    with pytest.warns(DamagedFileWarning, match=r"a/trial_state.pt is damaged .* trial a cannot"):
+        tid, best, metric = _evaluate_incumbent(grid, ["a", "b"], None, spec)
+    assert (tid, metric) == ("b", 0.75) and best is grid[1]
+    damaged.add("b")
+    with pytest.warns(DamagedFileWarning), \
+            pytest.raises(ExperimentStateError, match="No trial's checkpoint could be evaluated"):
+        _evaluate_incumbent(grid, ["a", "b"], None, spec)
