@@ -348,8 +348,12 @@ class TrialLineCallback(Callback):
         value = r.get(metric, float("nan"))
         if better(value, self.best, mode):
             self.best = value
+        # best: of every result so far, as the progress line says (a trial still training at
+        # the top budget may hold it)
+        any_best = getattr(self, "best_any", float("nan"))
+        best = any_best if better(any_best, self.best, mode) else self.best
         print(f"[{self.done:>3}/{self.total}] {trial.trial_id}  budget {r.get('training_iteration', 0):>3}"
-              f"  {metric} {value:.4f}  best {self.best:.4f}  "
+              f"  {metric} {value:.4f}  best {best:.4f}  "
               f"({trial_origin(trial.config or {}, getattr(self, 'descriptions', None))})"
               f"  {time.time() - self.start:7.1f}s{note}", file=sys.stdout, flush=True)
 

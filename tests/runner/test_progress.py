@@ -217,6 +217,20 @@ def test_the_lines_show_the_metric_the_run_optimises_best_by_its_mode(capsys, mo
     assert "val_loss 0.3000  best 0.3000" in trial_lines[0]
     assert "val_loss 0.7000  best 0.3000" in trial_lines[1]
     assert lines[-1].startswith("progress: 2/2 done") and "best val_loss 0.3000" in lines[-1]
+    # a trial still training holds the best result: the trial lines' best says it, as the
+    # progress line does (it said the best of the ended trials only: 0.0385 beside 0.8885)
+    x = _trial("x", Trial.RUNNING, {"val_acc": 0.5, "training_iteration": 1})
+    c = _trial("c", Trial.RUNNING)
+    cb2 = TrialLineCallback(3, "/results/sweep")
+    cb2.setup()
+    cb2.on_step_begin(0, [x, c])
+    capsys.readouterr()
+    cb2.on_trial_complete(1, [x, c], x)
+    assert "val_acc 0.5000  best 0.5000" in capsys.readouterr().out
+    cb2.on_trial_result(2, [x, c], c, {"val_acc": 0.9, "training_iteration": 9})
+    y = _trial("y", Trial.RUNNING, {"val_acc": 0.2, "training_iteration": 1})
+    cb2.on_trial_complete(3, [x, c, y], y)
+    assert "val_acc 0.2000  best 0.9000" in capsys.readouterr().out  # c's, still running
     resumed = TrialLineCallback(2, "/results/sweep", metric="val_loss", mode="min")
     resumed.setup()
     resumed.on_step_begin(0, [a, b])  # a resume counts the best from the ended trials
