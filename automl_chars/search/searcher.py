@@ -114,20 +114,15 @@ class BOHBSearcher(TuneBOHB):
             if trial_id in self.params:  # revived (resume_errored): the same trial id
                 self.trial_to_params[trial_id] = copy.deepcopy(self.params[trial_id])
             else:  # restarted (restart_errored): Tune's copy of the trial has a new id
-                self.params[trial_id] = self._restarted_params(result)
-                self.sources[trial_id] = (result.get("config") or {}).get(
-                    SUGGESTED_BY, result.get(f"config/{SUGGESTED_BY}", "given"))
+                config = _result_config(result)
+                self.params[trial_id] = self._restarted_params(config)
+                self.sources[trial_id] = config.get(SUGGESTED_BY, "given")
                 self.trial_to_params[trial_id] = copy.deepcopy(self.params[trial_id])
         super().on_trial_result(trial_id, result)
 
-    def _restarted_params(self, result: dict) -> dict:
-        """The configuration of a trial Tune restarted from scratch under a new id (its
-        ``config``, flat or nested in ``result``, cut to this searcher's space), so that BOHB
-        learns from it as from the trial it replaces."""
-        config = result.get("config")
-        if not isinstance(config, dict):
-            config = {k.split("/", 1)[1]: v for k, v in result.items()
-                      if isinstance(k, str) and k.startswith("config/")}
+    def _restarted_params(self, config: dict) -> dict:
+        """The configuration of a trial Tune restarted from scratch under a new id, cut to this
+        searcher's space, so that BOHB learns from it as from the trial it replaces."""
         names = set(searcher_space(self).keys())
         return {k: v for k, v in plain_config(config).items() if k in names}
 
@@ -137,6 +132,16 @@ class BOHBSearcher(TuneBOHB):
         # one revived and ended again) must not raise KeyError here.
         self.trial_to_params.setdefault(trial_id, self.params.get(trial_id))
         super().on_trial_complete(trial_id, result, error)
+
+
+def _result_config(result: dict) -> dict:
+    """A trial's configuration from a result Tune hands the searcher: nested under ``config``,
+    or flattened into ``config/<name>`` keys."""
+    config = result.get("config")
+    if isinstance(config, dict):
+        return config
+    return {k.split("/", 1)[1]: v for k, v in result.items()
+            if isinstance(k, str) and k.startswith("config/")}
 
 
 def save_wrapped(checkpoint_path: str, inner: Searcher, inner_key: str, state: dict) -> None:
