@@ -15,7 +15,10 @@ the driver's CPU seconds per trial (its overhead: Tune's controller, the searche
 snapshots); the driver's RSS at every hundred trials and its peak. ``ratio`` = the driver's CPU
 seconds per trial of the last hundred / of the first hundred (flat: about 1; CPU seconds, which
 other jobs on the machine disturb less than wall seconds; ``wall_ratio`` is the same of wall
-seconds).
+seconds). The driver's CPU seconds are split into BOHB's model (hpbandster's ``get_config`` and
+``new_result``: each proposal scores its candidates against KDEs over every result so far, each
+result refits them, so it grows with the results by design) and the rest (Tune's controller,
+the platform's callbacks, snapshots): ``platform_ratio`` is the rest's last / first hundred.
 
 **show and report.** ``automl-chars show DIR`` and ``automl-chars report DIR`` on the sweep's
 folder, each as a user runs it (a new Python process; start-up and imports included): wall and
@@ -93,14 +96,45 @@ def log(msg: str) -> None:
 
 
 # -- the sweep ---------------------------------------------------------------------------------
+#: CPU seconds of the driver's thread spent in BOHB's model so far (see :func:`model_clock`).
+MODEL_CPU = [0.0]
+
+
+@contextlib.contextmanager
+def model_clock():
+    """Counts the CPU seconds (of the calling thread: Tune calls its searcher on the driver's
+    main thread) spent in hpbandster's ``BOHB.get_config`` and ``BOHB.new_result`` while open."""
+    from hpbandster.optimizers.config_generators.bohb import BOHB
+
+    originals = {name: getattr(BOHB, name) for name in ("get_config", "new_result")}
+
+    def timed(method):
+        def wrapper(*args, **kwargs):
+            t0 = time.thread_time()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                MODEL_CPU[0] += time.thread_time() - t0
+        return wrapper
+
+    for name, method in originals.items():
+        setattr(BOHB, name, timed(method))
+    try:
+        yield
+    finally:
+        for name, method in originals.items():
+            setattr(BOHB, name, method)
+
+
 def recorder():
-    """A Tune callback recording each trial's end: wall clock, the driver's CPU seconds and RSS."""
+    """A Tune callback recording each trial's end: wall clock, the driver's CPU seconds and RSS,
+    and the CPU seconds in BOHB's model so far."""
     import psutil
     from ray.tune.callback import Callback
 
     class TrialEnds(Callback):
         def __init__(self):
-            self.ends: list[tuple[float, float, float]] = []
+            self.ends: list[tuple[float, float, float, float]] = []
 
         def __getstate__(self) -> dict:  # Tune saves its callbacks; the record is ours
             return {"ends": []}
@@ -109,7 +143,7 @@ def recorder():
             me = psutil.Process()
             cpu = me.cpu_times()
             self.ends.append((time.perf_counter(), cpu.user + cpu.system,
-                              me.memory_info().rss / 2**20))
+                              me.memory_info().rss / 2**20, MODEL_CPU[0]))
 
     return TrialEnds()
 
@@ -118,8 +152,13 @@ def run_sweep(args, folder: Path) -> dict:
     """The sweep's figures (recorded in ``folder`` when it finished; read back then)."""
     record = folder / "load" / RECORD
     if record.exists():
+        figures = json.loads(record.read_text())
+        if "model_cpu_per_trial_first" not in figures:
+            raise SystemExit(f"{record} was recorded by an older version of this script (no "
+                             f"figures of BOHB's model): delete {folder} to measure the sweep "
+                             f"again, or pass another --storage.")
         log(f"sweep: reusing the finished sweep's figures in {record}")
-        return json.loads(record.read_text())
+        return figures
     from automl_chars import data, run_bohb
     from automl_chars.search.spec import replay_spec
     from automl_chars.tabular.shipped import glyph_curves
@@ -129,7 +168,7 @@ def run_sweep(args, folder: Path) -> dict:
     ends = recorder()
     resume = (folder / "load").exists()
     t0 = time.perf_counter()
-    with open(folder / "sweep.log", "a") as out, contextlib.redirect_stdout(out):
+    with open(folder / "sweep.log", "a") as out, contextlib.redirect_stdout(out), model_clock():
         result = run_bohb(ds, spec=replay_spec(table, parallelism=None), eta=3,
                           min_budget=args.budget, max_budget=args.budget,
                           num_samples=args.trials, storage_path=folder, name="load", seed=0,
@@ -142,8 +181,9 @@ def run_sweep(args, folder: Path) -> dict:
 
 
 def sweep_figures(ends: np.ndarray, trials: int, wall: float) -> dict:
-    """Per-trial wall and driver CPU seconds of the first and last windows of trial ends (100
-    trials, or a fifth of them in a smaller sweep), RSS at every hundred and its peak."""
+    """Per-trial wall and driver CPU seconds (and of them BOHB's model's) of the first and last
+    windows of trial ends (100 trials, or a fifth of them in a smaller sweep), RSS at every
+    hundred and its peak."""
     n = len(ends)
     window = min(100, max(2, n // 5))
     first, last = ends[:window], ends[n - window:]
@@ -155,10 +195,12 @@ def sweep_figures(ends: np.ndarray, trials: int, wall: float) -> dict:
            "wall_per_trial_first": per_trial(first, 0), "wall_per_trial_last": per_trial(last, 0),
            "driver_cpu_per_trial_first": per_trial(first, 1),
            "driver_cpu_per_trial_last": per_trial(last, 1),
+           "model_cpu_per_trial_first": per_trial(first, 3),
+           "model_cpu_per_trial_last": per_trial(last, 3),
            "rss_mb_peak": float(ends[:, 2].max()),
            "rss_mb": {str(k): float(ends[k - 1, 2]) for k in range(window, n + 1, window)},
-           # every window's (wall, driver CPU) seconds per trial, by its last trial
-           "per_window": {str(k): [per_trial(ends[k - window:k], 0), per_trial(ends[k - window:k], 1)]
+           # every window's (wall, driver CPU, model CPU) seconds per trial, by its last trial
+           "per_window": {str(k): [per_trial(ends[k - window:k], c) for c in (0, 1, 3)]
                           for k in range(window, n + 1, window)}}
     return out
 
@@ -292,10 +334,13 @@ def main(argv=None) -> int:
           f"{sweep['wall_per_trial_last']:>9.3f}")
     print(f"  driver CPU s  {sweep['driver_cpu_per_trial_first']:>10.3f}   "
           f"{sweep['driver_cpu_per_trial_last']:>9.3f}")
+    print(f"   BOHB's model {sweep['model_cpu_per_trial_first']:>10.3f}   "
+          f"{sweep['model_cpu_per_trial_last']:>9.3f}")
     print("  driver RSS MB at trial " + ", ".join(f"{k}: {v:.0f}"
                                                  for k, v in sweep["rss_mb"].items()))
-    print("  per window (to trial: wall s, driver CPU s per trial) " + ", ".join(
-        f"{k}: {w:.2f}, {c:.3f}" for k, (w, c) in sweep.get("per_window", {}).items()))
+    print("  per window (to trial: wall s, driver CPU s, of it BOHB's model, per trial) "
+          + ", ".join(f"{k}: " + ", ".join(f"{v:.3f}" for v in values)
+                      for k, values in sweep.get("per_window", {}).items()))
     print(f"Store: {store['store_rows']} rows in {store['store_files']} files; plan: "
           f"{store['plan_seeds']} seeds, {store['plan_priors']} priors from "
           f"{store['plan_neighbours']} nearest datasets")
@@ -308,6 +353,12 @@ def main(argv=None) -> int:
         "driver_cpu_per_trial_last_s": sweep["driver_cpu_per_trial_last"],
         "wall_ratio": sweep["wall_per_trial_last"] / sweep["wall_per_trial_first"],
         "driver_cpu_ratio": sweep["driver_cpu_per_trial_last"] / sweep["driver_cpu_per_trial_first"],
+        "model_cpu_per_trial_first_s": sweep["model_cpu_per_trial_first"],
+        "model_cpu_per_trial_last_s": sweep["model_cpu_per_trial_last"],
+        # the driver without BOHB's model: Tune, the platform's callbacks, snapshots
+        "platform_ratio": ((sweep["driver_cpu_per_trial_last"] - sweep["model_cpu_per_trial_last"])
+                           / (sweep["driver_cpu_per_trial_first"]
+                              - sweep["model_cpu_per_trial_first"])),
         "rss_mb_first": next(iter(sweep["rss_mb"].values())),
         "rss_mb_last": list(sweep["rss_mb"].values())[-1],
         "rss_mb_peak": sweep["rss_mb_peak"],

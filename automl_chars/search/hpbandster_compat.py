@@ -79,20 +79,27 @@ class FastKDE(KDEMultivariate):
         if data_predict is None or set(self.var_type) - {"c", "u"}:
             return super().pdf(data_predict)
         points = _adjust_shape(data_predict, self.k_vars)
-        data, bw = self.data, np.asarray(self.bw, dtype=float)
-        cont, unord, other = self._kernel_constants(data, bw)
+        cont, unord, data_c, data_u, denom, same, other, norm = self._kernel_constants()
+        kval = np.empty(self.data.shape)
         out = []
         for point in points:
-            kval = np.empty(data.shape)
-            kval[:, cont] = (1.0 / np.sqrt(2 * np.pi)) * np.exp(
-                -((data[:, cont] - point[cont]) ** 2) / (bw[cont] ** 2 * 2.0))
-            kval[:, unord] = np.where(data[:, unord] == point[unord], 1 - bw[unord], other)
-            out.append((kval.prod(axis=1) / np.prod(bw[cont])).sum(axis=0) / self.nobs)
+            # statsmodels' operations in its order, on the columns taken out once per KDE
+            gauss = data_c - point[cont]
+            np.square(gauss, out=gauss)
+            np.negative(gauss, out=gauss)
+            np.divide(gauss, denom, out=gauss)
+            np.exp(gauss, out=gauss)
+            kval[:, cont] = (1.0 / np.sqrt(2 * np.pi)) * gauss
+            kval[:, unord] = np.where(data_u == point[unord], same, other)
+            out.append((kval.prod(axis=1) / norm).sum(axis=0) / self.nobs)
         return np.squeeze(out)
 
-    def _kernel_constants(self, data: np.ndarray, bw: np.ndarray) -> tuple:
-        """The continuous and unordered columns and the Aitchison-Aitken kernel's value off the
-        point (bandwidth / (levels - 1), the data's levels), kept for this data and bandwidth."""
+    def _kernel_constants(self) -> tuple:
+        """What every ``pdf`` call of this data and bandwidth shares: the continuous and the
+        unordered columns and their data, the Gaussian's denominator, the Aitchison-Aitken
+        kernel's values on and off the point (the latter bandwidth / (levels - 1), the data's
+        levels) and the bandwidths' product, kept until either changes."""
+        data, bw = self.data, np.asarray(self.bw, dtype=float)
         key = (id(data), data.shape, bw.tobytes())
         if getattr(self, "_constants_key", None) != key:
             kinds = np.array(list(self.var_type))
@@ -100,7 +107,9 @@ class FastKDE(KDEMultivariate):
             levels = np.array([np.unique(data[:, j]).size for j in np.flatnonzero(unord)])
             with np.errstate(divide="ignore", invalid="ignore"):  # a 1-level column: inf, as in statsmodels
                 other = bw[unord] / (levels - 1)
-            self._constants_key, self._constants = key, (cont, unord, other)
+            self._constants_key = key
+            self._constants = (cont, unord, data[:, cont], data[:, unord], bw[cont] ** 2 * 2.0,
+                               1 - bw[unord], other, np.prod(bw[cont]))
         return self._constants
 
 
@@ -116,29 +125,31 @@ HPBANDSTER_IMPUTE = BOHB.impute_conditional_data
 
 def impute_conditional_data(self: BOHB, array: np.ndarray) -> np.ndarray:
     """hpbandster's ``BOHB.impute_conditional_data`` with each column's donor rows (the rows
-    where it is set) found once per call instead of once per missing value of every row: at
-    500 results, its refits after each result took ~0.1 s, most of the driver's time per trial
+    where it is set) found once per call instead of once per missing value of every row, rows
+    with nothing missing copied as they are, and a donor drawn as ``np.random.choice`` draws it
+    (one ``randint`` from the global generator) without its per-call argument handling: at 500
+    results, its refits after each result took ~0.1 s, most of the driver's time per trial
     (benchmarks/load.py). The same loop otherwise, quirks included (a row whose only missing
     value is the first column keeps it: hpbandster tests ``np.any`` of the indices), and the
     same draws from numpy's global generator, so the same model (tested against hpbandster's)."""
-    return_array = np.empty_like(array)
+    return_array = np.array(array, dtype=float, copy=True)
+    missing = np.isnan(return_array)
     donors: dict[int, np.ndarray] = {}
-    for i in range(array.shape[0]):
-        datum = np.copy(array[i])
-        nan_indices = np.isnan(datum).nonzero()[0]
-        while nan_indices.any():
+    for i in np.flatnonzero(missing.any(axis=1)):
+        datum = return_array[i]  # a view: filled in place
+        nan_indices = missing[i].nonzero()[0]
+        while len(nan_indices) > 1 or (len(nan_indices) == 1 and nan_indices[0] != 0):
             nan_idx = int(nan_indices[0])
             if nan_idx not in donors:
                 donors[nan_idx] = np.flatnonzero(np.isfinite(array[:, nan_idx]))
             valid_indices = donors[nan_idx]
             if len(valid_indices) > 0:
-                row_idx = np.random.choice(valid_indices)
+                row_idx = valid_indices[np.random.randint(0, len(valid_indices))]
                 datum[nan_indices] = array[row_idx, nan_indices]
             else:  # no row sets it: a random valid value, as hpbandster draws it
                 t = self.vartypes[nan_idx]
                 datum[nan_idx] = np.random.rand() if t == 0 else np.random.randint(t)
             nan_indices = np.isnan(datum).nonzero()[0]
-        return_array[i, :] = datum
     return return_array
 
 
