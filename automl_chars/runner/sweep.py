@@ -455,7 +455,8 @@ def _tuner(exp_dir: Path, trainable, settings: SweepSettings, spec: SweepSpec, b
             tune.CheckpointConfig(checkpoint_frequency=spec.checkpoint_frequency, num_to_keep=2,
                                   checkpoint_at_end=spec.checkpoint_frequency == 0),
             first=[SchedulerStateCallback(scheduler)],
-            planned_units=bohb.planned_budget(settings.num_samples),
+            planned_units=bohb.planned_budget(settings.num_samples,
+                                              lead=getattr(searcher, "lead", 0)),
             metric=spec.metric, mode=spec.mode),
     )
 

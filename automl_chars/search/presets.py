@@ -81,21 +81,26 @@ class BOHBPreset:
         """Ray trials needed for ``iterations`` brackets."""
         return sum(n for n, _ in self.bracket_sizes())
 
-    def planned_budget(self, num_samples: int | None = None) -> int:
+    def planned_budget(self, num_samples: int | None = None, lead: int = 0) -> int:
         """Budget units a sweep of ``num_samples`` trials (default :attr:`num_samples`) trains
-        in all: brackets filled in order as Ray's ``HyperBandForBOHB`` fills them (cycling past
-        ``iterations``; the last one may be part full), each keeping ``ceil(n / eta)`` trials at
-        its next rung, a promoted trial training on from its checkpoint. What a progress line's
-        ETA counts down (a warm start's lead bracket makes it an estimate)."""
+        in all: a warm start's ``lead`` first trials straight to the top budget (the scheduler's
+        lead bracket), then brackets filled in order as Ray's ``HyperBandForBOHB`` fills them
+        (cycling past ``iterations``; the last one may be part full), each keeping
+        ``ceil(n / eta)`` of its nominal ``n`` trials at its next rung (as Ray halves: a
+        part-full bracket keeps as many as a full one would, when it has them), a promoted
+        trial training on from its checkpoint. What a progress line's ETA counts down."""
         left = self.num_samples if num_samples is None else int(num_samples)
-        units, i = 0, 0
+        first = min(left, max(0, int(lead)))
+        units, left, i = first * self.max_budget, left - first, 0
         while left > 0:
             s = self.s_max - (i % (self.s_max + 1))
-            n = min(left, int(math.ceil((self.s_max + 1) / (s + 1) * self.eta**s)))
+            nominal = int(math.ceil((self.s_max + 1) / (s + 1) * self.eta**s))
+            n = min(left, nominal)
             left, i, previous = left - n, i + 1, 0
             for rung in rung_budgets(self.eta, self.max_budget, s):
                 units += n * (rung - previous)
-                n, previous = int(math.ceil(n / self.eta)), rung
+                nominal, previous = int(math.ceil(nominal / self.eta)), rung
+                n = min(n, nominal)
         return units
 
     @classmethod

@@ -1,5 +1,6 @@
 """TrialLineCallback: the sweep's own console output."""
 
+import json
 import pickle
 import re
 from types import SimpleNamespace
@@ -128,7 +129,13 @@ def test_the_planned_budget_follows_rays_brackets():
     assert get_preset("3_1_3_8").planned_budget() == 4 * (3 + 2) + 4 * 6
     preset = get_preset("3_1_9_1")
     assert preset.planned_budget(10) == 21 + 9  # a tenth trial opens the next bracket (s=1)
-    assert preset.planned_budget(3) == 3 + 2 + 6  # a part-full bracket halves what it has
+    # a part-full bracket keeps as many as a full one (Ray halves its nominal 9 to 3, then 1)
+    assert preset.planned_budget(3) == 3 + 3 * 2 + 6
+    assert preset.planned_budget(5) == 5 + 3 * 2 + 6
+    # a warm start's 4 seeds go straight to 9 first, then the brackets fill as before
+    assert preset.planned_budget(13, lead=4) == 4 * 9 + 21
+    assert preset.planned_budget(9, lead=4) == 4 * 9 + 5 + 3 * 2 + 6
+    assert preset.planned_budget(3, lead=4) == 3 * 9  # fewer trials than seeds
 
 
 @pytest.mark.slow
@@ -139,6 +146,11 @@ def test_the_planned_budget_is_what_a_real_sweep_trained(finished_sweeps):
 
     trials = pd.read_csv(finished_sweeps["cold"] / "trials.csv")
     assert trials["budget"].sum() == get_preset("3_1_9_1").planned_budget(len(trials))
+    # the warm start's seeds train to the top budget in a lead bracket first
+    warm = pd.read_csv(finished_sweeps["warm"] / "trials.csv")
+    seeds = json.loads((finished_sweeps["warm"] / "warm_start.json").read_text())["seeds"]
+    assert seeds and warm["budget"].sum() == get_preset("3_1_9_1").planned_budget(
+        len(warm), lead=len(seeds))
 
 
 def test_trials_are_counted_by_state_a_trial_ending_as_ended():
