@@ -29,8 +29,7 @@ holding BOHB with its priors): it proposes the first ``trials`` trials, hands ev
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +38,7 @@ from ray.tune.search import Searcher
 from scipy.stats import norm, rankdata
 
 from automl_chars.search.searcher import restore_wrapped, save_wrapped
+from automl_chars.spaces.values import config_key
 
 #: Latent dimensions of the configurations (at most the matrix's columns).
 RANK = 5
@@ -108,11 +108,6 @@ def normal_scores(values: np.ndarray) -> np.ndarray:
     if n:
         out[seen] = norm.ppf(rankdata(values[seen]) / (n + 1))
     return out
-
-
-def config_key(config: Mapping) -> str:
-    """A configuration's identity (its values, sorted)."""
-    return json.dumps(dict(config), sort_keys=True, default=str)
 
 
 @dataclass

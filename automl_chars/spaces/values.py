@@ -6,6 +6,7 @@ ConfigSpace 1.x (and so ``TuneBOHB``) hands out numpy scalars (``np.str_``, ``np
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +29,12 @@ def plain_value(value: Any) -> Any:
 def plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """A configuration (dict or ``ConfigSpace.Configuration``) as a dict of plain values."""
     return {str(k): plain_value(v) for k, v in dict(config).items()}
+
+
+def config_key(config: Mapping[str, Any]) -> str:
+    """A configuration's identity: canonical JSON of its plain values (sorted keys). Equal
+    configurations, equal keys; the results store writes each configuration as its key."""
+    return json.dumps(plain_config(config), sort_keys=True, default=str)
 
 
 #: Configuration keys that describe a trial rather than set a hyperparameter: the searcher adds

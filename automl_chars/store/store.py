@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 from automl_chars import uris
 from automl_chars.errors import DamagedFileWarning, StoreError
 from automl_chars.layout import results_root
+from automl_chars.spaces.values import config_key
 
 #: Environment variable naming the store's folder.
 STORE_ENV = "AUTOML_CHARS_STORE"
@@ -245,7 +246,7 @@ class ResultsStore:
         frame = frame[(frame["trainable"] == trainable) & frame["val_acc"].notna()]
         out = {}
         for dataset, rows in frame.groupby("dataset"):
-            keys = [json.dumps(c, sort_keys=True) for c in rows["config"]]
+            keys = [config_key(c) for c in rows["config"]]
             unique = list(dict.fromkeys(keys))
             budgets = np.array(sorted(rows["budget"].unique()))
             values = np.full((len(unique), 1, len(budgets), 1), np.nan)
@@ -274,7 +275,7 @@ def rows(kind: str, dataset: str, fingerprint: str, trainable: str,
         out.append({
             "kind": kind, "dataset": dataset, "dataset_fingerprint": fingerprint,
             "trainable": trainable, "source": r.get("source") or config.get("source") or "",
-            "config": json.dumps(config, sort_keys=True, default=str),
+            "config": config_key(config),
             "budget": r.get("budget"), "val_acc": r.get("val_acc"),
             "test_acc": r.get("test_acc", float("nan")), "seconds": r.get("seconds"),
             "status": r.get("status", ""), "suggested_by": r.get("suggested_by", ""),

@@ -10,7 +10,6 @@ configuration and not the other 1 (plus its value's difference).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,12 +17,7 @@ import numpy as np
 from ConfigSpace import CategoricalHyperparameter, ConfigurationSpace, OrdinalHyperparameter
 
 from automl_chars.errors import InvalidConfigError
-from automl_chars.spaces.values import plain_config
-
-
-def config_key(config: Mapping[str, Any]) -> str:
-    """A configuration's identity: sorted JSON of its plain values."""
-    return json.dumps(plain_config(config), sort_keys=True, default=str)
+from automl_chars.spaces.values import config_key
 
 
 class ConfigIndex:
@@ -82,4 +76,4 @@ class ConfigIndex:
         return self.ids[best], float(d[best])
 
 
-__all__ = ["ConfigIndex", "config_key"]
+__all__ = ["ConfigIndex"]

@@ -13,7 +13,6 @@ import pytest
 from automl_chars.errors import InvalidConfigError
 from automl_chars.search.pmf import (
     PMFSearcher,
-    config_key,
     factorise,
     fit_pmf,
     normal_scores,
@@ -30,6 +29,7 @@ from automl_chars.search.warmstart import (
     plan_from,
 )
 from automl_chars.spaces import cnn_space, subspace
+from automl_chars.spaces.values import config_key
 
 KEEP = ["learning_rate", "batch_size", "n_fc_layers"]
 

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from automl_chars.errors import DamagedFileWarning
+from automl_chars.spaces.values import config_key
 from automl_chars.store import ResultsStore, add_sweep, import_folder, store_beside, sweep_rows
 from automl_chars.store.ingest import trained_config
 from automl_chars.store.store import rows
@@ -196,6 +197,17 @@ def test_configs_parse_each_row_into_a_dict_of_its_own(tmp_path):
     same[0]["learning_rate"] = 5.0
     assert same[1]["learning_rate"] == 0.1
     assert store.configs()[lambda f: f["trial_id"] == "t1"]["config"].iloc[0]["learning_rate"] == 0.1
+
+
+def test_a_configuration_is_stored_as_its_key(tmp_path):
+    """The store writes each configuration as :func:`config_key` (canonical JSON of plain
+    values: numpy scalars as numbers, keys sorted), so its text is its key: the warm start
+    keys rows of its own space by their text without parsing and dumping them again."""
+    config = {"n": np.int64(3), "lr": np.float64(0.1), "opt": np.str_("adam"), "bn": np.bool_(True)}
+    text = rows("k", "d", "fp", "cnn", [{"config": config, "budget": 1, "val_acc": 0.5}],
+                "f")["config"].iloc[0]
+    assert text == '{"bn": true, "lr": 0.1, "n": 3, "opt": "adam"}' == config_key(config)
+    assert config_key(json.loads(text)) == text  # parsed and keyed again: the same text
 
 
 def test_bad_rows_are_refused(tmp_path):
