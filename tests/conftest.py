@@ -7,8 +7,10 @@ Rules of this suite:
 - Every test that touches the data root gets its own ``data_root`` (``AUTOML_CHARS_DATA`` set to a
   temporary folder), so no test reads the user's cache.
 - Two pytest-xdist workers (``-n 2`` in pyproject.toml): the tests that use the session's Ray
-  (its fixtures, its runs) or are marked ``slow`` run in one of them, one after another, as in
-  a plain run; the rest share the other (``pytest -n 0`` runs all in one process).
+  (its fixtures, its runs) or are marked ``slow`` run in two groups, one per worker, each
+  worker with its Ray (:data:`SECOND_RAY`: modules that share none of the session fixtures);
+  a group runs its tests one after another, as in a plain run; the quick tests fill in
+  (``pytest -n 0`` runs all in one process, with one Ray).
 """
 
 from __future__ import annotations
@@ -29,13 +31,23 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
 
 
+#: Test modules whose Ray and slow tests form the second xdist group: the benchmarks' and
+#: experiments' smoke runs, the data-parallel trials and the tests that start a Ray of their
+#: own. They use none of the expensive session fixtures (a finished sweep, a built portfolio),
+#: which the first group computes once; most of a Ray test's time is waiting on process starts,
+#: so two groups at once on 2 cores finish sooner than one after the other.
+SECOND_RAY = frozenset({"test_benchmarks.py", "test_experiments.py", "test_jobs.py",
+                        "test_quickstart.py", "test_data_parallel.py"})
+
+
 def pytest_collection_modifyitems(config, items):
-    """One xdist group for the tests of the session's Ray instance and the slow ones: one
-    Ray instance and one copy of each expensive session fixture (a finished sweep, a built
-    portfolio), in one worker; the quick tests spread over both."""
+    """Two xdist groups for the tests of a session's Ray instance and the slow ones (see
+    :data:`SECOND_RAY`), each in one worker with one Ray instance; the quick tests spread over
+    both workers."""
     for item in items:
         if "ray_session" in getattr(item, "fixturenames", ()) or item.get_closest_marker("slow"):
-            item.add_marker(pytest.mark.xdist_group("ray"))
+            group = "ray2" if item.path.name in SECOND_RAY else "ray"
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture
