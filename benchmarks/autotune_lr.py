@@ -13,14 +13,19 @@ with AutotuneLR / with the rate searched.
     python benchmarks/autotune_lr.py                       # glyphs-latin-upper, 3_1_9_3, seeds 0,1,2
     python benchmarks/autotune_lr.py --seeds 0,1 --preset 3_1_9_1 --storage DIR
     python benchmarks/autotune_lr.py --smoke               # the test suite's tiny run
+
+With ``--storage`` the run is resumable: run the same command again and finished sweeps are
+read back, an interrupted one goes on from where it was.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
 
@@ -49,23 +54,33 @@ def parse(argv=None) -> argparse.Namespace:
 
 
 def run(ds, args, seed: int, variant: str, storage: str) -> dict:
-    """One sweep; its figures."""
+    """One sweep; its figures. With ``--storage`` a finished sweep's figures are read back
+    from ``<storage>/<variant>-s<seed>.json`` and an interrupted sweep is resumed (its
+    ``seconds`` then cover the resumed part only, ``resumed`` says so; ``trial_s`` counts
+    every trial)."""
     from automl_chars import run_bohb
+    from automl_chars.runner.core import can_resume
     from automl_chars.training.autotune import AutotuneSettings
 
+    name = f"{variant}-s{seed}"
+    record = Path(storage) / f"{name}.json"
+    if record.exists():
+        return json.loads(record.read_text())
     tune = (AutotuneSettings(coarse=args.coarse, fine=args.fine, steps=args.steps)
             if variant == "autotune" else None)
     start = time.time()
-    name = f"{variant}-s{seed}"
+    folder = os.path.join(storage, name)
+    resume = can_resume(Path(folder) / name)
     result = run_bohb(ds, preset=args.preset, seed=seed, priors=False, autotune_lr=tune,
-                      storage_path=os.path.join(storage, name), name=name, verbose=0)
+                      storage_path=folder, name=name, verbose=0, resume=resume)
     t = result.trials
     row = {"seed": seed, "val_acc": float(result.table["val_acc"].iloc[0]),
            "test_acc": float(result.test_accuracy), "seconds": time.time() - start,
-           "trial_s": float(t["time_total_s"].sum()), "trials": len(t)}
+           "trial_s": float(t["time_total_s"].sum()), "trials": len(t), "resumed": resume}
     if tune is not None:
         row["mean_lr"] = float(t["autotuned_lr"].mean())
         row["autotune_s"] = float(t["autotune_s"].sum())
+    record.write_text(json.dumps(row))
     return row
 
 
@@ -82,6 +97,7 @@ def main(argv=None) -> int:
         ds = data.load(args.dataset, root=os.path.join(tmp, "data") if args.smoke else None,
                        **size)
         storage = args.storage or os.path.join(tmp, "runs")
+        os.makedirs(storage, exist_ok=True)
         rows = [{"variant": v, **run(ds, args, seed, v, storage)}
                 for seed in args.seeds for v in VARIANTS]
     table = pd.DataFrame(rows)

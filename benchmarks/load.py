@@ -18,7 +18,10 @@ other jobs on the machine disturb less than wall seconds; ``wall_ratio`` is the 
 seconds). The driver's CPU seconds are split into BOHB's model (hpbandster's ``get_config`` and
 ``new_result``: each proposal scores its candidates against KDEs over every result so far, each
 result refits them, so it grows with the results by design) and the rest (Tune's controller,
-the platform's callbacks, snapshots): ``platform_ratio`` is the rest's last / first hundred.
+the platform's callbacks, snapshots): ``platform_ratio`` is the rest's last / first hundred;
+``main_thread_ratio`` the same of the driver's main thread alone (Tune's controller loop and
+callbacks, without the Ray core worker's and the uploads' threads, which other jobs on the
+machine disturb most).
 
 **show and report.** ``automl-chars show DIR`` and ``automl-chars report DIR`` on the sweep's
 folder, each as a user runs it (a new Python process; start-up and imports included): wall and
@@ -128,13 +131,13 @@ def model_clock():
 
 def recorder():
     """A Tune callback recording each trial's end: wall clock, the driver's CPU seconds and RSS,
-    and the CPU seconds in BOHB's model so far."""
+    the CPU seconds in BOHB's model so far and the main thread's (Tune calls callbacks there)."""
     import psutil
     from ray.tune.callback import Callback
 
     class TrialEnds(Callback):
         def __init__(self):
-            self.ends: list[tuple[float, float, float, float]] = []
+            self.ends: list[tuple[float, float, float, float, float]] = []
 
         def __getstate__(self) -> dict:  # Tune saves its callbacks; the record is ours
             return {"ends": []}
@@ -143,7 +146,7 @@ def recorder():
             me = psutil.Process()
             cpu = me.cpu_times()
             self.ends.append((time.perf_counter(), cpu.user + cpu.system,
-                              me.memory_info().rss / 2**20, MODEL_CPU[0]))
+                              me.memory_info().rss / 2**20, MODEL_CPU[0], time.thread_time()))
 
     return TrialEnds()
 
@@ -153,7 +156,7 @@ def run_sweep(args, folder: Path) -> dict:
     record = folder / "load" / RECORD
     if record.exists():
         figures = json.loads(record.read_text())
-        if "model_cpu_per_trial_first" not in figures:
+        if "main_cpu_per_trial_first" not in figures:
             raise SystemExit(f"{record} was recorded by an older version of this script (no "
                              f"figures of BOHB's model): delete {folder} to measure the sweep "
                              f"again, or pass another --storage.")
@@ -197,10 +200,12 @@ def sweep_figures(ends: np.ndarray, trials: int, wall: float) -> dict:
            "driver_cpu_per_trial_last": per_trial(last, 1),
            "model_cpu_per_trial_first": per_trial(first, 3),
            "model_cpu_per_trial_last": per_trial(last, 3),
+           "main_cpu_per_trial_first": per_trial(first, 4),
+           "main_cpu_per_trial_last": per_trial(last, 4),
            "rss_mb_peak": float(ends[:, 2].max()),
            "rss_mb": {str(k): float(ends[k - 1, 2]) for k in range(window, n + 1, window)},
-           # every window's (wall, driver CPU, model CPU) seconds per trial, by its last trial
-           "per_window": {str(k): [per_trial(ends[k - window:k], c) for c in (0, 1, 3)]
+           # every window's (wall, driver CPU, model CPU, main thread CPU) s per trial, by its last
+           "per_window": {str(k): [per_trial(ends[k - window:k], c) for c in (0, 1, 3, 4)]
                           for k in range(window, n + 1, window)}}
     return out
 
@@ -336,9 +341,11 @@ def main(argv=None) -> int:
           f"{sweep['driver_cpu_per_trial_last']:>9.3f}")
     print(f"   BOHB's model {sweep['model_cpu_per_trial_first']:>10.3f}   "
           f"{sweep['model_cpu_per_trial_last']:>9.3f}")
+    print(f"   main thread  {sweep['main_cpu_per_trial_first']:>10.3f}   "
+          f"{sweep['main_cpu_per_trial_last']:>9.3f}")
     print("  driver RSS MB at trial " + ", ".join(f"{k}: {v:.0f}"
                                                  for k, v in sweep["rss_mb"].items()))
-    print("  per window (to trial: wall s, driver CPU s, of it BOHB's model, per trial) "
+    print("  per window (to trial: wall s, driver CPU s, of it BOHB's model, main thread CPU s) "
           + ", ".join(f"{k}: " + ", ".join(f"{v:.3f}" for v in values)
                       for k, values in sweep.get("per_window", {}).items()))
     print(f"Store: {store['store_rows']} rows in {store['store_files']} files; plan: "
@@ -359,6 +366,9 @@ def main(argv=None) -> int:
         "platform_ratio": ((sweep["driver_cpu_per_trial_last"] - sweep["model_cpu_per_trial_last"])
                            / (sweep["driver_cpu_per_trial_first"]
                               - sweep["model_cpu_per_trial_first"])),
+        "main_thread_ratio": ((sweep["main_cpu_per_trial_last"] - sweep["model_cpu_per_trial_last"])
+                              / (sweep["main_cpu_per_trial_first"]
+                                 - sweep["model_cpu_per_trial_first"])),
         "rss_mb_first": next(iter(sweep["rss_mb"].values())),
         "rss_mb_last": list(sweep["rss_mb"].values())[-1],
         "rss_mb_peak": sweep["rss_mb_peak"],

@@ -43,6 +43,7 @@ FIGURES = {
                        "seconds[search]", "autotune_s[autotune]", "ratio"),
     "load.py": ("wall_per_trial_first_s", "driver_cpu_per_trial_first_s",
                 "driver_cpu_per_trial_last_s", "model_cpu_per_trial_last_s", "platform_ratio",
+                "main_thread_ratio",
                 "rss_mb_peak", "show_s", "report_s",
                 "store_show_s", "warm_start_read_s", "warm_start_plan_s", "ratio"),
     "warm_start.py": ("ray_start_s", "cold_s_to_goal", "default_s_to_goal", "warm_s_to_goal",
