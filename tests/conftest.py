@@ -13,7 +13,9 @@ Rules of this suite:
   **Known gap**: pytest-xdist 3.8's ``--dist loadgroup`` marks a group by rewriting
   ``item._nodeid``, which pytest 9 no longer reads (a node id comes from ``item._id``), so the
   groups are ignored under pytest 9: any worker may run any test, each worker that needs them
-  starts a Ray and computes the session fixtures. (Found on 2026-12-07; to fix.)
+  starts a Ray and computes the session fixtures. pytest 9.1.1 still works: upstream issue
+  pytest-dev/pytest-xdist#1386, fix proposed in #1388. (Found on 2026-12-07; to fix here: pin
+  ``pytest<9.2`` in the test extra, or wait for xdist.)
 """
 
 from __future__ import annotations
