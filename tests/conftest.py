@@ -13,9 +13,11 @@ Rules of this suite:
   **Known gap**: pytest-xdist 3.8's ``--dist loadgroup`` marks a group by rewriting
   ``item._nodeid``, which pytest 9 no longer reads (a node id comes from ``item._id``), so the
   groups are ignored under pytest 9: any worker may run any test, each worker that needs them
-  starts a Ray and computes the session fixtures. pytest 9.1.1 still works: upstream issue
-  pytest-dev/pytest-xdist#1386, fix proposed in #1388. (Found on 2026-12-07; to fix here: pin
-  ``pytest<9.2`` in the test extra, or wait for xdist.)
+  starts a Ray and computes the session fixtures (upstream: pytest-dev/pytest-xdist#1386, fix
+  proposed in #1388). Under pytest 9.1.1 the groups work only if the hook below runs before
+  xdist's (``@pytest.hookimpl(tryfirst=True)``: checked, the node ids then end in ``@ray``);
+  without it xdist reads the items before they are marked. (Found on 2026-12-07; to fix here:
+  pin ``pytest<9.2`` in the test extra and add ``tryfirst``, then measure the suite.)
 """
 
 from __future__ import annotations
