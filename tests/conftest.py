@@ -7,17 +7,12 @@ Rules of this suite:
 - Every test that touches the data root gets its own ``data_root`` (``AUTOML_CHARS_DATA`` set to a
   temporary folder), so no test reads the user's cache.
 - Two pytest-xdist workers (``-n 2`` in pyproject.toml): the tests that use the session's Ray
-  (its fixtures, its runs) or are marked ``slow`` are meant to run in two groups, one per
+  (its fixtures, its runs) or are marked ``slow`` run in two groups, one per
   worker, each worker with its Ray (:data:`SECOND_RAY`: modules that share none of the session
   fixtures); the quick tests fill in (``pytest -n 0`` runs all in one process, with one Ray).
-  **Known gap**: pytest-xdist 3.8's ``--dist loadgroup`` marks a group by rewriting
-  ``item._nodeid``, which pytest 9 no longer reads (a node id comes from ``item._id``), so the
-  groups are ignored under pytest 9: any worker may run any test, each worker that needs them
-  starts a Ray and computes the session fixtures (upstream: pytest-dev/pytest-xdist#1386, fix
-  proposed in #1388). Under pytest 9.1.1 the groups work only if the hook below runs before
-  xdist's (``@pytest.hookimpl(tryfirst=True)``: checked, the node ids then end in ``@ray``);
-  without it xdist reads the items before they are marked. (Found on 2026-12-07; to fix here:
-  pin ``pytest<9.2`` in the test extra and add ``tryfirst``, then measure the suite.)
+  The groups need pytest < 9.2 (pytest-xdist 3.8 marks a group by rewriting ``item._nodeid``,
+  which pytest 9.2 no longer reads: pytest-dev/pytest-xdist#1386) and the hook below to run
+  before xdist's (``tryfirst``); tests/test_suite_groups.py checks both.
 """
 
 from __future__ import annotations
@@ -47,6 +42,7 @@ SECOND_RAY = frozenset({"test_benchmarks.py", "test_experiments.py", "test_jobs.
                         "test_quickstart.py", "test_data_parallel.py"})
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups into the node ids
 def pytest_collection_modifyitems(config, items):
     """Two xdist groups for the tests of a session's Ray instance and the slow ones (see
     :data:`SECOND_RAY`), each in one worker with one Ray instance; the quick tests spread over
