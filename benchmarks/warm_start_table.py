@@ -11,6 +11,8 @@ are hidden from every prior and seed (the evidence is the table's OTHER domains)
 - **cold**: BOHB from nothing (``run_bohb(priors=False)``);
 - **default**: the default sweep (``DEFAULT_PRIORS``: BOHB's model starts from the nearest
   domains' results), its built-in priors rebuilt from the table without the target;
+- **default_rank**: the same with ``seed_choice="rank"``: its store seeds of best mean rank at
+  the neighbours' top budget (as ``ZeroShotTransfer`` picks), not the anytime portfolio;
 - **warmstart**: ``WarmStart``: the best configuration of each of the ``k`` nearest domains as
   the first trials, trained to the top budget at once (``lead``), and their results as priors
   (on a table the portfolio's entries are those same best configurations, so seeds come from
@@ -61,9 +63,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-METHODS = ("random", "cold", "default", "warmstart", "warmstart_bottom", "pte", "pmf")
+METHODS = ("random", "cold", "default", "default_rank", "warmstart", "warmstart_bottom", "pte",
+           "pmf")
 #: The methods that draw on the warm start's design (their runs are kept per design).
-WARM = ("default", "warmstart", "warmstart_bottom", "pte", "pmf")
+WARM = ("default", "default_rank", "warmstart", "warmstart_bottom", "pte", "pmf")
 #: Syne Tune's methods (benchmarks/syne_tune_peers.py).
 PEERS = ("zero_shot", "bounding_box")
 #: Regret level of "time to target".
@@ -122,38 +125,47 @@ def seeds_first(configs):
     return lambda bohb: WarmStartSearcher(bohb, plan)
 
 
-def design_key(table, target: str, k: int, num_seeds: int, preset: str) -> str:
-    """A short hash of what the warm starts do on ``target``: the plans of the default sweep,
-    ``WarmStart`` and PMF (every seed, prior and PMF pick, exactly), the default's settings and
-    the code of the searchers that carry the plans out (``WarmStartSearcher``, PMF's module). A
-    changed design is a new setting whose runs are not reused; a change of how a plan is
-    computed that gives the same plans (a faster fit) keeps them."""
+def warm_start_of(method: str, design: dict, known=None):
+    """The ``WarmStart`` that ``method`` sweeps with (None for the methods without one; pte's is
+    the one whose seeds it hands out)."""
+    from automl_chars.search.warmstart import DEFAULT_PRIORS, WarmStart
+
+    if method in ("default", "default_rank"):
+        choice = "rank" if method == "default_rank" else DEFAULT_PRIORS.seed_choice
+        return replace(DEFAULT_PRIORS, evidence=known, seed_choice=choice, **design)
+    if method in ("warmstart", "warmstart_bottom", "pte"):
+        return WarmStart(**design, builtin=False, evidence=known, lead=method != "warmstart_bottom")
+    if method == "pmf":
+        return WarmStart(**design, builtin=False, evidence=known, method="pmf")
+    return None
+
+
+def design_key(table, target: str, method: str, k: int, num_seeds: int, preset: str) -> str:
+    """A short hash of what ``method``'s warm start does on ``target``: its plan (every seed,
+    prior and PMF pick, exactly), its settings and the code that carries the plan out
+    (``WarmStartSearcher``; PMF's module for pmf). A changed design is a new setting whose runs
+    are not reused; a change of how a plan is computed that gives the same plan (a faster fit)
+    keeps them, and so does a change to another method's design."""
     import inspect
 
     from automl_chars.search import pmf
     from automl_chars.search.presets import get_preset
     from automl_chars.search.spec import replay_spec
-    from automl_chars.search.warmstart import (
-        DEFAULT_PRIORS,
-        WarmStart,
-        WarmStartSearcher,
-        plan_from,
-    )
+    from automl_chars.search.warmstart import WarmStartSearcher, plan_from
 
     known, design = evidence(table, target), {"k": k, "num_seeds": num_seeds}
     spec, budgets = replay_spec(table, seed=0), get_preset(preset).budgets
-    plans = []
-    for warm in (replace(DEFAULT_PRIORS, **design), WarmStart(**design, builtin=False),
-                 WarmStart(**design, builtin=False, method="pmf")):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            plan = plan_from(target_info(table, target), spec, warm, budgets, known)
-        plans.append({"seeds": [(s.config, s.suggested_by) for s in plan.seeds],
-                      "priors": [(p.config, p.budget, p.loss, p.dataset) for p in plan.priors],
-                      "pmf": plan.pmf_trials, "summary": plan.summary()})
-    text = json.dumps([plans, repr(replace(DEFAULT_PRIORS, evidence=None))], sort_keys=True,
-                      default=str)
-    code = inspect.getsource(WarmStartSearcher) + inspect.getsource(pmf)
+    warm = warm_start_of(method, design, known)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plan = plan_from(target_info(table, target), spec, warm, budgets, known)
+    text = json.dumps([{"seeds": [(s.config, s.suggested_by) for s in plan.seeds],
+                        "priors": [] if method == "pte" else
+                        [(p.config, p.budget, p.loss, p.dataset) for p in plan.priors],
+                        "pmf": plan.pmf_trials, "summary": plan.summary()},
+                       repr(replace(warm, evidence=None)), method], sort_keys=True, default=str)
+    code = inspect.getsource(WarmStartSearcher) + (inspect.getsource(pmf) if method == "pmf"
+                                                   else "")
     return hashlib.sha1((text + code).encode()).hexdigest()[:6]
 
 
@@ -164,28 +176,22 @@ def run_method(method: str, table, ds, seed: int, args, folder: Path) -> pd.Data
     from automl_chars import run_bohb
     from automl_chars.search.presets import get_preset
     from automl_chars.search.spec import replay_spec
-    from automl_chars.search.warmstart import DEFAULT_PRIORS, WarmStart, plan_from
+    from automl_chars.search.warmstart import plan_from
     from automl_chars.trainables.simclock import CLOCK_FILE, EVENTS_FILE
 
     spec = replay_spec(table, seed=seed, parallelism=args.parallelism)
     kwargs = dict(spec=spec, preset=args.preset, storage_path=folder, name="run", seed=seed,
                   verbose=0, cpus_per_trial=1, priors=False)  # Ray has `parallelism` CPUs
     known = evidence(table, ds.name)
-    design = {"k": args.k, "num_seeds": args.num_seeds}
+    warm = warm_start_of(method, {"k": args.k, "num_seeds": args.num_seeds}, known)
     if method == "random":
         kwargs["bohb_config"] = {"random_fraction": 1.0}
-    elif method == "default":
-        kwargs.update(priors=True, warm_start=replace(DEFAULT_PRIORS, evidence=known, **design))
-    elif method in ("warmstart", "warmstart_bottom"):
-        kwargs.update(priors=True, warm_start=WarmStart(
-            **design, builtin=False, evidence=known, lead=method == "warmstart"))
-    elif method == "pmf":
-        kwargs.update(priors=True, warm_start=WarmStart(
-            **design, builtin=False, evidence=known, method="pmf"))
     elif method == "pte":
-        plan = plan_from(target_info(table, ds.name), spec, WarmStart(**design, builtin=False),
-                         get_preset(args.preset).budgets, known)
+        plan = plan_from(target_info(table, ds.name), spec, warm, get_preset(args.preset).budgets,
+                         known)
         kwargs["searcher"] = seeds_first([s.config for s in plan.seeds])
+    elif warm is not None:
+        kwargs.update(priors=True, warm_start=warm)
     result = run_bohb(ds, **kwargs)
     clock = json.loads((result.path / CLOCK_FILE).read_text())
     if clock["forced"]:
@@ -321,8 +327,9 @@ def main(argv=None) -> int:
                                          table.epochs]).encode()).hexdigest()[:8]
     events_dir = root / "events" / f"{args.preset}-p{args.parallelism}-{table_key}"
     # a warm start's runs are kept per design: its settings, its plans and its searchers' code
-    designs = {t: f"-k{args.k}-n{args.num_seeds}-"
-                  f"{design_key(table, t, args.k, args.num_seeds, args.preset)}" for t in targets}
+    designs = {(t, m): f"-k{args.k}-n{args.num_seeds}-"
+                       f"{design_key(table, t, m, args.k, args.num_seeds, args.preset)}"
+               for t in targets for m in methods if m in WARM}
     events_dir.mkdir(parents=True, exist_ok=True)
     curves, horizons, walls, forced = {}, {}, {m: [] for m in methods}, 0
     # one logical CPU per trial at a time: exactly `parallelism` replayed trials fit (they
@@ -337,7 +344,7 @@ def main(argv=None) -> int:
                 if method in peers:
                     continue
                 for seed in range(args.seeds):
-                    warm = designs[target] if method in WARM else ""
+                    warm = designs[target, method] if method in WARM else ""
                     file = events_dir / f"{method}-{target}-s{seed}{warm}.csv.gz"
                     if args.rerun_forced and file.exists() and was_forced(file):
                         log(f"{file.name}: its clock forced a release; running it again")

@@ -159,9 +159,10 @@ def test_a_run_whose_clock_forced_a_release_is_known_for_a_rerun(tmp_path):
 
 
 def test_the_warm_start_design_key_follows_the_plans_not_the_code_text(monkeypatch):
-    """``warm_start_table.py`` keeps a warm start's runs per design: the key is the same for the
-    same plans (a run is reused on any machine) and changes with them (here: another ``k``, a
-    changed seed ranking), so that a changed design never reuses the old design's runs."""
+    """``warm_start_table.py`` keeps a warm start's runs per method and design: the key is the
+    same for the same plan (a run is reused on any machine) and changes with it (here: another
+    ``k``, a changed seed choice), so that a changed design never reuses the old design's runs,
+    while the methods whose plans did not change keep theirs."""
     from automl_chars.search import warmstart
     from automl_chars.tabular.shipped import glyph_curves
 
@@ -170,9 +171,17 @@ def test_the_warm_start_design_key_follows_the_plans_not_the_code_text(monkeypat
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     table = glyph_curves(["glyphs-digits", "glyphs-greek", "glyphs-hebrew"])
-    key = module.design_key(table, "glyphs-digits", 2, 4, "3_1_9_3")
-    assert module.design_key(table, "glyphs-digits", 2, 4, "3_1_9_3") == key
-    assert module.design_key(table, "glyphs-digits", 1, 4, "3_1_9_3") != key
-    ranked = warmstart.seed_portfolio
-    monkeypatch.setattr(warmstart, "seed_portfolio", lambda *a: ranked(*a)[::-1])
-    assert module.design_key(table, "glyphs-digits", 2, 4, "3_1_9_3") != key
+
+    def keys(k: int = 2) -> dict:
+        return {m: module.design_key(table, "glyphs-digits", m, k, 4, "3_1_9_3")
+                for m in ("default", "default_rank", "pmf")}
+
+    before = keys()
+    assert keys() == before and len(set(before.values())) == 3
+    assert all(a != b for a, b in zip(keys(1).values(), before.values()))
+    picked = warmstart.anytime_portfolio
+    monkeypatch.setattr(warmstart, "anytime_portfolio", lambda *a: picked(*a)[::-1])
+    after = keys()  # only the anytime portfolio's method changed
+    assert after["default"] != before["default"]
+    assert {m: after[m] for m in ("default_rank", "pmf")} == \
+        {m: before[m] for m in ("default_rank", "pmf")}

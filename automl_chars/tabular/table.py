@@ -220,7 +220,8 @@ class LearningCurveTable:
         """The table's finished epochs of ``datasets`` (default: all) as results-store rows,
         as :meth:`~automl_chars.store.ResultsStore.configs` gives them (configurations as
         dicts; kind ``table``, budget = epoch, ``trial_id`` ``<dataset>/<config id>``, the
-        manifest's meta-features as ``mf_*``, ``origin`` ``table``): what a warm start draws on."""
+        manifest's meta-features as ``mf_*``, ``origin`` ``table``; ``seconds`` the time to train
+        to that epoch, as a sweep's ``time_total_s``): what a warm start draws on."""
         from automl_chars.store.store import rows
 
         names = self.datasets if datasets is None else list(datasets)
@@ -228,10 +229,14 @@ class LearningCurveTable:
             self._check_dataset(name)
         frames = []
         entries = {d["name"]: d for d in self.manifest.datasets}
+        frame = self._frame.sort_values(["dataset", "config_id", "epoch"])
+        # seconds as the store means them: the time to reach that budget from scratch
+        frame = frame.assign(seconds=frame.groupby(["dataset", "config_id"])["epoch_seconds"]
+                             .cumsum())
         for name in names:
-            done = self._frame[(self._frame["dataset"] == name) & self._frame["val_acc"].notna()]
+            done = frame[(frame["dataset"] == name) & frame["val_acc"].notna()]
             results = [{"config": self.manifest.configs[r.config_id], "budget": float(r.epoch),
-                        "val_acc": r.val_acc, "test_acc": r.test_acc, "seconds": r.epoch_seconds,
+                        "val_acc": r.val_acc, "test_acc": r.test_acc, "seconds": r.seconds,
                         "status": r.status, "suggested_by": "table",
                         "trial_id": f"{name}/{r.config_id}"} for r in done.itertuples()]
             entry = entries[name]

@@ -14,7 +14,7 @@ import pytest
 from support import kill_driver_after
 
 from automl_chars import data, run_bohb
-from automl_chars.errors import UnknownNameError
+from automl_chars.errors import InvalidConfigError, UnknownNameError
 from automl_chars.search.searcher import BOHBSearcher
 from automl_chars.search.spec import cnn_spec
 from automl_chars.search.warmstart import (
@@ -23,6 +23,7 @@ from automl_chars.search.warmstart import (
     WarmStart,
     WarmStartPlan,
     WarmStartSearcher,
+    anytime_portfolio,
     fit_to_space,
     plan_warm_start,
     seed_portfolio,
@@ -85,13 +86,16 @@ def test_the_plan_seeds_the_nearest_datasets_best_and_caps_normalised_priors(
                                [1, 3, 9], store=past)
     # greek has meta-features (a finite distance) so it comes first; hebrew after it.
     assert list(plan.neighbours.index) == ["glyphs-greek", "glyphs-hebrew"]
-    # no configuration ran on both: the portfolio takes each dataset's best, then its second
-    assert [s.suggested_by for s in plan.seeds] == ["store:glyphs-greek", "store:glyphs-hebrew"] * 2
-    rates = [s.config["learning_rate"] for s in plan.seeds]
+    # no configuration ran on both: the portfolio takes each dataset's best (nearest first on
+    # a tie), then, starting over, each one's second
+    by = [s.suggested_by for s in plan.seeds]
+    assert by[:2] == ["store:glyphs-greek", "store:glyphs-hebrew"]
+    assert sorted(by[2:]) == ["store:glyphs-greek", "store:glyphs-hebrew"]
     store = _store(tmp_path / "st2", glyph_root).configs()
-    for i, name in enumerate(["glyphs-greek", "glyphs-hebrew"]):
+    for name in ["glyphs-greek", "glyphs-hebrew"]:
         best = sorted({c["learning_rate"] for c in store[store["dataset"] == name]["config"]})
-        assert (rates[i], rates[i + 2]) == pytest.approx((best[-1], best[-2]), rel=1e-9)
+        rates = [s.config["learning_rate"] for s in plan.seeds if s.suggested_by == f"store:{name}"]
+        assert rates == pytest.approx([best[-1], best[-2]], rel=1e-9)
     by_budget = {b: [p for p in plan.priors if p.budget == b] for b in (1, 3, 9)}
     assert [len(v) for v in by_budget.values()] == [5, 5, 0]  # capped; no results at budget 9
     losses = sorted(p.loss for p in by_budget[3])
@@ -197,6 +201,69 @@ def test_the_seed_portfolio_prefers_what_is_good_everywhere_then_covers_each_dat
     early = pd.concat([frame, _results({"a": {"early": 0.95}}).assign(budget=1)])
     assert seed_portfolio(early, 1, ["a"])[0]["config"]["name"] == "both"
     assert seed_portfolio(frame, 0, ["a"]) == [] and seed_portfolio(frame, 2, []) == []
+
+
+def _curves(table: dict) -> pd.DataFrame:
+    """Store-like rows from {dataset: {config name: [(budget, seconds, val_acc), ...]}}."""
+    return pd.DataFrame([{"dataset": d, "config": {"name": c}, "budget": b, "seconds": sec,
+                          "val_acc": v, "dataset_fingerprint": d, "origin": "store"}
+                         for d, curves in table.items() for c, points in curves.items()
+                         for b, sec, v in points])
+
+
+def _reference_anytime(frame: pd.DataFrame, n: int, datasets: list[str], window: float) -> list:
+    """anytime_portfolio by brute force: each step, every candidate's events replayed."""
+    picks = []
+    names = list(dict.fromkeys(c["name"] for c in frame["config"]))
+    for _ in range(min(n, len(names))):
+        def area(members):
+            total = []
+            for d in datasets:
+                rows = frame[frame["dataset"] == d]
+                top = rows[rows["budget"] == rows["budget"].max()]
+                best, median = top["val_acc"].max(), top["val_acc"].median()
+                times = np.linspace(0, window * top["seconds"].median(), 201)[1:]
+                mine = rows[[c["name"] in members for c in rows["config"]]]
+                incumbent = [mine[mine["seconds"] <= t]["val_acc"].max() for t in times]
+                regret = [1.0 if np.isnan(i) else min(max((best - i) / (best - median), 0), 1)
+                          for i in incumbent]
+                total.append(np.mean(regret))
+            return np.mean(total)
+        left = [c for c in names if c not in picks]
+        picks.append(min(left, key=lambda c: area(picks + [c])))
+    return picks
+
+
+def test_the_anytime_portfolio_values_good_early_as_well_as_good_last():
+    """The default seed choice: a configuration that reports a good result early comes before
+    the best one that reports it late, which then covers the late part; a dataset without times
+    runs on its budgets; it equals a brute-force replay of every candidate's events."""
+    early = {"fast": [(1, 1.0, 0.80), (9, 9.0, 0.92)], "slow": [(1, 10.0, 0.50), (9, 90.0, 0.95)],
+             "mid": [(1, 5.0, 0.60), (9, 45.0, 0.70)], "low": [(1, 5.0, 0.20), (9, 45.0, 0.40)]}
+    frame = _curves({"a": early})
+    picks = anytime_portfolio(frame, 2, ["a"])
+    assert [p["config"]["name"] for p in picks] == ["fast", "slow"]
+    assert picks[0]["budget"] == 9 and "regret area" in picks[0]["why"]
+    # the mean-rank portfolio takes the best at the top budget first, whatever its time
+    assert seed_portfolio(frame, 1, ["a"])[0]["config"]["name"] == "slow"
+    # without times the clock is the budget: fast and slow report at the same budgets, slow
+    # wins the longer part of the window
+    untimed = frame.assign(seconds=np.nan)
+    assert anytime_portfolio(untimed, 1, ["a"])[0]["config"]["name"] == "slow"
+    # several datasets, configurations missing on some, results that failed: as brute force
+    rng = np.random.default_rng(3)
+    table = {d: {f"c{i}": [(b, float(rng.uniform(0.5, 2)) * b, float(rng.uniform(0.1, 0.9)))
+                           for b in (1, 3, 9)][: int(rng.integers(1, 4))]
+                 for i in range(12) if rng.random() < 0.8} for d in ("a", "b", "c")}
+    frame = _curves(table)
+    failed = frame.iloc[:3].assign(val_acc=np.nan)
+    got = anytime_portfolio(pd.concat([frame, failed]), 5, ["b", "a", "c"], window=2.0)
+    assert [p["config"]["name"] for p in got] == _reference_anytime(frame, 5, ["b", "a", "c"], 2.0)
+    assert len(anytime_portfolio(frame, 99, ["a", "b", "c"])) == \
+        len({c["name"] for c in frame["config"]})
+    assert anytime_portfolio(frame, 0, ["a"]) == [] and anytime_portfolio(frame, 2, []) == []
+    with pytest.raises(InvalidConfigError, match="seed_choice"):
+        WarmStart(seed_choice="best")
 
 
 def test_an_empty_portfolio_and_store_is_a_cold_sweep_with_a_warning(glyph_root, tmp_path):

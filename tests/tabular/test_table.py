@@ -145,6 +145,9 @@ def test_store_rows_are_every_finished_epoch_with_the_manifest_meta_features():
     one = rows[rows["trial_id"] == "b/1"].sort_values("budget")
     assert one["val_acc"].tolist() == [0.6, 0.6, 0.65] and one["budget"].tolist() == [1, 2, 3]
     assert one["config"].iloc[0] == {"learning_rate": 0.01}
+    # seconds as a sweep's time_total_s: the time to train to that epoch from scratch
+    epochs = table.curve(1, "b")["epoch_seconds"]
+    assert one["seconds"].tolist() == pytest.approx(epochs.cumsum().tolist())
     assert set(table.store_rows()["dataset"]) == {"a", "b"}
     with pytest.raises(InvalidConfigError, match="no dataset 'c'"):
         table.store_rows(["c"])
