@@ -709,11 +709,19 @@ def anytime_portfolio(frame: pd.DataFrame, n: int, datasets: Sequence[str],
     keys = pd.Index(order["key"].drop_duplicates())
     curves = [_anytime_curves(frame[frame["dataset"] == d], keys, window) for d in datasets]
 
-    def areas(incumbent):
-        return np.mean([_regret(np.maximum(v, inc), best, scale).mean(axis=1)
-                        for (v, best, scale), inc in zip(curves, incumbent)], axis=0)
+    def areas(incumbent):  # each key's mean regret area with the incumbent
+        out = np.zeros(len(keys))
+        for (ran, v, best, scale), inc in zip(curves, incumbent):
+            mine = np.full(len(keys), _regret(inc, best, scale).mean())  # where a key never ran
+            mine[ran] = _regret(np.maximum(v, inc), best, scale).mean(axis=1)
+            out += mine
+        return out / len(curves)
 
-    nothing = [np.full(v.shape[1], -np.inf) for v, _, _ in curves]
+    def with_pick(incumbent, pick):
+        return [np.maximum(inc, v[row]) if (row := np.searchsorted(ran, pick)) < len(ran)
+                and ran[row] == pick else inc for (ran, v, _, _), inc in zip(curves, incumbent)]
+
+    nothing = [np.full(v.shape[1], -np.inf) for _, v, _, _ in curves]
     incumbent, so_far = nothing, np.inf
     free = ~keys.isin(broke) if not keys.isin(broke).all() else np.ones(len(keys), dtype=bool)
     picks = []
@@ -723,9 +731,9 @@ def anytime_portfolio(frame: pd.DataFrame, n: int, datasets: Sequence[str],
             incumbent, area = nothing, areas(nothing)
         pick = int(np.flatnonzero(free)[np.argmin(area[free])])  # the first of equals
         free[pick], so_far = False, area[pick]
-        incumbent = [np.maximum(inc, v[pick]) for (v, _, _), inc in zip(curves, incumbent)]
+        incumbent = with_pick(incumbent, pick)
         mine = order[order["key"] == keys[pick]].drop_duplicates("dataset")  # each's furthest best
-        regret = [_regret(r.val_acc, *curves[r.near][1:]) for r in mine.itertuples()]
+        regret = [_regret(r.val_acc, *curves[r.near][2:]) for r in mine.itertuples()]
         row = mine.iloc[int(np.argmin(regret))].drop(["key", "near"])
         row["why"] = (f"regret area {area[pick]:.3f} over the first {window:g}x a top-budget "
                       f"run of {len(datasets)} dataset(s) with the picks so far, best on "
@@ -734,26 +742,27 @@ def anytime_portfolio(frame: pd.DataFrame, n: int, datasets: Sequence[str],
     return picks
 
 
-def _anytime_curves(rows: pd.DataFrame, keys: pd.Index, window: float,
-                    points: int = 200) -> tuple[np.ndarray, float, float]:
-    """One dataset's best result so far of each of ``keys`` (rows) at ``points`` times over
-    ``window`` times its median time to the top budget (-inf before the first), its best and
-    (best - median) at the top budget."""
+def _anytime_curves(rows: pd.DataFrame, keys: pd.Index, window: float, points: int = 200
+                    ) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """One dataset's curves: the positions in ``keys`` of the configurations it ran (sorted),
+    their best result so far at ``points`` times over ``window`` times its median time to the
+    top budget (rows; -inf before the first), its best and (best - median) at the top budget."""
     seconds = rows["seconds"] if "seconds" in rows else pd.Series(np.nan, index=rows.index)
     clock = (seconds if seconds.notna().all() and (seconds > 0).all() else rows["budget"])
     clock = clock.astype(float).to_numpy()
     top = rows["budget"].to_numpy() == rows["budget"].max()
     best, median = rows["val_acc"][top].max(), rows["val_acc"][top].median()
     times = np.linspace(0, window * float(np.median(clock[top])), points + 1)[1:]
-    index = keys.get_indexer(rows["key"])
+    ran, index = np.unique(keys.get_indexer(rows["key"]), return_inverse=True)
     sort = np.lexsort((clock, index))
     index, clock = index[sort], clock[sort]
     so_far = pd.Series(rows["val_acc"].to_numpy()[sort]).groupby(index).cummax().to_numpy()
     stride = clock.max() + times[-1] + 1.0  # one key's clock never reaches the next one's
     at = np.searchsorted(index * stride + clock,
-                         np.arange(len(keys))[:, None] * stride + times[None, :], "right") - 1
-    valid = (at >= 0) & (index[np.clip(at, 0, None)] == np.arange(len(keys))[:, None])
-    return np.where(valid, so_far[np.clip(at, 0, None)], -np.inf), best, max(best - median, 1e-12)
+                         np.arange(len(ran))[:, None] * stride + times[None, :], "right") - 1
+    valid = (at >= 0) & (index[np.clip(at, 0, None)] == np.arange(len(ran))[:, None])
+    curves = np.where(valid, so_far[np.clip(at, 0, None)], -np.inf)
+    return ran, curves, best, max(best - median, 1e-12)
 
 
 def _regret(acc, best: float, scale: float):
