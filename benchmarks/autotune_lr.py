@@ -3,12 +3,16 @@
 For each seed, the same BOHB sweep of the CNN space twice, with the same preset (so the same
 trials and budgets): ``search`` (BOHB searches ``learning_rate`` with the rest) and ``autotune``
 (``run_bohb(autotune_lr=...)``: ``learning_rate`` leaves the space and each trial tunes its own
-by a refined grid search of short runs at its start, in its own time). Both cold (no priors:
-the built-in priors know the learning rate, which would favour ``search``). Printed per seed and
-variant: the incumbent's validation and test accuracy, the sweep's wall seconds and its trials'
-summed seconds (``trial_s``, AutotuneLR's short runs included), and for ``autotune`` the mean
-chosen rate and tuning seconds; then the means over seeds. ``ratio:`` is mean test accuracy
-with AutotuneLR / with the rate searched.
+by a refined grid search of short runs at its start, in its own time); then ``search_equal``:
+BOHB searching the rate with as much training time as ``autotune`` took (more HyperBand
+iterations of the same brackets: the fewest whose budget is at least the base preset's times
+``autotune``'s trial seconds over ``search``'s). All cold (no priors: the built-in priors know
+the learning rate, which would favour searching it). Printed per seed and variant: the
+incumbent's validation and test accuracy, the sweep's wall seconds and its trials' summed
+seconds (``trial_s``, AutotuneLR's short runs included), and for ``autotune`` the mean chosen
+rate and tuning seconds; then the means over seeds. ``ratio:`` is mean test accuracy with
+AutotuneLR / with the rate searched for the same training time (``search_equal``);
+``ratio_same_preset`` the same against ``search``.
 
     python benchmarks/autotune_lr.py                       # glyphs-latin-upper, 3_1_9_3, seeds 0,1,2
     python benchmarks/autotune_lr.py --seeds 0,1 --preset 3_1_9_1 --storage DIR
@@ -29,7 +33,7 @@ from pathlib import Path
 
 os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
 
-VARIANTS = ("autotune", "search")
+VARIANTS = ("autotune", "search", "search_equal")
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -53,7 +57,21 @@ def parse(argv=None) -> argparse.Namespace:
     return args
 
 
-def run(ds, args, seed: int, variant: str, storage: str) -> dict:
+def equal_preset(preset: str, autotune_s: float, search_s: float) -> str:
+    """``preset`` with the fewest iterations (at least its own) whose planned budget is at
+    least its own times ``autotune_s / search_s``: searching the rate for AutotuneLR's time."""
+    from automl_chars.search.presets import BOHBPreset
+
+    base = BOHBPreset.parse(preset)
+    want = base.planned_budget() * autotune_s / max(search_s, 1e-9)
+    iterations = base.iterations
+    while BOHBPreset(base.eta, base.min_budget, base.max_budget, iterations).planned_budget() \
+            < want and iterations < 20 * base.iterations:
+        iterations += 1
+    return f"{base.eta}_{base.min_budget}_{base.max_budget}_{iterations}"
+
+
+def run(ds, args, seed: int, variant: str, storage: str, preset: str | None = None) -> dict:
     """One sweep; its figures. With ``--storage`` a finished sweep's figures are read back
     from ``<storage>/<variant>-s<seed>.json`` and an interrupted sweep is resumed (its
     ``seconds`` then cover the resumed part only, ``resumed`` says so; ``trial_s`` counts
@@ -71,10 +89,11 @@ def run(ds, args, seed: int, variant: str, storage: str) -> dict:
     start = time.time()
     folder = os.path.join(storage, name)
     resume = can_resume(Path(folder) / name)
-    result = run_bohb(ds, preset=args.preset, seed=seed, priors=False, autotune_lr=tune,
+    preset = preset or args.preset
+    result = run_bohb(ds, preset=preset, seed=seed, priors=False, autotune_lr=tune,
                       storage_path=folder, name=name, verbose=0, resume=resume)
     t = result.trials
-    row = {"seed": seed, "val_acc": float(result.table["val_acc"].iloc[0]),
+    row = {"seed": seed, "preset": preset, "val_acc": float(result.table["val_acc"].iloc[0]),
            "test_acc": float(result.test_accuracy), "seconds": time.time() - start,
            "trial_s": float(t["time_total_s"].sum()), "trials": len(t), "resumed": resume}
     if tune is not None:
@@ -98,8 +117,13 @@ def main(argv=None) -> int:
                        **size)
         storage = args.storage or os.path.join(tmp, "runs")
         os.makedirs(storage, exist_ok=True)
-        rows = [{"variant": v, **run(ds, args, seed, v, storage)}
-                for seed in args.seeds for v in VARIANTS]
+        rows = []
+        for seed in args.seeds:
+            pair = {v: run(ds, args, seed, v, storage) for v in ("autotune", "search")}
+            preset = equal_preset(args.preset, pair["autotune"]["trial_s"],
+                                  pair["search"]["trial_s"])
+            pair["search_equal"] = run(ds, args, seed, "search_equal", storage, preset)
+            rows += [{"variant": v, **row} for v, row in pair.items()]
     table = pd.DataFrame(rows)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     means = table.groupby("variant").mean(numeric_only=True)
@@ -108,7 +132,9 @@ def main(argv=None) -> int:
             print(f"{col}[{v}]: {means.loc[v, col]:.4f}")
     print(f"autotune_s[autotune]: {means.loc['autotune', 'autotune_s']:.4f}")
     searched = max(means.loc["search", "test_acc"], 1e-6)  # a tiny smoke run may score 0
-    print(f"ratio: {means.loc['autotune', 'test_acc'] / searched:.4f}")
+    print(f"ratio_same_preset: {means.loc['autotune', 'test_acc'] / searched:.4f}")
+    equal = max(means.loc["search_equal", "test_acc"], 1e-6)
+    print(f"ratio: {means.loc['autotune', 'test_acc'] / equal:.4f}")
     return 0
 
 

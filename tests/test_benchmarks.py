@@ -39,8 +39,9 @@ FIGURES = {
                             "pmf_vs_warmstart", "ratio"),
     "darts_warm_start.py": ("epochs_to_final[cold]", "epochs_to_final[warm]",
                             "val_acc_epoch1[cold]", "val_acc_epoch1[warm]", "same_final", "ratio"),
-    "autotune_lr.py": ("test_acc[autotune]", "test_acc[search]", "seconds[autotune]",
-                       "seconds[search]", "autotune_s[autotune]", "ratio"),
+    "autotune_lr.py": ("test_acc[autotune]", "test_acc[search]", "test_acc[search_equal]",
+                       "seconds[autotune]", "seconds[search]", "trial_s[search_equal]",
+                       "autotune_s[autotune]", "ratio_same_preset", "ratio"),
     "load.py": ("wall_per_trial_first_s", "driver_cpu_per_trial_first_s",
                 "driver_cpu_per_trial_last_s", "model_cpu_per_trial_last_s", "platform_ratio",
                 "main_thread_ratio",
@@ -185,3 +186,16 @@ def test_the_warm_start_design_key_follows_the_plans_not_the_code_text(monkeypat
     assert after["default"] != before["default"]
     assert {m: after[m] for m in ("default_rank", "pmf")} == \
         {m: before[m] for m in ("default_rank", "pmf")}
+
+
+def test_autotune_lr_searches_the_rate_for_as_long_as_autotune_trained():
+    """``autotune_lr.py``'s ``search_equal``: the fewest HyperBand iterations whose planned
+    budget covers AutotuneLR's trial seconds over the searched sweep's (never fewer than the
+    base preset's)."""
+    spec = importlib.util.spec_from_file_location("autotune_lr", BENCHMARKS / "autotune_lr.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.equal_preset("3_1_9_3", 100.0, 100.0) == "3_1_9_3"
+    assert module.equal_preset("3_1_9_3", 50.0, 100.0) == "3_1_9_3"
+    # 75 units x 2.5 = 187.5: 7 iterations plan 171, 8 plan 198
+    assert module.equal_preset("3_1_9_3", 250.0, 100.0) == "3_1_9_8"
