@@ -250,5 +250,9 @@ def test_the_cli_option_turns_the_pmf_warm_start_on(monkeypatch, tmp_path):
     assert cli.main(["bohb", "--dataset", "glyphs-digits", "--warm-method", "pmf",
                      "--num-seeds", "6", "--storage", str(tmp_path)]) == 2
     assert seen["warm"].method == "pmf" and seen["warm"].num_seeds == 6
+    assert seen["warm"].seed_choice == "anytime"
+    assert cli.main(["bohb", "--dataset", "glyphs-digits", "--seed-choice", "rank",
+                     "--storage", str(tmp_path)]) == 2
+    assert seen["warm"].method == "knn" and seen["warm"].seed_choice == "rank"
     assert cli.main(["bohb", "--dataset", "glyphs-digits", "--storage", str(tmp_path)]) == 2
     assert seen["warm"] is None  # no warm-start option: the default sweep
