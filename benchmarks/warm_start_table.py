@@ -9,14 +9,15 @@ are hidden from every prior and seed (the evidence is the table's OTHER domains)
 - **random**: the same HyperBand schedule, every configuration drawn at random
   (``bohb_config={"random_fraction": 1}``);
 - **cold**: BOHB from nothing (``run_bohb(priors=False)``);
-- **default**: the default sweep (``DEFAULT_PRIORS``: BOHB's model starts from the nearest
-  domains' results), its built-in priors rebuilt from the table without the target;
+- **default**: the default sweep (``DEFAULT_PRIORS``: the nearest domains' anytime seed
+  portfolio trained to the top budget first, and BOHB's model starting from their results), its
+  built-in priors rebuilt from the table without the target;
 - **default_rank**: the same with ``seed_choice="rank"``: its store seeds of best mean rank at
   the neighbours' top budget (as ``ZeroShotTransfer`` picks), not the anytime portfolio;
-- **warmstart**: ``WarmStart``: the best configuration of each of the ``k`` nearest domains as
-  the first trials, trained to the top budget at once (``lead``), and their results as priors
-  (on a table the portfolio's entries are those same best configurations, so seeds come from
-  the store's neighbours);
+- **warmstart**: ``WarmStart``: the seed portfolio of the ``k`` nearest domains as the first
+  trials, trained to the top budget at once (``lead``), and their results as priors (on a table
+  there is no portfolio of trained models, so the seeds come from the store's neighbours: the
+  default sweep's plan without the built-in priors, which the table's other domains are);
 - **warmstart_bottom**: the same with ``lead=False``: the seeds start at the smallest budget
   and wait for their rung, as Ray's ``points_to_evaluate`` do (a design choice measured);
 - **pte**: Ray Tune's ``points_to_evaluate`` idea: the warm start's seeds first, no priors;
