@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -66,21 +67,27 @@ def equal_preset(preset: str, autotune_s: float, search_s: float) -> str:
     want = base.planned_budget() * autotune_s / max(search_s, 1e-9)
     iterations = base.iterations
     while BOHBPreset(base.eta, base.min_budget, base.max_budget, iterations).planned_budget() \
-            < want and iterations < 20 * base.iterations:
+            < want:
+        if iterations >= 20 * base.iterations:
+            print(f"search_equal: capped at {iterations} iterations, short of "
+                  f"{autotune_s / max(search_s, 1e-9):.1f}x the base preset's budget",
+                  file=sys.stderr)
+            break
         iterations += 1
     return f"{base.eta}_{base.min_budget}_{base.max_budget}_{iterations}"
 
 
 def run(ds, args, seed: int, variant: str, storage: str, preset: str | None = None) -> dict:
     """One sweep; its figures. With ``--storage`` a finished sweep's figures are read back
-    from ``<storage>/<variant>-s<seed>.json`` and an interrupted sweep is resumed (its
-    ``seconds`` then cover the resumed part only, ``resumed`` says so; ``trial_s`` counts
-    every trial)."""
+    from ``<storage>/<variant>[-<preset>]-s<seed>.json`` (``preset``: search_equal's, named)
+    and an interrupted sweep is resumed (its ``seconds`` then cover the resumed part only,
+    ``resumed`` says so; ``trial_s`` counts every trial)."""
     from automl_chars import run_bohb
     from automl_chars.runner.core import can_resume
     from automl_chars.training.autotune import AutotuneSettings
 
-    name = f"{variant}-s{seed}"
+    # search_equal's preset follows the other two's seconds: one record (and sweep) per preset
+    name = f"{variant}-{preset}-s{seed}" if preset else f"{variant}-s{seed}"
     record = Path(storage) / f"{name}.json"
     if record.exists():
         return json.loads(record.read_text())

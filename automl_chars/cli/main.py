@@ -180,7 +180,8 @@ def cmd_bohb(args: argparse.Namespace) -> int:
     objective_of(args)  # bad limits or reward fail before the data loads
     spec, dataset_name = _bohb_target(args)  # so do an unknown model family or experiment
     warm = None
-    if args.warm_start or args.store or args.warm_method != "knn" or args.seed_choice != "anytime":
+    choice = {"seed_choice": args.seed_choice} if args.seed_choice else {}
+    if args.warm_start or args.store or args.warm_method != "knn":
         from automl_chars.errors import InvalidConfigError
         from automl_chars.search.warmstart import WarmStart
 
@@ -188,11 +189,26 @@ def cmd_bohb(args: argparse.Namespace) -> int:
             raise InvalidConfigError(
                 "--warm-method pmf picks seed trials from the results store (--store), not from "
                 "a portfolio: leave out --warm-start PORTFOLIO_DIR, or use --warm-method knn.")
+        if args.warm_method == "pmf" and args.seed_choice:
+            raise InvalidConfigError(
+                "--seed-choice chooses the knn warm start's store seeds; --warm-method pmf picks "
+                "them by expected improvement: leave out one of the two.")
         measure = {"measure": args.measure} if args.measure else {}  # else WarmStart's default
         warm = WarmStart(portfolio=location(args.warm_start, "--warm-start"),
                          store=location(args.store, "--store"), **measure, k=args.k,
                          num_seeds=args.num_seeds, method=args.warm_method,
-                         seed_choice=args.seed_choice)  # bad values fail before the data loads
+                         **choice)  # bad values fail before the data loads
+    elif args.seed_choice:  # the default sweep's warm start, its seeds chosen so
+        from dataclasses import replace
+
+        from automl_chars.errors import InvalidConfigError
+        from automl_chars.search.warmstart import DEFAULT_PRIORS
+
+        if args.no_priors:
+            raise InvalidConfigError(
+                "--seed-choice chooses the warm start's seed trials, and --no-priors starts the "
+                "sweep cold, without any: leave out one of the two.")
+        warm = replace(DEFAULT_PRIORS, **choice)
     ds = load_dataset(dataset_name, args)
     result = sweep(ds, args, args.preset, warm_start=warm, spec=spec,
                    name=args.name or _experiment_sweep_name(args, ds.name))
@@ -282,11 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "datasets' best configurations (default); pmf, trials picked one at a "
                         "time by expected improvement over a factorised configurations x "
                         "datasets matrix (turns the warm start on; docs/warm-start.md)")
-    p.add_argument("--seed-choice", choices=("anytime", "rank"), default="anytime",
-                   help="what the knn store seeds are chosen for: anytime, the ones that keep "
-                        "the nearest datasets' regret lowest from the start, by their learning "
-                        "curves and times (default); rank, the best mean rank at the top budget "
-                        "(turns the warm start on; docs/warm-start.md)")
+    p.add_argument("--seed-choice", choices=("anytime", "rank"), default=None,
+                   help="how the warm start's store seeds are chosen, the default sweep's or "
+                        "--warm-start's: anytime, the ones that keep the nearest datasets' "
+                        "regret lowest from the start, by their learning curves and times "
+                        "(default); rank, the best mean rank at the top budget "
+                        "(docs/warm-start.md)")
     p.set_defaults(func=cmd_bohb)
 
     p = sub.add_parser("show", help="print the table of a finished sweep")

@@ -368,7 +368,8 @@ def plan_from(target: TargetInfo, spec, warm: WarmStart, budgets: Sequence[int],
               evidence: Evidence) -> WarmStartPlan:
     """Seeds and priors for a sweep of ``spec`` on ``target`` from ``evidence`` (no files
     read, nothing trained): the ``k`` best-ranked portfolio entries, then ``num_seeds``
-    configurations of the ``k`` datasets nearest to the target (:func:`seed_portfolio`);
+    configurations of the ``k`` datasets nearest to the target (:func:`anytime_portfolio`, or
+    :func:`seed_portfolio` with ``seed_choice="rank"``; PMF's picks with ``method="pmf"``);
     priors from those datasets' results at ``budgets``. Empty evidence gives an empty plan (a
     cold sweep), with a warning when the warm start is strict."""
     plan = WarmStartPlan(notes=list(evidence.notes))
@@ -688,22 +689,25 @@ def anytime_portfolio(frame: pd.DataFrame, n: int, datasets: Sequence[str],
     Each dataset's learning curves say when a configuration reports what: its results in order
     of ``seconds`` (the time to reach that budget from scratch; the budget itself where a
     dataset lacks times). Regret is normalised per dataset (0: its best result at its top
-    budget, 1: their median) and averaged over ``window`` times the median time to the top
+    budget, 1: the median configuration's result at its furthest budget) and averaged over ``window`` times the median time to the top
     budget. Each step takes the configuration that lowers the mean regret area most, given the
     ones taken (a dataset where it never ran gains nothing from it), and starts over among the
     rest once none lowers it; a configuration that broke off somewhere (status ``FAILED`` or
-    ``ERROR``) is no seed while others are left. Unlike the mean-rank
+    ``ERROR``) is picked only once the others are taken. Unlike the mean-rank
     portfolio (:func:`seed_portfolio`) it values a configuration good early as well as good
     last. One row per pick: its best result at the furthest budget, on the dataset where that
     ranks best (with ``why``).
     """
-    datasets = [d for d in datasets if d in set(frame["dataset"])]
-    if frame.empty or n == 0 or not datasets:
+    if frame.empty or n == 0:
         return []
     frame = frame[frame["dataset"].isin(datasets)]
-    frame = frame.assign(key=_config_keys(frame), near=frame["dataset"].map(datasets.index))
+    frame = frame.assign(key=_config_keys(frame))
     broke = set(frame["key"][frame["status"].isin(BROKE)]) if "status" in frame else set()
     frame = frame[frame["val_acc"].notna()]
+    datasets = [d for d in datasets if d in set(frame["dataset"])]
+    if frame.empty or not datasets:
+        return []
+    frame = frame.assign(near=frame["dataset"].map(datasets.index))
     # tie order: the configurations best on the nearest dataset first
     order = frame.sort_values(["near", "budget", "val_acc"], ascending=[True, False, False])
     keys = pd.Index(order["key"].drop_duplicates())
@@ -723,9 +727,11 @@ def anytime_portfolio(frame: pd.DataFrame, n: int, datasets: Sequence[str],
 
     nothing = [np.full(v.shape[1], -np.inf) for _, v, _, _ in curves]
     incumbent, so_far = nothing, np.inf
-    free = ~keys.isin(broke) if not keys.isin(broke).all() else np.ones(len(keys), dtype=bool)
-    picks = []
-    while len(picks) < n and free.any():
+    held = keys.isin(broke)  # broken off somewhere: a seed only once the others are taken
+    free, picks = ~held, []
+    while len(picks) < n and (free.any() or held.any()):
+        if not free.any():
+            free, held = held, np.zeros(len(keys), dtype=bool)
         area = areas(incumbent)
         if not (area[free] < so_far - 1e-12).any():  # nothing gains: start over among the rest
             incumbent, area = nothing, areas(nothing)
@@ -746,12 +752,15 @@ def _anytime_curves(rows: pd.DataFrame, keys: pd.Index, window: float, points: i
                     ) -> tuple[np.ndarray, np.ndarray, float, float]:
     """One dataset's curves: the positions in ``keys`` of the configurations it ran (sorted),
     their best result so far at ``points`` times over ``window`` times its median time to the
-    top budget (rows; -inf before the first), its best and (best - median) at the top budget."""
+    top budget (rows; -inf before the first), its best result at the top budget and that best
+    minus the median configuration's result at its furthest budget (in a HyperBand sweep few
+    reach the top: their median alone would leave no scale)."""
     seconds = rows["seconds"] if "seconds" in rows else pd.Series(np.nan, index=rows.index)
     clock = (seconds if seconds.notna().all() and (seconds > 0).all() else rows["budget"])
     clock = clock.astype(float).to_numpy()
     top = rows["budget"].to_numpy() == rows["budget"].max()
-    best, median = rows["val_acc"][top].max(), rows["val_acc"][top].median()
+    furthest = rows.sort_values(["budget", "val_acc"]).drop_duplicates("key", keep="last")
+    best, median = rows["val_acc"][top].max(), furthest["val_acc"].median()
     times = np.linspace(0, window * float(np.median(clock[top])), points + 1)[1:]
     ran, index = np.unique(keys.get_indexer(rows["key"]), return_inverse=True)
     sort = np.lexsort((clock, index))

@@ -231,8 +231,10 @@ class LearningCurveTable:
         entries = {d["name"]: d for d in self.manifest.datasets}
         frame = self._frame.sort_values(["dataset", "config_id", "epoch"])
         # seconds as the store means them: the time to reach that budget from scratch
-        frame = frame.assign(seconds=frame.groupby(["dataset", "config_id"])["epoch_seconds"]
-                             .cumsum())
+        groups = [frame["dataset"], frame["config_id"]]
+        gap = frame["epoch_seconds"].isna().groupby(groups).cummax()  # unknown from a gap on
+        frame = frame.assign(seconds=frame["epoch_seconds"].fillna(0).groupby(groups).cumsum()
+                             .mask(gap))
         for name in names:
             done = frame[(frame["dataset"] == name) & frame["val_acc"].notna()]
             results = [{"config": self.manifest.configs[r.config_id], "budget": float(r.epoch),

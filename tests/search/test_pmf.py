@@ -233,6 +233,12 @@ def test_bad_pmf_settings_are_refused_with_what_to_do(tmp_path, capsys):
     code = main(["bohb", "--dataset", "glyphs-digits", "--warm-method", "pmf", "--num-seeds",
                  "-1", "--storage", str(tmp_path)])
     assert code == 2 and "--num-seeds must be a whole number >= 0" in capsys.readouterr().err
+    code = main(["bohb", "--dataset", "glyphs-digits", "--warm-method", "pmf", "--seed-choice",
+                 "rank", "--storage", str(tmp_path)])
+    assert code == 2 and "leave out one of the two" in capsys.readouterr().err
+    code = main(["bohb", "--dataset", "glyphs-digits", "--no-priors", "--seed-choice", "rank",
+                 "--storage", str(tmp_path)])
+    assert code == 2 and "--no-priors starts the sweep cold" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # refused before anything ran
 
 
@@ -251,8 +257,17 @@ def test_the_cli_option_turns_the_pmf_warm_start_on(monkeypatch, tmp_path):
                      "--num-seeds", "6", "--storage", str(tmp_path)]) == 2
     assert seen["warm"].method == "pmf" and seen["warm"].num_seeds == 6
     assert seen["warm"].seed_choice == "anytime"
+    # --seed-choice alone: the default sweep's warm start (not strict, not the target's own
+    # results), its seeds chosen so
+    from dataclasses import replace
+
+    from automl_chars.search.warmstart import DEFAULT_PRIORS
+
     assert cli.main(["bohb", "--dataset", "glyphs-digits", "--seed-choice", "rank",
                      "--storage", str(tmp_path)]) == 2
-    assert seen["warm"].method == "knn" and seen["warm"].seed_choice == "rank"
+    assert seen["warm"] == replace(DEFAULT_PRIORS, seed_choice="rank")
+    assert cli.main(["bohb", "--dataset", "glyphs-digits", "--store", str(tmp_path / "st"),
+                     "--seed-choice", "rank", "--storage", str(tmp_path)]) == 2
+    assert seen["warm"].strict and seen["warm"].seed_choice == "rank"
     assert cli.main(["bohb", "--dataset", "glyphs-digits", "--storage", str(tmp_path)]) == 2
     assert seen["warm"] is None  # no warm-start option: the default sweep

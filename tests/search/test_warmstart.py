@@ -221,7 +221,9 @@ def _reference_anytime(frame: pd.DataFrame, n: int, datasets: list[str], window:
             for d in datasets:
                 rows = frame[frame["dataset"] == d]
                 top = rows[rows["budget"] == rows["budget"].max()]
-                best, median = top["val_acc"].max(), top["val_acc"].median()
+                last = [r[r["budget"] == r["budget"].max()]["val_acc"].max()
+                        for _, r in rows.groupby(rows["config"].map(lambda c: c["name"]))]
+                best, median = top["val_acc"].max(), float(np.median(last))
                 times = np.linspace(0, window * top["seconds"].median(), 201)[1:]
                 mine = rows[[c["name"] in members for c in rows["config"]]]
                 incumbent = [mine[mine["seconds"] <= t]["val_acc"].max() for t in times]
@@ -264,6 +266,33 @@ def test_the_anytime_portfolio_values_good_early_as_well_as_good_last():
     assert anytime_portfolio(frame, 0, ["a"]) == [] and anytime_portfolio(frame, 2, []) == []
     with pytest.raises(InvalidConfigError, match="seed_choice"):
         WarmStart(seed_choice="best")
+
+
+def test_the_anytime_portfolio_starts_over_holds_back_what_broke_and_scales_by_every_result():
+    """Once nothing lowers the regret (the best is taken) it starts over among the rest: the
+    configuration good early before the one a little better late (the tie order would take the
+    latter); a configuration that broke off comes last however good; a dataset where one result
+    lacks its time runs on budgets; in a HyperBand sweep, where one configuration reached the
+    top budget, regret is scaled by every configuration's furthest result."""
+    curves = {"best": [(1, 1.0, 0.90), (9, 9.0, 0.95)], "late": [(1, 10.0, 0.50), (9, 90.0, 0.94)],
+              "early": [(1, 1.0, 0.85), (9, 9.0, 0.90)],
+              **{f"low{i}": [(1, 1.0, 0.20), (9, 9.0, 0.30)] for i in range(4)},
+              "crash": [(1, 0.5, 0.96)]}
+    frame = _curves({"a": curves})
+    frame["status"] = np.where([c["name"] == "crash" for c in frame["config"]], "FAILED",
+                               "TERMINATED")
+    names = [p["config"]["name"] for p in anytime_portfolio(frame, 8, ["a"])]
+    assert names[:3] == ["best", "early", "late"] and names[-1] == "crash"
+    assert anytime_portfolio(frame[frame["status"] == "FAILED"], 1, ["a"])[0]["config"] == \
+        {"name": "crash"}  # nothing else left: it is a seed after all
+    gap = frame.copy()
+    gap.loc[gap.index[3], "seconds"] = np.nan
+    assert [p["config"]["name"] for p in anytime_portfolio(gap, 4, ["a"])] == \
+        [p["config"]["name"] for p in anytime_portfolio(frame.assign(seconds=np.nan), 4, ["a"])]
+    hyperband = _curves({"a": {"top": [(1, 1.0, 0.50), (9, 9.0, 0.90)], "fast": [(1, 1.0, 0.88)],
+                               "x": [(1, 2.0, 0.40)], "y": [(1, 5.0, 0.30)]}})
+    first = anytime_portfolio(hyperband, 1, ["a"])[0]
+    assert first["config"] == {"name": "fast"} and first["budget"] == 1
 
 
 def test_an_empty_portfolio_and_store_is_a_cold_sweep_with_a_warning(glyph_root, tmp_path):
