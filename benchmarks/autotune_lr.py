@@ -58,9 +58,10 @@ def parse(argv=None) -> argparse.Namespace:
     return args
 
 
-def equal_preset(preset: str, autotune_s: float, search_s: float) -> str:
-    """``preset`` with the fewest iterations (at least its own) whose planned budget is at
-    least its own times ``autotune_s / search_s``: searching the rate for AutotuneLR's time."""
+def equal_preset(preset: str, autotune_s: float, search_s: float, cap: int = 20) -> str:
+    """``preset`` with the fewest iterations (at least its own, at most ``cap`` times its own)
+    whose planned budget is at least its own times ``autotune_s / search_s``: searching the
+    rate for AutotuneLR's time."""
     from automl_chars.search.presets import BOHBPreset
 
     base = BOHBPreset.parse(preset)
@@ -68,7 +69,7 @@ def equal_preset(preset: str, autotune_s: float, search_s: float) -> str:
     iterations = base.iterations
     while BOHBPreset(base.eta, base.min_budget, base.max_budget, iterations).planned_budget() \
             < want:
-        if iterations >= 20 * base.iterations:
+        if iterations >= cap * base.iterations:
             print(f"search_equal: capped at {iterations} iterations, short of "
                   f"{autotune_s / max(search_s, 1e-9):.1f}x the base preset's budget",
                   file=sys.stderr)
@@ -128,7 +129,7 @@ def main(argv=None) -> int:
         for seed in args.seeds:
             pair = {v: run(ds, args, seed, v, storage) for v in ("autotune", "search")}
             preset = equal_preset(args.preset, pair["autotune"]["trial_s"],
-                                  pair["search"]["trial_s"])
+                                  pair["search"]["trial_s"], cap=2 if args.smoke else 20)
             pair["search_equal"] = run(ds, args, seed, "search_equal", storage, preset)
             rows += [{"variant": v, **row} for v, row in pair.items()]
     table = pd.DataFrame(rows)

@@ -199,3 +199,4 @@ def test_autotune_lr_searches_the_rate_for_as_long_as_autotune_trained():
     assert module.equal_preset("3_1_9_3", 50.0, 100.0) == "3_1_9_3"
     # 75 units x 2.5 = 187.5: 7 iterations plan 171, 8 plan 198
     assert module.equal_preset("3_1_9_3", 250.0, 100.0) == "3_1_9_8"
+    assert module.equal_preset("3_1_9_3", 250.0, 100.0, cap=2) == "3_1_9_6"  # said on stderr
