@@ -179,7 +179,7 @@ SEED_CHOICES = ("anytime", "rank")
 #: configuration takes to reach its top budget (the seeds train to the top budget at once). 4
 #: gave the smallest regret area of 1, 2 and 4 on the glyph domains, left out one at a time.
 ANYTIME_WINDOW = 4.0
-#: Statuses of a configuration that broke off (diverged, crashed): no seed while others are left.
+#: Statuses of a configuration that broke off (diverged, crashed): a seed only once others are taken.
 BROKE = ("FAILED", "ERROR")
 
 
@@ -689,8 +689,8 @@ def anytime_portfolio(frame: pd.DataFrame, n: int, datasets: Sequence[str],
     Each dataset's learning curves say when a configuration reports what: its results in order
     of ``seconds`` (the time to reach that budget from scratch; the budget itself where a
     dataset lacks times). Regret is normalised per dataset (0: its best result at its top
-    budget, 1: the median configuration's result at its furthest budget) and averaged over ``window`` times the median time to the top
-    budget. Each step takes the configuration that lowers the mean regret area most, given the
+    budget, 1: the median configuration's result at its furthest budget) and averaged over
+    ``window`` times the median time to the top budget. Each step takes the configuration that lowers the mean regret area most, given the
     ones taken (a dataset where it never ran gains nothing from it), and starts over among the
     rest once none lowers it; a configuration that broke off somewhere (status ``FAILED`` or
     ``ERROR``) is picked only once the others are taken. Unlike the mean-rank
