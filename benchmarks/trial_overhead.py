@@ -116,6 +116,9 @@ class Variant:
     poll_s: float | None = None  # cap on the controller's ray.wait timeout per event
     sync_period: float | None = None  # SyncConfig(sync_period=...)
     keep_starting: bool = False  # see keep_starting_actors()
+    #: run_bohb's end of a run: actors still starting are killed, not waited for
+    #: (``ray_compat.starting_actors_killed_at_end``)
+    kill_starting: bool = True
 
 
 VARIANTS: dict[str, dict] = {
@@ -155,6 +158,9 @@ VARIANTS: dict[str, dict] = {
                                "with TUNE_MAX_PENDING_TRIALS_PG=2 so another trial takes the "
                                "cached actor", keep_starting=True,
                           env={"TUNE_MAX_PENDING_TRIALS_PG": "2"}),
+    "wait-starting": dict(help="Tune's own end of a run: an actor still starting is stopped "
+                               "gracefully, i.e. waited for (up to 10 s), not killed",
+                          kill_starting=False),
     "small-result": dict(help="trainable reports only val_acc and val_loss",
                          trainable="small-result"),
     "tiny-save": dict(help="trainable's checkpoint is a 1-byte file instead of torch.save",
@@ -513,6 +519,13 @@ def keep_starting_actors(enabled: bool):
         TuneController._maybe_reuse_cached_actor = original
 
 
+def killed_at_end(enabled: bool):
+    """run_bohb's workaround for actors still starting when a run ends (see ``ray_compat``)."""
+    from automl_chars.ray_compat import starting_actors_killed_at_end
+
+    return starting_actors_killed_at_end() if enabled else contextlib.nullcontext()
+
+
 def run_sweep(dataset, trials: int, reuse: bool, storage: str, slots: int, v: Variant,
               gpus_per_trial: float = 0.0, iterations: int = 1, name: str | None = None,
               breakdown: str | None = None, mode: str = "tuner") -> dict:
@@ -591,8 +604,8 @@ def run_sweep(dataset, trials: int, reuse: bool, storage: str, slots: int, v: Va
         run_config=run_config,
     )
     with environment({**(RUN_BOHB_ENV if v.run_bohb_env else {}), **v.env}), capped_poll(v.poll_s), \
-            keep_starting_actors(v.keep_starting), contextlib.redirect_stdout(io.StringIO()), \
-            timer, CpuSampler() as cpu:
+            keep_starting_actors(v.keep_starting), killed_at_end(v.kill_starting), \
+            contextlib.redirect_stdout(io.StringIO()), timer, CpuSampler() as cpu:
         start = time.perf_counter()
         grid = tuner.fit()
         wall = time.perf_counter() - start

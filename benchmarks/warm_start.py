@@ -35,6 +35,7 @@ seeds of cold seconds / default seconds (goal: >= 4, final accuracy no worse)::
     python benchmarks/warm_start.py --storage DIR    # again: finished sweeps are reused
     python benchmarks/warm_start.py --variants cold,default --storage DIR   # no past sweeps needed
     python benchmarks/warm_start.py --targets glyphs-greek --seeds 1 --space small
+    python benchmarks/warm_start.py --report --storage DIR   # the table so far, nothing run
     python benchmarks/warm_start.py --smoke          # 2 domains, 1 target, 1 seed (the tests')
 """
 
@@ -78,8 +79,13 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--root", default=None, help="data folder ($AUTOML_CHARS_DATA by default)")
     p.add_argument("--variants", default=",".join(VARIANTS),
                    help=f"comma-separated, cold first (default: all of {', '.join(VARIANTS)})")
+    p.add_argument("--report", action="store_true",
+                   help="read-only: the table of the sweeps --storage already holds (each target "
+                        "with its cold sweeps, each seed with all --variants), nothing is run")
     p.add_argument("--smoke", action="store_true", help="tiny run for the test suite")
     args = p.parse_args(argv)
+    if args.report and not args.storage:
+        p.error("--report reads the sweeps of --storage DIR: give the folder of a previous run")
     args.variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
     if args.smoke:
         args.variants = SMOKE["variants"]
@@ -254,46 +260,83 @@ def main(argv=None) -> int:
     root = Path(args.storage or tempfile.mkdtemp(prefix="warm_start_bench-")).resolve()
     setting = f"{args.preset}-{args.space}-n{args.samples_per_class}-k{args.k}-p{args.past_seed}"
     root = root / setting  # sweeps are kept per setting
+    if args.report:
+        rows = collect(root, targets, args, top, run=None)
+        if not rows:
+            raise SystemExit(f"--report: no target in {root} has its cold sweeps and "
+                             f"{','.join(args.variants)} for a seed yet; run without --report")
+        report(pd.DataFrame(rows), args, top, ray_start(root), float("nan"))
+        return 0
     domains = {n: data.load(n, root=args.root, samples_per_class=args.samples_per_class)
                for n in names}
-    t_ray = time.time()
+    t_ray, joined = time.time(), ray.is_initialized()
     with local_ray(num_cpus=2, logging_config=ray.LoggingConfig(log_level="WARNING")):
         ray_start_s = time.time() - t_ray  # 0 when joining a running Ray (the test suite's)
+        if not joined:  # a Ray of its own: what --report prints
+            root.mkdir(parents=True, exist_ok=True)
+            (root / "ray_start.json").write_text(json.dumps({"ray_start_s": ray_start_s}))
         t_all = time.time()
         # the past sweeps feed the warm and pte variants' stores only
         stores = (past_stores(domains, targets, args, root) if {"warm", "pte"} & set(args.variants)
                   else dict.fromkeys(targets))
-        rows = []
-        for target in targets:
-            runs = {}
-            for seed in range(args.seeds):
-                # The order rotates with the seed, so a load trend does not favour one variant.
-                variants = args.variants
-                order = variants[seed % len(variants):] + variants[: seed % len(variants)]
-                for v in order:
-                    runs[v, seed] = saved_run(
-                        root / "measured" / f"{v}-{target}-s{seed}",
-                        partial(run_sweep, v, domains[target], args, seed, stores[target], root))
-            goal = float(np.median([final_accuracy(runs["cold", s], top)
-                                    for s in range(args.seeds)]))
-            for seed in range(args.seeds):
-                row = {"target": target.removeprefix("glyphs-"), "seed": seed, "goal": goal}
-                for v in args.variants:
-                    run = runs[v, seed]
-                    row[f"{v}_s"], row[f"{v}_trials"], row[f"{v}_reached"] = reach(run, goal, top)
-                    row[f"{v}_test"], row[f"{v}_wall"] = run["test_acc"], run["wall_s"]
-                    row[f"{v}_model"], row[f"{v}_seeds"] = run["model_based"], run["seeds"]
-                rows.append(row)
-                log(f"{target} seed {seed}: goal {goal:.3f}; " + ", ".join(
-                    f"{v} {row[f'{v}_s']:.1f}s/{row[f'{v}_trials']:.0f} trials "
-                    f"{'' if row[f'{v}_reached'] else '(never) '}test {row[f'{v}_test']:.3f}"
-                    for v in args.variants))
+
+        def run(v, target, seed):
+            return partial(run_sweep, v, domains[target], args, seed, stores[target], root)
+
+        rows = collect(root, targets, args, top, run)
         report(pd.DataFrame(rows), args, top, ray_start_s, time.time() - t_all)
     return 0
 
 
+def collect(root: Path, targets: list[str], args, top: int, run) -> list[dict]:
+    """One row per (target, seed): each variant's time to the goal, trials and test accuracy.
+    ``run(variant, target, seed)`` gives the sweep to run where ``root/measured`` lacks it; with
+    ``run=None`` (``--report``) only the kept sweeps count: a target without its cold sweeps and
+    a seed without every variant are left out."""
+    rows = []
+    for target in targets:
+        runs = {}
+        for seed in range(args.seeds):
+            # The order rotates with the seed, so a load trend does not favour one variant.
+            variants = args.variants
+            order = variants[seed % len(variants):] + variants[: seed % len(variants)]
+            for v in order:
+                folder = root / "measured" / f"{v}-{target}-s{seed}"
+                if run is not None:
+                    runs[v, seed] = saved_run(folder, run(v, target, seed))
+                elif (folder / "summary.json").exists():
+                    runs[v, seed] = saved_run(folder, None)
+        colds = [final_accuracy(runs["cold", s], top) for s in range(args.seeds)
+                 if ("cold", s) in runs]
+        if not colds:
+            continue
+        goal = float(np.median(colds))
+        for seed in range(args.seeds):
+            if any((v, seed) not in runs for v in args.variants):
+                continue
+            row = {"target": target.removeprefix("glyphs-"), "seed": seed, "goal": goal,
+                   "colds": len(colds)}
+            for v in args.variants:
+                r = runs[v, seed]
+                row[f"{v}_s"], row[f"{v}_trials"], row[f"{v}_reached"] = reach(r, goal, top)
+                row[f"{v}_test"], row[f"{v}_wall"] = r["test_acc"], r["wall_s"]
+                row[f"{v}_model"], row[f"{v}_seeds"] = r["model_based"], r["seeds"]
+            rows.append(row)
+            log(f"{target} seed {seed}: goal {goal:.3f}; " + ", ".join(
+                f"{v} {row[f'{v}_s']:.1f}s/{row[f'{v}_trials']:.0f} trials "
+                f"{'' if row[f'{v}_reached'] else '(never) '}test {row[f'{v}_test']:.3f}"
+                for v in args.variants))
+    return rows
+
+
+def ray_start(root: Path) -> float:
+    """Ray's start-up as the last run of this script on ``root`` measured it (nan if never)."""
+    f = root / "ray_start.json"
+    return float(json.loads(f.read_text())["ray_start_s"]) if f.exists() else float("nan")
+
+
 def report(frame: pd.DataFrame, args, top: int, ray_start_s: float, total_s: float) -> None:
-    cols = ["target", "seed", "goal", *[f"{v}_s" for v in args.variants],
+    cols = ["target", "seed", "goal", "colds", *[f"{v}_s" for v in args.variants],
             *[f"{v}_trials" for v in args.variants], *[f"{v}_test" for v in args.variants],
             *[f"{v}_seeds" for v in args.variants if v in ("default", "warm")]]
     with pd.option_context("display.width", 250, "display.max_columns", 30):
@@ -301,8 +344,9 @@ def report(frame: pd.DataFrame, args, top: int, ray_start_s: float, total_s: flo
     print()
     print(f"preset {args.preset}, {args.space} space, {args.samples_per_class} images per class, "
           f"k {args.k}; goal = median of the target's cold sweeps' best val_acc at the top budget "
-          f"({top}); seconds from the run_bohb call (unreached: the sweep's end); Ray's start "
-          f"{ray_start_s:.1f}s; total {total_s:.0f}s")
+          f"({top}, colds: how many); seconds from the run_bohb call (unreached: the sweep's end); "
+          f"Ray's start {ray_start_s:.1f}s; "
+          + (f"total {total_s:.0f}s" if np.isfinite(total_s) else "read back (--report)"))
     figures = {"targets": frame["target"].nunique(), "runs": len(frame),
                "ray_start_s": ray_start_s}
     for v in args.variants:

@@ -63,8 +63,12 @@ TIMEOUT_S = 300
 SUBPROCESS = {"trial_overhead.py"}
 
 
-def run_in_process(script: str, capsys) -> str:
-    """``main(["--smoke"])`` of ``script`` in this process; what a benchmark may change for the
+#: Benchmarks that keep their runs in ``--storage`` and can read them back (``--report``).
+REPORTS = {"warm_start.py"}
+
+
+def run_in_process(script: str, capsys, args: tuple[str, ...] = ("--smoke",)) -> str:
+    """``main(args)`` of ``script`` in this process; what a benchmark may change for the
     process (environment, torch's threads, the global random generators) is restored after."""
     import random
 
@@ -77,7 +81,7 @@ def run_in_process(script: str, capsys) -> str:
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-        code = module.main(["--smoke"])
+        code = module.main(list(args))
     finally:
         os.environ.clear()
         os.environ.update(env)
@@ -114,8 +118,10 @@ def test_the_benchmarks_with_smoke_runs():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("script", SMOKE_SCRIPTS)
-def test_smoke_run(script, ray_session, capsys):
-    out = run_smoke(script) if script in SUBPROCESS else run_in_process(script, capsys)
+def test_smoke_run(script, ray_session, capsys, tmp_path):
+    stored = ("--storage", str(tmp_path)) if script in REPORTS else ()
+    out = run_smoke(script) if script in SUBPROCESS else run_in_process(script, capsys,
+                                                                        ("--smoke", *stored))
     for name in FIGURES.get(script, ("ratio",)):
         assert math.isfinite(figure(out, name)), out
     assert out.rstrip().splitlines()[-1].startswith("ratio: "), f"ratio must be the last line:\n{out}"
@@ -123,6 +129,10 @@ def test_smoke_run(script, ray_session, capsys):
         assert -1 <= figure(out, "ratio") <= 1, out
     else:
         assert figure(out, "ratio") > 0, out
+    if script in REPORTS:  # read back, nothing run: the same figures
+        again = run_in_process(script, capsys, ("--smoke", "--report", *stored))
+        assert figure(again, "ratio") == figure(out, "ratio"), again
+        assert figure(again, "default_test_acc") == figure(out, "default_test_acc"), again
     if script == "gpu_packing.py":
         assert "trials/hour" in out, out
     if script == "supernet_ranking.py":  # the smoke trains a stratified sample standalone
@@ -200,3 +210,16 @@ def test_autotune_lr_searches_the_rate_for_as_long_as_autotune_trained():
     # 75 units x 2.5 = 187.5: 7 iterations plan 171, 8 plan 198
     assert module.equal_preset("3_1_9_3", 250.0, 100.0) == "3_1_9_8"
     assert module.equal_preset("3_1_9_3", 250.0, 100.0, cap=2) == "3_1_9_6"  # said on stderr
+
+
+def test_warm_start_report_needs_the_folder_of_a_previous_run(tmp_path, capsys):
+    """``warm_start.py --report`` reads kept sweeps only: without ``--storage``, or with a folder
+    that holds none, it says what to give and runs nothing."""
+    spec = importlib.util.spec_from_file_location("warm_start", BENCHMARKS / "warm_start.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit):
+        module.main(["--report"])
+    assert "--report reads the sweeps of --storage" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="--report: no target"):
+        module.main(["--report", "--storage", str(tmp_path)])

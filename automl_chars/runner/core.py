@@ -45,6 +45,7 @@ from automl_chars.ray_compat import (
     atomic_local_uploads,
     remove_partial_uploads,
     restored_run_config,
+    starting_actors_killed_at_end,
     trial_statuses,
 )
 from automl_chars.runner.interrupts import TUNE_ENV, InterruptGuard
@@ -134,7 +135,7 @@ def fit_to_the_end(tuner: tune.Tuner, exp_dir: Path, num_trials: int, verbose: i
     remove_partial_uploads(exp_dir)  # left by a driver killed mid-copy
     try:
         with guard, environment(_tune_environment(verbose)), atomic_local_uploads(), \
-                live_lines_stopped():
+                starting_actors_killed_at_end(), live_lines_stopped():
             grid = tuner.fit()
     except KeyboardInterrupt:  # a second Ctrl-C: Tune's last saved state is what resumes
         raise _interrupted(exp_dir, guard) from None
