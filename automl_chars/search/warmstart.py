@@ -690,12 +690,12 @@ def anytime_portfolio(frame: pd.DataFrame, n: int, datasets: Sequence[str],
     of ``seconds`` (the time to reach that budget from scratch; the budget itself where a
     dataset lacks times). Regret is normalised per dataset (0: its best result at its top
     budget, 1: the median configuration's result at its furthest budget) and averaged over
-    ``window`` times the median time to the top budget. Each step takes the configuration that lowers the mean regret area most, given the
-    ones taken (a dataset where it never ran gains nothing from it), and starts over among the
-    rest once none lowers it; a configuration that broke off somewhere (status ``FAILED`` or
-    ``ERROR``) is picked only once the others are taken. Unlike the mean-rank
-    portfolio (:func:`seed_portfolio`) it values a configuration good early as well as good
-    last. One row per pick: its best result at the furthest budget, on the dataset where that
+    ``window`` times the median time to the top budget. Each step takes the configuration that
+    lowers the mean regret area most, given the ones taken (a dataset where it never ran gains
+    nothing from it), and starts over among the rest once none lowers it; a configuration that
+    broke off somewhere (status ``FAILED`` or ``ERROR``) is picked only once the others are
+    taken. Unlike the mean-rank portfolio (:func:`seed_portfolio`) it values a configuration
+    good early as well as good last. One row per pick: its best result at the furthest budget, on the dataset where that
     ranks best (with ``why``).
     """
     if frame.empty or n == 0:
